@@ -1,0 +1,43 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+
+.PHONY: run test lint install install-dev clean
+
+# Reinstall when pyproject.toml changes; the stamp files record what was installed.
+$(VENV)/.stamp-run: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.stamp-run
+
+install: $(VENV)/.stamp-run
+install-dev: $(VENV)/.stamp-dev
+
+# A local studio on SQLite with the local engine: web server and django-q2 cluster together.
+# Fetching from 127.0.0.1 is allowed here so the demo's sample photos can be pasted.
+run: install
+	DEBUG=1 $(PY) manage.py migrate --no-input
+	DEBUG=1 $(PY) manage.py demo_workspace
+	DEBUG=1 FETCH_ALLOW_PRIVATE_HOSTS=$${FETCH_ALLOW_PRIVATE_HOSTS:-127.0.0.1,localhost} \
+		$(PY) manage.py runstudio 127.0.0.1:8000
+
+lint: install-dev
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	DEBUG=1 $(BIN)/mypy .
+
+# pytest exits 5 when it collects no test; that is not a failure of the suite.
+test: install-dev lint
+	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
+
+clean:
+	rm -rf $(VENV) productstudio.sqlite3* media staticfiles .mypy_cache .pytest_cache .ruff_cache

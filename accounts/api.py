@@ -1,0 +1,45 @@
+"""REST API authentication: a workspace's API key as `Authorization: Bearer <key>`."""
+
+from typing import Any
+
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from accounts import services
+from accounts.models import ApiKey
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """Authenticates as the key's workspace; `request.auth` is the ApiKey."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        scheme, _, raw_key = header.partition(" ")
+        if scheme.lower() != self.keyword.lower() or not raw_key.strip():
+            return None
+        key = services.api_key_authenticate(raw_key=raw_key.strip())
+        if key is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        return (ApiKeyUser(key), key)
+
+    def authenticate_header(self, request: Request) -> str:
+        return self.keyword
+
+
+class ApiKeyUser:
+    """The caller behind an API key: authenticated, but not a person."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    pk = None
+
+    def __init__(self, key: ApiKey) -> None:
+        self.key = key
+        self.tenant = key.tenant
+
+    def __str__(self) -> str:
+        return f"API key {self.key.prefix}"

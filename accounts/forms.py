@@ -1,0 +1,59 @@
+"""Forms of the account pages."""
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import password_validation
+from django.contrib.auth.forms import AuthenticationForm
+
+from accounts.models import Role
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    username = forms.EmailField(
+        label="Email", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+    )
+
+
+class PasswordField(forms.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+        kwargs.setdefault("strip", False)
+        super().__init__(**kwargs)
+
+
+class SignupForm(forms.Form):
+    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    name = forms.CharField(label="Your name", max_length=150, required=False)
+    workspace_name = forms.CharField(
+        label="Shop or workspace name", max_length=100, help_text="You can rename it later."
+    )
+    password = PasswordField(help_text=password_validation.password_validators_help_text_html())
+
+    def clean_password(self) -> str:
+        password: str = self.cleaned_data["password"]
+        password_validation.validate_password(password)
+        return password
+
+
+class InvitationSignupForm(forms.Form):
+    name = forms.CharField(label="Your name", max_length=150, required=False)
+    password = PasswordField(help_text=password_validation.password_validators_help_text_html())
+
+    def clean_password(self) -> str:
+        password: str = self.cleaned_data["password"]
+        password_validation.validate_password(password)
+        return password
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField()
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class WorkspaceForm(forms.Form):
+    name = forms.CharField(label="Workspace name", max_length=100)

@@ -1,0 +1,52 @@
+"""`manage.py create_tenant`: a workspace and its owner, for scripts and CI."""
+
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from accounts import services
+from accounts.models import User
+
+
+class Command(BaseCommand):
+    help = (
+        "Create a workspace and its owner. With --api-key, also create an API key and "
+        "print it, alone, as the last line."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--name", required=True, help="Workspace name.")
+        parser.add_argument("--owner", required=True, help="Owner's email (created if new).")
+        parser.add_argument("--password", help="Password for a new owner (default: unusable).")
+        parser.add_argument(
+            "--credits", type=int, default=0, help="Credits to grant the new workspace."
+        )
+        parser.add_argument("--api-key", action="store_true", help="Create and print an API key.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["credits"] < 0:
+            raise CommandError("--credits: must be zero or more.")
+        email = options["owner"].strip().lower()
+        with transaction.atomic():
+            owner = User.objects.filter(email__iexact=email).first()
+            if owner is None:
+                owner = User.objects.create_user(email=email, password=options["password"])
+                self.stdout.write(f"Created user {owner.email}")
+            elif options["password"]:
+                raise CommandError(f"--password: {email} exists already; its password is kept.")
+            try:
+                tenant = services.tenant_create(name=options["name"], owner=owner)
+            except services.AccountError as e:
+                raise CommandError(e.message) from e
+            self.stdout.write(f"Created workspace {tenant.name} ({tenant.slug})")
+            if options["credits"]:
+                # Accepted now so scripts keep working; the credit ledger is not built yet.
+                self.stderr.write(f"--credits {options['credits']}: not granted, no ledger yet.")
+            secret = None
+            if options["api_key"]:
+                secret = services.api_key_create(tenant=tenant, name="create_tenant").secret
+        if secret is not None:
+            self.stdout.write("API key (shown once):")
+            self.stdout.write(secret)

@@ -1,0 +1,202 @@
+"""Account pages: sign-up, invitations, the team page and workspace switching."""
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from accounts import services
+from accounts.decorators import workspace_view
+from accounts.forms import InvitationSignupForm, InviteForm, RoleForm, SignupForm, WorkspaceForm
+from accounts.models import Invitation, Membership, User
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """Send a signed-in user to the workspace they last used."""
+    if not request.user.is_authenticated:
+        return redirect("login")
+    memberships = Membership.objects.filter(user_id=request.user.pk).select_related("tenant")
+    last = request.session.get("workspace")
+    membership = memberships.filter(tenant__slug=last).first() or memberships.first()
+    if membership is None:
+        return redirect("workspace_create")
+    return redirect("dashboard", workspace=membership.tenant.slug)
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("home")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.user_signup(
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password"],
+                workspace_name=form.cleaned_data["workspace_name"],
+                name=form.cleaned_data["name"],
+            )
+        except services.AccountError as e:
+            form.add_error("email" if e.code == "email_taken" else None, e.message)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, "Welcome to ProductStudio! Your workspace is ready.")
+            return redirect("home")
+    return render(request, "accounts/signup.html", {"form": form})
+
+
+@login_required
+def workspace_create(request: HttpRequest) -> HttpResponse:
+    form = WorkspaceForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        assert request.user.is_authenticated  # narrows the type; login_required ensures it
+        tenant = services.tenant_create(name=form.cleaned_data["name"], owner=request.user)
+        return redirect("dashboard", workspace=tenant.slug)
+    return render(request, "accounts/workspace_create.html", {"form": form})
+
+
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """The link of an invitation email: adds a signed-in user, or signs a new one up."""
+    try:
+        invitation = services.invitation_lookup(token=token)
+    except services.AccountError as e:
+        return render(request, "accounts/invitation_invalid.html", {"error": e.message}, status=404)
+
+    if request.user.is_authenticated:
+        if request.method == "POST":
+            try:
+                services.invitation_accept(token=token, user=request.user)
+            except services.AccountError as e:
+                return render(
+                    request, "accounts/invitation_invalid.html", {"error": e.message}, status=404
+                )
+            messages.success(request, f"You joined {invitation.tenant.name}.")
+            return redirect("dashboard", workspace=invitation.tenant.slug)
+        return render(request, "accounts/invitation_accept.html", {"invitation": invitation})
+
+    if User.objects.filter(email__iexact=invitation.email).exists():
+        login_url = reverse("login") + "?next=" + request.path
+        return render(
+            request,
+            "accounts/invitation_accept.html",
+            {"invitation": invitation, "login_url": login_url},
+        )
+
+    form = InvitationSignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.invitation_signup(
+                token=token, password=form.cleaned_data["password"], name=form.cleaned_data["name"]
+            )
+        except services.AccountError as e:
+            form.add_error(None, e.message)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, f"Welcome! You joined {invitation.tenant.name}.")
+            return redirect("dashboard", workspace=invitation.tenant.slug)
+    return render(
+        request, "accounts/invitation_signup.html", {"invitation": invitation, "form": form}
+    )
+
+
+@workspace_view
+def team(request: HttpRequest, membership: Membership) -> HttpResponse:
+    tenant = membership.tenant
+    members = Membership.objects.for_tenant(tenant).select_related("user").order_by("user__email")
+    invitations = Invitation.objects.for_tenant(tenant).pending()
+    return render(
+        request,
+        "accounts/team.html",
+        {
+            "members": members,
+            "invitations": invitations,
+            "invite_form": InviteForm(),
+            "role_choices": RoleForm.base_fields["role"].choices,  # type: ignore[attr-defined]
+        },
+    )
+
+
+def _team_redirect(membership: Membership) -> HttpResponse:
+    return redirect("team", workspace=membership.tenant.slug)
+
+
+@require_POST
+@workspace_view
+def team_invite(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form = InviteForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(request, f"{field}: {' '.join(str(e) for e in errors)}")
+        return _team_redirect(membership)
+    try:
+        services.invitation_create(
+            tenant=membership.tenant,
+            invited_by=membership.user,
+            email=form.cleaned_data["email"],
+            role=form.cleaned_data["role"],
+        )
+    except services.AccountError as e:
+        messages.error(request, e.message)
+    else:
+        messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+    return _team_redirect(membership)
+
+
+@require_POST
+@workspace_view
+def team_change_role(request: HttpRequest, membership: Membership, member_id: int) -> HttpResponse:
+    form = RoleForm(request.POST)
+    if form.is_valid():
+        try:
+            services.membership_change_role(
+                tenant=membership.tenant,
+                by=membership.user,
+                membership_id=_member_or_404(membership, member_id),
+                role=form.cleaned_data["role"],
+            )
+        except services.AccountError as e:
+            messages.error(request, e.message)
+        else:
+            messages.success(request, "Role changed.")
+    return _team_redirect(membership)
+
+
+@require_POST
+@workspace_view
+def team_remove(request: HttpRequest, membership: Membership, member_id: int) -> HttpResponse:
+    target_id = _member_or_404(membership, member_id)
+    try:
+        services.membership_remove(
+            tenant=membership.tenant, by=membership.user, membership_id=target_id
+        )
+    except services.AccountError as e:
+        messages.error(request, e.message)
+        return _team_redirect(membership)
+    if target_id == membership.pk:
+        messages.success(request, f"You left {membership.tenant.name}.")
+        return redirect("home")
+    messages.success(request, "Member removed.")
+    return _team_redirect(membership)
+
+
+@require_POST
+@workspace_view
+def team_revoke_invitation(
+    request: HttpRequest, membership: Membership, invitation_id: int
+) -> HttpResponse:
+    try:
+        services.invitation_revoke(
+            tenant=membership.tenant, by=membership.user, invitation_id=invitation_id
+        )
+    except services.AccountError as e:
+        messages.error(request, e.message)
+    else:
+        messages.success(request, "Invitation withdrawn.")
+    return _team_redirect(membership)
+
+
+def _member_or_404(membership: Membership, member_id: int) -> int:
+    target = get_object_or_404(Membership.objects.for_tenant(membership.tenant), pk=member_id)
+    return target.pk

@@ -1,0 +1,84 @@
+"""Operators' view of jobs and the gallery's assets."""
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from jobs import services
+from jobs.models import Asset, Job
+
+
+class AssetInline(admin.TabularInline):
+    model = Asset
+    extra = 0
+    fields = ("kind", "file", "width", "height", "format", "byte_size", "sha256", "created_at")
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "tenant",
+        "model",
+        "engine",
+        "status",
+        "error_code",
+        "created_by",
+        "created_at",
+        "completed_at",
+    ]
+    list_filter = ["status", "model", "engine", "tenant", "created_at"]
+    search_fields = ["id", "tenant__name", "tenant__slug", "created_by__email", "error_code"]
+    list_select_related = ["tenant", "created_by"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "id",
+        "tenant",
+        "created_by",
+        "input_asset",
+        "attempts",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "updated_at",
+    ]
+    inlines = [AssetInline]
+    actions = ["cancel_jobs"]
+
+    @admin.action(description="Cancel selected queued jobs")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        canceled = sum(services.job_cancel(job=job) for job in queryset)
+        self.message_user(request, f"{canceled} job(s) canceled.")
+
+
+@admin.register(Asset)
+class AssetAdmin(admin.ModelAdmin):
+    list_display = ["id", "preview", "tenant", "kind", "job", "width", "height", "format"]
+    list_filter = ["kind", "format", "tenant", "created_at"]
+    search_fields = ["id", "sha256", "tenant__name", "job__id", "original_name"]
+    list_select_related = ["tenant", "job"]
+    readonly_fields = [
+        "id",
+        "tenant",
+        "job",
+        "kind",
+        "file",
+        "width",
+        "height",
+        "format",
+        "byte_size",
+        "sha256",
+        "created_at",
+    ]
+
+    @admin.display(description="Preview")
+    def preview(self, obj: Asset) -> str:
+        return format_html(
+            '<img src="{}" style="height:48px" alt="">',
+            reverse("staff_asset_file", args=[obj.pk]),
+        )

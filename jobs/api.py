@@ -1,0 +1,77 @@
+"""A first, read-only slice of the REST API: a workspace's jobs.
+
+Authenticated by the workspace's API key; a session works too for a signed-in member,
+who sees the workspace the URL names.
+"""
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.api import ApiKeyUser
+from accounts.models import Tenant
+from jobs.models import Asset, Job
+
+
+class AssetSerializer(serializers.ModelSerializer[Asset]):
+    class Meta:
+        model = Asset
+        fields = ["id", "kind", "width", "height", "format", "byte_size", "sha256", "created_at"]
+
+
+class JobSerializer(serializers.ModelSerializer[Job]):
+    error = serializers.SerializerMethodField()
+    outputs = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "model",
+            "status",
+            "params",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "error",
+            "outputs",
+        ]
+
+    def get_error(self, job: Job) -> dict[str, str] | None:
+        if not job.error_code:
+            return None
+        return {"code": job.error_code, "message": job.error_message}
+
+    def get_outputs(self, job: Job) -> list[dict[str, Any]]:
+        outputs = [a for a in job.assets.all() if a.kind == "output"]
+        return AssetSerializer(outputs, many=True).data  # type: ignore[return-value]
+
+
+def _tenant(request: Request) -> Tenant:
+    if isinstance(request.user, ApiKeyUser):
+        return request.user.tenant
+    # A signed-in person uses the workspace they last opened in the portal.
+    slug = request.session.get("workspace") if hasattr(request, "session") else None
+    tenant = Tenant.objects.for_user(request.user).filter(slug=slug).first()  # type: ignore[arg-type]
+    if tenant is None:
+        raise NotFound("Open a workspace in the portal first, or use an API key.")
+    return tenant
+
+
+@api_view(["GET"])
+def jobs_list(request: Request) -> Response:
+    jobs = Job.objects.for_tenant(_tenant(request)).prefetch_related("assets")[:100]
+    return Response({"results": JobSerializer(jobs, many=True).data})
+
+
+@api_view(["GET"])
+def job_retrieve(request: Request, job_id: str) -> Response:
+    job = get_object_or_404(
+        Job.objects.for_tenant(_tenant(request)).prefetch_related("assets"), pk=job_id
+    )
+    return Response(JobSerializer(job).data)

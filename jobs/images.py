@@ -1,0 +1,219 @@
+"""Checks for image bytes, whether fetched from a URL or uploaded.
+
+Everything is decided from the bytes themselves, never from a file name or a
+``Content-Type`` header: a GIF renamed ``photo.jpg`` is still a GIF and is refused.
+
+Only JPEG, PNG and WebP are accepted. GIF is deliberately left out: product photos
+are not GIFs, animated GIFs would silently lose all but one frame, and the 256
+colour palette makes poor input for the image engines.
+
+Pillow is only ever allowed to parse the allowed formats, and the pixel count is
+checked from the header before any pixel is decoded, so a small file declaring a
+gigantic canvas (a decompression bomb) is refused without allocating it.
+
+Every failure is an :class:`ImageError` with a stable ``code`` and a ``message``
+that can be shown to a shop owner as is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "ALLOWED_FORMATS",
+    "ImageError",
+    "ImageInfo",
+    "inspect_image",
+    "open_image",
+]
+
+ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
+
+_ORIENTATION_TAG = 0x0112
+_SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})  # the ones that rotate by 90°
+
+# Formats we can name in an error message without asking Pillow to parse them.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"8BPS", "PSD"),
+    (b"%PDF", "PDF"),
+    (b"\x00\x00\x01\x00", "ICO"),
+)
+# ISO media "ftyp" brands, as iPhones and newer Android phones write them.
+_FTYP_BRANDS = {
+    b"heic": "HEIC",
+    b"heix": "HEIC",
+    b"hevc": "HEIC",
+    b"mif1": "HEIF",
+    b"avif": "AVIF",
+}
+_DISPLAY_NAMES = {"WEBP": "WebP"}
+
+
+class ImageError(Exception):
+    """The bytes are not an acceptable image; ``message`` is for the shop owner."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"ImageError({self.code!r}, {self.message!r})"
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What we learnt about an accepted image.
+
+    ``width`` and ``height`` are as displayed, i.e. after the EXIF orientation.
+    """
+
+    format: str
+    width: int
+    height: int
+    byte_size: int
+    sha256: str
+    mime_type: str
+
+
+def inspect_image(
+    data: bytes,
+    *,
+    max_pixels: int = 50_000_000,
+    allowed_formats: frozenset[str] = ALLOWED_FORMATS,
+) -> ImageInfo:
+    """Check that ``data`` is a complete image we accept and describe it.
+
+    Raises :class:`ImageError` with code ``empty``, ``not_an_image``,
+    ``format_not_allowed`` or ``too_many_pixels``.
+    """
+    with _opened(data, max_pixels, allowed_formats) as image:
+        image_format = _format_of(image)
+        width, height = image.size
+        if _orientation(image) in _SWAPPING_ORIENTATIONS:
+            width, height = height, width
+        _decode(image)
+    return ImageInfo(
+        format=image_format,
+        width=width,
+        height=height,
+        byte_size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        mime_type=Image.MIME.get(image_format, "application/octet-stream"),
+    )
+
+
+def open_image(data: bytes, *, max_pixels: int = 50_000_000) -> Image.Image:
+    """Open ``data`` with the same checks as :func:`inspect_image`, upright and loaded.
+
+    The EXIF orientation is applied, so the result looks as the photo was shot.
+    """
+    with _opened(data, max_pixels, ALLOWED_FORMATS) as image:
+        _decode(image)
+        try:
+            upright = ImageOps.exif_transpose(image)
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise _not_an_image() from exc
+        upright.load()
+        return upright
+
+
+@contextmanager
+def _opened(data: bytes, max_pixels: int, allowed_formats: frozenset[str]) -> Iterator[Image.Image]:
+    """Open ``data`` (headers only) and enforce the format and pixel limits."""
+    if not data:
+        raise ImageError("empty", "The file is empty.")
+    # Pillow's own bomb check warns, then raises at twice its limit; both must stop us.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            # Only the allowed plugins get to parse untrusted bytes.
+            image = Image.open(io.BytesIO(data), formats=sorted(allowed_formats))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise _too_many_pixels(max_pixels) from None
+        except UnidentifiedImageError:
+            raise _unidentified(data, allowed_formats) from None
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise _not_an_image() from exc
+        with image:
+            if _format_of(image) not in allowed_formats:
+                raise _format_not_allowed(_format_of(image), allowed_formats)
+            width, height = image.size
+            if width * height > max_pixels:
+                raise _too_many_pixels(max_pixels)
+            yield image
+
+
+def _format_of(image: Image.Image) -> str:
+    # Cameras write "MPO" (a JPEG with extra pictures appended); the first picture is a
+    # plain JPEG, which is all anyone downstream reads.
+    return "JPEG" if image.format == "MPO" else str(image.format)
+
+
+def _decode(image: Image.Image) -> None:
+    try:
+        image.load()
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        # Truncated or corrupt data ends up here ("image file is truncated").
+        raise _not_an_image() from exc
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(_ORIENTATION_TAG, 1))
+    except (OSError, ValueError, SyntaxError, TypeError):
+        # A broken EXIF block should not sink an otherwise fine photo.
+        return 1
+
+
+def _unidentified(data: bytes, allowed_formats: frozenset[str]) -> ImageError:
+    name = _sniff(data)
+    if name is not None and name not in allowed_formats:
+        return _format_not_allowed(name, allowed_formats)
+    return _not_an_image()
+
+
+def _sniff(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[4:8] == b"ftyp":
+        return _FTYP_BRANDS.get(data[8:12])
+    for signature, name in _SIGNATURES:
+        if data.startswith(signature):
+            return name
+    return None
+
+
+def _not_an_image() -> ImageError:
+    return ImageError("not_an_image", "This file isn't a picture we can read, or it is damaged.")
+
+
+def _format_not_allowed(name: str, allowed_formats: frozenset[str]) -> ImageError:
+    message = f"{_DISPLAY_NAMES.get(name, name)} images aren't supported."
+    allowed = sorted(_DISPLAY_NAMES.get(f, f) for f in allowed_formats)
+    if allowed:
+        listed = " or ".join([", ".join(allowed[:-1]), allowed[-1]] if allowed[1:] else allowed)
+        message += f" Please use a {listed} image."
+    return ImageError("format_not_allowed", message)
+
+
+def _too_many_pixels(max_pixels: int) -> ImageError:
+    megapixels = max_pixels / 1_000_000
+    return ImageError(
+        "too_many_pixels",
+        f"The image has too many pixels (the limit is {megapixels:g} megapixels).",
+    )

@@ -1,0 +1,144 @@
+"""Jobs (one product photo through one model) and assets (the gallery's images)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Tenant
+
+if TYPE_CHECKING:
+    from jobs.catalog import ModelSpec
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
+
+
+class JobQuerySet(models.QuerySet["Job"]):
+    def for_tenant(self, tenant: Tenant) -> JobQuerySet:
+        return self.filter(tenant=tenant)
+
+    def active(self) -> JobQuerySet:
+        return self.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
+
+
+class Job(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="jobs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    model = models.CharField(max_length=100, help_text="Segmind model or workflow slug.")
+    engine = models.CharField(max_length=20, default="local")
+    params = models.JSONField(default=dict, blank=True)
+    source_url = models.CharField(max_length=2000, blank=True)
+    input_asset = models.ForeignKey(
+        "Asset", models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(
+        max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True
+    )
+    error_code = models.CharField(max_length=60, blank=True)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.model} job {self.id}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def spec(self) -> ModelSpec | None:
+        from jobs.catalog import get_model
+
+        return get_model(self.model)
+
+    @property
+    def model_title(self) -> str:
+        spec = self.spec
+        return spec.title if spec else self.model
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.completed_at:
+            return (self.completed_at - self.started_at).total_seconds()
+        return None
+
+
+class AssetKind(models.TextChoices):
+    INPUT = "input", "Input"
+    OUTPUT = "output", "Output"
+
+
+class AssetQuerySet(models.QuerySet["Asset"]):
+    def for_tenant(self, tenant: Tenant) -> AssetQuerySet:
+        return self.filter(tenant=tenant)
+
+    def outputs(self) -> AssetQuerySet:
+        return self.filter(kind=AssetKind.OUTPUT)
+
+
+def asset_upload_to(instance: Asset, filename: str) -> str:
+    # Grouped by workspace; the UUID makes names unguessable and collision-free.
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+    return f"assets/{instance.tenant_id}/{instance.created_at:%Y/%m}/{instance.id}.{ext}"
+
+
+class Asset(models.Model):
+    """An image kept for good: a job's input or one of its outputs."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="assets")
+    job = models.ForeignKey(Job, models.CASCADE, null=True, blank=True, related_name="assets")
+    kind = models.CharField(max_length=10, choices=AssetKind.choices)
+    file = models.FileField(upload_to=asset_upload_to, max_length=300)
+    original_name = models.CharField(max_length=255, blank=True)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    format = models.CharField(max_length=10, help_text="JPEG, PNG or WEBP.")
+    byte_size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = AssetQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "kind", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.width}x{self.height} {self.format}"
+
+    @property
+    def mime_type(self) -> str:
+        return {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}.get(
+            self.format, "application/octet-stream"
+        )
+
+    @property
+    def extension(self) -> str:
+        return {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}.get(self.format, "bin")

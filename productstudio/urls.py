@@ -1,0 +1,74 @@
+"""ProductStudio's URLs: the portal under /w/<workspace>/, the API under /api/v1/."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from accounts import views as account_views
+from accounts.forms import EmailAuthenticationForm
+from jobs import api as jobs_api
+from jobs import views as job_views
+
+auth_patterns = [
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            authentication_form=EmailAuthenticationForm, redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password-reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "password-reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password-reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+    path("signup/", account_views.signup, name="signup"),
+    path("invite/<str:token>/", account_views.invitation_accept, name="invitation_accept"),
+    path("workspaces/new/", account_views.workspace_create, name="workspace_create"),
+]
+
+workspace_patterns = [
+    path("", job_views.dashboard, name="dashboard"),
+    path("jobs/new/", job_views.job_new, name="job_new"),
+    path("jobs/<uuid:job_id>/", job_views.job_detail, name="job_detail"),
+    path("jobs/<uuid:job_id>/status/", job_views.job_status, name="job_status"),
+    path("jobs/<uuid:job_id>/cancel/", job_views.job_cancel, name="job_cancel"),
+    path("gallery/", job_views.gallery, name="gallery"),
+    path("assets/<uuid:asset_id>/", job_views.asset_file, name="asset_file"),
+    path("team/", account_views.team, name="team"),
+    path("team/invite/", account_views.team_invite, name="team_invite"),
+    path("team/<int:member_id>/role/", account_views.team_change_role, name="team_change_role"),
+    path("team/<int:member_id>/remove/", account_views.team_remove, name="team_remove"),
+    path(
+        "team/invitations/<int:invitation_id>/revoke/",
+        account_views.team_revoke_invitation,
+        name="team_revoke_invitation",
+    ),
+]
+
+api_patterns = [
+    path("jobs", jobs_api.jobs_list, name="api_jobs"),
+    path("jobs/<uuid:job_id>", jobs_api.job_retrieve, name="api_job"),
+]
+
+urlpatterns = [
+    path("", account_views.home, name="home"),
+    path("", include(auth_patterns)),
+    path("w/<slug:workspace>/", include(workspace_patterns)),
+    path("api/v1/", include(api_patterns)),
+    path("samples/<str:name>.jpg", job_views.sample_image, name="sample_image"),
+    path("admin/assets/<uuid:asset_id>/", job_views.staff_asset_file, name="staff_asset_file"),
+    path("admin/", admin.site.urls),
+]

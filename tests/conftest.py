@@ -1,0 +1,167 @@
+"""Fixtures shared by the whole suite, and the guard that keeps tests off the network.
+
+Tests may talk to 127.0.0.0/8 and ::1 only. The guard wraps socket connects and name
+lookups: a test that tries any other address fails before a packet leaves.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from accounts import services as account_services
+from accounts.models import Membership, Role, Tenant, User
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+class NetworkGuardError(AssertionError):
+    """A test tried to reach an address outside the loopback range."""
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return host in {"localhost", "localhost.localdomain"}
+
+
+def _check_address(family: int, address: Any) -> None:
+    if family not in (socket.AF_INET, socket.AF_INET6):
+        return  # Unix sockets (e.g. PostgreSQL's) stay on the machine.
+    host = address[0] if isinstance(address, tuple) else str(address)
+    if not _is_loopback(str(host)):
+        raise NetworkGuardError(f"test tried to connect to {host!r}: only loopback is allowed")
+
+
+@pytest.fixture(autouse=True)
+def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+    real_sendto = socket.socket.sendto
+    real_getaddrinfo = socket.getaddrinfo
+
+    def connect(self: socket.socket, address: Any) -> None:
+        _check_address(self.family, address)
+        return real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        _check_address(self.family, address)
+        return real_connect_ex(self, address)
+
+    def sendto(self: socket.socket, data: bytes, *args: Any) -> int:
+        _check_address(self.family, args[-1])
+        return real_sendto(self, data, *args)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        # A name lookup of anything but a numeric address or localhost would ask a DNS
+        # server; numeric spellings resolve locally, and the fetcher checks the result.
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is not None and not _is_loopback(str(name)):
+            try:
+                socket.inet_pton(socket.AF_INET6, str(name).strip("[]"))
+            except OSError:
+                try:
+                    socket.inet_aton(str(name))
+                except OSError:
+                    raise NetworkGuardError(
+                        f"test tried to resolve {name!r}: only loopback is allowed"
+                    ) from None
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket.socket, "sendto", sendto)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
+    settings.SEGMIND_API_KEY = ""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(autouse=True)
+def _tasks_run_inline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """django-q2 runs tasks in the test's own process when they are enqueued."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)
+
+
+@pytest.fixture
+def owner(db: None) -> User:
+    user = User.objects.create_user(email="owner@shop.test", password=PASSWORD, name="Olive")
+    account_services.tenant_create(name="Olive's Mugs", owner=user)
+    return user
+
+
+@pytest.fixture
+def tenant(owner: User) -> Tenant:
+    return Tenant.objects.get(memberships__user=owner)
+
+
+@pytest.fixture
+def member(tenant: Tenant) -> User:
+    user = User.objects.create_user(email="member@shop.test", password=PASSWORD, name="Max")
+    Membership.objects.create(user=user, tenant=tenant, role=Role.MEMBER)
+    return user
+
+
+@pytest.fixture
+def outsider(db: None) -> User:
+    """A user with a workspace of their own, and none of the tenant's."""
+    user = User.objects.create_user(email="outsider@other.test", password=PASSWORD)
+    account_services.tenant_create(name="Other Shop", owner=user)
+    return user
+
+
+def login_client(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def owner_client(owner: User) -> Client:
+    return login_client(owner)
+
+
+@pytest.fixture
+def member_client(member: User) -> Client:
+    return login_client(member)
+
+
+@pytest.fixture
+def outsider_client(outsider: User) -> Client:
+    return login_client(outsider)
+
+
+@pytest.fixture
+def http_server(settings: Any) -> Iterator[Any]:
+    """A local HTTP server, and the fetcher allowed to reach it (as in local demos)."""
+    from tests.http_server import LocalServer
+
+    server = LocalServer().start()
+    settings.FETCH_ALLOW_PRIVATE_HOSTS = ["127.0.0.1"]
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def product_jpeg() -> bytes:
+    from jobs import samples
+
+    return samples.sample_jpeg_bytes("mug", width=400, height=300)

@@ -1,0 +1,147 @@
+"""Settings come from the environment, with safe defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {"PYTEST_VERSION", "DATABASE_URL"}}
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _settings_value(expr: str, **env: str) -> str:
+    result = _python(f"import productstudio.settings as s; print({expr})", **env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"Q_WORKERS": "8"},
+        {"Q_WORKERS": "1", "Q_TIMEOUT": "600"},
+        {"Q_WORKERS": "4", "Q_QUEUE_LIMIT": "64", "Q_TIMEOUT": "30"},
+    ],
+)
+def test_q2_retry_exceeds_its_timeout_plus_the_longest_queue_wait(env):
+    values = _settings_value(
+        "s.Q_CLUSTER['retry'], s.Q_CLUSTER['timeout'], s.Q_CLUSTER['queue_limit'], "
+        "s.Q_CLUSTER['workers']",
+        DEBUG="1",
+        **env,
+    )
+    retry, timeout, queue_limit, workers = (int(v) for v in values.split())
+    # A prefetched task waits behind up to queue_limit tasks shared by the workers.
+    longest_wait = -(-queue_limit // workers) * timeout
+    assert retry > timeout + longest_wait
+
+
+def test_the_settings_module_in_use_also_has_a_safe_retry(settings):
+    q = settings.Q_CLUSTER
+    assert q["retry"] > q["timeout"] + -(-q["queue_limit"] // q["workers"]) * q["timeout"]
+
+
+def test_sqlite_runs_in_wal_mode_with_immediate_transactions(tmp_path):
+    code = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='productstudio.settings';"
+        "django.setup(); from django.db import connection;"
+        "c=connection.cursor(); c.execute('PRAGMA journal_mode'); print(c.fetchone()[0]);"
+        "print(connection.settings_dict['OPTIONS']['transaction_mode'])"
+    )
+    result = _python(code, DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["wal", "IMMEDIATE"]
+
+
+def test_a_postgres_url_uses_psycopg():
+    engine = _settings_value(
+        "s.DATABASES['default']['ENGINE'], s.DATABASES['default']['NAME']",
+        DEBUG="1",
+        DATABASE_URL="postgres://u:p@127.0.0.1:5432/studio",
+    )
+    assert engine == "django.db.backends.postgresql studio"
+
+
+def test_redis_url_switches_django_q2_to_redis():
+    value = _settings_value(
+        "s.Q_CLUSTER.get('redis'), 'orm' in s.Q_CLUSTER",
+        DEBUG="1",
+        REDIS_URL="redis://127.0.0.1:6379/3",
+    )
+    assert value == "redis://127.0.0.1:6379/3 False"
+    assert _settings_value("s.Q_CLUSTER.get('orm')", DEBUG="1") == "default"
+
+
+def test_segmind_base_defaults_to_segmind_and_can_be_pointed_elsewhere():
+    assert _settings_value("s.SEGMIND_API_BASE", DEBUG="1") == "https://api.segmind.com"
+    moved = _settings_value(
+        "s.SEGMIND_API_BASE", DEBUG="1", SEGMIND_API_BASE="http://127.0.0.1:9100/"
+    )
+    assert moved == "http://127.0.0.1:9100"
+
+
+def test_without_debug_a_secret_key_is_required():
+    result = _python("import productstudio.settings", DEBUG="0", SECRET_KEY="")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_email_goes_to_the_console_by_default():
+    backend = _settings_value("s.EMAIL_BACKEND", DEBUG="1")
+    assert backend == "django.core.mail.backends.console.EmailBackend"
+
+
+def test_check_deploy_is_clean_with_production_values(tmp_path):
+    env = {
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "studio.example.com",
+        "SECURE_SSL_REDIRECT": "1",
+        "SECURE_HSTS_SECONDS": "31536000",
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
+        "SECURE_HSTS_PRELOAD": "1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    clean = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_every_setting_read_from_the_environment_is_in_the_readme():
+    import re
+
+    names = set(
+        re.findall(
+            r'env(?:_bool|_int|_list)?\("([A-Z_]+)"',
+            (ROOT / "productstudio/settings.py").read_text(),
+        )
+    )
+    readme = (ROOT / "README.md").read_text()
+    missing = sorted(name for name in names if f"`{name}`" not in readme)
+    assert missing == []
