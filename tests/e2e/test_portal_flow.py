@@ -1,0 +1,88 @@
+"""The portal's main flow in a real browser: log in, paste a URL, see the packshot."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from accounts.models import Tenant, User
+from jobs.models import AssetKind, Job, JobStatus
+from tests.conftest import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SCREENSHOTS = os.environ.get("SCREENSHOT_DIR")
+
+
+def _shot(page, name: str) -> None:
+    if SCREENSHOTS:
+        page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=True)
+
+
+def _log_in(page, live_server, email: str) -> None:
+    page.goto(f"{live_server.url}/login/")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+
+def test_a_shop_turns_a_pasted_url_into_a_packshot_in_the_gallery(
+    page, live_server, owner, tenant, settings
+):
+    settings.FETCH_ALLOW_PRIVATE_HOSTS = ["127.0.0.1", "localhost"]
+    _log_in(page, live_server, owner.email)
+    page.wait_for_url(re.compile(rf"/w/{tenant.slug}/$"))
+    _shot(page, "dashboard-empty")
+
+    page.get_by_role("link", name="New job").first.click()
+    page.get_by_label("Product image URL").fill(f"{live_server.url}/samples/mug.jpg")
+    page.get_by_label(re.compile("Product Packshot")).check()
+    _shot(page, "new-job")
+    page.get_by_role("button", name="Submit job").click()
+
+    # The job page refreshes itself when the job is done.
+    page.get_by_role("link", name="Download").wait_for(timeout=20_000)
+    job = Job.objects.get()
+    assert job.status == JobStatus.SUCCEEDED
+    result = page.get_by_alt_text("The result of this job")
+    assert result.evaluate("img => img.naturalWidth") == job.assets.get(kind=AssetKind.OUTPUT).width
+    _shot(page, "job-done")
+
+    page.get_by_role("link", name="Gallery").click()
+    tiles = page.locator(".gallery .tile img")
+    assert tiles.count() == 1
+    assert tiles.first.evaluate("img => img.complete && img.naturalWidth > 0")
+    _shot(page, "gallery")
+
+
+def test_a_bad_url_is_explained_on_the_form_and_creates_no_job(page, live_server, owner, tenant):
+    _log_in(page, live_server, owner.email)
+    page.goto(f"{live_server.url}/w/{tenant.slug}/jobs/new/")
+    page.get_by_label("Product image URL").fill("http://169.254.169.254/latest/meta-data")
+    page.get_by_role("button", name="Submit job").click()
+    assert "private network" in page.locator(".has-error .error").inner_text()
+    assert Job.objects.count() == 0
+
+
+def test_an_outsiders_browser_gets_404_on_the_shops_pages(
+    page, live_server, owner, tenant, outsider
+):
+    _log_in(page, live_server, outsider.email)
+    page.wait_for_url(re.compile(r"/w/"))
+    response = page.goto(f"{live_server.url}/w/{tenant.slug}/gallery/")
+    assert response is not None and response.status == 404
+    assert tenant.name not in page.content()
+
+
+def test_a_visitor_signs_up_and_lands_in_their_new_workspace(page, live_server, db):
+    page.goto(f"{live_server.url}/signup/")
+    page.get_by_label("Email").fill("new@shop.test")
+    page.get_by_label("Shop or workspace name").fill("Candle Corner")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create workspace").click()
+    page.wait_for_url(re.compile(r"/w/candle-corner/$"))
+    assert page.get_by_role("heading", name="Candle Corner").is_visible()
+    assert User.objects.filter(email="new@shop.test").exists()
+    assert Tenant.objects.filter(name="Candle Corner").exists()
