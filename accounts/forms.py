@@ -22,28 +22,24 @@ class PasswordField(forms.CharField):
         super().__init__(**kwargs)
 
 
-class SignupForm(forms.Form):
-    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+class InvitationSignupForm(forms.Form):
+    """A new account's name and password (the email comes from the invitation)."""
+
     name = forms.CharField(label="Your name", max_length=150, required=False)
+    password = PasswordField(help_text=password_validation.password_validators_help_text_html())
+
+    def clean_password(self) -> str:
+        password: str = self.cleaned_data["password"]
+        password_validation.validate_password(password)
+        return password
+
+
+class SignupForm(InvitationSignupForm):
+    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email"}))
     workspace_name = forms.CharField(
         label="Shop or workspace name", max_length=100, help_text="You can rename it later."
     )
-    password = PasswordField(help_text=password_validation.password_validators_help_text_html())
-
-    def clean_password(self) -> str:
-        password: str = self.cleaned_data["password"]
-        password_validation.validate_password(password)
-        return password
-
-
-class InvitationSignupForm(forms.Form):
-    name = forms.CharField(label="Your name", max_length=150, required=False)
-    password = PasswordField(help_text=password_validation.password_validators_help_text_html())
-
-    def clean_password(self) -> str:
-        password: str = self.cleaned_data["password"]
-        password_validation.validate_password(password)
-        return password
+    field_order = ["email", "name", "workspace_name", "password"]
 
 
 class InviteForm(forms.Form):

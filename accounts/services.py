@@ -26,15 +26,11 @@ from accounts.models import (
     Tenant,
     User,
 )
+from productstudio.errors import CodedError
 
 
-class AccountError(Exception):
+class AccountError(CodedError):
     """A refused account operation, with a message for the person who asked."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def _unique_slug(name: str) -> str:

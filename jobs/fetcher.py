@@ -41,6 +41,8 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 import httpcore
 import httpx
 
+from productstudio.errors import CodedError
+
 __all__ = [
     "USER_AGENT",
     "FetchError",
@@ -81,16 +83,8 @@ _EXTRA_BLOCKED_NETWORKS: tuple[IPNetwork, ...] = (
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
-class FetchError(Exception):
+class FetchError(CodedError):
     """A fetch failed; ``message`` is written for the person who pasted the URL."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def __repr__(self) -> str:
-        return f"FetchError({self.code!r}, {self.message!r})"
 
 
 @dataclass

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from productstudio.errors import CodedError
+
 __all__ = [
     "ALLOWED_FORMATS",
     "ImageError",
@@ -63,16 +65,8 @@ _FTYP_BRANDS = {
 _DISPLAY_NAMES = {"WEBP": "WebP"}
 
 
-class ImageError(Exception):
+class ImageError(CodedError):
     """The bytes are not an acceptable image; ``message`` is for the shop owner."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def __repr__(self) -> str:
-        return f"ImageError({self.code!r}, {self.message!r})"
 
 
 @dataclass(frozen=True)

@@ -3,43 +3,50 @@ and no model weights.
 
 Product photos for small shops are mostly taken against a backdrop: a white
 sheet, a grey card, a coloured wall, a studio sweep. This engine assumes that and
-separates the product from such a backdrop by colour, not by learned semantics.
+separates the product from its backdrop by colour and by simple image structure,
+not by learned semantics. It is fast (a 1-megapixel photo takes a few tenths of a
+second) and predictable, and it fails on cluttered scenes, where a model would be
+needed.
 
 Approach (``remove_background``):
 
 1. Normalise the input to 8-bit RGB (palette, CMYK, 16-bit, grey and LA inputs
-   are converted; EXIF orientation is applied). An input that already carries a
-   meaningful alpha channel is returned as-is: somebody has cut it out already.
-2. Work on a lightly blurred copy (radius chosen from the measured noise of the
-   border) converted to CIE Lab, so distances are roughly perceptual.
-3. Estimate the backdrop from the image border, not assuming white. A robust
-   quadratic fit over a border band flags outliers (the product touching the
-   edge); the inlier medians of each band give four border curves, and a Coons
-   patch (transfinite interpolation) fills the interior from them. That model is
-   exact for any vertical or horizontal studio sweep and for linear gradients.
-4. The per-pixel Lab distance to that model, compared with the distance spread
-   of the border itself, gives a data-driven threshold. Alpha is the distance
-   divided by the local maximum distance, which approximates the coverage of
-   anti-aliased edge pixels (a pixel half covered by the product sits half-way
-   between backdrop and product colour).
-5. Soft shadows are pixels that are a darker copy of the backdrop (in Lab,
-   (L + 16, a, b) scales uniformly when linear light is dimmed) and whose
-   brightness changes slowly. Those connected to the border through such
-   pixels are backdrop; a product's sharp outline stops that flood, so a grey
-   product is not mistaken for its own shadow.
-6. Clean the hard mask with connected components (a NumPy min-label propagation
-   with pointer jumping: SciPy and OpenCV are not dependencies): drop specks
-   much smaller than the product, fill pinholes, keep real holes such as a mug
-   handle, which show the backdrop colour and are large.
-7. Decontaminate edge colours by un-mixing the backdrop
-   (F = B + (C - B) / alpha) so the cut-out has no halo on a new background.
+   are converted; EXIF orientation is applied). An input whose alpha channel
+   already has transparent pixels is returned as-is: it has been cut out before.
+2. Smooth lightly (more when the border is noisy) and convert to CIE Lab, so
+   that colour distances are roughly perceptual.
+3. Estimate the backdrop from a band along the image border; nothing assumes
+   white. The band's most common colour (preferring colours seen on several
+   sides) seeds a robust fit of increasing order that separates backdrop pixels
+   from product pixels touching the edge. The medians of the backdrop pixels
+   across each side give four border curves, and a Coons patch (transfinite
+   interpolation) fills the interior from them, which reproduces vertical or
+   horizontal studio sweeps of any profile and linear gradients exactly.
+4. Threshold each pixel's Lab distance to that model at a level read from the
+   border itself (its noise tail and its mottling), so nothing is hand-tuned per
+   photo.
+5. Soft shadows are a darker copy of the backdrop: dimming linear light scales
+   (L + 16, a, b) uniformly, and a blurred shadow changes slowly from pixel to
+   pixel. Such pixels reached from the open backdrop become backdrop. A
+   product's sharp outline stops that flood, and deep shadow may only be
+   entered a short way, so a grey product is not eaten as its own shadow.
+6. Pixels within a few pixels of the backdrop get a soft alpha by linear
+   unmixing: the pixel is a mix of the local backdrop and the local product
+   colour (means over nearby pixels of each), and its position on the segment
+   between them is its coverage.
+7. Clean up with connected components (computed on horizontal runs in NumPy:
+   SciPy and OpenCV are not dependencies): drop specks much smaller than the
+   product and faint blobs of a mottled backdrop, fill holes much smaller than
+   the product, and keep real openings such as a mug handle.
+8. Decontaminate edge colours by un-mixing the local backdrop
+   (F = B + (C - B) / alpha), so the cut-out has no halo on a new background.
 
-Very large photos are analysed at about 1.6 megapixels and the alpha is scaled
-back up, which keeps the cost bounded; edges are then slightly softer.
+Photos above ``MAX_WORK_PIXELS`` are analysed at that size and the alpha is
+scaled back up, which bounds the cost; their edges are then slightly softer.
 
 ``make_packshot`` crops the cut-out to the product, scales it to fit a square
-canvas with a margin (never upscaling small products by more than 2x) and
-composites it over a flat colour or transparency.
+canvas with a margin (never upscaling a small product by more than 2x, shrinking
+the canvas instead) and composites it over a flat colour or transparency.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ __all__ = ["EngineError", "make_packshot", "parse_color", "remove_background"]
 FloatArray = NDArray[np.float32]
 BoolArray = NDArray[np.bool_]
 IntArray = NDArray[np.int32]
+IndexArray = NDArray[np.intp]
 _T = TypeVar("_T", bound=np.generic)
 
 # Analysis above this size costs time without changing the cut-out much.
@@ -154,6 +162,7 @@ def _apply_orientation(image: Image.Image) -> Image.Image:
     try:
         orientation = image.getexif().get(0x0112, 1)
     except Exception:
+        # A broken EXIF block must not sink the job: keep the pixels as stored.
         return image
     if orientation in (None, 1):
         return image
@@ -182,7 +191,8 @@ def _normalise(image: Image.Image) -> Image.Image:
     if mode in ("RGB", "RGBA"):
         return image
     if mode == "P":
-        has_alpha = "transparency" in image.info or image.palette.mode == "RGBA"
+        palette = image.palette
+        has_alpha = "transparency" in image.info or (palette is not None and palette.mode == "RGBA")
         return image.convert("RGBA" if has_alpha else "RGB")
     if mode in ("LA", "La", "PA", "RGBa"):
         return image.convert("RGBA")
@@ -337,7 +347,7 @@ class _Backdrop:
         out = (1 - vv) * top + vv * bottom + (1 - uu) * left + uu * right
         out -= (1 - uu) * (1 - vv) * tl + uu * (1 - vv) * tr
         out -= (1 - uu) * vv * bl + uu * vv * br
-        return out.astype(np.float32)
+        return np.asarray(out, dtype=np.float32)
 
 
 def _resize_channels(values: FloatArray, size: tuple[int, int]) -> FloatArray:
@@ -370,33 +380,117 @@ def _quadratic_terms(u: FloatArray, v: FloatArray) -> FloatArray:
     return np.stack([np.ones_like(u), u, v, u * u, v * v, u * v], axis=-1)
 
 
-def _border_inliers(lab: FloatArray, band: int) -> BoolArray:
-    """Border-band pixels that look like backdrop, via a robust quadratic fit.
+def _perimeter_positions(h: int, w: int, ys: IndexArray, xs: IndexArray, band: int) -> IndexArray:
+    """Position along the perimeter (clockwise from the top-left) of band pixels."""
+    return np.select(
+        [ys < band, ys >= h - band, xs >= w - band],
+        [xs, w + h + (w - 1 - xs), w + ys],
+        default=2 * w + h + (h - 1 - ys),
+    )
 
-    Returns a full-size mask that is False outside the band.
+
+def _circular_runs(flags: BoolArray) -> IntArray:
+    """Label runs of True in a circular sequence (-1 where False)."""
+    n = flags.size
+    starts = flags & ~np.roll(flags, 1)
+    labels = np.cumsum(starts) - 1
+    if flags.all():
+        return np.zeros(n, dtype=np.int32)
+    if flags[0] and flags[-1]:
+        # Positions before the first start continue the run that ends the sequence.
+        labels[labels == -1] = labels[-1]
+    return np.where(flags, labels, -1).astype(np.int32)
+
+
+def _border_inliers(lab: FloatArray, band: int) -> BoolArray:
+    """Border-band pixels that look like backdrop; False outside the band.
+
+    Walk the perimeter: a product touching the edge shows up as a jump in colour
+    where its outline crosses the border, while a backdrop, even a studio sweep,
+    changes gradually. The perimeter splits at jumps into stretches; the stretch
+    holding the most common border colour (preferring colours seen on several
+    sides, as a backdrop surrounds the product) is backdrop, and so are other
+    stretches that continue its colour trend.
     """
     h, w, _ = lab.shape
     in_band = _band_mask(h, w, band)
     ys, xs = np.nonzero(in_band)
-    u_all = ((xs + 0.5) / w).astype(np.float32)
-    v_all = ((ys + 0.5) / h).astype(np.float32)
-    values_all = lab[ys, xs]
+    values = lab[ys, xs]
+    position = _perimeter_positions(h, w, ys, xs, band)
+    sides = np.select([ys < band, ys >= h - band, xs < band], [0, 1, 2], default=3)
+
+    # The colour of each perimeter position: the median across the band's depth.
+    top = np.median(lab[:band], axis=0)
+    right = np.median(lab[:, w - band :], axis=1)
+    bottom = np.median(lab[h - band :], axis=0)[::-1]
+    left = np.median(lab[:, :band], axis=1)[::-1]
+    profile = np.concatenate([top, right, bottom, left]).astype(np.float32)
+    n = profile.shape[0]
+    u_pos = np.concatenate([np.arange(w), np.full(h, w - 1), np.arange(w)[::-1], np.zeros(h)])
+    v_pos = np.concatenate([np.zeros(w), np.arange(h), np.full(w, h - 1), np.arange(h)[::-1]])
+    design = _quadratic_terms(
+        ((u_pos + 0.5) / w).astype(np.float32), ((v_pos + 0.5) / h).astype(np.float32)
+    )
+
+    # Colour cells of 3 Lab units: a backdrop's noise stays within a few of them.
     step = max(1, ys.size // 8_000)
-    design = _quadratic_terms(u_all[::step], v_all[::step])
-    values = values_all[::step]
-    keep = np.ones(values.shape[0], dtype=np.bool_)
-    coef = np.zeros((design.shape[1], 3), dtype=np.float32)
-    for _ in range(4):
-        if keep.sum() < design.shape[1] * 4:
-            break
-        coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
-        err = np.linalg.norm(values - design @ coef, axis=1)
-        keep = err < 3.0 * float(np.median(err[keep])) + 1.0
-    err_all = np.linalg.norm(values_all - _quadratic_terms(u_all, v_all) @ coef, axis=1)
-    ok = err_all < 3.0 * float(np.median(err_all)) + 1.0
+    sample = values[::step]
+    cells = np.floor(sample / 3.0).astype(np.int64) + 64
+    keys = (cells[:, 0] * 128 + cells[:, 1]) * 128 + cells[:, 2]
+    unique, inverse = np.unique(keys, return_inverse=True)
+    seen_on = np.zeros((unique.size, 4), dtype=np.bool_)
+    seen_on[inverse, sides[::step]] = True
+    best = int(np.argmax(np.bincount(inverse) * seen_on.sum(axis=1)))
+    centre = sample[inverse == best].mean(axis=0)
+
+    # Jumps: compare positions a few apart so blurred outlines still register.
+    k = max(2, round(3 * min(h, w) / 1000))
+    jump = np.linalg.norm(np.roll(profile, -k, axis=0) - np.roll(profile, k, axis=0), axis=1)
+    limit = max(3.0, 6.0 * float(np.median(jump)))
+    calm = ~_dilate_1d(jump > limit, k)
+    runs = _circular_runs(calm)
+    near_centre = np.linalg.norm(profile - centre, axis=1) < 6.0
+    backdrop = np.zeros(n, dtype=np.bool_)
+    if runs.max() >= 0:
+        votes = np.bincount(runs[near_centre & (runs >= 0)], minlength=int(runs.max()) + 1)
+        seed = int(np.argmax(votes)) if votes.max() > 0 else -1
+        if seed >= 0:
+            backdrop = runs == seed
+            # Other stretches count if they share the common colour or continue the
+            # seed's colour trend (a plane: higher orders extrapolate wildly).
+            plane = design[:, :3]
+            coef = np.linalg.lstsq(plane[backdrop], profile[backdrop], rcond=None)[0]
+            residual = np.linalg.norm(profile - plane @ coef, axis=1)
+            scale = float(np.median(residual[backdrop]))
+            # Tight tolerances: a pale product against a pale backdrop differs by
+            # only a few units.
+            tolerance = 3.0 * scale + 2.5
+            from_centre = np.linalg.norm(profile - centre, axis=1)
+            for run in range(int(runs.max()) + 1):
+                member = runs == run
+                if (
+                    np.median(from_centre[member]) < tolerance
+                    or np.median(residual[member]) < tolerance
+                ):
+                    backdrop |= member
+    if not backdrop.any():
+        backdrop = near_centre
+
+    # Pixels deep in the band may still be product where the outline runs along it.
+    deviation = np.linalg.norm(values - profile[position], axis=1)
+    candidate = backdrop[position]
+    spread = float(np.median(deviation[candidate])) if candidate.any() else 0.0
+    ok = candidate & (deviation < 3.0 * spread + 1.5)
     inliers = np.zeros((h, w), dtype=np.bool_)
     inliers[ys[ok], xs[ok]] = True
     return inliers
+
+
+def _dilate_1d(flags: BoolArray, radius: int) -> BoolArray:
+    out = flags.copy()
+    for shift in range(1, radius + 1):
+        out |= np.roll(flags, shift) | np.roll(flags, -shift)
+    return out
 
 
 def _robust_curve(values: FloatArray, ok: BoolArray, smooth: int) -> FloatArray | None:
@@ -461,17 +555,17 @@ def _noise_sigma(rgb: NDArray[np.uint8], band: int) -> float:
     return float(np.median(diff)) * 1.4826 / math.sqrt(2.0)
 
 
-def _threshold(dist: FloatArray, inliers: BoolArray, band: int) -> float:
+def _threshold(dist: FloatArray, inliers: BoolArray) -> float:
     """Distance below which a pixel is backdrop, from the spread along the border.
 
-    The tail of the inlier distances covers sensor noise; a multiple of the median
-    of the whole band covers mottled backdrops, whose extremes the inlier test
-    trims, and stays robust to a product touching the border.
+    The tail of the backdrop's distances covers sensor noise; a multiple of their
+    median covers mottled backdrops, whose extremes the inlier test trims.
     """
-    h, w = dist.shape
     border_d = dist[inliers]
-    tail = float(np.quantile(border_d, 0.995)) if border_d.size else 0.0
-    typical = float(np.median(dist[_band_mask(h, w, band)]))
+    if border_d.size == 0:
+        return 1.5
+    tail = float(np.quantile(border_d, 0.995))
+    typical = float(np.median(border_d))
     return max(1.5, 1.25 * tail, 4.5 * typical)
 
 
@@ -482,28 +576,48 @@ class _Matte:
     alpha: FloatArray  # (h, w) in [0, 1]
     model: _Backdrop | None  # sRGB backdrop model, None when it could not be fitted
     flat: FloatArray  # (3,) backdrop colour to use without a model
-    local_index: IntArray  # (h, w): row of ``local_colours`` for edge pixels, else -1
-    local_colours: FloatArray  # (n, 3): backdrop measured next to edge pixels
+    local_index: IntArray  # (h, w): row of the local measurements for edge pixels, else -1
+    local_backdrop: FloatArray  # (n, 3): backdrop colour measured next to edge pixels
+    local_product: FloatArray  # (n, 3): product colour measured next to them, NaN if none
 
-    def backdrop_at(self, ys: IntArray, xs: IntArray, shape: tuple[int, int]) -> FloatArray:
-        """Backdrop colour behind pixels (ys, xs) of an image of ``shape`` (h, w)."""
+    def _local_rows(self, ys: IndexArray, xs: IndexArray, shape: tuple[int, int]) -> IntArray:
         height, width = shape
         h, w = self.alpha.shape
+        wy = np.minimum((ys * h) // height, h - 1)
+        wx = np.minimum((xs * w) // width, w - 1)
+        return np.asarray(self.local_index[wy, wx], dtype=np.int32)
+
+    def backdrop_at(self, ys: IndexArray, xs: IndexArray, shape: tuple[int, int]) -> FloatArray:
+        """Backdrop colour behind pixels (ys, xs) of an image of ``shape`` (h, w)."""
+        height, width = shape
         if self.model is None:
             colours = np.broadcast_to(self.flat, (ys.size, 3)).copy()
         else:
             u = ((xs + 0.5) / width).astype(np.float32)
             v = ((ys + 0.5) / height).astype(np.float32)
             colours = self.model.at(u, v)
-        wy = np.minimum((ys * h) // height, h - 1)
-        wx = np.minimum((xs * w) // width, w - 1)
-        index = self.local_index[wy, wx]
-        measured = index >= 0
-        colours[measured] = self.local_colours[index[measured]]
+        rows = self._local_rows(ys, xs, shape)
+        measured = rows >= 0
+        colours[measured] = self.local_backdrop[rows[measured]]
+        return colours
+
+    def product_at(self, ys: IndexArray, xs: IndexArray, shape: tuple[int, int]) -> FloatArray:
+        """Nearby solid product colour for pixels (ys, xs); NaN where unknown."""
+        colours = np.full((ys.size, 3), np.nan, dtype=np.float32)
+        rows = self._local_rows(ys, xs, shape)
+        measured = rows >= 0
+        colours[measured] = self.local_product[rows[measured]]
         return colours
 
 
+def _empty_matte(alpha: FloatArray, model: _Backdrop | None, flat: FloatArray) -> _Matte:
+    nothing = np.zeros((0, 3), np.float32)
+    no_local = np.full(alpha.shape, -1, dtype=np.int32)
+    return _Matte(alpha, model, flat, no_local, nothing, nothing)
+
+
 def _compute_matte(rgb: NDArray[np.uint8]) -> _Matte:
+    """Steps 2 to 7 of the module docstring, at the resolution of ``rgb``."""
     h, w, _ = rgb.shape
     band = _band_width(h, w)
     scale = max(0.25, min(h, w) / 1000.0)
@@ -517,33 +631,34 @@ def _compute_matte(rgb: NDArray[np.uint8]) -> _Matte:
     inliers = _border_inliers(lab, band)
     lab_model = _fit_backdrop(lab, inliers, band)
     rgb_model = _fit_backdrop(blurred.astype(np.float32), inliers, band)
-    no_local = np.full((h, w), -1, dtype=np.int32)
     if lab_model is None or rgb_model is None:
         # No border pixel looks like backdrop: the product fills the frame.
         flat = rgb.reshape(-1, 3).mean(axis=0).astype(np.float32)
-        return _Matte(np.ones((h, w), np.float32), None, flat, no_local, np.zeros((0, 3)))
+        return _empty_matte(np.ones((h, w), np.float32), None, flat)
     bg_lab = lab_model.field()
     diff = lab - bg_lab
     dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff)).astype(np.float32)
-    lo = _threshold(dist, inliers, band)
+    lo = _threshold(dist, inliers)
 
     shadow = _shadow_backdrop(lab, bg_lab, dist, lo, inliers, scale)
     backdrop = (dist < lo) | shadow
-    reach = max(1, round(2 * scale))
+    # The band of uncertain pixels must be wider than the blur's footprint.
+    reach = max(2, round(2 * scale), math.ceil(radius) + 1)
     # The flood stops a few pixels short of the product, on the far side of the
     # outline's steep slope: widen the band where the two meet.
-    near = _dilate(dist < lo, reach) | _dilate(shadow, reach + 2)
+    margin = reach + max(2, round(5 * scale))
+    near = _dilate(dist < lo, reach) | _dilate(shadow, margin)
     alpha = (~near).astype(np.float32)
     flat = rgb_model.top.mean(axis=0)
 
     ys, xs = np.nonzero(near & ~backdrop)
     if ys.size == 0:
         alpha[shadow] = 0.0
-        return _Matte(_clean(alpha, scale), rgb_model, flat, no_local, np.zeros((0, 3)))
+        return _empty_matte(_clean(alpha, dist, lo, scale), rgb_model, flat)
 
     # The blur smears thin parts into their neighbours: unmix the raw pixels.
-    bg_local, bg_n = _local_means(rgb, backdrop, ys, xs, reach + 3)
-    fg_local, fg_n = _local_means(rgb, ~near, ys, xs, reach + 3)
+    bg_local, bg_n = _local_means(rgb, backdrop, ys, xs, margin + 1)
+    fg_local, fg_n = _local_means(rgb, ~near, ys, xs, margin + 1)
     colour = rgb[ys, xs].astype(np.float32)
     axis = fg_local - bg_local
     length2 = np.einsum("ij,ij->i", axis, axis)
@@ -558,17 +673,27 @@ def _compute_matte(rgb: NDArray[np.uint8]) -> _Matte:
         local_max = _max_filter(dist, reach + 1)[ys, xs]
         ratio = dist[ys, xs] / (0.92 * np.maximum(local_max, 2 * lo))
         estimate = np.where(valid, unmixed, ratio)
-    alpha[ys, xs] = np.clip(estimate, 0.0, 1.0)
+    # A slight stretch around 0.5 sends the noise of nearly clear or nearly solid
+    # pixels to exactly 0 or 1, so no faint film or pinholes line the outline.
+    alpha[ys, xs] = np.clip((estimate - 0.1) / 0.8, 0.0, 1.0)
     alpha[shadow] = 0.0
 
     has_bg = bg_n > 0
-    local_index = no_local
+    local_index = np.full((h, w), -1, dtype=np.int32)
     local_index[ys[has_bg], xs[has_bg]] = np.arange(int(has_bg.sum()), dtype=np.int32)
-    return _Matte(_clean(alpha, scale), rgb_model, flat, local_index, bg_local[has_bg])
+    product = np.where((fg_n > 0)[:, None], fg_local, np.nan).astype(np.float32)
+    return _Matte(
+        _clean(alpha, dist, lo, scale),
+        rgb_model,
+        flat,
+        local_index,
+        bg_local[has_bg],
+        product[has_bg],
+    )
 
 
 def _local_means(
-    values: NDArray[np.uint8], weight: BoolArray, ys: IntArray, xs: IntArray, radius: int
+    values: NDArray[np.uint8], weight: BoolArray, ys: IndexArray, xs: IndexArray, radius: int
 ) -> tuple[FloatArray, FloatArray]:
     """Mean of ``values`` over ``weight`` pixels in the window around each (y, x)."""
     h, w = weight.shape
@@ -588,7 +713,7 @@ def _local_means(
         # cheaper than a full 2-D integral image when only edge pixels are asked.
         np.cumsum(plane, axis=1, dtype=np.int32, out=prefix[:, 1:])
         spans = prefix[rows, x1[:, None]] - prefix[rows, x0[:, None]]
-        return np.where(inside, spans, 0).sum(axis=1, dtype=np.int32)
+        return np.asarray(np.where(inside, spans, 0).sum(axis=1), dtype=np.int32)
 
     count = window_sum(sub_w)
     sub_v = values[top:bottom, left:right]
@@ -640,15 +765,18 @@ def _shadow_backdrop(
     soft = (grad < max(1.2 / size, 1.5 * g_noise)) | (grad < 0.12 * darkening / size)
 
     plain = d < lo
-    labels, count = _label(plain, diagonal=False)
+    candidates = like & soft & ~plain
+    # Faint shading (a mottled backdrop, the fringe of a shadow) may spread anywhere
+    # from the frame.
+    faint = plain | (candidates & (d < 2.5 * lo))
+    labels, count = _label(faint, diagonal=False)
     touching = np.zeros(count + 1, dtype=np.bool_)
     touching[_border_labels(labels)] = True
     touching[count] = False
     open_backdrop = touching[labels]
-    candidates = like & soft & ~plain
-    # Cast shadows hug the product, so the flood may only travel a short way: where
-    # a neutral product meets its own shadow with no visible outline, it then eats
-    # a sliver of the product instead of all of it.
+    # Deep shadows hug the product, so that flood may only travel a short way:
+    # where a neutral product meets its own shadow with no visible outline, it
+    # then eats a sliver of the product instead of all of it.
     limit = max(4, round(0.08 * min(dist.shape) / step))
     return _unpool(_grow(open_backdrop, candidates, limit), step, dist.shape) & (dist >= lo)
 
@@ -678,7 +806,7 @@ def _grow(seed: BoolArray, allowed: BoolArray, steps: int) -> BoolArray:
     return out
 
 
-def _clean(alpha: FloatArray, scale: float) -> FloatArray:
+def _clean(alpha: FloatArray, dist: FloatArray, lo: float, scale: float) -> FloatArray:
     """Drop specks, fill pinholes, snap the interior, confine the soft edge."""
     hard = alpha >= 0.5
     total = hard.size
@@ -689,7 +817,12 @@ def _clean(alpha: FloatArray, scale: float) -> FloatArray:
     labels, count = _label(hard, diagonal=True)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     sizes[count] = 0
-    keep_comp = sizes >= max(0.0003 * total, 0.005 * float(sizes.max()))
+    biggest = float(sizes.max())
+    # Mottled backdrops leave blobs that barely clear the threshold; real parts of
+    # a product stand out more, or are a sizeable share of it.
+    mean_dist = np.bincount(labels.ravel(), weights=dist.ravel(), minlength=count + 1)
+    faint = mean_dist < 2.0 * lo * np.maximum(sizes, 1)
+    keep_comp = (sizes >= max(0.0003 * total, 0.02 * biggest)) & ~(faint & (sizes < 0.1 * biggest))
     hard &= keep_comp[labels]
     if not hard.any():
         return np.zeros_like(alpha)
@@ -718,8 +851,14 @@ def _decontaminate(rgb: NDArray[np.uint8], alpha: FloatArray, matte: _Matte) -> 
     if ys.size == 0:
         return out
     bg = matte.backdrop_at(ys, xs, alpha.shape)
-    a = np.maximum(alpha[ys, xs], 0.15)[:, None]
-    fg = bg + (rgb[ys, xs].astype(np.float32) - bg) / a
+    a = alpha[ys, xs][:, None]
+    fg = bg + (rgb[ys, xs].astype(np.float32) - bg) / np.maximum(a, 0.15)
+    # The division amplifies noise and any error in the backdrop estimate most
+    # where alpha is small; those pixels lean on the nearby solid product colour
+    # instead, which is what they barely show anyway.
+    product = matte.product_at(ys, xs, alpha.shape)
+    known = np.isfinite(product).all(axis=1)
+    fg[known] = a[known] * fg[known] + (1.0 - a[known]) * product[known]
     out[ys, xs] = np.clip(np.rint(fg), 0, 255).astype(np.uint8)
     return out
 

@@ -147,12 +147,12 @@ class _Scene:
         gloss = specular * np.exp(-(((u + 0.35) / 0.13) ** 2))
         colour = np.asarray(base, dtype=np.float32)
         field = colour * intensity[:, None] + 255.0 * gloss[:, None]
-        return field[None, :, :].astype(np.float32)
+        return np.asarray(field[None, :, :], dtype=np.float32)
 
     def vertical(self, y0: float, y1: float, top: float, bottom: float) -> FloatArray:
         """Per-row brightness factor, e.g. a top face catching more light."""
         t = np.clip((self.ys - y0) / (y1 - y0), 0.0, 1.0)
-        return (top + (bottom - top) * t)[:, None, None].astype(np.float32)
+        return np.asarray((top + (bottom - top) * t)[:, None, None], dtype=np.float32)
 
     def gradient_background(self, top: RGB, bottom: RGB) -> None:
         """A studio sweep: smooth, non-linear vertical blend."""
@@ -310,15 +310,14 @@ def _sneaker(sc: _Scene) -> None:
         lambda d: d.polygon(sc.poly([(330, 565), (560, 470), (700, 522), (420, 590)]), fill=255),
         (236, 236, 238),
     )
-    for x in (520, 555, 590):
-        sc.paint(
-            lambda d, x=x: d.line(
-                sc.poly([(x - 20, 420 + (x - 520) * 0.6), (x + 25, 440 + (x - 520) * 0.7)]),
-                fill=255,
-                width=round(sc.length(8)),
-            ),
-            (240, 240, 240),
-        )
+    for x in (520.0, 555.0, 590.0):
+
+        def lace(d: ImageDraw.ImageDraw, x: float = x) -> None:
+            start = (x - 20, 420 + (x - 520) * 0.6)
+            end = (x + 25, 440 + (x - 520) * 0.7)
+            d.line(sc.poly([start, end]), fill=255, width=round(sc.length(8)))
+
+        sc.paint(lace, (240, 240, 240))
     sc.paint(
         lambda d: d.rounded_rectangle(sc.box(222, 597, 818, 657), radius=sc.length(26), fill=255),
         np.asarray((214, 212, 206), np.float32) * sc.vertical(597, 657, 1.04, 0.82),
@@ -404,10 +403,14 @@ def _plant_pot(sc: _Scene) -> None:
               (34, 225, 72), (58, 195, 66), (-80, 150, 56), (78, 150, 56)]  # fmt: skip
     for i, (angle, length, width) in enumerate(leaves):
         tone = 0.85 + 0.3 * ((i * 37) % 10) / 10
+
+        def leaf(
+            d: ImageDraw.ImageDraw, a: float = angle, n: float = length, w: float = width
+        ) -> None:
+            d.polygon(sc.poly(_leaf(500, 560, n, w, a)), fill=255)
+
         sc.paint(
-            lambda d, a=angle, n=length, w=width: d.polygon(
-                sc.poly(_leaf(500, 560, n, w, a)), fill=255
-            ),
+            leaf,
             np.asarray(_scaled(green, tone), np.float32) * sc.vertical(300, 560, 1.15, 0.8),
         )
     terracotta = (186, 92, 58)

@@ -27,6 +27,7 @@ from django.utils import timezone
 from accounts.models import Tenant, User
 from jobs import catalog, fetcher, images, local_engine
 from jobs.models import Asset, AssetKind, Job, JobStatus
+from productstudio.errors import CodedError
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +36,11 @@ INTERNAL_ERROR_MESSAGE = (
 )
 
 
-class JobError(Exception):
+class JobError(CodedError):
     """A refused submission: `field` names the input at fault, when there is one."""
 
     def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
         self.field = field
 
 

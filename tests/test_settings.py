@@ -13,9 +13,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Variables of the test run itself, which a freshly started process would not have.
+_NOT_INHERITED = {"PYTEST_VERSION", "DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+
+
+def _clean_env(**env: str) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
+    return {**clean, **env}
+
+
 def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in {"PYTEST_VERSION", "DATABASE_URL"}}
-    clean.update(env)
+    clean = _clean_env(**env)
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
@@ -120,11 +128,10 @@ def test_check_deploy_is_clean_with_production_values(tmp_path):
         "SECURE_HSTS_PRELOAD": "1",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
     }
-    clean = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
-        env={**clean, **env},
+        env=_clean_env(**env),
         capture_output=True,
         text=True,
         timeout=120,
