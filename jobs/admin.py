@@ -1,13 +1,16 @@
 """Operators' view of jobs and the gallery's assets."""
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from jobs import services
-from jobs.models import Asset, Job
+from jobs import catalog, services
+from jobs.models import Asset, Job, Preset
 
 
 class AssetInline(admin.TabularInline):
@@ -82,3 +85,35 @@ class AssetAdmin(admin.ModelAdmin):
             '<img src="{}" style="height:48px" alt="">',
             reverse("staff_asset_file", args=[obj.pk]),
         )
+
+
+class PresetAdminForm(forms.ModelForm):
+    class Meta:
+        model = Preset
+        fields = ["tenant", "model", "slug", "name", "description", "params", "backdrop"]
+
+    def clean(self) -> dict[str, Any]:
+        # Operators go through the same validator as the portal and the API.
+        data = super().clean() or {}
+        spec = catalog.get_model(data.get("model") or "")
+        if spec is None:
+            self.add_error("model", "Unknown model.")
+            return data
+        try:
+            data["params"] = services.preset_params_validate(
+                spec=spec, params=data.get("params") or {}
+            )
+        except services.PresetError as e:
+            for field, rule in e.errors.items():
+                self.add_error("params", f"{field}: {rule}")
+        return data
+
+
+@admin.register(Preset)
+class PresetAdmin(admin.ModelAdmin):
+    form = PresetAdminForm
+    list_display = ["name", "model", "tenant", "slug", "backdrop", "updated_at"]
+    list_filter = ["model", ("tenant", admin.EmptyFieldListFilter), "tenant"]
+    search_fields = ["name", "slug", "description", "tenant__name"]
+    list_select_related = ["tenant"]
+    readonly_fields = ["created_by", "created_at", "updated_at"]

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from accounts.api import ApiKeyUser
 from accounts.models import Tenant
+from jobs import catalog
 from jobs.models import Asset, Job
 
 
@@ -75,3 +76,35 @@ def job_retrieve(request: Request, job_id: str) -> Response:
         Job.objects.for_tenant(_tenant(request)).prefetch_related("assets"), pk=job_id
     )
     return Response(JobSerializer(job).data)
+
+
+def _model_data(spec: catalog.ModelSpec) -> dict[str, Any]:
+    engine = catalog.current_engine()
+    size = spec.output_size({})
+    return {
+        "slug": spec.slug,
+        "title": spec.title,
+        "summary": spec.summary,
+        "kind": spec.kind,
+        "typical_seconds": spec.typical_seconds,
+        "input_image_params": list(spec.input_image_params),
+        "engine": engine,
+        "available": spec.runs_on(engine),
+        "defaults": spec.defaults(),
+        "output_size": {"width": size[0], "height": size[1]} if size else None,
+        "params_schema": spec.json_schema(),
+    }
+
+
+@api_view(["GET"])
+def models_list(request: Request) -> Response:
+    """The catalog: every model, whether this engine can run it, and its parameters' schema."""
+    return Response({"results": [_model_data(spec) for spec in catalog.all_models()]})
+
+
+@api_view(["GET"])
+def model_retrieve(request: Request, slug: str) -> Response:
+    spec = catalog.get_model(slug)
+    if spec is None:
+        raise NotFound(f"No model '{slug}'.")
+    return Response(_model_data(spec))

@@ -1,6 +1,20 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _sync_system_presets(sender: AppConfig, **kwargs: Any) -> None:
+    from jobs import services
+
+    services.presets_sync_system()
 
 
 class JobsConfig(AppConfig):
     name = "jobs"
     verbose_name = "Jobs and gallery"
+
+    def ready(self) -> None:
+        # System presets are data shipped with the code: every migrate (and the test
+        # database's flush) brings them in line with jobs/system_presets.json.
+        post_migrate.connect(_sync_system_presets, sender=self)

@@ -1,20 +1,31 @@
-"""The five Segmind endpoints ProductStudio offers, loaded from `segmind_models.json`.
+"""The five Segmind endpoints ProductStudio offers, and the one validator of their parameters.
 
-The JSON is the project's copy of `shared/spec/segmind-models.json`: every model and
-parameter is data, so forms, the API and the workers read one source.
+The models and every parameter are data (`segmind_models.json`, the project's copy of
+`shared/spec/segmind-models.json`): the portal's form, the API and the workers all read
+them from here, and every parameter set - a job's, a preset's - goes through
+`resolve_params`, so the three doors accept exactly the same things.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import math
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 from django.conf import settings
 
+from productstudio.errors import CodedError
+
 Engine = Literal["local", "segmind"]
+
+# The largest seed Segmind documents (qwen's range); drawn seeds stay within every model's.
+MAX_SEED = 2_147_483_647
 
 # What each model does, in a shop owner's words (the seed pages' summaries, shortened).
 _SUMMARIES = {
@@ -34,15 +45,178 @@ _ENGINE_MODELS: dict[str, frozenset[str]] = {
     "segmind": frozenset(),
 }
 
+_HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+_INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
+_TRUE_TEXT = frozenset({"true", "1", "on", "yes"})
+_FALSE_TEXT = frozenset({"false", "0", "off", "no"})
+
+
+class ParamsError(CodedError):
+    """Parameters were refused; `errors` maps each field to what is wrong with it."""
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        self.errors = dict(errors)
+        message = "; ".join(f"{field}: {rule}" for field, rule in self.errors.items())
+        super().__init__("validation_error", message)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    type: str  # string, integer, number, boolean, uri, megapixel
+    required: bool
+    default: Any
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    enum: tuple[Any, ...] | None = None
+    is_image: bool = False
+
+    @property
+    def is_seed(self) -> bool:
+        return self.name == "seed"
+
+    def rule(self) -> str | None:
+        """The constraint in words, as error messages and the form's help state it."""
+        if self.enum is not None:
+            return "must be one of " + ", ".join(str(v) for v in self.enum)
+        if self.minimum is not None and self.maximum is not None:
+            return f"must be between {_num(self.minimum)} and {_num(self.maximum)}"
+        return None
+
+    def clean(self, value: Any) -> Any:
+        """The value in its canonical type, or ValueError with the rule broken."""
+        cleaned = _CLEANERS[self.type](self, value)
+        if self.enum is not None and cleaned not in self.enum:
+            raise ValueError(self.rule())
+        if isinstance(cleaned, int | float) and not isinstance(cleaned, bool):
+            low = self.minimum if self.minimum is not None else -math.inf
+            high = self.maximum if self.maximum is not None else math.inf
+            if not low <= cleaned <= high:
+                raise ValueError(self.rule() or f"must be between {low} and {high}")
+        return cleaned
+
+    def json_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"description": self.description}
+        if self.type == "megapixel":
+            # Segmind's pages type it as a number but their examples send strings.
+            schema["type"] = ["string", "number"]
+        elif self.type == "uri":
+            schema["type"] = "string"
+            schema["format"] = "uri"
+        else:
+            schema["type"] = self.type
+        if self.enum is not None:
+            schema["enum"] = list(self.enum)
+        if self.minimum is not None:
+            schema["minimum"] = self.minimum
+        if self.maximum is not None:
+            schema["maximum"] = self.maximum
+        if self.default is not None:
+            schema["default"] = self.default
+        if self.is_image:
+            schema["contentMediaType"] = "image/*"
+        if self.is_seed:
+            schema["description"] += " (-1 or empty: ProductStudio draws one and records it)"
+        if self.name == "background_color":
+            schema["pattern"] = r"^(transparent|#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6})$"
+        return schema
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _clean_string(spec: ParamSpec, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be text")
+    if spec.name == "background_color" and value != "transparent" and not _HEX_COLOR.match(value):
+        raise ValueError("must be 'transparent' or a hex colour such as #FFFFFF")
+    return value
+
+
+def _clean_uri(spec: ParamSpec, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a URL")
+    value = value.strip()
+    if value.lower().startswith(("http://", "https://")):
+        return value
+    if "base64" in spec.description.lower() and re.fullmatch(r"[A-Za-z0-9+/=\s]+", value):
+        return value
+    raise ValueError("must be an http:// or https:// URL")
+
+
+def _clean_integer(spec: ParamSpec, value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INTEGER_TEXT.match(value.strip()):
+        return int(value.strip())
+    raise ValueError("must be a whole number")
+
+
+def _clean_number(spec: ParamSpec, value: Any) -> int | float:
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    if isinstance(value, int | float):
+        number: int | float = value
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise ValueError("must be a number") from None
+        if number.is_integer() and _INTEGER_TEXT.match(value.strip()):
+            number = int(number)
+    else:
+        raise ValueError("must be a number")
+    if not math.isfinite(number):
+        raise ValueError("must be a number")
+    return number
+
+
+def _clean_boolean(spec: ParamSpec, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE_TEXT | _FALSE_TEXT:
+        return value.strip().lower() in _TRUE_TEXT
+    raise ValueError("must be true or false")
+
+
+def _clean_megapixel(spec: ParamSpec, value: Any) -> str:
+    # Canonical form: the string of the allowed list ("1.0"), whatever the input spelling.
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(spec.rule() or "must be a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(spec.rule() or "must be a number") from None
+    for allowed in spec.enum or ():
+        if float(allowed) == number:
+            return str(allowed)
+    raise ValueError(spec.rule() or "must be a number")
+
+
+_CLEANERS = {
+    "string": _clean_string,
+    "uri": _clean_uri,
+    "integer": _clean_integer,
+    "number": _clean_number,
+    "boolean": _clean_boolean,
+    "megapixel": _clean_megapixel,
+}
+
 
 @dataclass(frozen=True)
 class ModelSpec:
     slug: str
     title: str
-    api: str  # "v2" for model endpoints, "workflow" for PixelFlow
+    kind: str  # "v2" for model endpoints, "workflow" for PixelFlow
     typical_seconds: float | None
     input_image_params: tuple[str, ...]
-    parameters: dict[str, dict[str, Any]] = field(repr=False)
+    params: dict[str, ParamSpec]
 
     @property
     def summary(self) -> str:
@@ -53,32 +227,131 @@ class ModelSpec:
         """The parameter that carries the product photo."""
         return self.input_image_params[0]
 
+    @property
+    def has_output_size(self) -> bool:
+        return "megapixel" in self.params and "aspect_ratio" in self.params
+
     def defaults(self) -> dict[str, Any]:
         """Default values of every parameter that has one, input images excepted."""
         return {
-            name: spec["default"]
-            for name, spec in self.parameters.items()
-            if name not in self.input_image_params and spec.get("default") is not None
+            name: p.default
+            for name, p in self.params.items()
+            if not p.is_image and p.default is not None
         }
 
     def runs_on(self, engine: Engine) -> bool:
         return self.slug in _ENGINE_MODELS[engine]
 
+    def json_schema(self) -> dict[str, Any]:
+        """The parameters as a JSON Schema (draft 2020-12)."""
+        return {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"urn:productstudio:models:{self.slug}",
+            "title": self.title,
+            "description": self.summary,
+            "type": "object",
+            "properties": {name: p.json_schema() for name, p in self.params.items()},
+            "required": [name for name, p in self.params.items() if p.required],
+            "additionalProperties": False,
+        }
+
+    def output_size(self, params: Mapping[str, Any]) -> tuple[int, int] | None:
+        """Width and height of the output, for models sized by megapixel x aspect ratio."""
+        if not self.has_output_size:
+            return None
+        megapixel = params.get("megapixel", self.params["megapixel"].default)
+        ratio = params.get("aspect_ratio", self.params["aspect_ratio"].default)
+        return output_size(float(megapixel), str(ratio))
+
+
+def output_size(megapixel: float, aspect_ratio: str) -> tuple[int, int]:
+    """The resolution calculator's rule (segmind-protocol.md): multiples of 64."""
+    match = re.match(r"^\s*(\d+)\s*:\s*(\d+)", aspect_ratio)
+    if match is None:
+        raise ValueError(f"not an aspect ratio: {aspect_ratio!r}")
+    w, h = int(match.group(1)), int(match.group(2))
+    d = math.sqrt(megapixel * 1_000_000 / (w * h))
+    return round(int(d * w) / 64) * 64, round(int(d * h) / 64) * 64
+
+
+def resolve_params(
+    spec: ModelSpec,
+    given: Mapping[str, Any],
+    *,
+    partial: bool = False,
+    attached: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """Validate `given` against the model and return the parameters to store and send.
+
+    Unknown names, wrong types and broken rules are refused together, each error naming
+    its field. Missing optional parameters take the catalog's defaults, and a seed of -1
+    or empty is drawn here so every job records the seed that made it. With `partial`
+    (a preset), only the given parameters are checked: no defaults, no required fields.
+    `attached` names image parameters that an uploaded file fills instead of a URL.
+    """
+    errors: dict[str, str] = {}
+    resolved: dict[str, Any] = {}
+    for name, value in given.items():
+        param = spec.params.get(name)
+        if param is None:
+            errors[name] = f"unknown parameter for {spec.title}"
+            continue
+        if value is None or (isinstance(value, str) and value == "" and param.type != "string"):
+            continue  # empty form fields mean "not given"
+        if param.is_seed and not partial and _is_random_seed(value):
+            continue
+        try:
+            resolved[name] = param.clean(value)
+        except ValueError as e:
+            errors[name] = str(e)
+    if not partial:
+        for name, param in spec.params.items():
+            if name in resolved or name in errors:
+                continue
+            if param.is_seed:
+                resolved[name] = secrets.randbelow(MAX_SEED + 1)
+            elif param.required and name not in attached:
+                errors[name] = "is required"
+            elif param.default is not None and not param.is_image:
+                resolved[name] = param.default
+    if errors:
+        raise ParamsError(errors)
+    return resolved
+
+
+def _is_random_seed(value: Any) -> bool:
+    return value in (-1, "-1", "") or value is None
+
 
 @cache
 def _load() -> dict[str, ModelSpec]:
     raw = json.loads((Path(__file__).parent / "segmind_models.json").read_text())
-    return {
-        item["slug"]: ModelSpec(
+    models = {}
+    for item in raw:
+        images = tuple(item["input_image_params"])
+        params = {
+            name: ParamSpec(
+                name=name,
+                type=p["type"],
+                required=bool(p.get("required")),
+                default=p.get("default"),
+                description=p.get("description", ""),
+                minimum=p.get("minimum"),
+                maximum=p.get("maximum"),
+                enum=tuple(p["enum"]) if p.get("enum") else None,
+                is_image=name in images,
+            )
+            for name, p in item["parameters"].items()
+        }
+        models[item["slug"]] = ModelSpec(
             slug=item["slug"],
             title=item["title"],
-            api=item["api"],
+            kind="workflow" if item["api"] == "workflow" else "v2",
             typical_seconds=item.get("typical_seconds"),
-            input_image_params=tuple(item["input_image_params"]),
-            parameters=item["parameters"],
+            input_image_params=images,
+            params=params,
         )
-        for item in raw
-    }
+    return models
 
 
 def all_models() -> list[ModelSpec]:

@@ -1,6 +1,13 @@
-"""The new-job form."""
+"""Forms of the job and preset pages.
+
+Model parameters are not Django form fields: they are rendered from each model's JSON
+Schema and checked by the catalog's validator, the same one the API and the workers use.
+"""
+
+from typing import Any
 
 from django import forms
+from django.http import QueryDict
 
 from jobs import catalog
 
@@ -19,20 +26,41 @@ class NewJobForm(forms.Form):
         widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
     )
     model = forms.ChoiceField(label="Model")
+    preset = forms.CharField(required=False)
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        engine = catalog.current_engine()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         field = self.fields["model"]
         assert isinstance(field, forms.ChoiceField)
-        field.choices = [(m.slug, m.title) for m in catalog.all_models() if m.runs_on(engine)]
-        if field.choices:
-            field.initial = "bria-product-packshot"
+        # Every model can be chosen; the job service refuses those the engine can't run,
+        # with a message that says so.
+        field.choices = [(m.slug, m.title) for m in catalog.all_models()]
+        engine = catalog.current_engine()
+        field.initial = next((m.slug for m in catalog.all_models() if m.runs_on(engine)), None)
 
-    def clean(self) -> dict[str, object]:
+    def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if not data.get("image_url") and not data.get("image") and not self.errors:
             raise forms.ValidationError("Paste the URL of a product photo or upload one.")
         if data.get("image_url") and data.get("image"):
             raise forms.ValidationError("Give a URL or a file, not both.")
         return data
+
+
+def param_field_name(model: str, name: str) -> str:
+    return f"param-{model}-{name}"
+
+
+def params_from_post(data: QueryDict, model: str) -> dict[str, str]:
+    """The parameter overrides a form posted for `model`; empty fields are not given."""
+    prefix = param_field_name(model, "")
+    return {
+        key[len(prefix) :]: value
+        for key in data
+        if key.startswith(prefix) and (value := data.get(key, "")).strip() != ""
+    }
+
+
+class PresetForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    description = forms.CharField(max_length=300, required=False)

@@ -43,6 +43,9 @@ class Job(models.Model):
     model = models.CharField(max_length=100, help_text="Segmind model or workflow slug.")
     engine = models.CharField(max_length=20, default="local")
     params = models.JSONField(default=dict, blank=True)
+    preset = models.ForeignKey(
+        "Preset", models.SET_NULL, null=True, blank=True, related_name="jobs"
+    )
     source_url = models.CharField(max_length=2000, blank=True)
     input_asset = models.ForeignKey(
         "Asset", models.SET_NULL, null=True, blank=True, related_name="+"
@@ -142,3 +145,73 @@ class Asset(models.Model):
     @property
     def extension(self) -> str:
         return {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}.get(self.format, "bin")
+
+
+class PresetQuerySet(models.QuerySet["Preset"]):
+    def for_tenant(self, tenant: Tenant) -> PresetQuerySet:
+        """The tenant's own presets."""
+        return self.filter(tenant=tenant)
+
+    def system(self) -> PresetQuerySet:
+        return self.filter(tenant__isnull=True)
+
+    def visible_to(self, tenant: Tenant) -> PresetQuerySet:
+        """System presets and the tenant's own: what the tenant may pick."""
+        return self.filter(models.Q(tenant__isnull=True) | models.Q(tenant=tenant))
+
+    def for_model(self, slug: str) -> PresetQuerySet:
+        return self.filter(model=slug)
+
+
+class Preset(models.Model):
+    """A named parameter set for one model: a system preset (no tenant) or a shop's own."""
+
+    tenant = models.ForeignKey(
+        Tenant, models.CASCADE, null=True, blank=True, related_name="presets"
+    )
+    model = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=80)
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=300, blank=True)
+    # Only the parameters the preset fixes; the rest come from the catalog's defaults.
+    params = models.JSONField(default=dict, blank=True)
+    # For the local engine, which composes instead of generating: the backdrop to use.
+    backdrop = models.CharField(max_length=40, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PresetQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["model", "tenant_id", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "slug"], name="unique_preset_slug_per_tenant"
+            ),
+            models.UniqueConstraint(
+                fields=["slug"],
+                condition=models.Q(tenant__isnull=True),
+                name="unique_system_preset_slug",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.model})"
+
+    @property
+    def is_system(self) -> bool:
+        return self.tenant_id is None
+
+    @property
+    def model_title(self) -> str:
+        spec = self.spec
+        return spec.title if spec else self.model
+
+    @property
+    def spec(self) -> ModelSpec | None:
+        from jobs.catalog import get_model
+
+        return get_model(self.model)

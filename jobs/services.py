@@ -8,12 +8,14 @@ delivered twice, or two workers racing, do the work once.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,10 +25,11 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.text import slugify
 
 from accounts.models import Tenant, User
 from jobs import catalog, fetcher, images, local_engine
-from jobs.models import Asset, AssetKind, Job, JobStatus
+from jobs.models import Asset, AssetKind, Job, JobStatus, Preset
 from productstudio.errors import CodedError
 
 logger = logging.getLogger(__name__)
@@ -42,6 +45,7 @@ class JobError(CodedError):
     def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
         super().__init__(code, message)
         self.field = field
+        self.errors: dict[str, str] = {field: message} if field else {}
 
 
 @dataclass(frozen=True)
@@ -111,15 +115,7 @@ def asset_create(
     return asset
 
 
-def job_submit(
-    *,
-    tenant: Tenant,
-    user: User | None,
-    model: str,
-    image_url: str = "",
-    upload: UploadedFile | None = None,
-) -> Job:
-    """Check the input, store it, create the job and queue it once the transaction commits."""
+def _model_for_job(model: str) -> tuple[catalog.ModelSpec, catalog.Engine]:
     spec = catalog.get_model(model)
     if spec is None:
         raise JobError("validation_error", f"model: unknown model '{model}'.", field="model")
@@ -131,18 +127,69 @@ def job_submit(
             f"model: {spec.title} can't run on {where} yet.",
             field="model",
         )
-    image_url = image_url.strip()
-    source = _read_input(image_url=image_url, upload=upload)
-    params: dict[str, Any] = spec.defaults()
+    return spec, engine
+
+
+def job_resolve_params(
+    *,
+    spec: catalog.ModelSpec,
+    preset: Preset | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    image_url: str = "",
+    upload_attached: bool = False,
+) -> dict[str, Any]:
+    """A job's parameters: the catalog's defaults, then the preset's, then the overrides."""
+    if preset is not None and preset.model != spec.slug:
+        raise JobError(
+            "validation_error",
+            f"preset: {preset.name} is a preset for {preset.model_title}, not {spec.title}.",
+            field="preset",
+        )
+    given: dict[str, Any] = {**(preset.params if preset else {}), **(overrides or {})}
     if image_url:
-        params[spec.image_param] = image_url
+        given[spec.image_param] = image_url
+    attached = frozenset({spec.image_param}) if upload_attached else frozenset()
+    try:
+        return catalog.resolve_params(spec, given, attached=attached)
+    except catalog.ParamsError as e:
+        error = JobError("validation_error", e.message, field=next(iter(e.errors)))
+        error.errors = e.errors
+        raise error from e
+
+
+def job_submit(
+    *,
+    tenant: Tenant,
+    user: User | None,
+    model: str,
+    image_url: str = "",
+    upload: UploadedFile | None = None,
+    preset: Preset | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> Job:
+    """Check the parameters and the input, store the input, create the job, queue it.
+
+    The job is `model` + `preset` + `params` (overrides), resolved by the catalog's one
+    validator; the task is queued once the transaction commits.
+    """
+    spec, engine = _model_for_job(model)
+    image_url = image_url.strip()
+    resolved = job_resolve_params(
+        spec=spec,
+        preset=preset,
+        overrides=params,
+        image_url=image_url,
+        upload_attached=upload is not None,
+    )
+    source = _read_input(image_url=image_url, upload=upload)
     with transaction.atomic():
         job = Job.objects.create(
             tenant=tenant,
             created_by=user,
             model=spec.slug,
             engine=engine,
-            params=params,
+            params=resolved,
+            preset=preset,
             source_url=image_url,
         )
         job.input_asset = asset_create(
@@ -268,3 +315,145 @@ def jobs_sweep(*, stale_after: timedelta | None = None, max_attempts: int = 3) -
     for job_id in lost:
         transaction.on_commit(partial(job_enqueue, job_id=job_id))
     return {"failed": failed, "requeued": requeued, "resent": len(lost)}
+
+
+class PresetError(CodedError):
+    """A refused preset; `errors` maps each field to what is wrong with it."""
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        self.errors = dict(errors)
+        super().__init__(
+            "validation_error", "; ".join(f"{field}: {rule}" for field, rule in errors.items())
+        )
+
+
+def preset_params_validate(*, spec: catalog.ModelSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A preset's parameters, checked by the catalog's validator (only those it sets)."""
+    if spec.image_param in params:
+        raise PresetError({spec.image_param: "the product photo comes with each job"})
+    try:
+        return catalog.resolve_params(spec, params, partial=True)
+    except catalog.ParamsError as e:
+        raise PresetError(e.errors) from e
+
+
+def _preset_slug(tenant: Tenant, name: str, exclude: int | None = None) -> str:
+    base = slugify(name)[:70] or "preset"
+    slug, n = base, 2
+    taken = Preset.objects.for_tenant(tenant)
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude)
+    while taken.filter(slug=slug).exists():
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+def preset_create(
+    *,
+    tenant: Tenant,
+    user: User | None,
+    model: str,
+    name: str,
+    params: Mapping[str, Any],
+    description: str = "",
+    backdrop: str = "",
+) -> Preset:
+    """Save a tenant's own preset; its parameters go through the catalog's validator."""
+    spec = catalog.get_model(model)
+    if spec is None:
+        raise PresetError({"model": f"unknown model '{model}'"})
+    name = name.strip()
+    if not name:
+        raise PresetError({"name": "a preset needs a name"})
+    cleaned = preset_params_validate(spec=spec, params=params)
+    return Preset.objects.create(
+        tenant=tenant,
+        model=spec.slug,
+        slug=_preset_slug(tenant, name),
+        name=name[:100],
+        description=description.strip()[:300],
+        params=cleaned,
+        backdrop=backdrop,
+        created_by=user,
+    )
+
+
+def preset_update(
+    *,
+    tenant: Tenant,
+    preset: Preset,
+    name: str,
+    params: Mapping[str, Any],
+    description: str = "",
+) -> Preset:
+    """Edit one of the tenant's own presets (system presets are copied, not edited)."""
+    if preset.tenant_id != tenant.pk:
+        raise PresetError({"preset": "only your workspace's own presets can be edited"})
+    spec = catalog.get_model(preset.model)
+    assert spec is not None
+    name = name.strip()
+    if not name:
+        raise PresetError({"name": "a preset needs a name"})
+    preset.params = preset_params_validate(spec=spec, params=params)
+    preset.name = name[:100]
+    preset.description = description.strip()[:300]
+    if preset.slug != (slug := _preset_slug(tenant, name, exclude=preset.pk)):
+        preset.slug = slug
+    preset.save()
+    return preset
+
+
+def preset_copy(*, tenant: Tenant, user: User | None, preset: Preset) -> Preset:
+    """A tenant's own copy of a system preset (or of one of its own), to edit freely."""
+    if preset.tenant_id not in (None, tenant.pk):
+        raise PresetError({"preset": "not found"})
+    name = f"{preset.name} (copy)" if preset.tenant_id else preset.name
+    return preset_create(
+        tenant=tenant,
+        user=user,
+        model=preset.model,
+        name=name,
+        params=preset.params,
+        description=preset.description,
+        backdrop=preset.backdrop,
+    )
+
+
+def preset_delete(*, tenant: Tenant, preset: Preset) -> None:
+    """Delete one of the tenant's own presets; jobs made with it keep their parameters."""
+    if preset.tenant_id != tenant.pk:
+        raise PresetError({"preset": "only your workspace's own presets can be deleted"})
+    preset.delete()
+
+
+SYSTEM_PRESETS_FILE = Path(__file__).parent / "system_presets.json"
+
+
+def presets_sync_system(*, path: Path = SYSTEM_PRESETS_FILE) -> int:
+    """Make the system presets match `system_presets.json` (run after every migrate).
+
+    Presets are matched by slug: new ones are created, changed ones updated, and ones no
+    longer in the file deleted (jobs keep their resolved parameters).
+    """
+    if not path.exists():
+        return 0
+    items = json.loads(path.read_text())
+    slugs = []
+    for item in items:
+        spec = catalog.get_model(item["model"])
+        if spec is None:
+            raise ValueError(f"system preset {item['slug']}: unknown model {item['model']}")
+        Preset.objects.update_or_create(
+            tenant=None,
+            slug=item["slug"],
+            defaults={
+                "model": spec.slug,
+                "name": item["name"],
+                "description": item.get("description", ""),
+                "backdrop": item.get("backdrop", ""),
+                "params": preset_params_validate(spec=spec, params=item.get("params", {})),
+            },
+        )
+        slugs.append(item["slug"])
+    Preset.objects.system().exclude(slug__in=slugs).delete()
+    return len(slugs)

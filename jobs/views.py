@@ -1,6 +1,8 @@
 """Portal pages for jobs: dashboard, new job, job detail, gallery and asset files."""
 
+from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
@@ -13,8 +15,8 @@ from django.views.decorators.http import require_POST
 from accounts.decorators import workspace_view
 from accounts.models import Membership
 from jobs import catalog, samples, services
-from jobs.forms import NewJobForm
-from jobs.models import Asset, AssetKind, Job, JobStatus
+from jobs.forms import NewJobForm, PresetForm, param_field_name, params_from_post
+from jobs.models import Asset, AssetKind, Job, JobStatus, Preset
 
 
 @workspace_view
@@ -28,9 +30,63 @@ def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
     return render(request, "jobs/dashboard.html", {"recent_jobs": recent, "counts": counts})
 
 
+def _param_controls(spec: catalog.ModelSpec, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Form controls for a model's parameters, built from its JSON Schema."""
+    schema = spec.json_schema()
+    controls = []
+    for name, prop in schema["properties"].items():
+        if name == spec.image_param:
+            continue  # the product photo has its own field
+        types = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
+        if "enum" in prop:
+            kind = "select"
+        elif "boolean" in types:
+            kind = "boolean"
+        elif "integer" in types or "number" in types:
+            kind = "number"
+        elif name.endswith("prompt"):
+            kind = "textarea"
+        else:
+            kind = "text"
+        step = "1" if "integer" in types else "any"
+        controls.append(
+            {
+                "name": name,
+                "field": param_field_name(spec.slug, name),
+                "kind": kind,
+                "schema": prop,
+                "step": step,
+                "required": name in schema["required"],
+                "value": values.get(name, ""),
+            }
+        )
+    return controls
+
+
+def _presets_by_model(membership: Membership) -> dict[str, list[Preset]]:
+    presets: dict[str, list[Preset]] = {}
+    for preset in Preset.objects.visible_to(membership.tenant).order_by("tenant_id", "name"):
+        presets.setdefault(preset.model, []).append(preset)
+    return presets
+
+
+def _chosen_preset(membership: Membership, value: str) -> Preset | None:
+    if not value:
+        return None
+    if not value.isdigit():
+        raise services.JobError("validation_error", "preset: choose a preset from the list.")
+    preset = Preset.objects.visible_to(membership.tenant).filter(pk=int(value)).first()
+    if preset is None:
+        raise services.JobError("validation_error", "preset: this preset does not exist.")
+    return preset
+
+
 @workspace_view
 def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
     form = NewJobForm(request.POST or None, request.FILES or None)
+    posted_model = request.POST.get("model", "") if request.method == "POST" else ""
+    overrides = params_from_post(request.POST, posted_model) if posted_model else {}
+    param_errors: dict[str, str] = {}
     if request.method == "POST" and form.is_valid():
         try:
             job = services.job_submit(
@@ -39,15 +95,31 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
                 model=form.cleaned_data["model"],
                 image_url=form.cleaned_data["image_url"] or "",
                 upload=form.cleaned_data["image"],
+                preset=_chosen_preset(membership, form.cleaned_data["preset"]),
+                params=overrides,
             )
         except services.JobError as e:
-            field = e.field if e.field in form.fields else None
-            form.add_error(field, e.message)
+            if e.errors and not set(e.errors) & set(form.fields):
+                param_errors = e.errors
+                form.add_error(None, "Some parameters need fixing: see the model's settings.")
+            else:
+                field = e.field if e.field in form.fields else None
+                form.add_error(field, e.message)
         else:
             messages.success(request, "Job submitted: it will appear in the gallery when done.")
             return redirect("job_detail", workspace=membership.tenant.slug, job_id=job.id)
     engine = catalog.current_engine()
-    models = [(m, m.runs_on(engine)) for m in catalog.all_models()]
+    presets = _presets_by_model(membership)
+    models = [
+        {
+            "spec": m,
+            "available": m.runs_on(engine),
+            "presets": presets.get(m.slug, []),
+            "controls": _param_controls(m, overrides if m.slug == posted_model else {}),
+            "errors": param_errors if m.slug == posted_model else {},
+        }
+        for m in catalog.all_models()
+    ]
     sample_urls = [
         request.build_absolute_uri(reverse("sample_image", args=[name]))
         for name in samples.SAMPLE_NAMES[:4]
@@ -55,7 +127,51 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
     return render(
         request,
         "jobs/job_new.html",
-        {"form": form, "models": models, "engine": engine, "sample_urls": sample_urls},
+        {
+            "form": form,
+            "models": models,
+            "engine": engine,
+            "sample_urls": sample_urls,
+            "selected_model": posted_model or form.fields["model"].initial,
+            "selected_preset": request.POST.get("preset", ""),
+        },
+    )
+
+
+@require_POST
+@workspace_view
+def job_preview(request: HttpRequest, membership: Membership) -> JsonResponse:
+    """What a job with these choices would send: resolved parameters and output size.
+
+    The new-job page calls this as the shop changes the form, so the preview comes from
+    the same validator as the job itself.
+    """
+    spec = catalog.get_model(request.POST.get("model", ""))
+    if spec is None:
+        return JsonResponse({"errors": {"model": "choose a model"}}, status=400)
+    try:
+        preset = _chosen_preset(membership, request.POST.get("preset", ""))
+        params = services.job_resolve_params(
+            spec=spec,
+            preset=preset,
+            overrides=params_from_post(request.POST, spec.slug),
+            upload_attached=True,
+        )
+    except services.JobError as e:
+        return JsonResponse({"errors": e.errors or {"preset": e.message}}, status=400)
+    size = spec.output_size(params)
+    # A drawn seed is drawn again at submission; the preview says so instead of a number.
+    given_seed = params_from_post(request.POST, spec.slug).get("seed") or (
+        preset.params.get("seed") if preset else None
+    )
+    if "seed" in params and given_seed in (None, "-1", -1):
+        params["seed"] = "random (drawn when you submit)"
+    return JsonResponse(
+        {
+            "params": params,
+            "output_size": {"width": size[0], "height": size[1]} if size else None,
+            "errors": {},
+        }
     )
 
 
@@ -70,7 +186,11 @@ def _job(membership: Membership, job_id: UUID) -> Job:
 def job_detail(request: HttpRequest, membership: Membership, job_id: UUID) -> HttpResponse:
     job = _job(membership, job_id)
     outputs = job.assets.filter(kind=AssetKind.OUTPUT)
-    return render(request, "jobs/job_detail.html", {"job": job, "outputs": outputs})
+    spec = job.spec
+    size = spec.output_size(job.params) if spec else None
+    return render(
+        request, "jobs/job_detail.html", {"job": job, "outputs": outputs, "output_size": size}
+    )
 
 
 @workspace_view
@@ -144,3 +264,108 @@ def staff_asset_file(request: HttpRequest, asset_id: UUID) -> FileResponse:
     """Any asset, for operators in the admin."""
     asset = get_object_or_404(Asset, pk=asset_id)
     return FileResponse(asset.file.open("rb"), content_type=asset.mime_type)
+
+
+@workspace_view
+def preset_list(request: HttpRequest, membership: Membership) -> HttpResponse:
+    presets = _presets_by_model(membership)
+    groups = [
+        {
+            "spec": spec,
+            "own": [p for p in presets.get(spec.slug, []) if not p.is_system],
+            "system": [p for p in presets.get(spec.slug, []) if p.is_system],
+        }
+        for spec in catalog.all_models()
+    ]
+    return render(request, "jobs/presets.html", {"groups": groups})
+
+
+def _own_preset(membership: Membership, preset_id: int) -> Preset:
+    return get_object_or_404(Preset.objects.for_tenant(membership.tenant), pk=preset_id)
+
+
+def _preset_form_page(
+    request: HttpRequest,
+    membership: Membership,
+    spec: catalog.ModelSpec,
+    preset: Preset | None,
+) -> HttpResponse:
+    initial = {"name": preset.name, "description": preset.description} if preset else {}
+    form = PresetForm(request.POST or None, initial=initial)
+    values: Mapping[str, Any] = preset.params if preset else {}
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        values = params_from_post(request.POST, spec.slug)
+        if form.is_valid():
+            try:
+                if preset is None:
+                    preset = services.preset_create(
+                        tenant=membership.tenant,
+                        user=membership.user,
+                        model=spec.slug,
+                        name=form.cleaned_data["name"],
+                        description=form.cleaned_data["description"],
+                        params=values,
+                    )
+                else:
+                    services.preset_update(
+                        tenant=membership.tenant,
+                        preset=preset,
+                        name=form.cleaned_data["name"],
+                        description=form.cleaned_data["description"],
+                        params=values,
+                    )
+            except services.PresetError as e:
+                errors = e.errors
+                if "name" in errors:
+                    form.add_error("name", errors.pop("name"))
+                form.add_error(None, "The preset was not saved: fix the fields marked below.")
+            else:
+                messages.success(request, f"Preset “{preset.name}” saved.")
+                return redirect("preset_list", workspace=membership.tenant.slug)
+    return render(
+        request,
+        "jobs/preset_form.html",
+        {
+            "form": form,
+            "spec": spec,
+            "preset": preset,
+            "controls": _param_controls(spec, values),
+            "errors": errors,
+        },
+    )
+
+
+@workspace_view
+def preset_new(request: HttpRequest, membership: Membership) -> HttpResponse:
+    spec = catalog.get_model(request.GET.get("model", ""))
+    if spec is None:
+        return render(request, "jobs/preset_choose_model.html", {"models": catalog.all_models()})
+    return _preset_form_page(request, membership, spec, None)
+
+
+@workspace_view
+def preset_edit(request: HttpRequest, membership: Membership, preset_id: int) -> HttpResponse:
+    preset = _own_preset(membership, preset_id)
+    spec = preset.spec
+    if spec is None:
+        raise Http404("This preset's model is no longer offered.")
+    return _preset_form_page(request, membership, spec, preset)
+
+
+@require_POST
+@workspace_view
+def preset_copy(request: HttpRequest, membership: Membership, preset_id: int) -> HttpResponse:
+    source = get_object_or_404(Preset.objects.visible_to(membership.tenant), pk=preset_id)
+    copy = services.preset_copy(tenant=membership.tenant, user=membership.user, preset=source)
+    messages.success(request, f"Copied “{source.name}”: edit your copy below.")
+    return redirect("preset_edit", workspace=membership.tenant.slug, preset_id=copy.pk)
+
+
+@require_POST
+@workspace_view
+def preset_delete(request: HttpRequest, membership: Membership, preset_id: int) -> HttpResponse:
+    preset = _own_preset(membership, preset_id)
+    services.preset_delete(tenant=membership.tenant, preset=preset)
+    messages.success(request, f"Preset “{preset.name}” deleted.")
+    return redirect("preset_list", workspace=membership.tenant.slug)

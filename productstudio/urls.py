@@ -42,11 +42,17 @@ auth_patterns = [
 workspace_patterns = [
     path("", job_views.dashboard, name="dashboard"),
     path("jobs/new/", job_views.job_new, name="job_new"),
+    path("jobs/preview/", job_views.job_preview, name="job_preview"),
     path("jobs/<uuid:job_id>/", job_views.job_detail, name="job_detail"),
     path("jobs/<uuid:job_id>/status/", job_views.job_status, name="job_status"),
     path("jobs/<uuid:job_id>/cancel/", job_views.job_cancel, name="job_cancel"),
     path("gallery/", job_views.gallery, name="gallery"),
     path("assets/<uuid:asset_id>/", job_views.asset_file, name="asset_file"),
+    path("presets/", job_views.preset_list, name="preset_list"),
+    path("presets/new/", job_views.preset_new, name="preset_new"),
+    path("presets/<int:preset_id>/", job_views.preset_edit, name="preset_edit"),
+    path("presets/<int:preset_id>/copy/", job_views.preset_copy, name="preset_copy"),
+    path("presets/<int:preset_id>/delete/", job_views.preset_delete, name="preset_delete"),
     path("team/", account_views.team, name="team"),
     path("team/invite/", account_views.team_invite, name="team_invite"),
     path("team/<int:member_id>/role/", account_views.team_change_role, name="team_change_role"),
@@ -59,6 +65,8 @@ workspace_patterns = [
 ]
 
 api_patterns = [
+    path("models", jobs_api.models_list, name="api_models"),
+    path("models/<str:slug>", jobs_api.model_retrieve, name="api_model"),
     path("jobs", jobs_api.jobs_list, name="api_jobs"),
     path("jobs/<uuid:job_id>", jobs_api.job_retrieve, name="api_job"),
 ]

@@ -10,9 +10,9 @@ from django.urls import reverse
 
 from accounts.models import ApiKey, Invitation, Membership, Tenant, User
 from jobs import services
-from jobs.models import Asset, Job
+from jobs.models import Asset, Job, Preset
 
-MODELS = [User, Tenant, Membership, Invitation, ApiKey, Job, Asset]
+MODELS = [User, Tenant, Membership, Invitation, ApiKey, Job, Asset, Preset]
 
 
 @pytest.fixture
@@ -80,3 +80,19 @@ def test_an_operator_sees_an_assets_preview(operator_client, a_job):
 def test_a_shop_user_cannot_open_the_operators_asset_view(owner_client, a_job):
     response = owner_client.get(reverse("staff_asset_file", args=[a_job.assets.first().pk]))
     assert response.status_code == 302
+
+
+def test_an_operator_cannot_save_a_preset_with_an_invalid_parameter(operator_client):
+    url = reverse("admin:jobs_preset_add")
+    response = operator_client.post(
+        url,
+        {
+            "model": "bria-product-packshot",
+            "slug": "bad",
+            "name": "Bad",
+            "params": '{"background_color": "pink"}',
+        },
+    )
+    assert response.status_code == 200
+    assert "background_color: must be" in response.content.decode()
+    assert not Preset.objects.filter(slug="bad").exists()

@@ -15,7 +15,7 @@ from django.urls import URLPattern, reverse
 from accounts import services as account_services
 from accounts.models import Invitation, Membership, Tenant
 from jobs import services as job_services
-from jobs.models import AssetKind, Job
+from jobs.models import AssetKind, Job, Preset
 from productstudio.urls import workspace_patterns
 
 ROUTES = [p.name for p in workspace_patterns if isinstance(p, URLPattern)]
@@ -28,6 +28,9 @@ OBJECT_ROUTES = [
 # Routes that only accept POST (GET answers 405).
 POST_ONLY = {
     "job_cancel",
+    "job_preview",
+    "preset_copy",
+    "preset_delete",
     "team_invite",
     "team_change_role",
     "team_remove",
@@ -47,7 +50,15 @@ def objects(tenant: Tenant, owner, member, product_jpeg, django_capture_on_commi
     invitation, _ = account_services.invitation_create(
         tenant=tenant, invited_by=owner, email="later@shop.test"
     )
+    preset = job_services.preset_create(
+        tenant=tenant,
+        user=owner,
+        model="bria-product-packshot",
+        name="House white",
+        params={"background_color": "#FAFAFA"},
+    )
     return {
+        "preset_id": preset.pk,
         "job_id": job.id,
         "asset_id": job.assets.get(kind=AssetKind.OUTPUT).id,
         "member_id": Membership.objects.get(user=member).pk,
@@ -67,7 +78,9 @@ def _url(name: str, workspace: str, objects: dict[str, Any]) -> str:
 def _request(client, name: str, url: str):
     # POST routes are exercised with harmless bodies: the tests look at who gets through.
     if name in POST_ONLY:
-        return client.post(url, {"role": "member", "email": "x@shop.test"})
+        return client.post(
+            url, {"role": "member", "email": "x@shop.test", "model": "bria-product-packshot"}
+        )
     return client.get(url)
 
 
@@ -101,6 +114,7 @@ def test_an_outsider_gets_404_for_the_tenants_objects_through_their_own_workspac
     assert Membership.objects.filter(pk=objects["member_id"], role="member").exists()
     assert Invitation.objects.filter(pk=objects["invitation_id"]).exists()
     assert Job.objects.get(pk=objects["job_id"]).status == "succeeded"
+    assert Preset.objects.filter(pk=objects["preset_id"], name="House white").exists()
     assert str(objects["asset_id"]) not in response.content.decode()
 
 
