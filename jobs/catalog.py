@@ -46,6 +46,7 @@ _ENGINE_MODELS: dict[str, frozenset[str]] = {
 }
 
 _HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+_BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 _INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
 _TRUE_TEXT = frozenset({"true", "1", "on", "yes"})
 _FALSE_TEXT = frozenset({"false", "0", "off", "no"})
@@ -141,9 +142,16 @@ def _clean_uri(spec: ParamSpec, value: Any) -> str:
     value = value.strip()
     if value.lower().startswith(("http://", "https://")):
         return value
-    if "base64" in spec.description.lower() and re.fullmatch(r"[A-Za-z0-9+/=\s]+", value):
+    if "base64" in spec.description.lower() and _looks_like_base64(value):
         return value
     raise ValueError("must be an http:// or https:// URL")
+
+
+def _looks_like_base64(value: str) -> bool:
+    if value.startswith("data:image/") and ";base64," in value:
+        value = value.split(",", 1)[1]
+    packed = re.sub(r"\s+", "", value)
+    return len(packed) >= 8 and len(packed) % 4 == 0 and bool(_BASE64.match(packed))
 
 
 def _clean_integer(spec: ParamSpec, value: Any) -> int:
@@ -360,6 +368,11 @@ def all_models() -> list[ModelSpec]:
 
 def get_model(slug: str) -> ModelSpec | None:
     return _load().get(slug)
+
+
+def model(slug: str) -> ModelSpec:
+    """The model with this slug; a KeyError for one the catalog does not have."""
+    return _load()[slug]
 
 
 def current_engine() -> Engine:

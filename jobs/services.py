@@ -132,6 +132,7 @@ def _model_for_job(model: str) -> tuple[catalog.ModelSpec, catalog.Engine]:
 
 def job_resolve_params(
     *,
+    tenant: Tenant,
     spec: catalog.ModelSpec,
     preset: Preset | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -139,6 +140,8 @@ def job_resolve_params(
     upload_attached: bool = False,
 ) -> dict[str, Any]:
     """A job's parameters: the catalog's defaults, then the preset's, then the overrides."""
+    if preset is not None and preset.tenant_id not in (None, tenant.pk):
+        raise JobError("validation_error", "preset: this preset does not exist.", field="preset")
     if preset is not None and preset.model != spec.slug:
         raise JobError(
             "validation_error",
@@ -175,6 +178,7 @@ def job_submit(
     spec, engine = _model_for_job(model)
     image_url = image_url.strip()
     resolved = job_resolve_params(
+        tenant=tenant,
         spec=spec,
         preset=preset,
         overrides=params,

@@ -103,7 +103,8 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
                 param_errors = e.errors
                 form.add_error(None, "Some parameters need fixing: see the model's settings.")
             else:
-                field = e.field if e.field in form.fields else None
+                # The preset has one select per model: its errors go above the form.
+                field = e.field if e.field in form.fields and e.field != "preset" else None
                 form.add_error(field, e.message)
         else:
             messages.success(request, "Job submitted: it will appear in the gallery when done.")
@@ -152,6 +153,7 @@ def job_preview(request: HttpRequest, membership: Membership) -> JsonResponse:
     try:
         preset = _chosen_preset(membership, request.POST.get("preset", ""))
         params = services.job_resolve_params(
+            tenant=membership.tenant,
             spec=spec,
             preset=preset,
             overrides=params_from_post(request.POST, spec.slug),
@@ -320,6 +322,10 @@ def _preset_form_page(
                 if "name" in errors:
                     form.add_error("name", errors.pop("name"))
                 form.add_error(None, "The preset was not saved: fix the fields marked below.")
+                shown = {c["name"] for c in _param_controls(spec, {})}
+                for field, rule in errors.items():
+                    if field not in shown:
+                        form.add_error(None, f"{field}: {rule}")
             else:
                 messages.success(request, f"Preset “{preset.name}” saved.")
                 return redirect("preset_list", workspace=membership.tenant.slug)

@@ -86,3 +86,39 @@ def test_a_visitor_signs_up_and_lands_in_their_new_workspace(page, live_server, 
     assert page.get_by_role("heading", name="Candle Corner").is_visible()
     assert User.objects.filter(email="new@shop.test").exists()
     assert Tenant.objects.filter(name="Candle Corner").exists()
+
+
+def test_the_new_job_page_shows_resolved_parameters_and_output_size_before_submitting(
+    page, live_server, owner, tenant
+):
+    _log_in(page, live_server, owner.email)
+    page.goto(f"{live_server.url}/w/{tenant.slug}/jobs/new/")
+    page.get_by_label(re.compile("AI Product Photography")).check()
+    # The prompt is required by Segmind and no preset gives one yet: the preview says so.
+    page.locator("#preview-status", has_text="Fix these").wait_for()
+    assert "prompt" in page.locator("#preview-params").inner_text()
+
+    section = page.locator('.model-settings[data-model="ai-product-photography"]')
+    section.get_by_label("Preset").select_option(label="Marble kitchen countertop")
+    section.locator("summary").click()
+    section.get_by_label("megapixel").select_option("1.0")
+    section.get_by_label("aspect_ratio").select_option("8:5 (Cinematic View)")
+    page.wait_for_function(
+        "document.querySelector('#output-size').innerText === 'Output 1280 \u00d7 768 px'"
+    )
+    section.get_by_label("megapixel").select_option("1.5")
+    section.get_by_label("aspect_ratio").select_option("16:9 (Panorama)")
+    page.wait_for_function(
+        "document.querySelector('#output-size').innerText === 'Output 1664 \u00d7 896 px'"
+    )
+    preview = page.locator("#preview-params").inner_text()
+    assert "marble" in preview.lower()
+    assert "random (drawn when you submit)" in preview
+    _shot(page, "new-job-preview")
+    # This model needs Segmind: the page says so instead of failing later.
+    assert page.get_by_role("button", name="Submit job").is_disabled()
+    assert page.locator("#needs-segmind").is_visible()
+
+    section.get_by_label("steps").fill("50")
+    page.locator("#preview-status", has_text="Fix these").wait_for()
+    assert "must be between 1 and 20" in page.locator("#preview-params").inner_text()
