@@ -108,3 +108,33 @@ def model_retrieve(request: Request, slug: str) -> Response:
     if spec is None:
         raise NotFound(f"No model '{slug}'.")
     return Response(_model_data(spec))
+
+
+@api_view(["POST"])
+def model_resolve(request: Request, slug: str) -> Response:
+    """Check parameters for a model and return what a job would store and send.
+
+    The same validator as job submission: unknown names, wrong types and broken rules are
+    refused (400, each error naming its field); missing optional parameters take their
+    defaults; a seed of -1 is drawn. The product photo may be left out.
+    """
+    spec = catalog.get_model(slug)
+    if spec is None:
+        raise NotFound(f"No model '{slug}'.")
+    if not isinstance(request.data, dict):
+        return Response({"errors": {"params": "send a JSON object"}}, status=400)
+    given = request.data.get("params", request.data)
+    if not isinstance(given, dict):
+        return Response({"errors": {"params": "must be a JSON object"}}, status=400)
+    try:
+        params = catalog.resolve_params(spec, given, attached=frozenset(spec.input_image_params))
+    except catalog.ParamsError as e:
+        return Response({"code": e.code, "errors": e.errors}, status=400)
+    size = spec.output_size(params)
+    return Response(
+        {
+            "model": spec.slug,
+            "params": params,
+            "output_size": {"width": size[0], "height": size[1]} if size else None,
+        }
+    )

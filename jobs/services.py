@@ -231,6 +231,17 @@ def _render_local(job: Job) -> tuple[bytes, images.ImageInfo]:
     return data, images.inspect_image(data, max_pixels=settings.IMAGE_MAX_PIXELS)
 
 
+def _check_stored_params(job: Job) -> None:
+    """The task checks the stored parameters with the same validator as the doors.
+
+    Resolved parameters resolve to themselves, so this changes nothing for a job made
+    by `job_submit`; a row edited by hand, or a catalog changed since, fails clearly.
+    """
+    spec = catalog.model(job.model)
+    attached = frozenset({spec.image_param}) if not job.source_url else frozenset()
+    catalog.resolve_params(spec, job.params, attached=attached)
+
+
 def _fail(job: Job, code: str, message: str) -> None:
     Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
         status=JobStatus.FAILED,
@@ -249,10 +260,11 @@ def job_run(*, job_id: uuid.UUID | str) -> bool:
         return False
     job = Job.objects.select_related("input_asset", "tenant").get(pk=job_id)
     try:
+        _check_stored_params(job)
         if job.input_asset is None:
             raise local_engine.EngineError("missing_input", "The job's input image is missing.")
         data, info = _render_local(job)
-    except (local_engine.EngineError, images.ImageError) as e:
+    except (local_engine.EngineError, images.ImageError, catalog.ParamsError) as e:
         _fail(job, e.code, e.message)
         return True
     except Exception:

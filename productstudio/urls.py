@@ -67,6 +67,7 @@ workspace_patterns = [
 api_patterns = [
     path("models", jobs_api.models_list, name="api_models"),
     path("models/<str:slug>", jobs_api.model_retrieve, name="api_model"),
+    path("models/<str:slug>/resolve", jobs_api.model_resolve, name="api_model_resolve"),
     path("jobs", jobs_api.jobs_list, name="api_jobs"),
     path("jobs/<uuid:job_id>", jobs_api.job_retrieve, name="api_job"),
 ]

@@ -126,3 +126,40 @@ def test_a_signed_in_member_can_read_the_catalog_too(owner_client):
     response = owner_client.get("/api/v1/models")
     assert response.status_code == 200
     assert len(response.json()["results"]) == 5
+
+
+def test_the_api_resolves_parameters_with_the_same_validator(api):
+    response = api.post(
+        "/api/v1/models/ai-product-photography/resolve",
+        {"params": {"prompt": "on marble", "megapixel": 1.5, "aspect_ratio": "16:9 (Panorama)"}},
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["params"]["megapixel"] == "1.5"
+    assert body["params"]["steps"] == 8
+    assert isinstance(body["params"]["seed"], int)
+    assert body["output_size"] == {"width": 1664, "height": 896}
+
+
+def test_the_api_names_every_refused_field(api):
+    response = api.post(
+        "/api/v1/models/ai-product-photography/resolve",
+        {"params": {"prompt": "x", "steps": 99, "sharpness": 1}},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "steps": "must be between 1 and 20",
+        "sharpness": "unknown parameter for AI Product Photography",
+    }
+
+
+def test_the_api_refuses_parameters_that_are_not_an_object(api):
+    response = api.post(
+        "/api/v1/models/bria-product-packshot/resolve",
+        {"params": ["background_color"]},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert "params" in response.json()["errors"]

@@ -87,3 +87,29 @@ def test_the_sweeper_gives_up_after_three_attempts(tenant, owner, product_jpeg):
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
     assert job.error_code == "worker_lost"
+
+
+def test_the_task_checks_the_stored_parameters_with_the_same_validator(tenant, owner, product_jpeg):
+    job = _queued_job(tenant, owner, product_jpeg)
+    Job.objects.filter(pk=job.pk).update(params={**job.params, "background_color": "pink"})
+    tasks.job_run(str(job.id))
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert job.error_code == "validation_error"
+    assert "background_color" in job.error_message
+    assert not job.assets.filter(kind=AssetKind.OUTPUT).exists()
+
+
+def test_the_job_page_shows_the_output_size_of_a_megapixel_model(owner_client, tenant, owner):
+    from django.urls import reverse
+
+    from jobs import catalog
+
+    spec = catalog.model("ai-product-photography")
+    params = catalog.resolve_params(
+        spec, {"image": "https://shop.test/a.jpg", "prompt": "on marble", "megapixel": "1.0"}
+    )
+    job = Job.objects.create(tenant=tenant, created_by=owner, model=spec.slug, params=params)
+    page = owner_client.get(reverse("job_detail", args=[tenant.slug, job.id])).content.decode()
+    assert "Output 1280 \u00d7 768 px" in page
+    assert "on marble" in page
