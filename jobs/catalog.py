@@ -38,11 +38,10 @@ _SUMMARIES = {
     "bria-product-packshot": "A clean marketplace packshot: background removed, centred.",
 }
 
-# Models each engine can run today. The Segmind client is not built yet, so with a key
-# configured no model is offered rather than accepting jobs that cannot run.
+# Models each engine can run: Segmind runs all five; the local engine those it can make.
 _ENGINE_MODELS: dict[str, frozenset[str]] = {
     "local": frozenset({"bria-product-packshot"}),
-    "segmind": frozenset(),
+    "segmind": frozenset(_SUMMARIES),
 }
 
 _HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")

@@ -53,6 +53,13 @@ class Job(models.Model):
     status = models.CharField(
         max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True
     )
+    # Segmind's request, committed before anything waits on it: a task that finds it
+    # resumes polling and never submits again.
+    provider_request_id = models.CharField(max_length=100, blank=True, db_index=True)
+    provider_request = models.JSONField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    next_poll_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    poll_errors = models.PositiveIntegerField(default=0)
     error_code = models.CharField(max_length=60, blank=True)
     error_message = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -90,6 +97,17 @@ class Job(models.Model):
         if self.started_at and self.completed_at:
             return (self.completed_at - self.started_at).total_seconds()
         return None
+
+
+class Lease(models.Model):
+    """A named lease: at most one holder at a time (e.g. the Segmind poller)."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    holder = models.CharField(max_length=64, blank=True)
+    leased_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder or 'nobody'}"
 
 
 class AssetKind(models.TextChoices):

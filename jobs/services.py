@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import Tenant, User
-from jobs import catalog, fetcher, images, local_engine
+from jobs import catalog, fetcher, images, local_engine, provider
 from jobs.models import Asset, AssetKind, Job, JobStatus, Preset
 from productstudio.errors import CodedError
 
@@ -209,11 +209,15 @@ def job_submit(
     return job
 
 
-def job_enqueue(*, job_id: uuid.UUID) -> None:
-    """Hand the job to django-q2. Called after commit, so the worker finds the row."""
+def enqueue(func: str, *args: Any, **options: Any) -> None:
+    """Hand a task to django-q2 (call it after commit, so the worker finds the rows)."""
     from django_q.tasks import async_task
 
-    async_task("jobs.tasks.job_run", str(job_id), task_name=f"job-{job_id}", group="jobs")
+    async_task(func, *args, **options)
+
+
+def job_enqueue(*, job_id: uuid.UUID) -> None:
+    enqueue("jobs.tasks.job_run", str(job_id), task_name=f"job-{job_id}", group="jobs")
 
 
 def _render_local(job: Job) -> tuple[bytes, images.ImageInfo]:
@@ -259,6 +263,14 @@ def job_run(*, job_id: uuid.UUID | str) -> bool:
     if not claimed:
         return False
     job = Job.objects.select_related("input_asset", "tenant").get(pk=job_id)
+    if job.engine == "segmind":
+        try:
+            _check_stored_params(job)
+        except catalog.ParamsError as e:
+            _fail(job, e.code, e.message)
+            return True
+        provider.provider_submit(job=job)
+        return True
     try:
         _check_stored_params(job)
         if job.input_asset is None:
@@ -305,7 +317,12 @@ def jobs_sweep(*, stale_after: timedelta | None = None, max_attempts: int = 3) -
     """
     stale_after = stale_after or timedelta(seconds=settings.Q_TIMEOUT * 2)
     cutoff = timezone.now() - stale_after
-    stuck = Job.objects.filter(status=JobStatus.RUNNING, started_at__lt=cutoff)
+    # Jobs with a Segmind request are the poller's: they are never submitted again.
+    stuck = Job.objects.filter(
+        status=JobStatus.RUNNING, started_at__lt=cutoff, provider_request_id=""
+    )
+    if Job.objects.filter(status=JobStatus.RUNNING).exclude(provider_request_id="").exists():
+        provider.poller_ensure()
     failed = stuck.filter(attempts__gte=max_attempts).update(
         status=JobStatus.FAILED,
         error_code="worker_lost",

@@ -1,6 +1,6 @@
 """django-q2 tasks: take ids, load rows, call a service. Safe to run twice."""
 
-from jobs import services
+from jobs import provider, services
 
 
 def job_run(job_id: str) -> bool:
@@ -9,3 +9,7 @@ def job_run(job_id: str) -> bool:
 
 def jobs_sweep() -> dict[str, int]:
     return services.jobs_sweep()
+
+
+def segmind_poll() -> dict[str, int]:
+    return provider.segmind_poll()

@@ -158,6 +158,16 @@ IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_PIXELS", 50_000_000)
 # Segmind -------------------------------------------------------------------------------
 SEGMIND_API_KEY = env("SEGMIND_API_KEY")
 SEGMIND_API_BASE = env("SEGMIND_API_BASE", "https://api.segmind.com").rstrip("/")
+# Send a pasted product URL to Segmind as is (uploads always go as base64).
+SEGMIND_PASS_URLS = env_bool("SEGMIND_PASS_URLS", True)
+SEGMIND_SUBMIT_ATTEMPTS = env_int("SEGMIND_SUBMIT_ATTEMPTS", 4)
+SEGMIND_MAX_CONNECTIONS = env_int("SEGMIND_MAX_CONNECTIONS", 50)
+# Polling: the first poll soon after submit, then every interval until the state changes.
+SEGMIND_FIRST_POLL_SECONDS = float(env("SEGMIND_FIRST_POLL_SECONDS", "1.0"))
+SEGMIND_POLL_INTERVAL_SECONDS = float(env("SEGMIND_POLL_INTERVAL_SECONDS", "0.5"))
+SEGMIND_POLL_TICK_SECONDS = 0.1
+SEGMIND_POLL_BATCH = env_int("SEGMIND_POLL_BATCH", 500)
+SEGMIND_POLL_MAX_ERRORS = env_int("SEGMIND_POLL_MAX_ERRORS", 8)
 
 # Email ---------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -180,6 +190,8 @@ Q_WORKERS = env_int("Q_WORKERS", 2)
 # A task that runs longer than this is killed. Jobs never wait on Segmind inside a task, so
 # the longest task is one image fetch plus local image work.
 Q_TIMEOUT = env_int("Q_TIMEOUT", 120)
+# The Segmind poller re-enqueues itself after this long, well inside the task timeout.
+SEGMIND_POLLER_SECONDS = float(env("SEGMIND_POLLER_SECONDS", str(min(Q_TIMEOUT / 2, 55))))
 # Each worker prefetches this many tasks; a fetched task waits for every task ahead of it.
 Q_QUEUE_LIMIT = env_int("Q_QUEUE_LIMIT", Q_WORKERS * 2)
 # The ORM broker redelivers a task that is not acknowledged within `retry`, and its clock

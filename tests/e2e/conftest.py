@@ -26,7 +26,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running in this thread while
+# it is open, and later tests run asyncio code of their own.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
         if os.environ.get("CI"):
@@ -34,8 +36,8 @@ def browser() -> Iterator[Any]:
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API keeps an event loop running in this thread for the whole
-    # session; Django's ORM calls from fixtures and assertions stay plain synchronous code.
+    # While Playwright's loop runs, Django's ORM calls from fixtures and assertions are
+    # still plain synchronous code.
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as p:

@@ -1,0 +1,790 @@
+"""Segmind's API over httpx: submit a generation, poll it, read what it made.
+
+The protocol is described in `shared/spec/segmind-protocol.md`. Two kinds of endpoint:
+
+- "v2" models: `POST {base}/v2/{slug}` answers a `request_id` with a `status_url` and a
+  `response_url`; the status URL is polled until COMPLETED or FAILED, then the response URL
+  holds the `output` (a URL, a list of URLs, base64 image data, or a dict holding them).
+- "workflow" (PixelFlow): `POST {base}/workflows/{id}` answers a `poll_url`; polling it
+  gives the state and, once COMPLETED, an `output` that is a JSON document sent as a
+  string, with the image somewhere inside it.
+
+The client is async-first: the orchestrator polls hundreds of requests from one event
+loop with one `SegmindClient`, whose gate keeps requests from queueing inside the
+connection pool (see the "Waiting on a slow remote API" notes). Every failure becomes a
+`SegmindError` with a stable code, a sentence for a shop owner, and `retryable` set for
+the transient ones; `call_with_retries` is the backoff to wrap single calls in.
+
+The API key is sent in headers only. It is never logged, never shown by `repr`, and
+scrubbed from any text Segmind echoes back before it lands in an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import email.utils
+import ipaddress
+import json
+import logging
+import math
+import random
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from productstudio.errors import CodedError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+QUEUED: Final = "QUEUED"
+PROCESSING: Final = "PROCESSING"
+COMPLETED: Final = "COMPLETED"
+FAILED: Final = "FAILED"
+STATES: Final = frozenset({QUEUED, PROCESSING, COMPLETED, FAILED})
+KINDS: Final = ("v2", "workflow")
+
+DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
+DEFAULT_MAX_CONNECTIONS: Final = 50
+
+# Codes worth another try: the same request may well succeed a little later.
+RETRYABLE_CODES: Final = frozenset(
+    {"provider_rate_limited", "provider_unavailable", "provider_timeout", "provider_connection"}
+)
+
+_SENTENCES: Final = {
+    "provider_bad_request": (
+        "Segmind refused the request as invalid, so the image could not be made."
+    ),
+    "provider_unauthorized": (
+        "Segmind did not accept ProductStudio's API key, so the image could not be made."
+    ),
+    "provider_forbidden": (
+        "Segmind's account is not allowed to use this model, so the image could not be made."
+    ),
+    "provider_not_found": (
+        "Segmind does not offer this model or workflow, so the image could not be made."
+    ),
+    "result_expired": (
+        "Segmind no longer holds this result (it keeps results for one hour), "
+        "so the image has to be made again."
+    ),
+    "provider_insufficient_credits": (
+        "Segmind's account is out of credit, so the image could not be made. "
+        "No credit was taken from you."
+    ),
+    "provider_failed": "Segmind could not make the image and gave no reason.",
+    "provider_rate_limited": (
+        "Segmind is receiving too many requests right now, so the image could not be made yet."
+    ),
+    "provider_unavailable": (
+        "Segmind is temporarily unavailable, so the image could not be made yet."
+    ),
+    "provider_timeout": "Segmind took too long to answer, so the image could not be made yet.",
+    "provider_connection": (
+        "The connection to Segmind failed, so the image could not be made yet."
+    ),
+    "provider_bad_response": (
+        "Segmind sent an answer ProductStudio could not read, so the image could not be made."
+    ),
+}
+
+# Segmind's text goes into messages a person reads; a whole HTML error page would not help.
+_PROVIDER_TEXT_LIMIT = 300
+_MAX_DEPTH = 64
+# Shorter strings are never image data; the floor keeps ids and hashes out.
+_MIN_BASE64_CHARS = 64
+_BASE64_TEXT = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
+_IMAGE_SUFFIXES = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".webp",
+    ".gif",
+    ".avif",
+    ".heic",
+    ".tif",
+    ".tiff",
+    ".bmp",
+)
+
+
+class SegmindError(CodedError):
+    """A refused or failed Segmind call.
+
+    `message` is a sentence for a shop owner (with Segmind's own words where it gave
+    some), `provider_message` is Segmind's text alone, `status` the HTTP status if there
+    was an answer, and `retryable` says whether the same call may succeed later; then
+    `retry_after` is the wait Segmind asked for, in seconds, if it asked.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        provider_message: str = "",
+    ) -> None:
+        super().__init__(code, message)
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.provider_message = provider_message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions pickle through their args by default, which would drop everything
+        # but the message; workers hand errors across processes.
+        return (
+            type(self),
+            (
+                self.code,
+                self.message,
+                self.status,
+                self.retryable,
+                self.retry_after,
+                self.provider_message,
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.code!r}, {self.message!r}, status={self.status!r}, "
+            f"retryable={self.retryable!r})"
+        )
+
+
+def _error(
+    code: str,
+    provider_message: str = "",
+    *,
+    status: int | None = None,
+    retry_after: float | None = None,
+    sentence: str | None = None,
+) -> SegmindError:
+    message = sentence or _SENTENCES[code]
+    if provider_message:
+        if code == "provider_failed":
+            message = f"Segmind could not make the image: {_as_sentence(provider_message)}"
+        elif code not in ("provider_timeout", "provider_connection"):
+            message = f'{message} Segmind said: "{provider_message}"'
+    return SegmindError(
+        code,
+        message,
+        status=status,
+        retryable=code in RETRYABLE_CODES,
+        retry_after=retry_after,
+        provider_message=provider_message,
+    )
+
+
+def _as_sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Where to find a submitted request again; stored on the job row as JSON."""
+
+    request_id: str
+    kind: str
+    status_url: str
+    result_url: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "request_id": self.request_id,
+            "kind": self.kind,
+            "status_url": self.status_url,
+            "result_url": self.result_url,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Submission:
+        """The submission `to_dict` stored; ValueError if the data is not one."""
+        values = {}
+        for name in ("request_id", "kind", "status_url", "result_url"):
+            value = data.get(name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"a stored Segmind submission needs a text {name}")
+            values[name] = value
+        if values["kind"] not in KINDS:
+            raise ValueError(f"unknown Segmind request kind {values['kind']!r}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One image Segmind made: a URL to download, or the image bytes themselves."""
+
+    url: str | None = None
+    data: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if (self.url is None) == (self.data is None):
+            raise ValueError("an Output holds exactly one of url and data")
+
+
+@dataclass(frozen=True)
+class Poll:
+    """What Segmind said about a request: its state, and its images once COMPLETED."""
+
+    state: str
+    error: str | None = None
+    outputs: tuple[Output, ...] = ()
+    inference_time: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (COMPLETED, FAILED)
+
+    def failure(self) -> SegmindError | None:
+        """The `provider_failed` error to record for a FAILED request, else None."""
+        if self.state != FAILED:
+            return None
+        return _error("provider_failed", self.error or "")
+
+
+class SegmindClient:
+    """An async Segmind client: one per event loop, shared by every request it polls.
+
+    Requests wait on a gate as wide as the connection pool, so hundreds of polls queue
+    here rather than inside httpx's pool, where they would run into its pool timeout.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
+        if not api_key:
+            raise ValueError("a Segmind API key is required")
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        base = httpx.URL(base_url.rstrip("/"))
+        if base.scheme not in ("http", "https") or not base.host:
+            raise ValueError("the Segmind base URL must be an http(s) URL")
+        self._api_key = api_key
+        self._base = base
+        self.base_url = str(base).rstrip("/")
+        self.max_connections = max_connections
+        self._gate = asyncio.Semaphore(max_connections)
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=timeout,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            # Proxies and netrc from the environment must not see the key.
+            trust_env=False,
+            # A redirect would carry the key to wherever it points.
+            follow_redirects=False,
+            headers={"Accept": "application/json", "User-Agent": "ProductStudio"},
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self.base_url!r}, "
+            f"max_connections={self.max_connections})"
+        )
+
+    async def __aenter__(self) -> SegmindClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def is_closed(self) -> bool:
+        return self._http.is_closed
+
+    # --- the three calls ---------------------------------------------------------
+
+    async def submit(self, slug: str, kind: str, params: Mapping[str, Any]) -> Submission:
+        """Start a generation; the Submission says where to poll it.
+
+        Not safe to repeat blindly: a timeout or dropped connection after the request
+        was sent may still have started (and billed) a generation.
+        """
+        _check_kind(kind)
+        if not slug:
+            raise ValueError("a Segmind model slug is required")
+        prefix = "v2" if kind == "v2" else "workflows"
+        url = f"{self.base_url}/{prefix}/{quote(slug, safe='')}"
+        response = await self._send("POST", url, kind, json_body=dict(params))
+        if not response.is_success:
+            raise self._response_error(response, on_submit=True, slug=slug)
+        body = _json_object(response)
+        if body is None:
+            raise _error(
+                "provider_bad_response", "the answer to the submission was not a JSON object"
+            )
+        return self._submission(kind, body)
+
+    async def status(self, sub: Submission) -> Poll:
+        """The request's state. For workflows this is `result()`: both read the poll URL."""
+        return await self._poll(sub, sub.status_url, need_outputs=sub.kind == "workflow")
+
+    async def result(self, sub: Submission) -> Poll:
+        """The request's state and, once COMPLETED, its images (at least one)."""
+        return await self._poll(sub, sub.result_url, need_outputs=True)
+
+    # --- internals ---------------------------------------------------------------
+
+    def _submission(self, kind: str, body: Mapping[str, Any]) -> Submission:
+        request_id = _text(body.get("request_id"))
+        poll_url = _text(body.get("poll_url"))
+        status_url = _text(body.get("status_url"))
+        response_url = _text(body.get("response_url"))
+        if not request_id and poll_url:
+            request_id = httpx.URL(poll_url).path.rstrip("/").rsplit("/", 1)[-1]
+        if not request_id:
+            raise _error("provider_bad_response", "the answer to the submission has no request_id")
+        fallback = f"{self.base_url}/v2/requests/{quote(request_id, safe='')}"
+        if kind == "v2":
+            status = self._absolute(status_url or poll_url or fallback + "/status")
+            result = self._absolute(response_url or poll_url or fallback)
+        else:
+            # A workflow has one URL for both; the v2 result URL is the documented
+            # shape that also answers state and output, so it is the fallback.
+            status = result = self._absolute(poll_url or response_url or status_url or fallback)
+        for url in (status, result):
+            if not self._may_send_key_to(url):
+                raise _error(
+                    "provider_bad_response",
+                    self._redact(
+                        f"request {request_id} was accepted but its status address points "
+                        f"outside Segmind ({url})"
+                    ),
+                )
+        return Submission(request_id=request_id, kind=kind, status_url=status, result_url=result)
+
+    async def _poll(self, sub: Submission, url: str, *, need_outputs: bool) -> Poll:
+        _check_kind(sub.kind)
+        response = await self._send("GET", url, sub.kind)
+        code = response.status_code
+        if code == 404:
+            raise self._response_error(response, on_submit=False)
+        body = _json_object(response)
+        # FAILED comes back as 422 with the state still in the body: a result, not an
+        # error of the call itself.
+        said_failed = body is not None and _state(body) == FAILED
+        if code == 422 or (400 <= code < 500 and said_failed):
+            return Poll(
+                state=FAILED,
+                error=self._redact(_provider_text(response)) or None,
+                inference_time=_inference_time(body or {}),
+                raw=body or {},
+            )
+        if not response.is_success:
+            raise self._response_error(response, on_submit=False)
+        if body is None:
+            raise _error("provider_bad_response", "the status answer was not a JSON object")
+        return self._read_poll(body, sub.kind, need_outputs=need_outputs)
+
+    def _read_poll(self, body: dict[str, Any], kind: str, *, need_outputs: bool) -> Poll:
+        state = _state(body)
+        if state is None:
+            shown = str(body.get("status"))[:40]
+            raise _error("provider_bad_response", f"unknown request state {shown!r}")
+        error = None
+        outputs: tuple[Output, ...] = ()
+        if state == FAILED:
+            error = self._redact(_text(body.get("error")) or "") or None
+        elif state == COMPLETED:
+            value = body.get("output")
+            if kind == "workflow":
+                value = _parse_workflow_output(value)
+            outputs = find_outputs(value)
+            if need_outputs and not outputs:
+                raise _error(
+                    "provider_bad_response",
+                    "the request is COMPLETED but the answer holds no image",
+                )
+        return Poll(
+            state=state,
+            error=error,
+            outputs=outputs,
+            inference_time=_inference_time(body),
+            raw=body,
+        )
+
+    async def _send(
+        self, method: str, url: str, kind: str, *, json_body: Any = None
+    ) -> httpx.Response:
+        if not self._may_send_key_to(url):
+            raise _error(
+                "provider_bad_response",
+                self._redact(f"refused to send the API key to an address outside Segmind ({url})"),
+            )
+        headers = {"x-api-key": self._api_key}
+        if kind == "workflow":
+            # The workflow pages authenticate with a bearer token; send both forms.
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        try:
+            async with self._gate:
+                return await self._http.request(method, url, headers=headers, json=json_body)
+        except httpx.TimeoutException as exc:
+            raise _error("provider_timeout", self._exc_text(exc)) from exc
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise _error("provider_connection", self._exc_text(exc)) from exc
+        except httpx.DecodingError as exc:
+            raise _error("provider_bad_response", self._exc_text(exc)) from exc
+        except httpx.HTTPError as exc:
+            # Our own side's fault (bad URL scheme, local protocol error): no retry helps.
+            err = _error("provider_connection", self._exc_text(exc))
+            err.retryable = False
+            raise err from exc
+
+    def _response_error(
+        self, response: httpx.Response, *, on_submit: bool, slug: str = ""
+    ) -> SegmindError:
+        status = response.status_code
+        text = self._redact(_provider_text(response))
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        sentence = None
+        if status == 400:
+            code = "provider_bad_request"
+        elif status == 401:
+            code = "provider_unauthorized"
+        elif status == 403:
+            code = "provider_forbidden"
+        elif status == 404 and on_submit:
+            code = "provider_not_found"
+            sentence = (
+                f'Segmind does not offer the model or workflow "{slug}", '
+                "so the image could not be made."
+            )
+        elif status == 404:
+            code = "result_expired"
+        elif status == 406:
+            code = "provider_insufficient_credits"
+        elif status == 408:
+            code = "provider_timeout"
+        elif status == 422:
+            code = "provider_failed"
+        elif status == 429:
+            code = "provider_rate_limited"
+        elif status >= 500:
+            code = "provider_unavailable"
+        elif status >= 400:
+            code = "provider_bad_request"
+        else:
+            # 1xx/3xx: redirects are not followed, so there is no answer to read.
+            code = "provider_bad_response"
+            text = text or f"unexpected HTTP {status}"
+        return _error(code, text, status=status, retry_after=retry_after, sentence=sentence)
+
+    def _absolute(self, url: str) -> str:
+        return str(httpx.URL(self.base_url + "/").join(url))
+
+    def _may_send_key_to(self, url: str) -> bool:
+        """Only Segmind's own hosts get the key, whatever a (stored) answer says.
+
+        The base host and its siblings under the same parent domain are accepted
+        (api.segmind.com -> *.segmind.com); an IP or a two-label base host must match
+        exactly. An https base never downgrades to http.
+        """
+        try:
+            target = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError):
+            return False
+        if target.scheme not in ("http", "https") or not target.host:
+            return False
+        if self._base.scheme == "https" and target.scheme != "https":
+            return False
+        host, base_host = target.host.lower(), self._base.host.lower()
+        if host == base_host:
+            return True
+        if _is_ip(base_host) or base_host.count(".") < 2:
+            return False
+        parent = base_host.split(".", 1)[1]
+        return host == parent or host.endswith("." + parent)
+
+    def _redact(self, text: str) -> str:
+        # A key that short cannot be real; scrubbing it would mangle ordinary words.
+        if len(self._api_key) >= 6:
+            text = text.replace(self._api_key, "[redacted]")
+        return text
+
+    def _exc_text(self, exc: Exception) -> str:
+        detail = str(exc).strip()
+        name = type(exc).__name__
+        return self._redact(f"{name}: {detail}" if detail else name)[:_PROVIDER_TEXT_LIMIT]
+
+
+# --- reading answers ------------------------------------------------------------------
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown Segmind request kind {kind!r} (expected v2 or workflow)")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host == "localhost"
+    return True
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _state(body: Mapping[str, Any]) -> str | None:
+    value = body.get("status")
+    if isinstance(value, str) and value.strip().upper() in STATES:
+        return value.strip().upper()
+    return None
+
+
+def _provider_text(response: httpx.Response) -> str:
+    """Segmind's own words about a failure: the body's `error` (as the SDK reads it)."""
+    body = _json_object(response)
+    text = ""
+    if body is not None:
+        for key in ("error", "message", "detail"):
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                text = value
+                break
+            if isinstance(value, dict | list) and value:
+                text = json.dumps(value)
+                break
+    else:
+        raw = response.text.strip()
+        # An HTML error page from a proxy says nothing a shop owner can use.
+        if raw and not raw.startswith("<"):
+            text = raw
+    text = " ".join(text.split())
+    if len(text) > _PROVIDER_TEXT_LIMIT:
+        text = text[: _PROVIDER_TEXT_LIMIT - 1] + "…"
+    return text
+
+
+def _inference_time(body: Mapping[str, Any]) -> float | None:
+    metrics = body.get("metrics")
+    value = metrics.get("inference_time") if isinstance(metrics, dict) else None
+    if value is None:
+        value = body.get("inference_time")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _parse_workflow_output(value: Any) -> Any:
+    """A workflow's output is a JSON document sent as a string; the document, if it is one."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value  # a bare URL or base64 string is still worth searching
+    return value
+
+
+def find_outputs(value: Any) -> tuple[Output, ...]:
+    """Every image in an `output` value, in order of appearance, without duplicates.
+
+    Image-like values are http(s) URLs whose path ends in an image suffix, `data:image/`
+    URIs, and base64 blobs that decode to known image bytes, found at any depth of lists,
+    dicts and JSON-in-strings. Only if none is found is any http(s) URL taken: a model's
+    signed media URL need not end in `.png`, but a workflow document may also carry
+    links that are not its output.
+    """
+    found: list[Output] = []
+    _walk(value, found, any_url=False, depth=0)
+    if not found:
+        _walk(value, found, any_url=True, depth=0)
+    unique: dict[tuple[str | None, bytes | None], Output] = {}
+    for output in found:
+        unique.setdefault((output.url, output.data), output)
+    return tuple(unique.values())
+
+
+def _walk(value: Any, found: list[Output], *, any_url: bool, depth: int) -> None:
+    if depth > _MAX_DEPTH:
+        return
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in ("{", "["):
+            try:
+                inner = json.loads(text)
+            except ValueError:
+                pass
+            else:
+                _walk(inner, found, any_url=any_url, depth=depth + 1)
+                return
+        output = _output_from_text(text, any_url=any_url)
+        if output is not None:
+            found.append(output)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _walk(item, found, any_url=any_url, depth=depth + 1)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _walk(item, found, any_url=any_url, depth=depth + 1)
+
+
+def _output_from_text(text: str, *, any_url: bool) -> Output | None:
+    lowered = text.lower()
+    if lowered.startswith(("http://", "https://")):
+        if any(c.isspace() for c in text):
+            return None
+        try:
+            path = httpx.URL(text).path.lower()
+        except httpx.InvalidURL:
+            return None
+        if any_url or path.endswith(_IMAGE_SUFFIXES):
+            return Output(url=text)
+        return None
+    if lowered.startswith("data:image/"):
+        header, sep, payload = text.partition(",")
+        if sep and ";base64" in header.lower():
+            data = _b64decode(payload)
+            if data:
+                return Output(data=data)
+        return None
+    if len(text) >= _MIN_BASE64_CHARS:
+        data = _b64decode(text)
+        # Checking the bytes keeps long ids and hashes from passing as images.
+        if data and _looks_like_image(data):
+            return Output(data=data)
+    return None
+
+
+def _b64decode(text: str) -> bytes | None:
+    packed = "".join(text.split())
+    if not packed or not _BASE64_TEXT.match(packed):
+        return None
+    packed += "=" * (-len(packed) % 4)
+    try:
+        if "-" in packed or "_" in packed:
+            return base64.urlsafe_b64decode(packed)
+        return base64.b64decode(packed, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _looks_like_image(data: bytes) -> bool:
+    return (
+        data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a"))
+        or data.startswith((b"II*\x00", b"MM\x00*"))
+        or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+        or (data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis", b"heic", b"mif1"))
+    )
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date), or None."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+        return max(0.0, seconds)
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+# --- retrying -----------------------------------------------------------------------
+
+
+def backoff_delay(
+    attempt: int,
+    *,
+    retry_after: float | None = None,
+    base_delay: float = 0.5,
+    max_delay: float = 20.0,
+    rng: random.Random | None = None,
+) -> float:
+    """The wait before retry number `attempt + 1` (attempt 0 is the first failure).
+
+    Full jitter: uniform between 0 and `min(max_delay, base_delay * 2**attempt)`, so many
+    requests throttled together do not come back together. A `retry_after` from Segmind
+    is a floor, but capped at `max_delay`: one long Retry-After must not park the poller,
+    and a retry that comes too early just earns another 429 with a fresh Retry-After.
+    """
+    ceiling = min(max_delay, base_delay * 2.0 ** min(attempt, 60))
+    delay = (rng or random).uniform(0.0, ceiling)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, max_delay))
+    return delay
+
+
+async def call_with_retries(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    attempts: int = 5,
+    base_delay: float = 0.5,
+    max_delay: float = 20.0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    rng: random.Random | None = None,
+) -> T:
+    """`await fn()`, retrying retryable SegmindErrors with backoff (see `backoff_delay`).
+
+    Anything else, and a non-retryable SegmindError, is raised at once; after `attempts`
+    calls the last error is raised.
+    """
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    for attempt in range(attempts):
+        try:
+            return await fn()
+        except SegmindError as exc:
+            if not exc.retryable or attempt == attempts - 1:
+                raise
+            delay = backoff_delay(
+                attempt,
+                retry_after=exc.retry_after,
+                base_delay=base_delay,
+                max_delay=max_delay,
+                rng=rng,
+            )
+            logger.info(
+                "Segmind call failed (%s, HTTP %s); retry %d of %d in %.2f s",
+                exc.code,
+                exc.status,
+                attempt + 1,
+                attempts - 1,
+                delay,
+            )
+            await sleep(delay)
+    raise AssertionError("unreachable: the last attempt returns or raises")

@@ -1,0 +1,251 @@
+"""Jobs on Segmind, end to end against the fake Segmind on 127.0.0.1.
+
+django-q2 runs tasks inline in tests: submitting a job runs its task, which submits to
+the fake and enqueues the poller, which polls until the request ends and stores the
+output. Faults are injected in the fake.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from jobs import catalog, provider, services, tasks
+from jobs.models import AssetKind, Job, JobStatus, Lease
+from tests.fake_segmind import FakeSegmind
+
+KEY = "test-key"
+PROMPTS = {
+    "ai-product-photography": {"prompt": "on a marble counter"},
+    "segmind-scenecraft-v01": {"prompt": "in a living room"},
+    "qwen-image-edit-plus-product-photography": {"prompt": "place it in a kitchen"},
+    "65c9c7f641c340d7ef2f7134-v1": {"product_prompt": "a blue running shoe"},
+    "bria-product-packshot": {},
+}
+
+
+@pytest.fixture
+def fake(settings: Any) -> Iterator[FakeSegmind]:
+    with FakeSegmind(port=0, latency=0.3, api_key=KEY) as server:
+        settings.SEGMIND_API_KEY = KEY
+        settings.SEGMIND_API_BASE = server.base_url
+        settings.FETCH_ALLOW_PRIVATE_HOSTS = ["127.0.0.1"]
+        settings.SEGMIND_FIRST_POLL_SECONDS = 0.1
+        settings.SEGMIND_POLL_INTERVAL_SECONDS = 0.1
+        settings.SEGMIND_POLLER_SECONDS = 20
+        yield server
+
+
+def _submit(tenant, owner, product_jpeg, model: str, capture, **params: Any) -> Job:
+    upload = SimpleUploadedFile("mug.jpg", product_jpeg, content_type="image/jpeg")
+    with capture(execute=True):
+        job = services.job_submit(
+            tenant=tenant,
+            user=owner,
+            model=model,
+            upload=upload,
+            params={**PROMPTS[model], **params},
+        )
+    job.refresh_from_db()
+    return job
+
+
+@pytest.mark.parametrize("model", list(PROMPTS))
+def test_every_model_runs_on_segmind_from_submit_to_the_gallery(
+    model, fake, tenant, owner, product_jpeg, django_capture_on_commit_callbacks
+):
+    job = _submit(tenant, owner, product_jpeg, model, django_capture_on_commit_callbacks)
+    assert job.status == JobStatus.SUCCEEDED, (job.error_code, job.error_message)
+    assert job.engine == "segmind"
+    output = job.assets.get(kind=AssetKind.OUTPUT)
+    assert output.format == "PNG" and len(output.sha256) == 64
+    size = catalog.model(model).output_size(job.params)
+    if size:
+        assert (output.width, output.height) == size
+    assert fake.stats()["submissions"] == 1
+
+
+def test_a_pasted_url_is_passed_through_and_an_upload_goes_as_base64(
+    fake, tenant, owner, product_jpeg, http_server, django_capture_on_commit_callbacks
+):
+    url = http_server.route("/mug.jpg", product_jpeg, Content_Type="image/jpeg")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.job_submit(tenant=tenant, user=owner, model="bria-product-packshot", image_url=url)
+    _submit(
+        tenant, owner, product_jpeg, "bria-product-packshot", django_capture_on_commit_callbacks
+    )
+    sent = [r["params"]["image_url"] for r in fake.stats()["requests"].values()]
+    assert url in sent
+    assert any(not value.startswith("http") for value in sent)
+
+
+def test_qwen_base64_output_is_stored_like_a_url_output(
+    fake, tenant, owner, product_jpeg, django_capture_on_commit_callbacks
+):
+    model = "qwen-image-edit-plus-product-photography"
+    job = _submit(
+        tenant, owner, product_jpeg, model, django_capture_on_commit_callbacks, base64=True
+    )
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.assets.get(kind=AssetKind.OUTPUT).width == 1024
+    assert fake.stats()["output_downloads"] == 0
+
+
+def test_segminds_406_fails_the_job_with_its_own_code(
+    fake, tenant, owner, product_jpeg, django_capture_on_commit_callbacks
+):
+    fake.faults.insufficient_credits(1)
+    job = _submit(
+        tenant, owner, product_jpeg, "bria-product-packshot", django_capture_on_commit_callbacks
+    )
+    assert job.status == JobStatus.FAILED
+    assert job.error_code == "provider_insufficient_credits"
+    assert "No credit was taken" in job.error_message
+    assert not job.assets.filter(kind=AssetKind.OUTPUT).exists()
+
+
+def test_a_failed_request_fails_the_job_with_segminds_message(
+    fake, tenant, owner, product_jpeg, django_capture_on_commit_callbacks
+):
+    fake.faults.fail_jobs(1, error="NSFW content detected")
+    job = _submit(
+        tenant, owner, product_jpeg, "bria-product-packshot", django_capture_on_commit_callbacks
+    )
+    assert job.status == JobStatus.FAILED
+    assert job.error_code == "provider_failed"
+    assert "NSFW content detected" in job.error_message
+
+
+def test_a_429_on_submit_is_retried_after_retry_after_and_submits_once(
+    fake, tenant, owner, product_jpeg, django_capture_on_commit_callbacks
+):
+    fake.faults.rate_limit(2, retry_after=0.2, scope="submit")
+    job = _submit(
+        tenant, owner, product_jpeg, "bria-product-packshot", django_capture_on_commit_callbacks
+    )
+    assert job.status == JobStatus.SUCCEEDED
+    stats = fake.stats()
+    assert stats["submissions"] == 1
+    assert stats["submit_attempts"] == 3
+
+
+def test_transient_errors_while_polling_are_retried(
+    fake, tenant, owner, product_jpeg, django_capture_on_commit_callbacks
+):
+    fake.faults.server_error(2, status=502, scope="poll")
+    fake.faults.malformed_json(1, scope="poll")
+    job = _submit(
+        tenant, owner, product_jpeg, "bria-product-packshot", django_capture_on_commit_callbacks
+    )
+    assert job.status == JobStatus.SUCCEEDED, (job.error_code, job.error_message)
+    assert fake.stats()["submissions"] == 1
+
+
+def test_a_bad_key_fails_the_job_with_a_clear_code(
+    fake, settings, tenant, owner, product_jpeg, django_capture_on_commit_callbacks
+):
+    settings.SEGMIND_API_KEY = "wrong-key"
+    job = _submit(
+        tenant, owner, product_jpeg, "bria-product-packshot", django_capture_on_commit_callbacks
+    )
+    assert job.status == JobStatus.FAILED
+    assert job.error_code == "provider_unauthorized"
+    assert "wrong-key" not in job.error_message
+
+
+def _submitted_job(fake, tenant, owner, product_jpeg) -> Job:
+    """A job claimed and submitted, whose poller has not run yet."""
+    upload = SimpleUploadedFile("mug.jpg", product_jpeg, content_type="image/jpeg")
+    job = services.job_submit(
+        tenant=tenant, user=owner, model="bria-product-packshot", upload=upload
+    )
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    provider.provider_submit(job=Job.objects.select_related("input_asset").get(pk=job.pk))
+    job.refresh_from_db()
+    assert job.provider_request_id
+    return job
+
+
+def test_a_result_that_expired_fails_with_a_clear_code(fake, tenant, owner, product_jpeg):
+    job = _submitted_job(fake, tenant, owner, product_jpeg)
+    fake.faults.expire(job.provider_request_id)
+    provider.segmind_poll(budget_seconds=5)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert job.error_code == "result_expired"
+
+
+def test_a_job_whose_request_id_is_stored_is_never_submitted_again(
+    fake, tenant, owner, product_jpeg
+):
+    job = _submitted_job(fake, tenant, owner, product_jpeg)
+    # A worker died after storing the request id; the task is delivered again.
+    provider.provider_submit(job=Job.objects.get(pk=job.pk))
+    assert tasks.job_run(str(job.id)) is False
+    provider.segmind_poll(budget_seconds=5)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    assert fake.stats()["submissions"] == 1
+    assert job.assets.filter(kind=AssetKind.OUTPUT).count() == 1
+
+
+def test_the_sweeper_never_resubmits_a_job_with_a_request_id(
+    fake, tenant, owner, product_jpeg, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    job = _submitted_job(fake, tenant, owner, product_jpeg)
+    Job.objects.filter(pk=job.pk).update(started_at=timezone.now() - timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.jobs_sweep()
+    assert result["requeued"] == 0
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED  # the sweeper woke the poller
+    assert fake.stats()["submissions"] == 1
+
+
+def test_a_second_poller_stands_aside_while_one_holds_the_lease(fake, tenant, owner, product_jpeg):
+    _submitted_job(fake, tenant, owner, product_jpeg)
+    Lease.objects.update_or_create(
+        name=provider.POLLER_LEASE,
+        defaults={"holder": "other", "leased_until": "2999-01-01T00:00:00Z"},
+    )
+    assert provider.segmind_poll(budget_seconds=1)["skipped"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_pollers_racing_store_each_output_once(fake, tenant, owner, product_jpeg, monkeypatch):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrency runs on PostgreSQL (CI runs the suite there too)")
+    # Without a test transaction, on-commit tasks would run at once: keep the jobs
+    # submitted but unpolled, for the two pollers below.
+    monkeypatch.setattr(services, "job_enqueue", lambda **kwargs: None)
+    monkeypatch.setattr(provider, "poller_ensure", lambda: None)
+    jobs = [_submitted_job(fake, tenant, owner, product_jpeg) for _ in range(3)]
+    fake.faults.latency = 0.2
+    results: list[dict[str, int]] = []
+
+    def run() -> None:
+        from django.db import connection
+
+        results.append(provider.segmind_poll(budget_seconds=5))
+        connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.status == JobStatus.SUCCEEDED
+        assert job.assets.filter(kind=AssetKind.OUTPUT).count() == 1
+    assert sum(r["finished"] for r in results) == 3
