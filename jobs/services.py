@@ -81,6 +81,12 @@ def _read_input(*, image_url: str, upload: UploadedFile | None) -> _Input:
         name = urlsplit(result.final_url).path.rsplit("/", 1)[-1] or "image"
     try:
         info = images.inspect_image(data, max_pixels=settings.IMAGE_MAX_PIXELS)
+        upright = images.upright_bytes(data, max_pixels=settings.IMAGE_MAX_PIXELS)
+        if upright is not data:
+            data, info = (
+                upright,
+                images.inspect_image(upright, max_pixels=settings.IMAGE_MAX_PIXELS),
+            )
     except images.ImageError as e:
         prefix = f"{field}: {name}" if upload is not None else field
         raise JobError(e.code, f"{prefix}: {e.message}", field=field) from e

@@ -160,3 +160,22 @@ def test_the_new_job_page_marks_models_that_need_segmind(owner_client, tenant):
     page = owner_client.get(_new_job_url(tenant)).content.decode()
     assert "Product Packshot" in page or "Packshot" in page
     assert page.count("Needs Segmind") == 4
+
+
+def test_a_rotated_photo_is_stored_upright(
+    owner_client, tenant, django_capture_on_commit_callbacks
+):
+    image = Image.new("RGB", (400, 300), (200, 200, 200))
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view"
+    out = io.BytesIO()
+    image.save(out, format="JPEG", exif=exif.tobytes())
+    upload = SimpleUploadedFile("sideways.jpg", out.getvalue(), content_type="image/jpeg")
+    owner_client.post(_new_job_url(tenant), {"image": upload, "model": PACKSHOT})
+    stored = Job.objects.get().input_asset
+    assert stored is not None
+    assert (stored.width, stored.height) == (300, 400)
+    with stored.file.open("rb") as fh:
+        upright = Image.open(fh)
+        assert upright.size == (300, 400)
+        assert upright.getexif().get(0x0112, 1) == 1

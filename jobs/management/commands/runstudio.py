@@ -1,8 +1,9 @@
 """`manage.py runstudio`: the web server and a django-q2 cluster together, for `make run`.
 
 Both run in sessions of their own, so Ctrl-C reaches only this command, which then stops
-each of them with one SIGINT: django-q2 shuts its workers down in order (about a second)
-instead of every worker being interrupted at once by the terminal.
+each of them with one SIGTERM: django-q2 shuts its workers down in order (about a second)
+instead of every worker being interrupted at once by the terminal. SIGTERM rather than
+SIGINT, because a process started in the background of a script ignores SIGINT.
 """
 
 import signal
@@ -49,7 +50,7 @@ class Command(BaseCommand):
     def _stop(self, processes: list[subprocess.Popen[bytes]]) -> None:
         for p in processes:
             if p.poll() is None:
-                p.send_signal(signal.SIGINT)
+                p.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 10
         for p in processes:
             try:
