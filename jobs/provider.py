@@ -27,7 +27,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs import catalog, fetcher, images, segmind
-from jobs.models import AssetKind, Job, JobStatus, Lease
+from jobs.models import Job, JobStatus, Lease
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ def _apply(jobs: Sequence[Job], polls: Sequence[segmind.Poll | segmind.SegmindEr
 
 def _complete(job: Job, poll: segmind.Poll) -> int:
     """Download the outputs into the gallery and mark the job succeeded, once."""
-    from jobs.services import asset_create
+    from jobs.services import job_succeed
 
     if not poll.outputs:
         return _fail(job.pk, "provider_bad_response", "Segmind finished but sent no image.")
@@ -223,22 +223,7 @@ def _complete(job: Job, poll: segmind.Poll) -> int:
             stored.append((data, images.inspect_image(data, max_pixels=settings.IMAGE_MAX_PIXELS)))
     except (fetcher.FetchError, images.ImageError) as e:
         return _fail(job.pk, "output_unavailable", f"The result could not be saved: {e.message}")
-    with transaction.atomic():
-        claimed = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-            status=JobStatus.SUCCEEDED, completed_at=timezone.now(), next_poll_at=None
-        )
-        if not claimed:
-            return 0
-        for index, (data, info) in enumerate(stored):
-            asset_create(
-                tenant=job.tenant,
-                job=job,
-                kind=AssetKind.OUTPUT,
-                data=data,
-                info=info,
-                original_name=f"{job.model}-{str(job.pk)[:8]}-{index + 1}.{info.format.lower()}",
-            )
-    return 1
+    return int(job_succeed(job=job, outputs=stored))
 
 
 def _download(url: str) -> bytes:

@@ -289,19 +289,31 @@ def job_run(*, job_id: uuid.UUID | str) -> bool:
         logger.exception("job %s failed", job.pk)
         _fail(job, "internal_error", INTERNAL_ERROR_MESSAGE)
         return True
+    job_succeed(job=job, outputs=[(data, info)])
+    return True
+
+
+def job_succeed(*, job: Job, outputs: Sequence[tuple[bytes, images.ImageInfo]]) -> bool:
+    """Move a running job to succeeded and store its outputs, once.
+
+    Only the run whose conditional update moved the job stores the outputs, so a task
+    delivered twice, or two pollers, never store them twice.
+    """
     with transaction.atomic():
-        finished = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-            status=JobStatus.SUCCEEDED, completed_at=timezone.now()
+        claimed = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+            status=JobStatus.SUCCEEDED, completed_at=timezone.now(), next_poll_at=None
         )
-        if finished:
-            # Only the run that moved the job to succeeded stores the output.
+        if not claimed:
+            return False
+        for index, (data, info) in enumerate(outputs, start=1):
+            suffix = f"-{index}" if len(outputs) > 1 else ""
             asset_create(
                 tenant=job.tenant,
                 job=job,
                 kind=AssetKind.OUTPUT,
                 data=data,
                 info=info,
-                original_name=f"{job.model}-{str(job.pk)[:8]}.{info.format.lower()}",
+                original_name=f"{job.model}-{str(job.pk)[:8]}{suffix}.{info.format.lower()}",
             )
     return True
 
