@@ -1,0 +1,523 @@
+"""End-to-end benchmark of the Segmind orchestration against the fake Segmind API.
+
+Run:
+
+    .venv/bin/python -m bench.orchestrator [--jobs 500] [--latency 5]
+        [--database-url postgres://user:pass@host:port/db] [--baseline-jobs 10]
+
+What it does:
+
+1. Starts `tests.fake_segmind.FakeSegmind` in this process (a real HTTP server on 127.0.0.1)
+   where every request completes `--latency` seconds after its submit.
+2. Makes a fresh database: a SQLite file in a temp dir (default), or, with
+   `--database-url`, a new database `bench_<random>` created on that PostgreSQL server
+   (the URL's user must be allowed to CREATE DATABASE) and dropped at the end. Runs
+   `manage.py migrate` in a subprocess, then `django.setup()` here with the same env.
+3. Starts a real cluster: `manage.py qcluster` with Q_WORKERS=2 (ORM broker).
+4. Baseline: `--baseline-jobs` django-q2 tasks `bench._bench_tasks.sdk_run`, each calling
+   the official SDK's blocking `SegmindClient.run()` (1 s poll) and downloading the output,
+   on the same 2 workers. Its jobs/s is the reference rate.
+5. Main run: submits `--jobs` jobs for `bria-product-packshot` through
+   `jobs.services.job_submit` (a 64x64 JPEG upload; each job gets its own `sku`, so the
+   fake can count submissions per job), waits until every job is terminal, and reports
+   throughput, latency, submissions per job, cluster CPU per job and peak cluster RSS.
+
+Latency is reported two ways: `created` = completed_at - created_at (the user's view:
+from the moment the job row exists, including waiting in the task queue behind the
+other jobs being submitted), and `submitted` = completed_at - submitted_at (from the
+moment Segmind's request id is stored, i.e. just after Segmind accepted the request; this
+is L plus polling granularity plus output download and storage).
+
+CPU is the user+system time of the qcluster process tree (live processes plus reaped
+children) over the main run, divided by the number of jobs; it includes the output
+download, PNG inspection and storage (2000x2000 PNG per job), not only orchestration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from PIL import Image, ImageDraw
+
+from tests.fake_segmind import FakeSegmind
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+API_KEY = "bench-key"
+SLUG = "bria-product-packshot"
+WORKERS = 2
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_TARGET_MB = 600
+
+
+# --- process tree -------------------------------------------------------------------------
+
+
+def _ppid_map() -> dict[int, int]:
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        parents[int(entry)] = int(fields[1])
+    return parents
+
+
+def tree_pids(root: int) -> list[int]:
+    parents = _ppid_map()
+    pids = [root]
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        pids.extend(children)
+        frontier.extend(children)
+    return pids
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """utime+stime of every live process in the tree, plus its reaped children."""
+    ticks = 0
+    for pid in tree_pids(root):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        # fields[0] is field 3 (state): utime=14, stime=15, cutime=16, cstime=17
+        ticks += sum(int(fields[i]) for i in (11, 12, 13, 14))
+    return ticks / CLK_TCK
+
+
+def _kb(path: str, key: str) -> int:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_mb(root: int) -> tuple[float, float]:
+    """(sum of VmRSS, sum of Pss) of the tree in MB; forked workers share pages, so RSS
+    counts the shared ones once per process and PSS splits them."""
+    pids = tree_pids(root)
+    rss = sum(_kb(f"/proc/{pid}/status", "VmRSS:") for pid in pids)
+    pss = sum(_kb(f"/proc/{pid}/smaps_rollup", "Pss:") for pid in pids)
+    return rss / 1024, pss / 1024
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, root: int, every: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.root = root
+        self.every = every
+        self.peak = 0.0
+        self.peak_pss = 0.0
+        self.peak_procs = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            rss, pss = tree_rss_mb(self.root)
+            self.peak = max(self.peak, rss)
+            self.peak_pss = max(self.peak_pss, pss)
+            self.peak_procs = max(self.peak_procs, len(tree_pids(self.root)))
+            self._stop_event.wait(self.every)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+
+# --- environment ----------------------------------------------------------------------------
+
+
+@dataclass
+class Setup:
+    label: str
+    database_url: str
+    tmp: Path
+    pg_admin_url: str = ""
+    pg_dbname: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _pg_url_with_db(url: str, dbname: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
+
+
+def make_setup(database_url: str | None, fake: FakeSegmind) -> Setup:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-orch-"))
+    if database_url:
+        import psycopg
+
+        dbname = f"bench_{secrets.token_hex(4)}"
+        # CREATE/DROP DATABASE run from the server's maintenance database "postgres".
+        admin_url = _pg_url_with_db(database_url, "postgres")
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+        setup = Setup(
+            "PostgreSQL",
+            _pg_url_with_db(database_url, dbname),
+            tmp,
+            pg_admin_url=admin_url,
+            pg_dbname=dbname,
+        )
+    else:
+        setup = Setup("SQLite", f"sqlite:///{tmp / 'bench.sqlite3'}", tmp)
+    (tmp / "media").mkdir()
+    setup.env = {
+        "DJANGO_SETTINGS_MODULE": "productstudio.settings",
+        "DATABASE_URL": setup.database_url,
+        "DEBUG": "1",
+        "SEGMIND_API_KEY": API_KEY,
+        "SEGMIND_API_BASE": fake.base_url,
+        "FETCH_ALLOW_PRIVATE_HOSTS": "127.0.0.1",
+        "Q_WORKERS": str(WORKERS),
+        "Q_TIMEOUT": "120",
+        "MEDIA_ROOT": str(tmp / "media"),
+        "LOG_LEVEL": "WARNING",
+    }
+    return setup
+
+
+def drop_setup(setup: Setup) -> None:
+    if setup.pg_dbname:
+        import psycopg
+
+        try:
+            with psycopg.connect(setup.pg_admin_url, autocommit=True) as conn:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (setup.pg_dbname,),
+                )
+                conn.execute(f'DROP DATABASE IF EXISTS "{setup.pg_dbname}"')
+        except Exception as e:
+            print(f"warning: could not drop {setup.pg_dbname}: {e}", file=sys.stderr)
+    shutil.rmtree(setup.tmp, ignore_errors=True)
+
+
+def start_cluster(setup: Setup) -> tuple[subprocess.Popen[bytes], Path]:
+    log = setup.tmp / "qcluster.log"
+    proc = subprocess.Popen(
+        [PYTHON, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env={**os.environ, **setup.env},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    # A cluster is workers + 4 processes (sentinel, monitor, pusher, the parent).
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("qcluster exited:\n" + log.read_text()[-3000:])
+        if len(tree_pids(proc.pid)) >= WORKERS + 4:
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)
+    return proc, log
+
+
+def stop_cluster(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+# --- workloads ------------------------------------------------------------------------------
+
+
+def small_jpeg(index: int) -> bytes:
+    image = Image.new("RGB", (64, 64), (236, 229, 218))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((16, 12, 48, 56), fill=(index % 256, (index // 256) % 256, 80))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[k]
+
+
+def run_baseline(fake: FakeSegmind, count: int, timeout: float) -> dict[str, Any]:
+    import base64
+
+    from django_q.models import Task
+    from django_q.tasks import async_task
+
+    group = f"bench-baseline-{secrets.token_hex(3)}"
+    image = base64.b64encode(small_jpeg(0)).decode()
+    t0 = time.time()
+    for i in range(count):
+        async_task(
+            "bench._bench_tasks.sdk_run",
+            API_KEY,
+            fake.base_url,
+            SLUG,
+            {"image_url": image, "sku": f"baseline-{i}"},
+            group=group,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if Task.objects.filter(group=group).count() >= count:
+            break
+        time.sleep(0.25)
+    tasks = list(Task.objects.filter(group=group))
+    ok = [t.result for t in tasks if t.success and isinstance(t.result, dict)]
+    finished = max((r["finished"] for r in ok), default=time.time())
+    latencies = [r["finished"] - t0 for r in ok]
+    return {
+        "jobs": count,
+        "succeeded": len(ok),
+        "failed": len(tasks) - len(ok),
+        "seconds": finished - t0,
+        "rate": len(ok) / (finished - t0) if ok else 0.0,
+        "p50": pct(latencies, 50),
+    }
+
+
+def run_main(
+    fake: FakeSegmind, cluster: subprocess.Popen[bytes], jobs: int, timeout: float
+) -> dict[str, Any]:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from accounts import services as accounts_services
+    from accounts.models import Membership
+    from jobs import services
+    from jobs.models import TERMINAL_STATUSES, Job, JobStatus
+
+    user = accounts_services.user_signup(
+        email=f"bench-{secrets.token_hex(3)}@example.com",
+        password=secrets.token_hex(16),
+        workspace_name="Bench",
+    )
+    tenant = Membership.objects.get(user=user).tenant
+
+    uploads = [small_jpeg(i) for i in range(jobs)]
+    # The idle cluster's own CPU (sentinel and broker polling), to subtract it.
+    idle0, idle_t0 = tree_cpu_seconds(cluster.pid), time.monotonic()
+    time.sleep(5)
+    idle_rate = (tree_cpu_seconds(cluster.pid) - idle0) / (time.monotonic() - idle_t0)
+    sampler = RssSampler(cluster.pid)
+    cpu_before, cpu_t0 = tree_cpu_seconds(cluster.pid), time.monotonic()
+    sampler.start()
+    t_submit0 = time.time()
+    for i, data in enumerate(uploads):
+        services.job_submit(
+            tenant=tenant,
+            user=user,
+            model=SLUG,
+            upload=SimpleUploadedFile(f"product-{i}.jpg", data, content_type="image/jpeg"),
+            params={"sku": f"bench-{i}"},
+        )
+    t_submit1 = time.time()
+    deadline = time.monotonic() + timeout
+    ids = Job.objects.filter(tenant=tenant)
+    while time.monotonic() < deadline:
+        if ids.filter(status__in=TERMINAL_STATUSES).count() >= jobs:
+            break
+        time.sleep(0.5)
+    t_done = time.time()
+    sampler.stop()
+    cpu_after, cpu_t1 = tree_cpu_seconds(cluster.pid), time.monotonic()
+    cpu_busy = (cpu_after - cpu_before) - idle_rate * (cpu_t1 - cpu_t0)
+
+    rows: list[dict[str, Any]] = [
+        dict(row)
+        for row in ids.values("status", "created_at", "submitted_at", "completed_at", "error_code")
+    ]
+    done = [r for r in rows if r["status"] == JobStatus.SUCCEEDED]
+    errors = Counter(r["error_code"] for r in rows if r["status"] == JobStatus.FAILED)
+    not_done = sum(1 for r in rows if r["status"] not in TERMINAL_STATUSES)
+    first_created = min(r["created_at"] for r in rows)
+    last_completed = max((r["completed_at"] for r in done), default=first_created)
+    span = (last_completed - first_created).total_seconds()
+    from_created = [(r["completed_at"] - r["created_at"]).total_seconds() for r in done]
+    from_submitted = [
+        (r["completed_at"] - r["submitted_at"]).total_seconds() for r in done if r["submitted_at"]
+    ]
+
+    stats = fake.stats()
+    per_sku = Counter(
+        req["params"].get("sku")
+        for req in stats["requests"].values()
+        if str(req["params"].get("sku", "")).startswith("bench-")
+    )
+    counts = [per_sku.get(f"bench-{i}", 0) for i in range(jobs)]
+    return {
+        "jobs": jobs,
+        "succeeded": len(done),
+        "failed": sum(errors.values()),
+        "errors": dict(errors),
+        "unfinished": not_done,
+        "submit_seconds": t_submit1 - t_submit0,
+        "wait_seconds": t_done - t_submit1,
+        "span": span,
+        "rate": len(done) / span if span > 0 else 0.0,
+        "created": [pct(from_created, q) for q in (50, 95, 99)],
+        "submitted": [pct(from_submitted, q) for q in (50, 95, 99)],
+        "subs_min": min(counts),
+        "subs_max": max(counts),
+        "subs_total": sum(counts),
+        "cpu_ms_per_job": (cpu_after - cpu_before) * 1000 / jobs,
+        "cpu_seconds": cpu_after - cpu_before,
+        "cpu_ms_per_job_busy": cpu_busy * 1000 / jobs,
+        "idle_cpu_pct": idle_rate * 100,
+        "rss_peak_mb": sampler.peak,
+        "pss_peak_mb": sampler.peak_pss,
+        "procs": sampler.peak_procs,
+        "status_polls": stats["status_polls"],
+        "result_fetches": stats["result_fetches"],
+        "output_downloads": stats["output_downloads"],
+    }
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def report(setup: Setup, latency: float, base: dict[str, Any], main: dict[str, Any]) -> bool:
+    ratio = main["rate"] / base["rate"] if base["rate"] else float("inf")
+    c50, c95, c99 = main["created"]
+    s50, s95, s99 = main["submitted"]
+    n = main["jobs"]
+    checks = [
+        ("all jobs succeeded", main["succeeded"] == n, f"{main['succeeded']}/{n}"),
+        ("throughput >= 50 x baseline", ratio >= 50, f"{ratio:.1f} x"),
+        (f"p50 <= L + 1 s ({latency + 1:g} s), created", c50 <= latency + 1, f"{c50:.2f} s"),
+        (f"p99 <= L + 3 s ({latency + 3:g} s), created", c99 <= latency + 3, f"{c99:.2f} s"),
+        (f"p50 <= L + 1 s ({latency + 1:g} s), submitted", s50 <= latency + 1, f"{s50:.2f} s"),
+        (f"p99 <= L + 3 s ({latency + 3:g} s), submitted", s99 <= latency + 3, f"{s99:.2f} s"),
+        (
+            "exactly one submission per job",
+            main["subs_min"] == main["subs_max"] == 1 and main["subs_total"] == n,
+            f"min {main['subs_min']} / max {main['subs_max']} / total {main['subs_total']}",
+        ),
+        (
+            "CPU <= 25 ms per job (incl. image work)",
+            main["cpu_ms_per_job"] <= 25,
+            f"{main['cpu_ms_per_job']:.1f} ms",
+        ),
+        (
+            f"cluster memory < {PAGE_TARGET_MB} MB (RSS sum)",
+            main["rss_peak_mb"] < PAGE_TARGET_MB,
+            f"RSS {main['rss_peak_mb']:.0f} MB, PSS {main['pss_peak_mb']:.0f} MB",
+        ),
+    ]
+    print()
+    print(f"=== orchestrator benchmark: {setup.label}, {n} jobs, L = {latency:g} s ===")
+    print(f"model {SLUG} (fake output 2000x2000 PNG), {WORKERS} django-q2 workers, ORM broker")
+    print(
+        f"baseline (SDK blocking run() in a task): {base['succeeded']}/{base['jobs']} jobs in "
+        f"{base['seconds']:.1f} s = {base['rate']:.3f} jobs/s"
+    )
+    print(
+        f"submitting {n} jobs took {main['submit_seconds']:.1f} s in the bench process; "
+        f"then waited {main['wait_seconds']:.1f} s"
+    )
+    rows = [
+        ("jobs/s (first created -> last completed)", f"{main['rate']:.2f}"),
+        ("ratio to baseline", f"{ratio:.1f} x"),
+        ("latency created->stored p50/p95/p99", f"{c50:.2f} / {c95:.2f} / {c99:.2f} s"),
+        ("latency submitted->stored p50/p95/p99", f"{s50:.2f} / {s95:.2f} / {s99:.2f} s"),
+        ("succeeded / failed / unfinished", f"{main['succeeded']} / {main['failed']} / "
+         f"{main['unfinished']} {main['errors'] or ''}"),
+        ("submissions per job min / max (total)",
+         f"{main['subs_min']} / {main['subs_max']} ({main['subs_total']})"),
+        ("fake: status polls / result fetches / downloads",
+         f"{main['status_polls']} / {main['result_fetches']} / {main['output_downloads']}"),
+        ("cluster CPU per job", f"{main['cpu_ms_per_job']:.1f} ms ({main['cpu_seconds']:.1f} s)"),
+        ("  of it above the idle cluster", f"{main['cpu_ms_per_job_busy']:.1f} ms "
+         f"(idle cluster uses {main['idle_cpu_pct']:.1f}% of a core)"),
+        ("peak cluster RSS (sum) / PSS (sum)",
+         f"{main['rss_peak_mb']:.0f} MB / {main['pss_peak_mb']:.0f} MB "
+         f"({main['procs']} processes)"),
+    ]  # fmt: skip
+    for name, value in rows:
+        print(f"  {name:<48} {value}")
+    print("targets:")
+    for name, ok, value in checks:
+        print(f"  [{'PASS' if ok else 'FAIL'}] {name:<44} {value}")
+    return all(ok for _, ok, _ in checks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.orchestrator", description=__doc__)
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--latency", type=float, default=5.0)
+    parser.add_argument("--database-url", default="", help="postgres://... (default SQLite)")
+    parser.add_argument("--baseline-jobs", type=int, default=10)
+    parser.add_argument("--timeout", type=float, default=600.0, help="max wait for the jobs")
+    args = parser.parse_args(argv)
+
+    fake = FakeSegmind(port=0, latency=args.latency, api_key=API_KEY).start()
+    setup = make_setup(args.database_url or None, fake)
+    cluster: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+    try:
+        os.environ.update(setup.env)
+        subprocess.run(
+            [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"],
+            cwd=ROOT,
+            env={**os.environ},
+            check=True,
+        )
+        import django
+
+        django.setup()
+        cluster, log = start_cluster(setup)
+        base = run_baseline(fake, args.baseline_jobs, timeout=args.timeout)
+        result = run_main(fake, cluster, args.jobs, timeout=args.timeout)
+        ok = report(setup, args.latency, base, result)
+        if result["unfinished"] or result["failed"]:
+            print("--- qcluster log (tail) ---")
+            print(log.read_text()[-4000:])
+        return 0 if ok else 1
+    finally:
+        if cluster is not None:
+            stop_cluster(cluster)
+        fake.stop()
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:
+            pass
+        drop_setup(setup)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
