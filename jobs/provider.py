@@ -26,7 +26,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs import catalog, fetcher, images, segmind
+# `services` imports this module; its functions are looked up at call time.
+from jobs import catalog, fetcher, images, segmind, services
 from jobs.models import Job, JobStatus, Lease
 
 logger = logging.getLogger(__name__)
@@ -53,18 +54,6 @@ def _payload(job: Job, spec: catalog.ModelSpec) -> dict[str, Any]:
     return payload
 
 
-def _fail(job_id: Any, code: str, message: str) -> bool:
-    return bool(
-        Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
-            status=JobStatus.FAILED,
-            error_code=code,
-            error_message=message,
-            completed_at=timezone.now(),
-            next_poll_at=None,
-        )
-    )
-
-
 def provider_submit(*, job: Job) -> None:
     """Submit a claimed (running) job to Segmind and record the request; then poll.
 
@@ -85,7 +74,7 @@ def provider_submit(*, job: Job) -> None:
     try:
         submission = asyncio.run(submit())
     except segmind.SegmindError as e:
-        _fail(job.pk, e.code, e.message)
+        services.job_fail(job_id=job.pk, code=e.code, message=e.message)
         return
     now = timezone.now()
     Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, provider_request_id="").update(
@@ -101,9 +90,7 @@ def poller_ensure() -> None:
     """Make sure a poller will run: enqueue one unless a live one holds the lease."""
     held = Lease.objects.filter(name=POLLER_LEASE, leased_until__gt=timezone.now()).exists()
     if not held:
-        from jobs.services import enqueue
-
-        transaction.on_commit(lambda: enqueue("jobs.tasks.segmind_poll"))
+        transaction.on_commit(lambda: services.enqueue("jobs.tasks.segmind_poll"))
 
 
 def _take_lease(holder: str, seconds: float) -> bool:
@@ -159,9 +146,7 @@ def segmind_poll(*, budget_seconds: float | None = None) -> dict[str, int]:
         loop.close()
         _release_lease(holder)
     if _in_flight().exists():
-        from jobs.services import enqueue
-
-        transaction.on_commit(lambda: enqueue("jobs.tasks.segmind_poll"))
+        transaction.on_commit(lambda: services.enqueue("jobs.tasks.segmind_poll"))
     return counts
 
 
@@ -193,16 +178,19 @@ def _apply(jobs: Sequence[Job], polls: Sequence[segmind.Poll | segmind.SegmindEr
             # A garbled status answer is asked again: the request itself is still fine.
             transient = poll.retryable or poll.code == "provider_bad_response"
             if transient and job.poll_errors + 1 < settings.SEGMIND_POLL_MAX_ERRORS:
-                delay = max(poll.retry_after or 0.0, interval.total_seconds() * 2**job.poll_errors)
+                delay = segmind.backoff_delay(
+                    job.poll_errors,
+                    retry_after=poll.retry_after,
+                    base_delay=interval.total_seconds(),
+                )
                 Job.objects.filter(pk=job.pk).update(
                     poll_errors=job.poll_errors + 1, next_poll_at=now + timedelta(seconds=delay)
                 )
             else:
-                finished += _fail(job.pk, poll.code, poll.message)
+                finished += services.job_fail(job_id=job.pk, code=poll.code, message=poll.message)
             continue
-        if poll.state == "FAILED":
-            message = f"Segmind could not make this image: {poll.error or 'no reason given'}."
-            finished += _fail(job.pk, "provider_failed", message)
+        if (failure := poll.failure()) is not None:
+            finished += services.job_fail(job_id=job.pk, code=failure.code, message=failure.message)
         elif poll.state == "COMPLETED":
             finished += _complete(job, poll)
         else:
@@ -212,18 +200,24 @@ def _apply(jobs: Sequence[Job], polls: Sequence[segmind.Poll | segmind.SegmindEr
 
 def _complete(job: Job, poll: segmind.Poll) -> int:
     """Download the outputs into the gallery and mark the job succeeded, once."""
-    from jobs.services import job_succeed
-
     if not poll.outputs:
-        return _fail(job.pk, "provider_bad_response", "Segmind finished but sent no image.")
+        return services.job_fail(
+            job_id=job.pk,
+            code="provider_bad_response",
+            message="Segmind finished but sent no image.",
+        )
     stored: list[tuple[bytes, images.ImageInfo]] = []
     try:
         for output in poll.outputs:
             data = output.data if output.data is not None else _download(output.url or "")
             stored.append((data, images.inspect_image(data, max_pixels=settings.IMAGE_MAX_PIXELS)))
     except (fetcher.FetchError, images.ImageError) as e:
-        return _fail(job.pk, "output_unavailable", f"The result could not be saved: {e.message}")
-    return int(job_succeed(job=job, outputs=stored))
+        return services.job_fail(
+            job_id=job.pk,
+            code="output_unavailable",
+            message=f"The result could not be saved: {e.message}",
+        )
+    return int(services.job_succeed(job=job, outputs=stored))
 
 
 def _download(url: str) -> bytes:

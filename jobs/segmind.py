@@ -117,6 +117,18 @@ _IMAGE_SUFFIXES = (
 )
 
 
+# Segmind's error table (segmind-protocol.md); 404 depends on the call, so it is below.
+_STATUS_CODES = {
+    400: "provider_bad_request",
+    401: "provider_unauthorized",
+    403: "provider_forbidden",
+    406: "provider_insufficient_credits",
+    408: "provider_timeout",
+    422: "provider_failed",
+    429: "provider_rate_limited",
+}
+
+
 class SegmindError(CodedError):
     """A refused or failed Segmind call.
 
@@ -460,12 +472,8 @@ class SegmindClient:
         text = self._redact(_provider_text(response))
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         sentence = None
-        if status == 400:
-            code = "provider_bad_request"
-        elif status == 401:
-            code = "provider_unauthorized"
-        elif status == 403:
-            code = "provider_forbidden"
+        if status in _STATUS_CODES:
+            code = _STATUS_CODES[status]
         elif status == 404 and on_submit:
             code = "provider_not_found"
             sentence = (
@@ -474,14 +482,6 @@ class SegmindClient:
             )
         elif status == 404:
             code = "result_expired"
-        elif status == 406:
-            code = "provider_insufficient_credits"
-        elif status == 408:
-            code = "provider_timeout"
-        elif status == 422:
-            code = "provider_failed"
-        elif status == 429:
-            code = "provider_rate_limited"
         elif status >= 500:
             code = "provider_unavailable"
         elif status >= 400:

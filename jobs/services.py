@@ -252,12 +252,16 @@ def _check_stored_params(job: Job) -> None:
     catalog.resolve_params(spec, job.params, attached=attached)
 
 
-def _fail(job: Job, code: str, message: str) -> None:
-    Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-        status=JobStatus.FAILED,
-        error_code=code,
-        error_message=message,
-        completed_at=timezone.now(),
+def job_fail(*, job_id: uuid.UUID | str, code: str, message: str) -> bool:
+    """Move a running job to failed with a stable code and a message; False if not running."""
+    return bool(
+        Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+            status=JobStatus.FAILED,
+            error_code=code,
+            error_message=message,
+            completed_at=timezone.now(),
+            next_poll_at=None,
+        )
     )
 
 
@@ -269,25 +273,24 @@ def job_run(*, job_id: uuid.UUID | str) -> bool:
     if not claimed:
         return False
     job = Job.objects.select_related("input_asset", "tenant").get(pk=job_id)
+    try:
+        _check_stored_params(job)
+    except catalog.ParamsError as e:
+        job_fail(job_id=job.pk, code=e.code, message=e.message)
+        return True
     if job.engine == "segmind":
-        try:
-            _check_stored_params(job)
-        except catalog.ParamsError as e:
-            _fail(job, e.code, e.message)
-            return True
         provider.provider_submit(job=job)
         return True
     try:
-        _check_stored_params(job)
         if job.input_asset is None:
             raise local_engine.EngineError("missing_input", "The job's input image is missing.")
         data, info = _render_local(job)
-    except (local_engine.EngineError, images.ImageError, catalog.ParamsError) as e:
-        _fail(job, e.code, e.message)
+    except (local_engine.EngineError, images.ImageError) as e:
+        job_fail(job_id=job.pk, code=e.code, message=e.message)
         return True
     except Exception:
         logger.exception("job %s failed", job.pk)
-        _fail(job, "internal_error", INTERNAL_ERROR_MESSAGE)
+        job_fail(job_id=job.pk, code="internal_error", message=INTERNAL_ERROR_MESSAGE)
         return True
     job_succeed(job=job, outputs=[(data, info)])
     return True

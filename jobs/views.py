@@ -150,22 +150,21 @@ def job_preview(request: HttpRequest, membership: Membership) -> JsonResponse:
     spec = catalog.get_model(request.POST.get("model", ""))
     if spec is None:
         return JsonResponse({"errors": {"model": "choose a model"}}, status=400)
+    overrides = params_from_post(request.POST, spec.slug)
     try:
         preset = _chosen_preset(membership, request.POST.get("preset", ""))
         params = services.job_resolve_params(
             tenant=membership.tenant,
             spec=spec,
             preset=preset,
-            overrides=params_from_post(request.POST, spec.slug),
+            overrides=overrides,
             upload_attached=True,
         )
     except services.JobError as e:
         return JsonResponse({"errors": e.errors or {"preset": e.message}}, status=400)
     size = spec.output_size(params)
     # A drawn seed is drawn again at submission; the preview says so instead of a number.
-    given_seed = params_from_post(request.POST, spec.slug).get("seed") or (
-        preset.params.get("seed") if preset else None
-    )
+    given_seed = overrides.get("seed") or (preset.params.get("seed") if preset else None)
     if "seed" in params and given_seed in (None, "-1", -1):
         params["seed"] = "random (drawn when you submit)"
     return JsonResponse(
@@ -322,9 +321,9 @@ def _preset_form_page(
                 if "name" in errors:
                     form.add_error("name", errors.pop("name"))
                 form.add_error(None, "The preset was not saved: fix the fields marked below.")
-                shown = {c["name"] for c in _param_controls(spec, {})}
+                # The product photo has no control on this page: say so above the form.
                 for field, rule in errors.items():
-                    if field not in shown:
+                    if field == spec.image_param:
                         form.add_error(None, f"{field}: {rule}")
             else:
                 messages.success(request, f"Preset “{preset.name}” saved.")

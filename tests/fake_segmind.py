@@ -672,28 +672,31 @@ class FakeSegmind:
             state = self._state(job, self._now())
             return (job, state) if state != "EXPIRED" else None
 
-    def _do_status(self, h: _Handler, request_id: str, raw: bytes) -> None:
-        found = self._lookup(request_id, "v2")
+    def _completed(
+        self, h: _Handler, request_id: str, kind: str, failed_status: int
+    ) -> _Job | None:
+        """The job if it is COMPLETED; otherwise answers 404, FAILED or its state itself."""
+        found = self._lookup(request_id, kind)
         if found is None:
             self._json(h, 404, {"error": "Request not found"})
-            return
+            return None
         job, state = found
         if state == "FAILED":
-            self._json(h, 422, {"status": "FAILED", "request_id": request_id, "error": job.error})
-            return
-        self._json(h, 200, {"status": state, "request_id": request_id})
-
-    def _do_result(self, h: _Handler, request_id: str, raw: bytes) -> None:
-        found = self._lookup(request_id, "v2")
-        if found is None:
-            self._json(h, 404, {"error": "Request not found"})
-            return
-        job, state = found
-        if state == "FAILED":
-            self._json(h, 422, {"status": "FAILED", "request_id": request_id, "error": job.error})
-            return
+            body = {"status": "FAILED", "request_id": request_id, "error": job.error}
+            self._json(h, failed_status, body)
+            return None
         if state != "COMPLETED":
             self._json(h, 200, {"status": state, "request_id": request_id})
+            return None
+        return job
+
+    def _do_status(self, h: _Handler, request_id: str, raw: bytes) -> None:
+        if self._completed(h, request_id, "v2", failed_status=422) is not None:
+            self._json(h, 200, {"status": "COMPLETED", "request_id": request_id})
+
+    def _do_result(self, h: _Handler, request_id: str, raw: bytes) -> None:
+        job = self._completed(h, request_id, "v2", failed_status=422)
+        if job is None:
             return
         output: str
         if job.slug == "qwen-image-edit-plus-product-photography" and job.params.get("base64"):
@@ -712,18 +715,10 @@ class FakeSegmind:
         )
 
     def _do_workflow_poll(self, h: _Handler, request_id: str, raw: bytes) -> None:
-        found = self._lookup(request_id, "workflow")
-        if found is None:
-            self._json(h, 404, {"error": "Request not found"})
-            return
-        job, state = found
-        if state == "FAILED":
-            # The protocol gives 422 only for v2; the PixelFlow poll answers 200 with the
-            # error in the body (the SDK's pixelflows.run returns such a body as it is).
-            self._json(h, 200, {"status": "FAILED", "request_id": request_id, "error": job.error})
-            return
-        if state != "COMPLETED":
-            self._json(h, 200, {"status": state, "request_id": request_id})
+        # The protocol gives 422 only for v2; the PixelFlow poll answers 200 with the
+        # error in the body (the SDK's pixelflows.run returns such a body as it is).
+        job = self._completed(h, request_id, "workflow", failed_status=200)
+        if job is None:
             return
         document = {
             "request_id": request_id,
