@@ -33,6 +33,14 @@ class JobQuerySet(models.QuerySet["Job"]):
     def active(self) -> JobQuerySet:
         return self.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
 
+    def segmind_queued(self) -> JobQuerySet:
+        """Segmind jobs waiting for the dispatcher to claim and submit them."""
+        return self.filter(status=JobStatus.QUEUED, engine="segmind")
+
+    def segmind_in_flight(self) -> JobQuerySet:
+        """Jobs whose Segmind request is submitted and not finished yet."""
+        return self.filter(status=JobStatus.RUNNING).exclude(provider_request_id="")
+
 
 class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -58,8 +66,6 @@ class Job(models.Model):
     provider_request_id = models.CharField(max_length=100, blank=True, db_index=True)
     provider_request = models.JSONField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
-    next_poll_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    poll_errors = models.PositiveIntegerField(default=0)
     error_code = models.CharField(max_length=60, blank=True)
     error_message = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)

@@ -1,38 +1,83 @@
 """Running jobs on Segmind without holding a worker while Segmind works.
 
-A job's task submits it and commits Segmind's request id before anything waits on it.
-One poller task then polls every request in flight from a single event loop (one
-`httpx.AsyncClient`, bounded concurrency), stores the outputs as soon as a request
-completes, and enqueues itself again while requests remain. A lease row keeps it to one
-poller at a time; a poller delivered twice finds the lease taken and returns.
+One dispatcher task does all the talking to Segmind for the whole cluster. It claims
+queued Segmind jobs, submits them, commits each request id, polls every request in
+flight, and downloads and stores the outputs as soon as a request completes. One thread
+takes turns: it runs an event loop (one `SegmindClient`, its requests gated to its
+connection pools, polls before submits) until there is news, then applies the news to
+the database in one short transaction with the loop paused. Only the output downloads
+and input reads run on a few threads, so that a slow image host cannot stall the loop.
+So one worker carries hundreds of requests and the other workers stay free for local
+jobs. New jobs are taken on at the pace the dispatcher can follow (`TARGET_LOAD`):
+beyond it they wait queued, rather than results waiting unfetched.
 
-Each step is claimed with a conditional update, so a task run twice, or a poller that
-overlaps a dying one, does the work once.
+A lease row keeps it to one dispatcher at a time. The holder renews it every few
+seconds, so a dispatcher killed mid-run is replaced within `LEASE_SECONDS` (by the next
+submit or by the sweeper). It stops after its budget, well inside the task timeout, and
+enqueues itself again while work remains.
+
+Each step is claimed with a conditional update: queued -> running (the claim), running
+without a request id -> with one (the request id is committed before anything polls it),
+running -> succeeded or failed (only one run stores the outputs). So a dispatcher that
+overlaps a dying one, or a task delivered twice, does each step once, and a job whose
+request id is stored is never submitted again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 # `services` imports this module; its functions are looked up at call time.
 from jobs import catalog, fetcher, images, segmind, services
 from jobs.models import Job, JobStatus, Lease
+from productstudio.errors import CodedError
 
 logger = logging.getLogger(__name__)
 
-POLLER_LEASE = "segmind-poller"
+LEASE = "segmind-dispatcher"
+# A dead holder's lease runs out this long after its last renewal.
+LEASE_SECONDS = 15.0
+RENEW_EVERY_SECONDS = 5.0
+# In-flight requests this dispatcher does not know of (left by a dispatcher that died)
+# are looked for this often; a new dispatcher picks them all up when it starts.
+RESCAN_SECONDS = 10.0
+# How long the database thread waits for news from the event loop before it looks for
+# newly queued jobs again: the delay between a job's commit and its submit.
+TICK_SECONDS = 0.1
+CLAIM_BATCH = 200
+# Events that arrive this close together are applied in one transaction.
+BATCH_WINDOW_SECONDS = 0.05
+# Jobs claimed and not yet submitted, at most: claiming is paced by the submits, so a
+# burst of new jobs does not starve the polls of requests already paid for.
+SUBMIT_WINDOW = 32
+# New requests are started no faster than this one thread can follow them closely:
+# each costs the dispatcher CPU over its life (submit, polls, download, storing), so it
+# takes on `TARGET_LOAD / cost` of them per second, the cost measured as it goes. Started
+# at a steady rate, requests also finish at a steady rate rather than in waves. Jobs
+# beyond that wait, queued, rather than finished results waiting unfetched and every
+# job's latency growing. Polls answered late halve the rate at once.
+TARGET_LOAD = 0.85
+FIRST_COST_SECONDS = 0.02
+LAG_HIGH_SECONDS = 0.5
+# Long requests are polled less often: every tenth of the time already waited, between
+# SEGMIND_POLL_INTERVAL_SECONDS and SEGMIND_POLL_MAX_INTERVAL_SECONDS.
+POLL_BACKOFF_RATIO = 0.1
 
 
 def _client() -> segmind.SegmindClient:
@@ -43,7 +88,7 @@ def _client() -> segmind.SegmindClient:
     )
 
 
-def _payload(job: Job, spec: catalog.ModelSpec) -> dict[str, Any]:
+def segmind_payload(*, job: Job, spec: catalog.ModelSpec) -> dict[str, Any]:
     """The resolved parameters, with the product photo as a URL or as base64."""
     payload = dict(job.params)
     if job.source_url and settings.SEGMIND_PASS_URLS:
@@ -51,174 +96,490 @@ def _payload(job: Job, spec: catalog.ModelSpec) -> dict[str, Any]:
     elif job.input_asset is not None:
         with job.input_asset.file.open("rb") as fh:
             payload[spec.image_param] = base64.b64encode(fh.read()).decode()
+    else:
+        raise segmind.SegmindError("missing_input", "The job's input image is missing.")
     return payload
 
 
-def provider_submit(*, job: Job) -> None:
-    """Submit a claimed (running) job to Segmind and record the request; then poll.
+def poll_interval(waited: float, expected: float | None = None) -> float:
+    """Seconds until the next status poll of a request submitted `waited` seconds ago.
 
-    A job that already has a request id is never submitted again.
+    `expected` is how long this model's requests have lately taken: no request is polled
+    again until nine tenths of it have passed, so a 16 s model is not asked 15 times.
     """
-    if job.provider_request_id:
-        poller_ensure()
-        return
-    spec = catalog.model(job.model)
-
-    async def submit() -> segmind.Submission:
-        async with _client() as client:
-            return await segmind.call_with_retries(
-                lambda: client.submit(spec.slug, spec.kind, _payload(job, spec)),
-                attempts=settings.SEGMIND_SUBMIT_ATTEMPTS,
-            )
-
-    try:
-        submission = asyncio.run(submit())
-    except segmind.SegmindError as e:
-        services.job_fail(job_id=job.pk, code=e.code, message=e.message)
-        return
-    now = timezone.now()
-    Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, provider_request_id="").update(
-        provider_request_id=submission.request_id,
-        provider_request=submission.to_dict(),
-        submitted_at=now,
-        next_poll_at=now + timedelta(seconds=settings.SEGMIND_FIRST_POLL_SECONDS),
+    delay = min(
+        settings.SEGMIND_POLL_MAX_INTERVAL_SECONDS,
+        max(settings.SEGMIND_POLL_INTERVAL_SECONDS, waited * POLL_BACKOFF_RATIO),
     )
-    poller_ensure()
+    if expected:
+        if waited < expected * 0.9:
+            delay = max(delay, expected * 0.9 - waited)
+        else:
+            # Due about now: look twice as often until it is done.
+            delay = max(settings.SEGMIND_POLL_INTERVAL_SECONDS / 2, min(delay, expected * 0.1))
+    return delay
 
 
-def poller_ensure() -> None:
-    """Make sure a poller will run: enqueue one unless a live one holds the lease."""
-    held = Lease.objects.filter(name=POLLER_LEASE, leased_until__gt=timezone.now()).exists()
-    if not held:
-        transaction.on_commit(lambda: services.enqueue("jobs.tasks.segmind_poll"))
-
-
-def _take_lease(holder: str, seconds: float) -> bool:
-    now = timezone.now()
-    until = now + timedelta(seconds=seconds)
-    Lease.objects.get_or_create(name=POLLER_LEASE)
+def request_store(*, job_id: uuid.UUID, submission: segmind.Submission) -> bool:
+    """Commit Segmind's request id on a claimed job; False if the job moved on meanwhile."""
     return bool(
-        Lease.objects.filter(name=POLLER_LEASE)
+        Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, provider_request_id="").update(
+            provider_request_id=submission.request_id,
+            provider_request=submission.to_dict(),
+            submitted_at=timezone.now(),
+        )
+    )
+
+
+def dispatcher_ensure() -> None:
+    """Make sure a dispatcher will run soon (call it once the new work is committed).
+
+    It enqueues one unless a live dispatcher holds the lease: that one looks for queued
+    jobs every tick, and looks again after it gives the lease up.
+    """
+    held = Lease.objects.filter(name=LEASE, leased_until__gt=timezone.now()).exists()
+    if not held:
+        services.enqueue("jobs.tasks.segmind_dispatch", task_name=f"segmind-{time.time():.0f}")
+
+
+def _take_lease(holder: str) -> bool:
+    now = timezone.now()
+    Lease.objects.get_or_create(name=LEASE)
+    return bool(
+        Lease.objects.filter(name=LEASE)
         .filter(Q(leased_until__isnull=True) | Q(leased_until__lte=now) | Q(holder=holder))
-        .update(holder=holder, leased_until=until)
+        .update(holder=holder, leased_until=now + timedelta(seconds=LEASE_SECONDS))
     )
 
 
 def _release_lease(holder: str) -> None:
-    Lease.objects.filter(name=POLLER_LEASE, holder=holder).update(leased_until=None, holder="")
+    Lease.objects.filter(name=LEASE, holder=holder).update(leased_until=None, holder="")
 
 
-def _in_flight() -> Any:
-    return Job.objects.filter(status=JobStatus.RUNNING).exclude(provider_request_id="")
+def segmind_dispatch(*, budget_seconds: float | None = None) -> dict[str, int]:
+    """Submit queued Segmind jobs and see every request in flight to its end.
 
-
-def segmind_poll(*, budget_seconds: float | None = None) -> dict[str, int]:
-    """Poll every Segmind request in flight until none is left or the budget is spent."""
-    budget = budget_seconds if budget_seconds is not None else settings.SEGMIND_POLLER_SECONDS
+    Runs until nothing is left or the budget is spent, then enqueues itself again if work
+    remains. Returns counts of what this run did.
+    """
+    budget = budget_seconds if budget_seconds is not None else settings.SEGMIND_DISPATCHER_SECONDS
     holder = secrets.token_hex(8)
-    # The lease outlives the budget by the task timeout's margin, so a poller that is
-    # still finishing its last cycle is never joined by a second one.
-    if not _take_lease(holder, budget + 30):
-        return {"polled": 0, "finished": 0, "skipped": 1}
-    counts = {"polled": 0, "finished": 0, "skipped": 0}
-    deadline = time.monotonic() + budget
-    loop = asyncio.new_event_loop()
-    client = _client()
+    if not _take_lease(holder):
+        return {"submitted": 0, "polled": 0, "finished": 0, "skipped": 1}
+    dispatcher = _Dispatcher(holder, budget)
     try:
-        while time.monotonic() < deadline:
-            due = list(
-                _in_flight()
-                # A request without a poll time (a row mended by hand) is due at once.
-                .filter(Q(next_poll_at__lte=timezone.now()) | Q(next_poll_at__isnull=True))
-                .select_related("tenant")
-                .order_by("next_poll_at")[: settings.SEGMIND_POLL_BATCH]
-            )
-            if not due:
-                if not _in_flight().exists():
-                    break
-                time.sleep(settings.SEGMIND_POLL_TICK_SECONDS)
-                continue
-            polls = loop.run_until_complete(_poll_all(client, due))
-            counts["polled"] += len(due)
-            counts["finished"] += _apply(due, polls)
-        loop.run_until_complete(client.aclose())
+        counts = dispatcher.run()
     finally:
-        loop.close()
         _release_lease(holder)
-    if _in_flight().exists():
-        transaction.on_commit(lambda: services.enqueue("jobs.tasks.segmind_poll"))
+    # After the release: a job committed before this check is seen here, and one
+    # committed after it finds the lease free and enqueues a dispatcher itself.
+    if Job.objects.segmind_queued().exists() or Job.objects.segmind_in_flight().exists():
+        transaction.on_commit(dispatcher_ensure)
     return counts
 
 
-async def _poll_all(
-    client: segmind.SegmindClient, jobs: Sequence[Job]
-) -> list[segmind.Poll | segmind.SegmindError]:
-    limit = asyncio.Semaphore(settings.SEGMIND_MAX_CONNECTIONS)
-
-    async def one(job: Job) -> segmind.Poll | segmind.SegmindError:
-        sub = segmind.Submission.from_dict(job.provider_request or {})
-        async with limit:
-            try:
-                poll = await client.status(sub)
-                if poll.state == "COMPLETED" and not poll.outputs and sub.kind == "v2":
-                    poll = await client.result(sub)
-                return poll
-            except segmind.SegmindError as e:
-                return e
-
-    return await asyncio.gather(*(one(job) for job in jobs))
+# --- what the event loop reports to the database thread -----------------------------
 
 
-def _apply(jobs: Sequence[Job], polls: Sequence[segmind.Poll | segmind.SegmindError]) -> int:
-    finished = 0
-    now = timezone.now()
-    interval = timedelta(seconds=settings.SEGMIND_POLL_INTERVAL_SECONDS)
-    for job, poll in zip(jobs, polls, strict=True):
-        if isinstance(poll, segmind.SegmindError):
-            # A garbled status answer is asked again: the request itself is still fine.
-            transient = poll.retryable or poll.code == "provider_bad_response"
-            if transient and job.poll_errors + 1 < settings.SEGMIND_POLL_MAX_ERRORS:
-                delay = segmind.backoff_delay(
-                    job.poll_errors,
-                    retry_after=poll.retry_after,
-                    base_delay=interval.total_seconds(),
-                )
-                Job.objects.filter(pk=job.pk).update(
-                    poll_errors=job.poll_errors + 1, next_poll_at=now + timedelta(seconds=delay)
-                )
-            else:
-                finished += services.job_fail(job_id=job.pk, code=poll.code, message=poll.message)
-            continue
-        if (failure := poll.failure()) is not None:
-            finished += services.job_fail(job_id=job.pk, code=failure.code, message=failure.message)
-        elif poll.state == "COMPLETED":
-            finished += _complete(job, poll)
-        else:
-            Job.objects.filter(pk=job.pk).update(next_poll_at=now + interval, poll_errors=0)
-    return finished
+@dataclass(frozen=True)
+class _Submitted:
+    job_id: uuid.UUID
+    model: str
+    submission: segmind.Submission
 
 
-def _complete(job: Job, poll: segmind.Poll) -> int:
-    """Download the outputs into the gallery and mark the job succeeded, once."""
-    if not poll.outputs:
-        return services.job_fail(
-            job_id=job.pk,
-            code="provider_bad_response",
-            message="Segmind finished but sent no image.",
+@dataclass(frozen=True)
+class _Failed:
+    job_id: uuid.UUID
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class _Completed:
+    job_id: uuid.UUID
+    outputs: list[tuple[bytes, images.ImageInfo]]
+
+
+@dataclass(frozen=True)
+class _Released:
+    """Tracking stopped without an outcome (shutdown); the request stays in flight."""
+
+    job_id: uuid.UUID
+
+
+_Event = _Submitted | _Failed | _Completed | _Released
+
+
+class _Dispatcher:
+    """One run. A single thread takes turns: it runs the event loop until news arrives
+    (or a tick passes), then applies the news to the database with the loop paused.
+    One thread, so no lock and no contention for the interpreter: what the dispatcher
+    costs is what it does. Only the downloads and input reads run on other threads,
+    because a slow image host must not hold the loop up."""
+
+    def __init__(self, holder: str, budget: float) -> None:
+        self.holder = holder
+        self.deadline = time.monotonic() + budget
+        self.events: list[_Event] = []
+        # Jobs with a coroutine on the loop; each coroutine ends with one event for it.
+        self.pending: set[uuid.UUID] = set()
+        self.submitting: set[uuid.UUID] = set()
+        # Each model's recent inference time (seconds), for the polling schedule.
+        self.expected: dict[str, float] = {}
+        # How late poll answers come (seconds, smoothed): the dispatcher's own load.
+        self.lag = 0.0
+        # Jobs per second to start, and the bucket that paces them (see TARGET_LOAD).
+        self.rate = TARGET_LOAD / FIRST_COST_SECONDS
+        self.tokens = self.rate / 4
+        self.refilled = self.adjust_at = time.monotonic()
+        self.cpu_start = time.process_time()
+        self.held_back = False
+        self.stopping = False
+        self.renew_at = time.monotonic() + RENEW_EVERY_SECONDS
+        self.counts = {"submitted": 0, "polled": 0, "finished": 0, "skipped": 0}
+        self.loop = asyncio.new_event_loop()
+        self.news = asyncio.Event()
+        self.io = ThreadPoolExecutor(
+            max_workers=settings.SEGMIND_DOWNLOAD_THREADS, thread_name_prefix="segmind-io"
         )
+        self.client: segmind.SegmindClient | None = None
+        # The coroutines that are only waiting or polling, which a shutdown may cancel
+        # (a submit or a download in progress is left to finish).
+        self.idle: dict[uuid.UUID, asyncio.Task[None]] = {}
+
+    # --- the database side -------------------------------------------------------------
+
+    def run(self) -> dict[str, int]:
+        try:
+            self.client = self.loop.run_until_complete(self._make_client())
+            rescan_at = time.monotonic() + RESCAN_SECONDS
+            self._pick_up_in_flight()
+            while True:
+                now = time.monotonic()
+                self._renew_lease()
+                if not self.stopping and now >= self.deadline:
+                    self._stop()
+                found = 0
+                if not self.stopping:
+                    found = self._claim_queued(now)
+                    if now >= rescan_at:
+                        rescan_at = now + RESCAN_SECONDS
+                        self._pick_up_in_flight()
+                self._drain(TICK_SECONDS if self.pending or self.held_back else 0)
+                if not self.pending and (self.stopping or (not found and not self.held_back)):
+                    break
+            self._stop()
+        finally:
+            # Normally nothing is left on the loop; after an error, what is left is
+            # cancelled: its jobs stay in flight for the next dispatcher.
+            self.loop.run_until_complete(self._close())
+            self.io.shutdown(wait=True)
+            self.loop.close()
+        return self.counts
+
+    def _start(self, coro: Coroutine[Any, Any, None]) -> None:
+        self.loop.create_task(coro)
+
+    def _emit(self, event: _Event) -> None:
+        self.events.append(event)
+        self.news.set()
+
+    async def _make_client(self) -> segmind.SegmindClient:
+        return _client()
+
+    async def _wait_for_news(self, timeout: float) -> None:
+        if not self.events:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.news.wait(), timeout)
+        # Let what is about to finish finish: fewer, larger transactions.
+        await asyncio.sleep(BATCH_WINDOW_SECONDS if self.events else 0)
+        self.news.clear()
+
+    def _admit(self, now: float) -> int:
+        """How many new jobs may be claimed now (a token bucket at the sustainable rate)."""
+        if not self.pending:
+            self.lag = 0.0
+        if now >= self.adjust_at:
+            self.adjust_at = now + 1.0
+            done = self.counts["finished"]
+            if self.lag > LAG_HIGH_SECONDS:
+                self.rate = max(1.0, self.rate / 2)
+            elif done >= 20:
+                # Work under way is counted as half done.
+                cost = (time.process_time() - self.cpu_start) / (done + len(self.pending) / 2)
+                self.rate = TARGET_LOAD / max(cost, 1e-4)
+        self.tokens = min(self.rate, self.tokens + (now - self.refilled) * self.rate)
+        self.refilled = now
+        return int(self.tokens)
+
+    def _renew_lease(self) -> None:
+        if time.monotonic() < self.renew_at:
+            return
+        self.renew_at = time.monotonic() + RENEW_EVERY_SECONDS
+        if not _take_lease(self.holder) and not self.stopping:
+            logger.warning("the Segmind dispatcher lost its lease; stopping")
+            self._stop()
+
+    def _stop(self) -> None:
+        if not self.stopping:
+            self.stopping = True
+            self._cancel_idle()
+        # Wait for the submits and downloads already under way, and for the cancelled
+        # coroutines to report, so that nothing is left half done.
+        while self.pending:
+            self._drain(TICK_SECONDS)
+            self._renew_lease()
+
+    def _claim_queued(self, now: float) -> int:
+        admitted = self._admit(now)
+        # Held back by the pace, not by an empty queue: not a reason to stop.
+        self.held_back = admitted < 1
+        room = min(
+            admitted,
+            settings.SEGMIND_MAX_IN_FLIGHT - len(self.pending),
+            SUBMIT_WINDOW - len(self.submitting),
+        )
+        if room <= 0:
+            return 0
+        claimed_at = timezone.now()
+        with transaction.atomic():
+            # Locked until the commit (PostgreSQL), or the whole database is (SQLite's
+            # IMMEDIATE transactions): the claim below takes exactly these rows.
+            claimed = list(
+                Job.objects.segmind_queued()
+                .select_for_update(skip_locked=True, of=("self",))
+                .select_related("input_asset")
+                .order_by("created_at")[: min(room, CLAIM_BATCH)]
+            )
+            if not claimed:
+                return 0
+            self.tokens -= len(claimed)
+            ids = [job.pk for job in claimed]
+            moved = Job.objects.filter(pk__in=ids, status=JobStatus.QUEUED).update(
+                status=JobStatus.RUNNING, started_at=claimed_at, attempts=F("attempts") + 1
+            )
+            if moved != len(ids):  # pragma: no cover - the lock above rules it out
+                taken = set(
+                    Job.objects.filter(
+                        pk__in=ids, status=JobStatus.RUNNING, started_at=claimed_at
+                    ).values_list("pk", flat=True)
+                )
+                claimed = [job for job in claimed if job.pk in taken]
+        for job in claimed:
+            spec = catalog.get_model(job.model)
+            try:
+                if spec is None:
+                    raise CodedError("model_unavailable", "This model is no longer offered.")
+                services.job_params_check(job=job)
+            except CodedError as e:
+                self.counts["finished"] += services.job_fail(
+                    job_id=job.pk, code=e.code, message=e.message
+                )
+                continue
+            self.pending.add(job.pk)
+            self.submitting.add(job.pk)
+            self._start(self._submit(job, spec))
+        return len(ids)
+
+    def _pick_up_in_flight(self) -> None:
+        now = timezone.now()
+        rows = (
+            Job.objects.segmind_in_flight()
+            .exclude(pk__in=self.pending)
+            .values_list("pk", "model", "provider_request", "submitted_at")
+        )
+        for job_id, model, stored, submitted_at in rows:
+            try:
+                submission = segmind.Submission.from_dict(stored or {})
+            except ValueError:
+                self.counts["finished"] += services.job_fail(
+                    job_id=job_id,
+                    code="provider_bad_response",
+                    message="The job's Segmind request was not recorded properly. Try again.",
+                )
+                continue
+            waited = (now - submitted_at).total_seconds() if submitted_at else 0.0
+            self.pending.add(job_id)
+            self._start(self._track(job_id, model, submission, waited=waited, first_delay=0.0))
+
+    def _drain(self, timeout: float) -> None:
+        self.loop.run_until_complete(self._wait_for_news(timeout))
+        batch, self.events = self.events, []
+        if not batch:
+            return
+        to_track: list[_Submitted] = []
+        for event in batch:
+            self.submitting.discard(event.job_id)
+        done = [e.job_id for e in batch if isinstance(e, _Completed)]
+        # One transaction per batch: on SQLite every commit is a disk sync.
+        with transaction.atomic():
+            jobs = Job.objects.select_related("tenant").in_bulk(done) if done else {}
+            for event in batch:
+                self._apply(event, to_track, jobs)
+        # Polling starts only once the request ids are committed.
+        for event in to_track:
+            self._start(
+                self._track(
+                    event.job_id,
+                    event.model,
+                    event.submission,
+                    waited=0.0,
+                    first_delay=settings.SEGMIND_FIRST_POLL_SECONDS,
+                )
+            )
+
+    def _apply(self, event: _Event, to_track: list[_Submitted], jobs: dict[uuid.UUID, Job]) -> None:
+        if isinstance(event, _Submitted):
+            self.counts["submitted"] += 1
+            if request_store(job_id=event.job_id, submission=event.submission):
+                to_track.append(event)
+                return
+            # Only a job that left `running` meanwhile gets here (an operator's edit).
+            logger.warning(
+                "job %s moved on while Segmind request %s was submitted; not polling it",
+                event.job_id,
+                event.submission.request_id,
+            )
+        elif isinstance(event, _Failed):
+            self.counts["finished"] += services.job_fail(
+                job_id=event.job_id, code=event.code, message=event.message
+            )
+        elif isinstance(event, _Completed) and (job := jobs.get(event.job_id)) is not None:
+            self.counts["finished"] += services.job_succeed(job=job, outputs=event.outputs)
+        self.pending.discard(event.job_id)
+
+    # --- the event loop side ----------------------------------------------------------------
+
+    async def _submit(self, job: Job, spec: catalog.ModelSpec) -> None:
+        assert self.client is not None
+        client = self.client
+        try:
+            payload = await self.loop.run_in_executor(
+                self.io, lambda: segmind_payload(job=job, spec=spec)
+            )
+            submission = await segmind.call_with_retries(
+                lambda: client.submit(spec.slug, spec.kind, payload),
+                attempts=settings.SEGMIND_SUBMIT_ATTEMPTS,
+            )
+        except segmind.SegmindError as e:
+            self._emit(_Failed(job.pk, e.code, e.message))
+        except OSError as e:
+            self._emit(_Failed(job.pk, "missing_input", f"The input image is missing: {e}"))
+        except Exception:
+            logger.exception("submitting job %s to Segmind failed", job.pk)
+            self._emit(_Failed(job.pk, "internal_error", services.INTERNAL_ERROR_MESSAGE))
+        else:
+            self._emit(_Submitted(job.pk, job.model, submission))
+
+    async def _track(
+        self,
+        job_id: uuid.UUID,
+        model: str,
+        submission: segmind.Submission,
+        *,
+        waited: float,
+        first_delay: float,
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None and self.client is not None
+        self.idle[job_id] = task
+        started = time.monotonic() - waited
+        try:
+            poll = await self._poll_until_finished(job_id, model, submission, started, first_delay)
+            if poll is None:
+                return
+            self._learn(model, poll, time.monotonic() - started)
+            del self.idle[job_id]
+            if (failure := poll.failure()) is not None:
+                self._emit(_Failed(job_id, failure.code, failure.message))
+                return
+            event = await self.loop.run_in_executor(self.io, _fetch_outputs, job_id, poll)
+            self._emit(event)
+        except asyncio.CancelledError:
+            self._emit(_Released(job_id))
+            raise
+        except Exception:
+            logger.exception("tracking Segmind request %s failed", submission.request_id)
+            self._emit(_Released(job_id))
+        finally:
+            self.idle.pop(job_id, None)
+
+    def _learn(self, model: str, poll: segmind.Poll, waited: float) -> None:
+        # Segmind's own inference time leaves out its queue: a low guess, which is the
+        # safe side. Without it, what we saw, less the polling slack.
+        took = poll.inference_time or waited * 0.8
+        if poll.state == segmind.COMPLETED and took > 0:
+            before = self.expected.get(model)
+            self.expected[model] = took if before is None else 0.7 * before + 0.3 * took
+
+    async def _poll_until_finished(
+        self,
+        job_id: uuid.UUID,
+        model: str,
+        submission: segmind.Submission,
+        started: float,
+        delay: float,
+    ) -> segmind.Poll | None:
+        """The request's last poll (COMPLETED or FAILED), or None once a failure is sent."""
+        assert self.client is not None
+        errors = 0
+        while True:
+            due = self.loop.time() + delay
+            await asyncio.sleep(delay)
+            self.counts["polled"] += 1
+            try:
+                poll = await self.client.status(submission)
+                # From when the poll was due to its answer: a few milliseconds when the
+                # dispatcher keeps up; more when its loop or its connections are saturated.
+                self.lag = 0.9 * self.lag + 0.1 * max(0.0, self.loop.time() - due)
+                if poll.state == segmind.COMPLETED and not poll.outputs and submission.kind == "v2":
+                    poll = await self.client.result(submission)
+            except segmind.SegmindError as e:
+                # A garbled status answer is asked again: the request itself is still fine.
+                transient = e.retryable or e.code == "provider_bad_response"
+                errors += 1
+                if not transient or errors >= settings.SEGMIND_POLL_MAX_ERRORS:
+                    self._emit(_Failed(job_id, e.code, e.message))
+                    return None
+                delay = segmind.backoff_delay(
+                    errors - 1,
+                    retry_after=e.retry_after,
+                    base_delay=settings.SEGMIND_POLL_INTERVAL_SECONDS,
+                )
+                continue
+            if poll.finished:
+                return poll
+            errors = 0
+            delay = poll_interval(time.monotonic() - started, self.expected.get(model))
+
+    async def _close(self) -> None:
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        if self.client is not None:
+            await self.client.aclose()
+
+    def _cancel_idle(self) -> None:
+        for task in list(self.idle.values()):
+            task.cancel()
+
+
+def _fetch_outputs(job_id: uuid.UUID, poll: segmind.Poll) -> _Completed | _Failed:
+    """Download (or decode) a completed request's images and check them (an I/O thread)."""
+    if not poll.outputs:
+        return _Failed(job_id, "provider_bad_response", "Segmind finished but sent no image.")
     stored: list[tuple[bytes, images.ImageInfo]] = []
     try:
         for output in poll.outputs:
-            data = output.data if output.data is not None else _download(output.url or "")
-            stored.append((data, images.inspect_image(data, max_pixels=settings.IMAGE_MAX_PIXELS)))
+            data = output.data
+            if data is None:
+                data = fetcher.fetch_url_from_settings(output.url or "").content
+            # Segmind's images are checked, not decoded: complete, an allowed format,
+            # within the pixel limit. Pixels are decoded only when something uses them.
+            info = images.inspect_image(data, max_pixels=settings.IMAGE_MAX_PIXELS, decode=False)
+            stored.append((data, info))
     except (fetcher.FetchError, images.ImageError) as e:
-        return services.job_fail(
-            job_id=job.pk,
-            code="output_unavailable",
-            message=f"The result could not be saved: {e.message}",
-        )
-    return int(services.job_succeed(job=job, outputs=stored))
-
-
-def _download(url: str) -> bytes:
-    return fetcher.fetch_url_from_settings(url).content
+        return _Failed(job_id, "output_unavailable", f"The result could not be saved: {e.message}")
+    return _Completed(job_id, stored)

@@ -211,7 +211,7 @@ def job_submit(
             original_name=source.name,
         )
         job.save(update_fields=["input_asset"])
-        transaction.on_commit(lambda: job_enqueue(job_id=job.id))
+        transaction.on_commit(lambda: job_enqueue(job_id=job.id, engine=job.engine))
     return job
 
 
@@ -222,8 +222,13 @@ def enqueue(func: str, *args: Any, **options: Any) -> None:
     async_task(func, *args, **options)
 
 
-def job_enqueue(*, job_id: uuid.UUID) -> None:
-    enqueue("jobs.tasks.job_run", str(job_id), task_name=f"job-{job_id}", group="jobs")
+def job_enqueue(*, job_id: uuid.UUID, engine: str) -> None:
+    """Hand a committed queued job to what runs it: a task of its own for the local
+    engine; the one dispatcher for Segmind, which claims queued jobs itself."""
+    if engine == "segmind":
+        provider.dispatcher_ensure()
+    else:
+        enqueue("jobs.tasks.job_run", str(job_id), task_name=f"job-{job_id}", group="jobs")
 
 
 def _render_local(job: Job) -> tuple[bytes, images.ImageInfo]:
@@ -241,7 +246,7 @@ def _render_local(job: Job) -> tuple[bytes, images.ImageInfo]:
     return data, images.inspect_image(data, max_pixels=settings.IMAGE_MAX_PIXELS)
 
 
-def _check_stored_params(job: Job) -> None:
+def job_params_check(*, job: Job) -> None:
     """The task checks the stored parameters with the same validator as the doors.
 
     Resolved parameters resolve to themselves, so this changes nothing for a job made
@@ -260,26 +265,25 @@ def job_fail(*, job_id: uuid.UUID | str, code: str, message: str) -> bool:
             error_code=code,
             error_message=message,
             completed_at=timezone.now(),
-            next_poll_at=None,
         )
     )
 
 
 def job_run(*, job_id: uuid.UUID | str) -> bool:
     """Run a queued job to its end. Returns False when another run already claimed it."""
-    claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+    # Segmind jobs are claimed by the dispatcher (`provider`), never here.
+    claimed = (
+        Job.objects.filter(pk=job_id, status=JobStatus.QUEUED)
+        .exclude(engine="segmind")
+        .update(status=JobStatus.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1)
     )
     if not claimed:
         return False
     job = Job.objects.select_related("input_asset", "tenant").get(pk=job_id)
     try:
-        _check_stored_params(job)
+        job_params_check(job=job)
     except catalog.ParamsError as e:
         job_fail(job_id=job.pk, code=e.code, message=e.message)
-        return True
-    if job.engine == "segmind":
-        provider.provider_submit(job=job)
         return True
     try:
         if job.input_asset is None:
@@ -302,9 +306,11 @@ def job_succeed(*, job: Job, outputs: Sequence[tuple[bytes, images.ImageInfo]]) 
     Only the run whose conditional update moved the job stores the outputs, so a task
     delivered twice, or two pollers, never store them twice.
     """
-    with transaction.atomic():
+    # No savepoint when nested: the Segmind dispatcher stores a batch of results in one
+    # transaction, and an error there undoes the batch anyway.
+    with transaction.atomic(savepoint=False):
         claimed = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-            status=JobStatus.SUCCEEDED, completed_at=timezone.now(), next_poll_at=None
+            status=JobStatus.SUCCEEDED, completed_at=timezone.now()
         )
         if not claimed:
             return False
@@ -338,36 +344,40 @@ def jobs_sweep(*, stale_after: timedelta | None = None, max_attempts: int = 3) -
     """
     stale_after = stale_after or timedelta(seconds=settings.Q_TIMEOUT * 2)
     cutoff = timezone.now() - stale_after
-    # Jobs with a Segmind request are the poller's: they are never submitted again.
+    # Jobs with a Segmind request are the dispatcher's: they are never submitted again.
     stuck = Job.objects.filter(
         status=JobStatus.RUNNING, started_at__lt=cutoff, provider_request_id=""
     )
-    if Job.objects.filter(status=JobStatus.RUNNING).exclude(provider_request_id="").exists():
-        provider.poller_ensure()
     failed = stuck.filter(attempts__gte=max_attempts).update(
         status=JobStatus.FAILED,
         error_code="worker_lost",
         error_message="The job stopped moving several times and was given up. Try again.",
         completed_at=timezone.now(),
     )
-    requeued_ids: Sequence[uuid.UUID] = list(
-        stuck.filter(attempts__lt=max_attempts).values_list("pk", flat=True)
-    )
     requeued = 0
-    for job_id in requeued_ids:
+    wake_dispatcher = Job.objects.segmind_in_flight().exists()
+    for job_id, engine in list(stuck.filter(attempts__lt=max_attempts).values_list("pk", "engine")):
         if Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, started_at__lt=cutoff).update(
             status=JobStatus.QUEUED
         ):
             requeued += 1
-            transaction.on_commit(partial(job_enqueue, job_id=job_id))
+            if engine == "segmind":
+                wake_dispatcher = True
+            else:
+                transaction.on_commit(partial(job_enqueue, job_id=job_id, engine=engine))
     # A queued job whose task was lost (the Redis broker is at-most-once) is sent again.
     lost = list(
         Job.objects.filter(status=JobStatus.QUEUED, created_at__lt=cutoff).values_list(
-            "pk", flat=True
+            "pk", "engine"
         )
     )
-    for job_id in lost:
-        transaction.on_commit(partial(job_enqueue, job_id=job_id))
+    for job_id, engine in lost:
+        if engine == "segmind":
+            wake_dispatcher = True
+        else:
+            transaction.on_commit(partial(job_enqueue, job_id=job_id, engine=engine))
+    if wake_dispatcher:
+        transaction.on_commit(provider.dispatcher_ensure)
     return {"failed": failed, "requeued": requeued, "resent": len(lost)}
 
 

@@ -11,5 +11,5 @@ def jobs_sweep() -> dict[str, int]:
     return services.jobs_sweep()
 
 
-def segmind_poll() -> dict[str, int]:
-    return provider.segmind_poll()
+def segmind_dispatch() -> dict[str, int]:
+    return provider.segmind_dispatch()

@@ -162,12 +162,16 @@ SEGMIND_API_BASE = env("SEGMIND_API_BASE", "https://api.segmind.com").rstrip("/"
 SEGMIND_PASS_URLS = env_bool("SEGMIND_PASS_URLS", True)
 SEGMIND_SUBMIT_ATTEMPTS = env_int("SEGMIND_SUBMIT_ATTEMPTS", 4)
 SEGMIND_MAX_CONNECTIONS = env_int("SEGMIND_MAX_CONNECTIONS", 50)
-# Polling: the first poll soon after submit, then every interval until the state changes.
+# Polling: the first poll soon after submit, then every interval until the state changes;
+# a long request is polled every tenth of its time so far, up to the max interval.
 SEGMIND_FIRST_POLL_SECONDS = float(env("SEGMIND_FIRST_POLL_SECONDS", "1.0"))
-SEGMIND_POLL_INTERVAL_SECONDS = float(env("SEGMIND_POLL_INTERVAL_SECONDS", "0.5"))
-SEGMIND_POLL_TICK_SECONDS = 0.1
-SEGMIND_POLL_BATCH = env_int("SEGMIND_POLL_BATCH", 500)
+SEGMIND_POLL_INTERVAL_SECONDS = float(env("SEGMIND_POLL_INTERVAL_SECONDS", "1.0"))
+SEGMIND_POLL_MAX_INTERVAL_SECONDS = float(env("SEGMIND_POLL_MAX_INTERVAL_SECONDS", "3.0"))
 SEGMIND_POLL_MAX_ERRORS = env_int("SEGMIND_POLL_MAX_ERRORS", 8)
+# Requests one dispatcher keeps in flight; more jobs wait, queued, for room.
+SEGMIND_MAX_IN_FLIGHT = env_int("SEGMIND_MAX_IN_FLIGHT", 1000)
+# Threads that read inputs and download outputs beside the dispatcher's event loop.
+SEGMIND_DOWNLOAD_THREADS = env_int("SEGMIND_DOWNLOAD_THREADS", 4)
 
 # Email ---------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -190,8 +194,9 @@ Q_WORKERS = env_int("Q_WORKERS", 2)
 # A task that runs longer than this is killed. Jobs never wait on Segmind inside a task, so
 # the longest task is one image fetch plus local image work.
 Q_TIMEOUT = env_int("Q_TIMEOUT", 120)
-# The Segmind poller re-enqueues itself after this long, well inside the task timeout.
-SEGMIND_POLLER_SECONDS = float(env("SEGMIND_POLLER_SECONDS", str(min(Q_TIMEOUT / 2, 55))))
+# The Segmind dispatcher hands over to a fresh task after this long; the other half of the
+# task timeout is left for the submits and downloads it finishes before it stops.
+SEGMIND_DISPATCHER_SECONDS = float(env("SEGMIND_DISPATCHER_SECONDS", str(min(Q_TIMEOUT / 2, 55))))
 # Each worker prefetches this many tasks; a fetched task waits for every task ahead of it.
 Q_QUEUE_LIMIT = env_int("Q_QUEUE_LIMIT", Q_WORKERS * 2)
 # The ORM broker redelivers a task that is not acknowledged within `retry`, and its clock

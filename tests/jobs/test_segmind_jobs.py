@@ -7,6 +7,7 @@ output. Faults are injected in the fake.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from jobs import catalog, provider, services, tasks
+from jobs import catalog, provider, segmind, services, tasks
 from jobs.models import AssetKind, Job, JobStatus, Lease
 from tests.fake_segmind import FakeSegmind
 
@@ -36,7 +37,7 @@ def fake(settings: Any) -> Iterator[FakeSegmind]:
         settings.FETCH_ALLOW_PRIVATE_HOSTS = ["127.0.0.1"]
         settings.SEGMIND_FIRST_POLL_SECONDS = 0.1
         settings.SEGMIND_POLL_INTERVAL_SECONDS = 0.1
-        settings.SEGMIND_POLLER_SECONDS = 20
+        settings.SEGMIND_DISPATCHER_SECONDS = 20
         yield server
 
 
@@ -158,13 +159,25 @@ def test_a_bad_key_fails_the_job_with_a_clear_code(
 
 
 def _submitted_job(fake, tenant, owner, product_jpeg) -> Job:
-    """A job claimed and submitted, whose poller has not run yet."""
+    """A job claimed and submitted, its request id stored, not polled yet.
+
+    That is the state a dispatcher killed right after the commit of the request id
+    leaves behind.
+    """
     upload = SimpleUploadedFile("mug.jpg", product_jpeg, content_type="image/jpeg")
     job = services.job_submit(
         tenant=tenant, user=owner, model="bria-product-packshot", upload=upload
     )
     Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
-    provider.provider_submit(job=Job.objects.select_related("input_asset").get(pk=job.pk))
+    job = Job.objects.select_related("input_asset").get(pk=job.pk)
+    spec = catalog.model(job.model)
+    payload = provider.segmind_payload(job=job, spec=spec)
+
+    async def submit() -> segmind.Submission:
+        async with provider._client() as client:
+            return await client.submit(spec.slug, spec.kind, payload)
+
+    assert provider.request_store(job_id=job.pk, submission=asyncio.run(submit()))
     job.refresh_from_db()
     assert job.provider_request_id
     return job
@@ -173,7 +186,7 @@ def _submitted_job(fake, tenant, owner, product_jpeg) -> Job:
 def test_a_result_that_expired_fails_with_a_clear_code(fake, tenant, owner, product_jpeg):
     job = _submitted_job(fake, tenant, owner, product_jpeg)
     fake.faults.expire(job.provider_request_id)
-    provider.segmind_poll(budget_seconds=5)
+    provider.segmind_dispatch(budget_seconds=5)
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
     assert job.error_code == "result_expired"
@@ -183,10 +196,12 @@ def test_a_job_whose_request_id_is_stored_is_never_submitted_again(
     fake, tenant, owner, product_jpeg
 ):
     job = _submitted_job(fake, tenant, owner, product_jpeg)
-    # A worker died after storing the request id; the task is delivered again.
-    provider.provider_submit(job=Job.objects.get(pk=job.pk))
+    # A dispatcher died after storing the request id; tasks are delivered again.
     assert tasks.job_run(str(job.id)) is False
-    provider.segmind_poll(budget_seconds=5)
+    first = provider.segmind_dispatch(budget_seconds=5)
+    second = provider.segmind_dispatch(budget_seconds=5)
+    assert (first["submitted"], first["finished"]) == (0, 1)
+    assert (second["submitted"], second["finished"]) == (0, 0)
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
     assert fake.stats()["submissions"] == 1
@@ -213,10 +228,10 @@ def test_the_sweeper_never_resubmits_a_job_with_a_request_id(
 def test_a_second_poller_stands_aside_while_one_holds_the_lease(fake, tenant, owner, product_jpeg):
     _submitted_job(fake, tenant, owner, product_jpeg)
     Lease.objects.update_or_create(
-        name=provider.POLLER_LEASE,
+        name=provider.LEASE,
         defaults={"holder": "other", "leased_until": "2999-01-01T00:00:00Z"},
     )
-    assert provider.segmind_poll(budget_seconds=1)["skipped"] == 1
+    assert provider.segmind_dispatch(budget_seconds=1)["skipped"] == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -228,7 +243,7 @@ def test_two_pollers_racing_store_each_output_once(fake, tenant, owner, product_
     # Without a test transaction, on-commit tasks would run at once: keep the jobs
     # submitted but unpolled, for the two pollers below.
     monkeypatch.setattr(services, "job_enqueue", lambda **kwargs: None)
-    monkeypatch.setattr(provider, "poller_ensure", lambda: None)
+    monkeypatch.setattr(provider, "dispatcher_ensure", lambda: None)
     jobs = [_submitted_job(fake, tenant, owner, product_jpeg) for _ in range(3)]
     fake.faults.latency = 0.2
     results: list[dict[str, int]] = []
@@ -236,7 +251,7 @@ def test_two_pollers_racing_store_each_output_once(fake, tenant, owner, product_
     def run() -> None:
         from django.db import connection
 
-        results.append(provider.segmind_poll(budget_seconds=5))
+        results.append(provider.segmind_dispatch(budget_seconds=5))
         connection.close()
 
     threads = [threading.Thread(target=run) for _ in range(2)]
