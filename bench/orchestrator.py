@@ -11,8 +11,9 @@ What it does:
    127.0.0.1) in its own process, as Segmind is, where every request completes
    `--latency` seconds after its submit.
 2. Makes a fresh database: a SQLite file in a temp dir (default), or, with
-   `--database-url`, a new database `bench_<random>` created on that PostgreSQL server
-   (the URL's user must be allowed to CREATE DATABASE) and dropped at the end. Runs
+   `--database-url`, a new database `cluster_<random>` created on that PostgreSQL server
+   (the URL's user must be allowed to CREATE DATABASE) and dropped at the end (see
+   `tests.cluster`). Runs
    `manage.py migrate` in a subprocess, then `django.setup()` here with the same env.
 3. Starts a real cluster: `manage.py qcluster` with Q_WORKERS=2 (ORM broker).
 4. Baseline: `--baseline-jobs` django-q2 tasks `bench._bench_tasks.sdk_run`, each calling
@@ -43,24 +44,19 @@ import argparse
 import io
 import os
 import secrets
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from PIL import Image, ImageDraw
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+from tests.cluster import PYTHON, ROOT, Setup, start_cluster, stop_cluster, tree_pids
+
 API_KEY = "bench-key"
 SLUG = "bria-product-packshot"
 WORKERS = 2
@@ -69,32 +65,6 @@ PAGE_TARGET_MB = 600
 
 
 # --- process tree -------------------------------------------------------------------------
-
-
-def _ppid_map() -> dict[int, int]:
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        parents[int(entry)] = int(fields[1])
-    return parents
-
-
-def tree_pids(root: int) -> list[int]:
-    parents = _ppid_map()
-    pids = [root]
-    frontier = [root]
-    while frontier:
-        parent = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent]
-        pids.extend(children)
-        frontier.extend(children)
-    return pids
 
 
 def tree_cpu_seconds(root: int) -> float:
@@ -194,106 +164,17 @@ class FakeProcess:
 # --- environment ----------------------------------------------------------------------------
 
 
-@dataclass
-class Setup:
-    label: str
-    database_url: str
-    tmp: Path
-    pg_admin_url: str = ""
-    pg_dbname: str = ""
-    env: dict[str, str] = field(default_factory=dict)
-
-
-def _pg_url_with_db(url: str, dbname: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
-
-
 def make_setup(database_url: str | None, fake: FakeProcess) -> Setup:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-orch-"))
-    if database_url:
-        import psycopg
-
-        dbname = f"bench_{secrets.token_hex(4)}"
-        # CREATE/DROP DATABASE run from the server's maintenance database "postgres".
-        admin_url = _pg_url_with_db(database_url, "postgres")
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{dbname}"')
-        setup = Setup(
-            "PostgreSQL",
-            _pg_url_with_db(database_url, dbname),
-            tmp,
-            pg_admin_url=admin_url,
-            pg_dbname=dbname,
-        )
-    else:
-        setup = Setup("SQLite", f"sqlite:///{tmp / 'bench.sqlite3'}", tmp)
-    (tmp / "media").mkdir()
-    setup.env = {
-        "DJANGO_SETTINGS_MODULE": "productstudio.settings",
-        "DATABASE_URL": setup.database_url,
-        # DEBUG would keep every SQL query in memory and cost CPU per query.
-        "DEBUG": "0",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "SEGMIND_API_KEY": API_KEY,
-        "SEGMIND_API_BASE": fake.base_url,
-        "FETCH_ALLOW_PRIVATE_HOSTS": "127.0.0.1",
-        "Q_WORKERS": str(WORKERS),
-        "Q_TIMEOUT": "120",
-        "MEDIA_ROOT": str(tmp / "media"),
-        "LOG_LEVEL": "WARNING",
-    }
-    return setup
-
-
-def drop_setup(setup: Setup) -> None:
-    if setup.pg_dbname:
-        import psycopg
-
-        try:
-            with psycopg.connect(setup.pg_admin_url, autocommit=True) as conn:
-                conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = %s AND pid <> pg_backend_pid()",
-                    (setup.pg_dbname,),
-                )
-                conn.execute(f'DROP DATABASE IF EXISTS "{setup.pg_dbname}"')
-        except Exception as e:
-            print(f"warning: could not drop {setup.pg_dbname}: {e}", file=sys.stderr)
-    shutil.rmtree(setup.tmp, ignore_errors=True)
-
-
-def start_cluster(setup: Setup) -> tuple[subprocess.Popen[bytes], Path]:
-    log = setup.tmp / "qcluster.log"
-    proc = subprocess.Popen(
-        [PYTHON, "manage.py", "qcluster"],
-        cwd=ROOT,
-        env={**os.environ, **setup.env},
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    return Setup.create(
+        database_url,
+        {
+            "SEGMIND_API_KEY": API_KEY,
+            "SEGMIND_API_BASE": fake.base_url,
+            "FETCH_ALLOW_PRIVATE_HOSTS": "127.0.0.1",
+            "Q_WORKERS": str(WORKERS),
+            "Q_TIMEOUT": "120",
+        },
     )
-    # A cluster is workers + 4 processes (sentinel, monitor, pusher, the parent).
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("qcluster exited:\n" + log.read_text()[-3000:])
-        if len(tree_pids(proc.pid)) >= WORKERS + 4:
-            break
-        time.sleep(0.2)
-    time.sleep(1.0)
-    return proc, log
-
-
-def stop_cluster(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
 
 
 # --- workloads ------------------------------------------------------------------------------
@@ -530,16 +411,10 @@ def main(argv: list[str] | None = None) -> int:
     log: Path | None = None
     try:
         os.environ.update(setup.env)
-        subprocess.run(
-            [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"],
-            cwd=ROOT,
-            env={**os.environ},
-            check=True,
-        )
         import django
 
         django.setup()
-        cluster, log = start_cluster(setup)
+        cluster, log = start_cluster(setup, WORKERS)
         base = run_baseline(fake, args.baseline_jobs, timeout=args.timeout)
         result = run_main(fake, cluster, args.jobs, timeout=args.timeout)
         ok = report(setup, args.latency, base, result)
@@ -557,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
             connections.close_all()
         except Exception:
             pass
-        drop_setup(setup)
+        setup.drop()
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import os
 import secrets
 import time
 import uuid
@@ -116,7 +117,7 @@ def poll_interval(waited: float, expected: float | None = None) -> float:
             delay = max(delay, expected * 0.9 - waited)
         else:
             # Due about now: look twice as often until it is done.
-            delay = max(settings.SEGMIND_POLL_INTERVAL_SECONDS / 2, min(delay, expected * 0.1))
+            delay = max(settings.SEGMIND_POLL_INTERVAL_SECONDS, delay) / 2
     return delay
 
 
@@ -163,7 +164,8 @@ def segmind_dispatch(*, budget_seconds: float | None = None) -> dict[str, int]:
     remains. Returns counts of what this run did.
     """
     budget = budget_seconds if budget_seconds is not None else settings.SEGMIND_DISPATCHER_SECONDS
-    holder = secrets.token_hex(8)
+    # The process id tells an operator (and the crash tests) which worker holds it.
+    holder = f"{os.getpid()}-{secrets.token_hex(6)}"
     if not _take_lease(holder):
         return {"submitted": 0, "polled": 0, "finished": 0, "skipped": 1}
     dispatcher = _Dispatcher(holder, budget)

@@ -115,6 +115,17 @@ class Faults:
         self._slow = _Countdown()
         self.slow_seconds = 0.0
         self._drop = _Countdown()
+        self._output_urls: list[str] = []
+
+    def output_url(self, n: int = 1, url: str = "http://169.254.169.254/latest/") -> None:
+        """The next `n` completed results give `url` as their output, instead of the
+        fake's own image: an address the client must refuse, or a file it must not keep."""
+        with self._lock:
+            self._output_urls = [url] * n
+
+    def take_output_url(self) -> str | None:
+        with self._lock:
+            return self._output_urls.pop(0) if self._output_urls else None
 
     def insufficient_credits(self, n: int = 1) -> None:
         """The next `n` submits answer 406 `{"error": "Insufficient credits"}`."""
@@ -209,6 +220,7 @@ class Faults:
             "malformed_json",
             "slow",
             "drop_connection",
+            "output_url",
             "expire",
             "advance",
         }
@@ -226,6 +238,7 @@ class Faults:
             "malformed_json": self.malformed_json,
             "slow": self.slow,
             "drop_connection": self.drop_connection,
+            "output_url": self.output_url,
         }
         for name, method in methods.items():
             if name not in settings:
@@ -705,7 +718,7 @@ class FakeSegmind:
         if job.slug == "qwen-image-edit-plus-product-photography" and job.params.get("base64"):
             output = base64.b64encode(self.png(job.width, job.height)).decode("ascii")
         else:
-            output = self.url(f"/outputs/{request_id}.png")
+            output = self.faults.take_output_url() or self.url(f"/outputs/{request_id}.png")
         self._json(
             h,
             200,
@@ -728,7 +741,7 @@ class FakeSegmind:
             "workflow_id": job.slug,
             "outputs": {
                 "image": {
-                    "url": self.url(f"/outputs/{request_id}.png"),
+                    "url": self.faults.take_output_url() or self.url(f"/outputs/{request_id}.png"),
                     "content_type": "image/png",
                     "width": job.width,
                     "height": job.height,

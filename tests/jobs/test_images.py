@@ -226,3 +226,23 @@ def test_it_honours_a_smaller_pixel_limit() -> None:
     data = _encode(_photo((100, 100)), "PNG")
     assert inspect_image(data, max_pixels=10_000).width == 100
     assert _refusal(data, max_pixels=9_999).code == "too_many_pixels"
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "JPEG", "WEBP"])
+def test_an_image_checked_without_decoding_is_described_like_a_decoded_one(image_format: str):
+    data = _encode(_photo((40, 30)), image_format)
+    assert inspect_image(data, decode=False) == inspect_image(data)
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "JPEG", "WEBP"])
+@pytest.mark.parametrize("cut", [1, 3, 200])
+def test_a_truncated_image_is_refused_even_without_decoding(image_format: str, cut: int):
+    data = _encode(_photo((40, 30)), image_format)
+    error = _refusal(data[:-cut], decode=False)
+    assert error.code == "not_an_image"
+
+
+def test_a_png_with_a_damaged_chunk_is_refused_without_decoding():
+    data = bytearray(_encode(_photo((40, 30)), "PNG"))
+    data[60] ^= 0xFF  # inside the first IDAT chunk: its checksum no longer matches
+    assert _refusal(bytes(data), decode=False).code == "not_an_image"

@@ -654,3 +654,46 @@ def test_retries_wrap_real_client_calls():
     assert poll.state == "QUEUED"
     assert len(rec.requests) == 3
     assert len(sleep.delays) == 2
+
+
+def test_the_gate_lets_polls_in_before_submissions_that_waited_longer():
+    from jobs.segmind import PriorityGate
+
+    async def scenario() -> list[str]:
+        gate = PriorityGate(1)
+        order: list[str] = []
+        await gate.acquire(0)  # the one slot is taken
+
+        async def request(name: str, priority: int) -> None:
+            async with gate.slot(priority):
+                order.append(name)
+
+        waiting = [
+            asyncio.create_task(request("submit-1", 1)),
+            asyncio.create_task(request("submit-2", 1)),
+        ]
+        await asyncio.sleep(0)
+        waiting.append(asyncio.create_task(request("poll", 0)))
+        await asyncio.sleep(0)
+        gate.release()
+        await asyncio.gather(*waiting)
+        return order
+
+    assert asyncio.run(scenario()) == ["poll", "submit-1", "submit-2"]
+
+
+def test_a_cancelled_waiter_does_not_keep_a_slot_of_the_gate():
+    from jobs.segmind import PriorityGate
+
+    async def scenario() -> bool:
+        gate = PriorityGate(1)
+        await gate.acquire()
+        stuck = asyncio.create_task(gate.acquire())
+        await asyncio.sleep(0)
+        stuck.cancel()
+        await asyncio.gather(stuck, return_exceptions=True)
+        gate.release()
+        await asyncio.wait_for(gate.acquire(), 1)  # the slot came back
+        return True
+
+    assert asyncio.run(scenario())

@@ -264,3 +264,94 @@ def test_two_pollers_racing_store_each_output_once(fake, tenant, owner, product_
         assert job.status == JobStatus.SUCCEEDED
         assert job.assets.filter(kind=AssetKind.OUTPUT).count() == 1
     assert sum(r["finished"] for r in results) == 3
+
+
+# Outputs go through the same safe fetcher as product photos ------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://2852039166/latest/",  # 169.254.169.254 as one number
+        "http://0xa9.0xfe.0xa9.0xfe/latest/",
+        "http://[::ffff:169.254.169.254]/latest/",
+        "http://10.0.0.8/out.png",
+    ],
+)
+def test_an_output_address_outside_the_allowed_hosts_is_refused_before_connecting(
+    url, fake, tenant, owner, product_jpeg, django_capture_on_commit_callbacks
+):
+    # The autouse network guard fails the test if a connection to it is even tried.
+    fake.faults.output_url(1, url)
+    job = _submit(
+        tenant, owner, product_jpeg, "bria-product-packshot", django_capture_on_commit_callbacks
+    )
+    assert job.status == JobStatus.FAILED
+    assert job.error_code == "output_unavailable"
+    assert job.error_message.startswith("The result could not be saved:")
+    assert not job.assets.filter(kind=AssetKind.OUTPUT).exists()
+
+
+def _gif() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("P", (20, 20)).save(buffer, format="GIF")
+    return buffer.getvalue()
+
+
+def _png_bomb() -> bytes:
+    """A PNG header declaring 30,000 x 30,000 pixels, with almost nothing behind it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        crc = zlib.crc32(kind + payload)
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 30_000, 30_000, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (_gif(), "GIF images aren't supported"),
+        (_png_bomb(), "too many pixels"),
+        (b"<html>not an image</html>", "isn't a picture"),
+    ],
+    ids=["gif-named-png", "decompression-bomb", "html"],
+)
+def test_an_output_that_is_not_an_acceptable_image_is_refused(
+    body, says, fake, http_server, tenant, owner, product_jpeg, django_capture_on_commit_callbacks
+):
+    fake.faults.output_url(1, http_server.route("/result.png", body, Content_Type="image/png"))
+    job = _submit(
+        tenant, owner, product_jpeg, "bria-product-packshot", django_capture_on_commit_callbacks
+    )
+    assert job.status == JobStatus.FAILED
+    assert job.error_code == "output_unavailable"
+    assert says in job.error_message
+    assert not job.assets.filter(kind=AssetKind.OUTPUT).exists()
+
+
+def test_polls_start_soon_then_wait_for_the_models_usual_time(settings):
+    settings.SEGMIND_POLL_INTERVAL_SECONDS = 1.0
+    settings.SEGMIND_POLL_MAX_INTERVAL_SECONDS = 3.0
+    # Nothing known of the model: every second, and every tenth of the wait later on.
+    assert provider.poll_interval(1.0) == 1.0
+    assert provider.poll_interval(20.0) == 2.0
+    assert provider.poll_interval(600.0) == 3.0
+    # Its requests lately took 16 s: nothing to ask until nine tenths of that.
+    assert provider.poll_interval(1.0, expected=16.0) == pytest.approx(13.4)
+    # Due now: twice as often as usual until it is done.
+    assert provider.poll_interval(15.0, expected=16.0) == 0.75
+    assert provider.poll_interval(4.6, expected=5.0) == 0.5

@@ -1,0 +1,181 @@
+"""A real django-q2 cluster on a database of its own, for crash tests and the benchmark.
+
+`Setup` makes a fresh database (an SQLite file in a temp dir, or a new database on a
+PostgreSQL server) and migrates it in a subprocess; `start_cluster` runs
+`manage.py qcluster` against it, in its own session so it can be stopped as a whole.
+`manage` runs a management command (or `python -m tests.cluster_cli ...`) with the same
+environment, which is how a test reads and changes that database: the test process
+itself stays on pytest-django's database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def _ppid_map() -> dict[int, int]:
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        parents[int(entry)] = int(fields[1])
+    return parents
+
+
+def tree_pids(root: int) -> list[int]:
+    """`root` and all its descendants (from /proc)."""
+    parents = _ppid_map()
+    pids = [root]
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        pids.extend(children)
+        frontier.extend(children)
+    return pids
+
+
+def _pg_url_with_db(url: str, dbname: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
+
+
+@dataclass
+class Setup:
+    """A fresh database, a media folder, and the environment that points at them."""
+
+    label: str
+    database_url: str
+    tmp: Path
+    pg_admin_url: str = ""
+    pg_dbname: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, postgres_url: str | None, env: dict[str, str]) -> Setup:
+        """A new database: on the PostgreSQL server of `postgres_url`, else SQLite.
+
+        The PostgreSQL user must be allowed to CREATE DATABASE.
+        """
+        tmp = Path(tempfile.mkdtemp(prefix="ps-cluster-"))
+        if postgres_url:
+            import psycopg
+
+            dbname = f"cluster_{secrets.token_hex(4)}"
+            # CREATE/DROP DATABASE run from the server's maintenance database "postgres".
+            admin_url = _pg_url_with_db(postgres_url, "postgres")
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{dbname}"')
+            setup = cls(
+                "PostgreSQL",
+                _pg_url_with_db(postgres_url, dbname),
+                tmp,
+                pg_admin_url=admin_url,
+                pg_dbname=dbname,
+            )
+        else:
+            setup = cls("SQLite", f"sqlite:///{tmp / 'cluster.sqlite3'}", tmp)
+        (tmp / "media").mkdir()
+        setup.env = {
+            "DJANGO_SETTINGS_MODULE": "productstudio.settings",
+            "DATABASE_URL": setup.database_url,
+            # DEBUG would keep every SQL query in memory and cost CPU per query.
+            "DEBUG": "0",
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "MEDIA_ROOT": str(tmp / "media"),
+            "LOG_LEVEL": "WARNING",
+            **env,
+        }
+        setup.manage("migrate", "--noinput", "-v", "0")
+        return setup
+
+    def manage(self, *args: str, module: str = "") -> str:
+        """Run `manage.py args...` (or `python -m module args...`); its stdout."""
+        command = [PYTHON, "-m", module, *args] if module else [PYTHON, "manage.py", *args]
+        env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
+        result = subprocess.run(
+            command,
+            cwd=ROOT,
+            env={**env, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+        return result.stdout
+
+    def cli(self, *args: str) -> Any:
+        """`python -m tests.cluster_cli args...`, its JSON answer."""
+        return json.loads(self.manage(*args, module="tests.cluster_cli"))
+
+    def drop(self) -> None:
+        if self.pg_dbname:
+            import psycopg
+
+            try:
+                with psycopg.connect(self.pg_admin_url, autocommit=True) as conn:
+                    conn.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = %s AND pid <> pg_backend_pid()",
+                        (self.pg_dbname,),
+                    )
+                    conn.execute(f'DROP DATABASE IF EXISTS "{self.pg_dbname}"')
+            except Exception as e:
+                print(f"warning: could not drop {self.pg_dbname}: {e}", file=sys.stderr)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def start_cluster(setup: Setup, workers: int = 2) -> tuple[subprocess.Popen[bytes], Path]:
+    """`manage.py qcluster` with `workers` workers, once all its processes are up."""
+    log = setup.tmp / "qcluster.log"
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
+    proc = subprocess.Popen(
+        [PYTHON, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env={**env, **setup.env, "Q_WORKERS": str(workers)},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    # A cluster is workers + 4 processes (sentinel, monitor, pusher, the parent).
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("qcluster exited:\n" + log.read_text()[-3000:])
+        if len(tree_pids(proc.pid)) >= workers + 4:
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)
+    return proc, log
+
+
+def stop_cluster(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)

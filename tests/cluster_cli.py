@@ -1,0 +1,78 @@
+"""What a crash test does to a cluster's database, run as `python -m tests.cluster_cli`.
+
+The test process stays on pytest-django's database; this runs with the environment of a
+`tests.cluster.Setup` and prints JSON.
+
+    submit SKU        a bria-product-packshot job for a 64x64 upload with `sku` SKU
+    job ID            the job's state, its outputs and its Segmind request id
+    lease             who holds the Segmind dispatcher's lease, and until when
+    sweep             the sweeper, with jobs counted stale at once
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from datetime import timedelta
+from typing import Any
+
+
+def main(argv: list[str]) -> Any:
+    import django
+
+    django.setup()
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.db import transaction
+    from django.utils import timezone
+    from PIL import Image
+
+    from accounts import services as accounts_services
+    from accounts.models import Membership, User
+    from jobs import provider, services
+    from jobs.models import AssetKind, Job, Lease
+
+    command, *args = argv
+    if command == "submit":
+        user = User.objects.filter(email="crash@example.com").first()
+        if user is None:
+            user = accounts_services.user_signup(
+                email="crash@example.com", password="crash-test-2026", workspace_name="Crash"
+            )
+        tenant = Membership.objects.get(user=user).tenant
+        buffer = io.BytesIO()
+        Image.new("RGB", (64, 64), (200, 80, 50)).save(buffer, format="JPEG")
+        upload = SimpleUploadedFile("mug.jpg", buffer.getvalue(), content_type="image/jpeg")
+        job = services.job_submit(
+            tenant=tenant,
+            user=user,
+            model="bria-product-packshot",
+            upload=upload,
+            params={"sku": args[0]},
+        )
+        return {"id": str(job.id)}
+    if command == "job":
+        job = Job.objects.get(pk=args[0])
+        return {
+            "status": job.status,
+            "error_code": job.error_code,
+            "request_id": job.provider_request_id,
+            "attempts": job.attempts,
+            "outputs": job.assets.filter(kind=AssetKind.OUTPUT).count(),
+        }
+    if command == "lease":
+        lease = Lease.objects.filter(name=provider.LEASE).first()
+        until = lease.leased_until if lease else None
+        return {
+            "holder": lease.holder if lease else "",
+            "leased_until": until.isoformat() if until else None,
+            "held": bool(until and until > timezone.now()),
+        }
+    if command == "sweep":
+        with transaction.atomic():
+            return services.jobs_sweep(stale_after=timedelta(microseconds=1))
+    raise SystemExit(f"unknown command {command!r}")
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1:])))

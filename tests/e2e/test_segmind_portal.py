@@ -1,0 +1,67 @@
+"""Each of the five models, from the portal's form to the gallery, on the fake Segmind."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from jobs import catalog
+from jobs.models import AssetKind, Job, JobStatus
+from tests.e2e.test_portal_flow import _log_in, _shot
+from tests.fake_segmind import FakeSegmind
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+KEY = "portal-key"
+PROMPTS = {
+    "ai-product-photography": {"prompt": "on a marble kitchen counter"},
+    "segmind-scenecraft-v01": {"prompt": "in a sunny living room"},
+    "qwen-image-edit-plus-product-photography": {"prompt": "place it on a wooden table"},
+    "65c9c7f641c340d7ef2f7134-v1": {"product_prompt": "a blue ceramic mug"},
+    "bria-product-packshot": {},
+}
+
+
+@pytest.fixture
+def fake(settings: Any) -> Iterator[FakeSegmind]:
+    with FakeSegmind(port=0, latency=0.3, api_key=KEY) as server:
+        settings.SEGMIND_API_KEY = KEY
+        settings.SEGMIND_API_BASE = server.base_url
+        settings.FETCH_ALLOW_PRIVATE_HOSTS = ["127.0.0.1", "localhost"]
+        settings.SEGMIND_FIRST_POLL_SECONDS = 0.1
+        settings.SEGMIND_POLL_INTERVAL_SECONDS = 0.1
+        yield server
+
+
+@pytest.mark.parametrize("model", list(PROMPTS))
+def test_each_model_runs_on_segmind_from_the_portal_to_the_gallery(
+    model, page, live_server, owner, tenant, fake
+):
+    spec = catalog.model(model)
+    _log_in(page, live_server, owner.email)
+    page.wait_for_url(re.compile(rf"/w/{tenant.slug}/$"))
+    page.goto(f"{live_server.url}/w/{tenant.slug}/jobs/new/")
+    page.get_by_label("Product image URL").fill(f"{live_server.url}/samples/mug.jpg")
+    page.get_by_label(re.compile(re.escape(spec.title))).check()
+    if PROMPTS[model]:
+        page.locator(f'section[data-model="{model}"] details.advanced summary').click()
+    for name, value in PROMPTS[model].items():
+        page.locator(f"#param-{model}-{name}").fill(value)
+    page.get_by_role("button", name="Submit job").click()
+
+    page.get_by_role("link", name="Download").wait_for(timeout=30_000)
+    job = Job.objects.get()
+    assert (job.model, job.engine, job.status) == (model, "segmind", JobStatus.SUCCEEDED)
+    output = job.assets.get(kind=AssetKind.OUTPUT)
+    if size := spec.output_size(job.params):
+        assert (output.width, output.height) == size
+    assert fake.stats()["submissions"] == 1
+    _shot(page, f"segmind-{model}")
+
+    page.get_by_role("link", name="Gallery").click()
+    tiles = page.locator(".gallery .tile img")
+    assert tiles.count() == 1
+    assert tiles.first.evaluate("img => img.complete && img.naturalWidth > 0")
