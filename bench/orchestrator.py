@@ -295,6 +295,16 @@ def run_main(
         (r["completed_at"] - r["submitted_at"]).total_seconds() for r in done if r["submitted_at"]
     ]
 
+    # The most requests in flight at once (submitted, output not stored yet).
+    edges = sorted(
+        [(r["submitted_at"], 1) for r in done if r["submitted_at"]]
+        + [(r["completed_at"], -1) for r in done if r["submitted_at"]]
+    )
+    in_flight = peak_in_flight = 0
+    for _, step in edges:
+        in_flight += step
+        peak_in_flight = max(peak_in_flight, in_flight)
+
     stats = fake.stats()
     per_sku = Counter(
         req["params"].get("sku")
@@ -321,6 +331,7 @@ def run_main(
         "cpu_seconds": cpu_after - cpu_before,
         "cpu_ms_per_job_busy": cpu_busy * 1000 / jobs,
         "idle_cpu_pct": idle_rate * 100,
+        "peak_in_flight": peak_in_flight,
         "rss_peak_mb": sampler.peak,
         "pss_peak_mb": sampler.peak_pss,
         "procs": sampler.peak_procs,
@@ -377,6 +388,7 @@ def report(setup: Setup, latency: float, base: dict[str, Any], main: dict[str, A
         ("latency submitted->stored p50/p95/p99", f"{s50:.2f} / {s95:.2f} / {s99:.2f} s"),
         ("succeeded / failed / unfinished", f"{main['succeeded']} / {main['failed']} / "
          f"{main['unfinished']} {main['errors'] or ''}"),
+        ("most requests in flight at once", f"{main['peak_in_flight']}"),
         ("submissions per job min / max (total)",
          f"{main['subs_min']} / {main['subs_max']} ({main['subs_total']})"),
         ("fake: status polls / result fetches / downloads",

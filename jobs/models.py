@@ -106,11 +106,14 @@ class Job(models.Model):
 
 
 class Lease(models.Model):
-    """A named lease: at most one holder at a time (e.g. the Segmind poller)."""
+    """A named lease: at most one holder at a time (e.g. the Segmind dispatcher)."""
 
     name = models.CharField(max_length=50, primary_key=True)
     holder = models.CharField(max_length=64, blank=True)
     leased_until = models.DateTimeField(null=True, blank=True)
+    # What a holder learnt and its successor starts from (the dispatcher: each model's
+    # recent inference time).
+    state = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.holder or 'nobody'}"

@@ -143,18 +143,26 @@ def dispatcher_ensure() -> None:
         services.enqueue("jobs.tasks.segmind_dispatch", task_name=f"segmind-{time.time():.0f}")
 
 
-def _take_lease(holder: str) -> bool:
+def _take_lease(holder: str, state: dict[str, Any] | None = None) -> bool:
     now = timezone.now()
     Lease.objects.get_or_create(name=LEASE)
+    changes: dict[str, Any] = {
+        "holder": holder,
+        "leased_until": now + timedelta(seconds=LEASE_SECONDS),
+    }
+    if state is not None:
+        changes["state"] = state
     return bool(
         Lease.objects.filter(name=LEASE)
         .filter(Q(leased_until__isnull=True) | Q(leased_until__lte=now) | Q(holder=holder))
-        .update(holder=holder, leased_until=now + timedelta(seconds=LEASE_SECONDS))
+        .update(**changes)
     )
 
 
-def _release_lease(holder: str) -> None:
-    Lease.objects.filter(name=LEASE, holder=holder).update(leased_until=None, holder="")
+def _release_lease(holder: str, state: dict[str, Any]) -> None:
+    Lease.objects.filter(name=LEASE, holder=holder).update(
+        leased_until=None, holder="", state=state
+    )
 
 
 def segmind_dispatch(*, budget_seconds: float | None = None) -> dict[str, int]:
@@ -172,7 +180,7 @@ def segmind_dispatch(*, budget_seconds: float | None = None) -> dict[str, int]:
     try:
         counts = dispatcher.run()
     finally:
-        _release_lease(holder)
+        _release_lease(holder, {"expected": dispatcher.expected})
     # After the release: a job committed before this check is seen here, and one
     # committed after it finds the lease free and enqueues a dispatcher itself.
     if Job.objects.segmind_queued().exists() or Job.objects.segmind_in_flight().exists():
@@ -227,8 +235,14 @@ class _Dispatcher:
         # Jobs with a coroutine on the loop; each coroutine ends with one event for it.
         self.pending: set[uuid.UUID] = set()
         self.submitting: set[uuid.UUID] = set()
-        # Each model's recent inference time (seconds), for the polling schedule.
-        self.expected: dict[str, float] = {}
+        # Each model's recent inference time (seconds), for the polling schedule; what
+        # the last dispatcher learnt is kept on the lease.
+        stored = Lease.objects.filter(name=LEASE).values_list("state", flat=True).first()
+        self.expected: dict[str, float] = {
+            str(model): float(seconds)
+            for model, seconds in ((stored or {}).get("expected") or {}).items()
+            if isinstance(seconds, int | float) and seconds > 0
+        }
         # How late poll answers come (seconds, smoothed): the dispatcher's own load.
         self.lag = 0.0
         # Jobs per second to start, and the bucket that paces them (see TARGET_LOAD).
@@ -319,7 +333,7 @@ class _Dispatcher:
         if time.monotonic() < self.renew_at:
             return
         self.renew_at = time.monotonic() + RENEW_EVERY_SECONDS
-        if not _take_lease(self.holder) and not self.stopping:
+        if not _take_lease(self.holder, {"expected": self.expected}) and not self.stopping:
             logger.warning("the Segmind dispatcher lost its lease; stopping")
             self._stop()
 

@@ -825,7 +825,7 @@ def backoff_delay(
 
     Full jitter: uniform between 0 and `min(max_delay, base_delay * 2**attempt)`, so many
     requests throttled together do not come back together. A `retry_after` from Segmind
-    is a floor, but capped at `max_delay`: one long Retry-After must not park the poller,
+    is a floor, but capped at `max_delay`: one long Retry-After must not park the dispatcher,
     and a retry that comes too early just earns another 429 with a fresh Retry-After.
     """
     ceiling = min(max_delay, base_delay * 2.0 ** min(attempt, 60))

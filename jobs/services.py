@@ -304,7 +304,7 @@ def job_succeed(*, job: Job, outputs: Sequence[tuple[bytes, images.ImageInfo]]) 
     """Move a running job to succeeded and store its outputs, once.
 
     Only the run whose conditional update moved the job stores the outputs, so a task
-    delivered twice, or two pollers, never store them twice.
+    delivered twice, or two dispatchers, never store them twice.
     """
     # No savepoint when nested: the Segmind dispatcher stores a batch of results in one
     # transaction, and an error there undoes the batch anyway.

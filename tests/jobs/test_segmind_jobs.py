@@ -1,8 +1,8 @@
 """Jobs on Segmind, end to end against the fake Segmind on 127.0.0.1.
 
-django-q2 runs tasks inline in tests: submitting a job runs its task, which submits to
-the fake and enqueues the poller, which polls until the request ends and stores the
-output. Faults are injected in the fake.
+django-q2 runs tasks inline in tests: submitting a job enqueues the dispatcher, which
+claims and submits the job, polls until the request ends and stores the output. Faults
+are injected in the fake.
 """
 
 from __future__ import annotations
@@ -221,11 +221,13 @@ def test_the_sweeper_never_resubmits_a_job_with_a_request_id(
         result = services.jobs_sweep()
     assert result["requeued"] == 0
     job.refresh_from_db()
-    assert job.status == JobStatus.SUCCEEDED  # the sweeper woke the poller
+    assert job.status == JobStatus.SUCCEEDED  # the sweeper woke the dispatcher
     assert fake.stats()["submissions"] == 1
 
 
-def test_a_second_poller_stands_aside_while_one_holds_the_lease(fake, tenant, owner, product_jpeg):
+def test_a_second_dispatcher_stands_aside_while_one_holds_the_lease(
+    fake, tenant, owner, product_jpeg
+):
     _submitted_job(fake, tenant, owner, product_jpeg)
     Lease.objects.update_or_create(
         name=provider.LEASE,
@@ -235,13 +237,15 @@ def test_a_second_poller_stands_aside_while_one_holds_the_lease(fake, tenant, ow
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_pollers_racing_store_each_output_once(fake, tenant, owner, product_jpeg, monkeypatch):
+def test_two_dispatchers_racing_store_each_output_once(
+    fake, tenant, owner, product_jpeg, monkeypatch
+):
     from django.db import connection
 
     if connection.vendor != "postgresql":
         pytest.skip("concurrency runs on PostgreSQL (CI runs the suite there too)")
     # Without a test transaction, on-commit tasks would run at once: keep the jobs
-    # submitted but unpolled, for the two pollers below.
+    # submitted but unpolled, for the two dispatchers below.
     monkeypatch.setattr(services, "job_enqueue", lambda **kwargs: None)
     monkeypatch.setattr(provider, "dispatcher_ensure", lambda: None)
     jobs = [_submitted_job(fake, tenant, owner, product_jpeg) for _ in range(3)]
@@ -355,3 +359,21 @@ def test_polls_start_soon_then_wait_for_the_models_usual_time(settings):
     # Due now: twice as often as usual until it is done.
     assert provider.poll_interval(15.0, expected=16.0) == 0.75
     assert provider.poll_interval(4.6, expected=5.0) == 0.5
+
+
+def test_what_a_dispatcher_learnt_of_a_models_time_is_kept_for_the_next(
+    fake, tenant, owner, product_jpeg, django_capture_on_commit_callbacks
+):
+    job = _submit(
+        tenant, owner, product_jpeg, "bria-product-packshot", django_capture_on_commit_callbacks
+    )
+    assert job.status == JobStatus.SUCCEEDED
+    lease = Lease.objects.get(name=provider.LEASE)
+    # The fake reports its latency (0.3 s) as Segmind's inference time.
+    assert lease.state["expected"] == {"bria-product-packshot": pytest.approx(0.3)}
+    successor = provider._Dispatcher("next", 1.0)
+    try:
+        assert successor.expected == lease.state["expected"]
+    finally:
+        successor.io.shutdown()
+        successor.loop.close()
