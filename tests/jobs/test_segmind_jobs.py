@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -377,3 +378,32 @@ def test_what_a_dispatcher_learnt_of_a_models_time_is_kept_for_the_next(
     finally:
         successor.io.shutdown()
         successor.loop.close()
+
+
+def test_a_storm_of_429s_is_waited_out_and_every_job_is_submitted_once(
+    fake, tenant, owner, product_jpeg, django_capture_on_commit_callbacks
+):
+    # 40 answers in a row are 429 "Retry-After: 1", whatever was asked: with 20 jobs that
+    # is every submission twice over.
+    fake.faults.rate_limit(40, retry_after=1)
+    started = time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs = [
+            services.job_submit(
+                tenant=tenant,
+                user=owner,
+                model="bria-product-packshot",
+                upload=SimpleUploadedFile("mug.jpg", product_jpeg, content_type="image/jpeg"),
+                params={"sku": f"storm-{i}"},
+            )
+            for i in range(20)
+        ]
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.status == JobStatus.SUCCEEDED, (job.error_code, job.error_message)
+        assert job.assets.filter(kind=AssetKind.OUTPUT).count() == 1
+    stats = fake.stats()
+    assert stats["faults_served"]["429"] == 40
+    assert stats["submissions"] == 20
+    # Retry-After was honoured: two rounds of 429s cost at least two seconds.
+    assert time.monotonic() - started >= 2.0
