@@ -7,6 +7,7 @@ entirely from its environment. The README has a table of every variable.
 
 import math
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -108,6 +109,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    if "PYTEST_VERSION" in os.environ:
+        # The test database on disk, not in memory: the browser tests' live server answers
+        # several requests at once, and an in-memory database shared between threads locks
+        # whole tables ("database table is locked") where a file in WAL mode waits.
+        DATABASES["default"]["TEST"] = {
+            "NAME": os.path.join(tempfile.gettempdir(), f"productstudio-test-{os.getpid()}.db")
+        }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"

@@ -59,6 +59,9 @@ def test_each_model_runs_on_segmind_from_the_portal_to_the_gallery(
     if size := spec.output_size(job.params):
         assert (output.width, output.height) == size
     assert fake.stats()["submissions"] == 1
+    page.wait_for_function("Array.from(document.images).every(img => img.complete)")
+    for alt in ("The product photo you submitted", "The result of this job"):
+        assert page.get_by_alt_text(alt).evaluate("img => img.naturalWidth") > 0
     _shot(page, f"segmind-{model}")
 
     page.get_by_role("link", name="Gallery").click()
