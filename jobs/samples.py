@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-__all__ = ["SAMPLE_NAMES", "render_sample", "sample_jpeg_bytes"]
+__all__ = ["SAMPLE_NAMES", "QualityCase", "quality_set", "render_sample", "sample_jpeg_bytes"]
 
 FloatArray = NDArray[np.float32]
 BoolArray = NDArray[np.bool_]
@@ -516,3 +516,52 @@ def sample_jpeg_bytes(name: str, *, width: int = 1000, height: int = 1000, seed:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
+
+
+# -- the quality set -------------------------------------------------------------------
+
+# Each scene four times: its seed moves and scales the product and redraws all noise,
+# and the variants change the frame's shape and compress as shops' uploads are.
+# (seed, width, height, JPEG quality or None for lossless)
+_QUALITY_VARIANTS: tuple[tuple[int, int, int, int | None], ...] = (
+    (0, 1000, 1000, None),
+    (1, 1000, 1000, 80),
+    (2, 1200, 800, None),
+    (3, 800, 1000, 70),
+)
+
+
+class QualityCase:
+    """One photo of the quality set, with the exact mask of its product."""
+
+    def __init__(
+        self, name: str, seed: int, width: int, height: int, jpeg_quality: int | None
+    ) -> None:
+        self.name = name
+        self.seed = seed
+        self.width = width
+        self.height = height
+        self.jpeg_quality = jpeg_quality
+
+    @property
+    def label(self) -> str:
+        kind = f"jpeg{self.jpeg_quality}" if self.jpeg_quality else "png"
+        return f"{self.name}/{self.seed}/{self.width}x{self.height}/{kind}"
+
+    def render(self) -> tuple[Image.Image, BoolArray]:
+        image, mask = render_sample(self.name, width=self.width, height=self.height, seed=self.seed)
+        if self.jpeg_quality is not None:
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG", quality=self.jpeg_quality)
+            image = Image.open(io.BytesIO(buffer.getvalue()))
+            image.load()
+        return image, mask
+
+
+def quality_set() -> list[QualityCase]:
+    """The local engine's quality set: every sample scene in four variants (44 photos)."""
+    return [
+        QualityCase(name, seed, width, height, quality)
+        for name in SAMPLE_NAMES
+        for seed, width, height, quality in _QUALITY_VARIANTS
+    ]
