@@ -127,12 +127,17 @@ def _model_for_job(model: str) -> tuple[catalog.ModelSpec, catalog.Engine]:
         raise JobError("validation_error", f"model: unknown model '{model}'.", field="model")
     engine = catalog.current_engine()
     if not spec.runs_on(engine):
-        where = "the local engine" if engine == "local" else "Segmind in this version"
-        raise JobError(
-            "model_unavailable",
-            f"model: {spec.title} can't run on {where} yet.",
-            field="model",
-        )
+        if engine == "local" and spec.kind == "workflow":
+            # Not a gap to close later: it draws its product from a text prompt.
+            message = (
+                f"model: {spec.title} makes the product itself from your text, which "
+                "needs Segmind. This studio runs on the local engine, which works from "
+                "your product photo."
+            )
+        else:
+            where = "the local engine" if engine == "local" else "Segmind in this version"
+            message = f"model: {spec.title} can't run on {where} yet."
+        raise JobError("model_unavailable", message, field="model")
     return spec, engine
 
 

@@ -698,3 +698,20 @@ def test_the_new_job_page_renders_parameter_controls_from_the_schema(owner_clien
     # The product photo has its own field, not a parameter control.
     assert f'name="{_field(AIPP, "image")}"' not in page
     assert f'name="{_field(PACKSHOT, "image_url")}"' not in page
+
+
+def test_the_pixelflow_workflow_is_refused_on_the_local_engine_as_needing_segmind(
+    owner_client, tenant, product_jpeg
+):
+    response = owner_client.post(
+        reverse("job_new", args=[tenant.slug]),
+        {
+            "image": _upload(product_jpeg),
+            "model": "65c9c7f641c340d7ef2f7134-v1",
+            "param-65c9c7f641c340d7ef2f7134-v1-product_prompt": "a blue mug",
+        },
+    )
+    assert response.status_code == 200
+    assert "needs Segmind" in _text(response)
+    assert "runs on the local engine" in _text(response)
+    _assert_no_job()
