@@ -12,17 +12,11 @@ from jobs import catalog
 from jobs.models import AssetKind, Job, JobStatus
 from tests.e2e.test_portal_flow import _log_in, _shot
 from tests.fake_segmind import FakeSegmind
+from tests.jobs.test_segmind_jobs import PROMPTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 KEY = "portal-key"
-PROMPTS = {
-    "ai-product-photography": {"prompt": "on a marble kitchen counter"},
-    "segmind-scenecraft-v01": {"prompt": "in a sunny living room"},
-    "qwen-image-edit-plus-product-photography": {"prompt": "place it on a wooden table"},
-    "65c9c7f641c340d7ef2f7134-v1": {"product_prompt": "a blue ceramic mug"},
-    "bria-product-packshot": {},
-}
 
 
 @pytest.fixture
