@@ -259,7 +259,7 @@ class _Dispatcher:
         self.io = ThreadPoolExecutor(
             max_workers=settings.SEGMIND_DOWNLOAD_THREADS, thread_name_prefix="segmind-io"
         )
-        self.client: segmind.SegmindClient | None = None
+        self.client = _client()
         # The coroutines that are only waiting or polling, which a shutdown may cancel
         # (a submit or a download in progress is left to finish).
         self.idle: dict[uuid.UUID, asyncio.Task[None]] = {}
@@ -268,7 +268,6 @@ class _Dispatcher:
 
     def run(self) -> dict[str, int]:
         try:
-            self.client = self.loop.run_until_complete(self._make_client())
             rescan_at = time.monotonic() + RESCAN_SECONDS
             self._pick_up_in_flight()
             while True:
@@ -300,9 +299,6 @@ class _Dispatcher:
     def _emit(self, event: _Event) -> None:
         self.events.append(event)
         self.news.set()
-
-    async def _make_client(self) -> segmind.SegmindClient:
-        return _client()
 
     async def _wait_for_news(self, timeout: float) -> None:
         if not self.events:
@@ -358,15 +354,24 @@ class _Dispatcher:
         )
         if room <= 0:
             return 0
+        # A plain read first: most ticks find nothing queued, and on SQLite every
+        # transaction below takes the database's write lock.
+        waiting = list(
+            Job.objects.segmind_queued()
+            .order_by("created_at")
+            .values_list("pk", flat=True)[: min(room, CLAIM_BATCH)]
+        )
+        if not waiting:
+            return 0
         claimed_at = timezone.now()
         with transaction.atomic():
             # Locked until the commit (PostgreSQL), or the whole database is (SQLite's
             # IMMEDIATE transactions): the claim below takes exactly these rows.
             claimed = list(
                 Job.objects.segmind_queued()
+                .filter(pk__in=waiting)
                 .select_for_update(skip_locked=True, of=("self",))
                 .select_related("input_asset")
-                .order_by("created_at")[: min(room, CLAIM_BATCH)]
             )
             if not claimed:
                 return 0
@@ -468,7 +473,6 @@ class _Dispatcher:
     # --- the event loop side ----------------------------------------------------------------
 
     async def _submit(self, job: Job, spec: catalog.ModelSpec) -> None:
-        assert self.client is not None
         client = self.client
         try:
             payload = await self.loop.run_in_executor(
@@ -498,7 +502,7 @@ class _Dispatcher:
         first_delay: float,
     ) -> None:
         task = asyncio.current_task()
-        assert task is not None and self.client is not None
+        assert task is not None
         self.idle[job_id] = task
         started = time.monotonic() - waited
         try:
@@ -538,7 +542,6 @@ class _Dispatcher:
         delay: float,
     ) -> segmind.Poll | None:
         """The request's last poll (COMPLETED or FAILED), or None once a failure is sent."""
-        assert self.client is not None
         errors = 0
         while True:
             due = self.loop.time() + delay
@@ -574,8 +577,7 @@ class _Dispatcher:
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
-        if self.client is not None:
-            await self.client.aclose()
+        await self.client.aclose()
 
     def _cancel_idle(self) -> None:
         for task in list(self.idle.values()):

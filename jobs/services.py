@@ -359,29 +359,27 @@ def jobs_sweep(*, stale_after: timedelta | None = None, max_attempts: int = 3) -
         error_message="The job stopped moving several times and was given up. Try again.",
         completed_at=timezone.now(),
     )
-    requeued = 0
-    wake_dispatcher = Job.objects.segmind_in_flight().exists()
+    resend: list[tuple[uuid.UUID, str]] = []
     for job_id, engine in list(stuck.filter(attempts__lt=max_attempts).values_list("pk", "engine")):
         if Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, started_at__lt=cutoff).update(
             status=JobStatus.QUEUED
         ):
-            requeued += 1
-            if engine == "segmind":
-                wake_dispatcher = True
-            else:
-                transaction.on_commit(partial(job_enqueue, job_id=job_id, engine=engine))
+            resend.append((job_id, engine))
+    requeued = len(resend)
     # A queued job whose task was lost (the Redis broker is at-most-once) is sent again.
     lost = list(
         Job.objects.filter(status=JobStatus.QUEUED, created_at__lt=cutoff).values_list(
             "pk", "engine"
         )
     )
-    for job_id, engine in lost:
-        if engine == "segmind":
-            wake_dispatcher = True
-        else:
+    resend += lost
+    for job_id, engine in resend:
+        if engine != "segmind":
             transaction.on_commit(partial(job_enqueue, job_id=job_id, engine=engine))
-    if wake_dispatcher:
+    # Segmind jobs need the one dispatcher, woken once, not once per job.
+    if any(engine == "segmind" for _, engine in resend) or (
+        Job.objects.segmind_in_flight().exists()
+    ):
         transaction.on_commit(provider.dispatcher_ensure)
     return {"failed": failed, "requeued": requeued, "resent": len(lost)}
 

@@ -376,6 +376,7 @@ def test_what_a_dispatcher_learnt_of_a_models_time_is_kept_for_the_next(
     try:
         assert successor.expected == lease.state["expected"]
     finally:
+        successor.loop.run_until_complete(successor._close())
         successor.io.shutdown()
         successor.loop.close()
 
