@@ -87,8 +87,9 @@ def recover(cluster: Setup) -> dict[str, int]:
 def test_a_dispatcher_killed_before_the_request_id_is_stored_submits_again_once(
     cluster: Setup, fake: FakeSegmind
 ) -> None:
-    # Segmind takes 3 s to answer the submission: the dispatcher dies waiting for it.
-    fake.faults.slow(1, seconds=3.0, scope="submit")
+    # Segmind takes 10 s to answer the submission: the dispatcher dies waiting for it. The
+    # margin is wide because finding the holder starts a process, slow on a busy CI machine.
+    fake.faults.slow(1, seconds=10.0, scope="submit")
     job_id = cluster.cli("submit", "killed-before")["id"]
     wait_for("the submission to reach Segmind", lambda: fake.stats()["submit_attempts"] >= 1)
     kill_the_dispatcher(cluster)
