@@ -38,9 +38,18 @@ _SUMMARIES = {
     "bria-product-packshot": "A clean marketplace packshot: background removed, centred.",
 }
 
-# Models each engine can run: Segmind runs all five; the local engine those it can make.
+# The models the local engine composes (cut-out on a drawn backdrop) instead of generating.
+LOCAL_SCENE_MODELS = frozenset(
+    {
+        "ai-product-photography",
+        "segmind-scenecraft-v01",
+        "qwen-image-edit-plus-product-photography",
+    }
+)
+# Models each engine can run: Segmind runs all five; the local engine all but the
+# PixelFlow workflow, which draws its product from text.
 _ENGINE_MODELS: dict[str, frozenset[str]] = {
-    "local": frozenset({"bria-product-packshot"}),
+    "local": frozenset({"bria-product-packshot"}) | LOCAL_SCENE_MODELS,
     "segmind": frozenset(_SUMMARIES),
 }
 
@@ -248,6 +257,11 @@ class ModelSpec:
 
     def runs_on(self, engine: Engine) -> bool:
         return self.slug in _ENGINE_MODELS[engine]
+
+    @property
+    def composed_locally(self) -> bool:
+        """On the local engine, a composite on a backdrop: its prompts are kept, unused."""
+        return self.slug in LOCAL_SCENE_MODELS
 
     def json_schema(self) -> dict[str, Any]:
         """The parameters as a JSON Schema (draft 2020-12)."""

@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 from django.http import QueryDict
 
-from jobs import catalog
+from jobs import catalog, scenes
 
 
 class NewJobForm(forms.Form):
@@ -64,3 +64,16 @@ def params_from_post(data: QueryDict, model: str) -> dict[str, str]:
 class PresetForm(forms.Form):
     name = forms.CharField(max_length=100)
     description = forms.CharField(max_length=300, required=False)
+    backdrop = forms.ChoiceField(
+        label="Backdrop on the local engine",
+        required=False,
+        choices=[("", "Chosen from the prompt's words")]
+        + [(b.slug, b.name) for b in scenes.BACKDROPS.values()],
+        help_text="Without Segmind the product is cut out and placed on this backdrop; "
+        "the prompt is kept for when the studio runs on Segmind.",
+    )
+
+    def __init__(self, *args: Any, spec: catalog.ModelSpec, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not spec.composed_locally:
+            del self.fields["backdrop"]

@@ -55,6 +55,9 @@ class Job(models.Model):
         "Preset", models.SET_NULL, null=True, blank=True, related_name="jobs"
     )
     source_url = models.CharField(max_length=2000, blank=True)
+    # The local engine's backdrop for a scene, chosen when the job is made (see
+    # `scenes.backdrop_choose`); blank for Segmind jobs and packshots.
+    backdrop = models.CharField(max_length=40, blank=True)
     input_asset = models.ForeignKey(
         "Asset", models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -7,7 +7,6 @@ delivered twice, or two workers racing, do the work once.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import uuid
@@ -26,9 +25,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
+from PIL import Image
 
 from accounts.models import Tenant, User
-from jobs import catalog, fetcher, images, local_engine, provider
+from jobs import catalog, fetcher, images, local_engine, provider, scenes
 from jobs.models import Asset, AssetKind, Job, JobStatus, Preset
 from productstudio.errors import CodedError
 
@@ -135,8 +135,7 @@ def _model_for_job(model: str) -> tuple[catalog.ModelSpec, catalog.Engine]:
                 "your product photo."
             )
         else:
-            where = "the local engine" if engine == "local" else "Segmind in this version"
-            message = f"model: {spec.title} can't run on {where} yet."
+            message = f"model: {spec.title} can't run on the {engine} engine."
         raise JobError("model_unavailable", message, field="model")
     return spec, engine
 
@@ -206,6 +205,7 @@ def job_submit(
             params=resolved,
             preset=preset,
             source_url=image_url,
+            backdrop=_job_backdrop(spec=spec, engine=engine, preset=preset, params=resolved),
         )
         job.input_asset = asset_create(
             tenant=tenant,
@@ -236,18 +236,52 @@ def job_enqueue(*, job_id: uuid.UUID, engine: str) -> None:
         enqueue("jobs.tasks.job_run", str(job_id), task_name=f"job-{job_id}", group="jobs")
 
 
+def _job_backdrop(
+    *, spec: catalog.ModelSpec, engine: str, preset: Preset | None, params: Mapping[str, Any]
+) -> str:
+    if engine != "local" or not spec.composed_locally:
+        return ""
+    return scenes.backdrop_choose(
+        preset_backdrop=preset.backdrop if preset else "", prompt=str(params.get("prompt", ""))
+    )
+
+
+def _flattened(image: Image.Image) -> Image.Image:
+    """An image with transparency laid on white: what `force_rmbg` cuts out again."""
+    if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
+        return image
+    rgba = image.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
+
+
 def _render_local(job: Job) -> tuple[bytes, images.ImageInfo]:
+    """The job's image from the local engine: a packshot, or a scene composite."""
     assert job.input_asset is not None
     with job.input_asset.file.open("rb") as fh:
         source = images.open_image(fh.read(), max_pixels=settings.IMAGE_MAX_PIXELS)
-    background = str(job.params.get("background_color") or "#FFFFFF")
-    result = local_engine.make_packshot(source, background_color=background)
-    out = io.BytesIO()
-    if result.mode == "RGBA":
-        result.save(out, format="PNG", optimize=True)
+    params = job.params
+    if job.model in catalog.LOCAL_SCENE_MODELS:
+        request = scenes.scene_request(
+            model=job.model,
+            params=params,
+            backdrop=job.backdrop or scenes.DEFAULT_BACKDROP,
+            source=source.size,
+        )
+        scene = scenes.compose_scene(source, request)
+        quality = int(params.get("image_quality", params.get("quality", 90)))
+        data = scenes.encode(
+            scene, image_format=str(params.get("image_format", "jpeg")), quality=quality
+        )
     else:
-        result.convert("RGB").save(out, format="JPEG", quality=92, optimize=True)
-    data = out.getvalue()
+        # Bria's `force_rmbg`: a photo is always cut out; an image already cut out keeps
+        # its own transparency unless the job asks for the background to be removed again.
+        if params.get("force_rmbg"):
+            source = _flattened(source)
+        background = str(params.get("background_color") or "#FFFFFF")
+        result = local_engine.make_packshot(source, background_color=background)
+        fmt = "png" if result.mode == "RGBA" else "jpeg"
+        data = scenes.encode(result, image_format=fmt, quality=92)
     return data, images.inspect_image(data, max_pixels=settings.IMAGE_MAX_PIXELS)
 
 
@@ -433,6 +467,7 @@ def preset_create(
     if not name:
         raise PresetError({"name": "a preset needs a name"})
     cleaned = preset_params_validate(spec=spec, params=params)
+    _preset_backdrop_check(backdrop)
     return Preset.objects.create(
         tenant=tenant,
         model=spec.slug,
@@ -452,8 +487,10 @@ def preset_update(
     name: str,
     params: Mapping[str, Any],
     description: str = "",
+    backdrop: str | None = None,
 ) -> Preset:
-    """Edit one of the tenant's own presets (system presets are copied, not edited)."""
+    """Edit one of the tenant's own presets (system presets are copied, not edited);
+    ``backdrop`` None keeps the preset's."""
     if preset.tenant_id != tenant.pk:
         raise PresetError({"preset": "only your workspace's own presets can be edited"})
     spec = catalog.get_model(preset.model)
@@ -462,12 +499,22 @@ def preset_update(
     if not name:
         raise PresetError({"name": "a preset needs a name"})
     preset.params = preset_params_validate(spec=spec, params=params)
+    if backdrop is not None:
+        _preset_backdrop_check(backdrop)
+        preset.backdrop = backdrop
     preset.name = name[:100]
     preset.description = description.strip()[:300]
     if preset.slug != (slug := _preset_slug(tenant, name, exclude=preset.pk)):
         preset.slug = slug
     preset.save()
     return preset
+
+
+def _preset_backdrop_check(backdrop: str) -> None:
+    # "transparent" names the cut-out packshot's look; it is not drawn.
+    if backdrop and backdrop != "transparent" and backdrop not in scenes.BACKDROPS:
+        names = ", ".join(scenes.BACKDROPS)
+        raise PresetError({"backdrop": f"'{backdrop}' is not a backdrop; choose one of {names}"})
 
 
 def preset_copy(*, tenant: Tenant, user: User | None, preset: Preset) -> Preset:

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import workspace_view
 from accounts.models import Membership
-from jobs import catalog, samples, services
+from jobs import catalog, samples, scenes, services
 from jobs.forms import NewJobForm, PresetForm, param_field_name, params_from_post
 from jobs.models import Asset, AssetKind, Job, JobStatus, Preset
 
@@ -189,8 +189,11 @@ def job_detail(request: HttpRequest, membership: Membership, job_id: UUID) -> Ht
     outputs = job.assets.filter(kind=AssetKind.OUTPUT)
     spec = job.spec
     size = spec.output_size(job.params) if spec else None
+    backdrop = scenes.BACKDROPS.get(job.backdrop)
     return render(
-        request, "jobs/job_detail.html", {"job": job, "outputs": outputs, "output_size": size}
+        request,
+        "jobs/job_detail.html",
+        {"job": job, "outputs": outputs, "output_size": size, "backdrop": backdrop},
     )
 
 
@@ -291,8 +294,12 @@ def _preset_form_page(
     spec: catalog.ModelSpec,
     preset: Preset | None,
 ) -> HttpResponse:
-    initial = {"name": preset.name, "description": preset.description} if preset else {}
-    form = PresetForm(request.POST or None, initial=initial)
+    initial = (
+        {"name": preset.name, "description": preset.description, "backdrop": preset.backdrop}
+        if preset
+        else {}
+    )
+    form = PresetForm(request.POST or None, initial=initial, spec=spec)
     values: Mapping[str, Any] = preset.params if preset else {}
     errors: dict[str, str] = {}
     if request.method == "POST":
@@ -307,6 +314,7 @@ def _preset_form_page(
                         name=form.cleaned_data["name"],
                         description=form.cleaned_data["description"],
                         params=values,
+                        backdrop=form.cleaned_data.get("backdrop", ""),
                     )
                 else:
                     services.preset_update(
@@ -315,11 +323,13 @@ def _preset_form_page(
                         name=form.cleaned_data["name"],
                         description=form.cleaned_data["description"],
                         params=values,
+                        backdrop=form.cleaned_data.get("backdrop", preset.backdrop),
                     )
             except services.PresetError as e:
                 errors = e.errors
-                if "name" in errors:
-                    form.add_error("name", errors.pop("name"))
+                for own in ("name", "backdrop"):
+                    if own in errors and own in form.fields:
+                        form.add_error(own, errors.pop(own))
                 form.add_error(None, "The preset was not saved: fix the fields marked below.")
                 # The product photo has no control on this page: say so above the form.
                 for field, rule in errors.items():

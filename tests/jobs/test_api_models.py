@@ -42,11 +42,11 @@ def test_the_catalog_lists_the_five_models(api):
         assert item["defaults"] == spec.defaults()
 
 
-def test_only_the_packshot_is_available_on_the_local_engine(api, settings):
+def test_every_model_but_the_pixelflow_workflow_is_available_on_the_local_engine(api, settings):
     assert settings.SEGMIND_API_KEY == ""
     models = _models(api)
     assert {slug: item["available"] for slug, item in models.items()} == {
-        slug: slug == "bria-product-packshot" for slug in SLUGS
+        slug: slug != "65c9c7f641c340d7ef2f7134-v1" for slug in SLUGS
     }
     assert {item["engine"] for item in models.values()} == {"local"}
 

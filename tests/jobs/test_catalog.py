@@ -413,6 +413,11 @@ def test_only_the_two_megapixel_models_have_an_output_size():
 def test_the_catalog_says_which_models_the_local_engine_can_run(settings):
     settings.SEGMIND_API_KEY = ""
     assert catalog.current_engine() == "local"
-    assert [m.slug for m in MODELS if m.runs_on("local")] == ["bria-product-packshot"]
+    assert {m.slug for m in MODELS if m.runs_on("local")} == {
+        "ai-product-photography",
+        "segmind-scenecraft-v01",
+        "qwen-image-edit-plus-product-photography",
+        "bria-product-packshot",
+    }
     settings.SEGMIND_API_KEY = "sk-test"
     assert catalog.current_engine() == "segmind"

@@ -500,16 +500,6 @@ def test_an_invalid_override_through_the_portal_creates_no_job(owner_client, ten
     _assert_no_job()
 
 
-def test_a_model_the_local_engine_cannot_run_creates_no_job(owner_client, tenant, product_jpeg):
-    response = owner_client.post(
-        reverse("job_new", args=[tenant.slug]),
-        {"image": _upload(product_jpeg), "model": SCENECRAFT},
-    )
-    assert response.status_code == 200
-    assert "can't run on the local engine" in _text(response)
-    _assert_no_job()
-
-
 # Resolving parameters, and the preview -------------------------------------------------
 
 

@@ -156,10 +156,14 @@ def test_it_refuses_a_model_the_local_engine_cannot_run(
     _assert_nothing_created()
 
 
-def test_the_new_job_page_marks_models_that_need_segmind(owner_client, tenant):
+def test_the_new_job_page_marks_the_workflow_as_needing_segmind_and_scenes_as_composed(
+    owner_client, tenant
+):
     page = owner_client.get(_new_job_url(tenant)).content.decode()
     assert "Product Packshot" in page or "Packshot" in page
-    assert page.count("Needs Segmind") == 4
+    assert page.count("Needs Segmind") == 1
+    assert page.count("Composed on a backdrop by the local engine") == 3
+    assert "prompts are recorded but not followed" in page
 
 
 def test_a_rotated_photo_is_stored_upright(

@@ -12,24 +12,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from jobs import catalog
+from jobs import catalog, scenes
 
 PRESETS_FILE = Path(catalog.__file__).parent / "system_presets.json"
 
-BACKDROPS = frozenset(
-    {
-        "white-sweep",
-        "grey-sweep",
-        "pastel-sweep",
-        "warm-gradient",
-        "cool-gradient",
-        "marble-tabletop",
-        "wood-tabletop",
-        "living-room",
-        "outdoor",
-        "transparent",
-    }
-)
+# The backdrops the local engine draws, and the packshot's cut-out look.
+BACKDROPS = frozenset(scenes.BACKDROPS) | {"transparent"}
 
 SLUG_PREFIXES = {
     "ai-product-photography": "aipp-",
