@@ -561,7 +561,7 @@ def _relight(
     total = max(float(alpha.sum()), 1.0)
     product_mean = (colour * weight).reshape(-1, 3).sum(axis=0) / total
     grey = float(backdrop_mean.mean())
-    tint = np.clip((backdrop_mean / max(grey, 1.0)) ** 0.35, 0.85, 1.15)
+    tint = np.clip((backdrop_mean / max(grey, 1.0)) ** 0.25, 0.88, 1.12)
     key = float(np.clip((grey / max(float(product_mean.mean()), 1.0)) ** 0.12, 0.85, 1.08))
     w = alpha.shape[1]
     xs = np.linspace(0.0, 1.0, w, dtype=np.float32)
