@@ -44,6 +44,7 @@ class JobAdmin(admin.ModelAdmin):
         "tenant",
         "created_by",
         "input_asset",
+        "backdrop",
         "attempts",
         "created_at",
         "started_at",
