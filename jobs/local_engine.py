@@ -13,8 +13,8 @@ Approach (``remove_background``):
 1. Normalise the input to 8-bit RGB (palette, CMYK, 16-bit, grey and LA inputs
    are converted; EXIF orientation is applied). An input whose alpha channel
    already has transparent pixels is returned as-is: it has been cut out before.
-2. Smooth lightly (more when the border is noisy) and convert to CIE Lab, so
-   that colour distances are roughly perceptual.
+2. Smooth lightly (a binomial kernel, wider when the border is noisy) and
+   convert to CIE Lab, so that colour distances are roughly perceptual.
 3. Estimate the backdrop from a band along the image border; nothing assumes
    white. The band's most common colour (preferring colours seen on several
    sides) seeds a robust fit of increasing order that separates backdrop pixels
@@ -44,9 +44,18 @@ Approach (``remove_background``):
 Photos above ``MAX_WORK_PIXELS`` are analysed at that size and the alpha is
 scaled back up, which bounds the cost; their edges are then slightly softer.
 
+Everything runs on one core in NumPy and Pillow, so the hot paths avoid whole-
+image temporaries where they can: Lab conversion and the distance to the
+backdrop model work on colour planes, strip by strip, so that intermediate
+arrays stay in the CPU's cache; smoothing is done in 16-bit integer passes;
+connected components stay as runs; dilations, the clean-up and the local means
+only touch the boxes or the band along the outline where pixels can change.
+
 ``make_packshot`` crops the cut-out to the product, scales it to fit a square
 canvas with a margin (never upscaling a small product by more than 2x, shrinking
-the canvas instead) and composites it over a flat colour or transparency.
+the canvas instead) and composites it over a flat colour or transparency. On a
+flat colour it composites first, at the photo's resolution, and scales the
+result: the same picture as scaling the premultiplied cut-out, for less work.
 """
 
 from __future__ import annotations
@@ -67,6 +76,7 @@ BoolArray = NDArray[np.bool_]
 IntArray = NDArray[np.int32]
 IndexArray = NDArray[np.intp]
 _T = TypeVar("_T", bound=np.generic)
+_Int = TypeVar("_Int", np.uint16, np.int32)
 
 # Analysis above this size costs time without changing the cut-out much.
 MAX_WORK_PIXELS: Final = 1_600_000
@@ -76,7 +86,8 @@ MEANINGFUL_ALPHA_FRACTION: Final = 0.001
 BBOX_ALPHA_THRESHOLD: Final = 8
 # Shadows dimmer than this (linear light factor) are too dark to be plausible.
 _SHADOW_MIN_LIGHT: Final = 0.3
-_BINOMIAL_3X3: Final = ImageFilter.Kernel((3, 3), (1, 2, 1, 2, 4, 2, 1, 2, 1), scale=16)
+# Per-pixel stages run on strips of about this many pixels (see _row_strips).
+_STRIP_PIXELS: Final = 32_768
 _HEX_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 
 
@@ -130,29 +141,102 @@ _RGB_TO_XYZN: Final = (
 ).astype(np.float32)
 
 
-def _linear_to_lab(linear: FloatArray) -> FloatArray:
-    r, g, b = linear[..., 0], linear[..., 1], linear[..., 2]
-    m = _RGB_TO_XYZN
-    eps = 216.0 / 24389.0
-    kappa = 24389.0 / 27.0
-    lab = np.empty(linear.shape, dtype=np.float32)
-    fs = []
-    for row in range(3):
-        t = m[row, 0] * r + m[row, 1] * g + m[row, 2] * b
-        f = np.cbrt(t)
-        dark = t <= eps
-        if dark.any():
-            f[dark] = (kappa * t[dark] + 16.0) / 116.0
-        fs.append(f)
-    fx, fy, fz = fs
-    lab[..., 0] = 116.0 * fy - 16.0
-    lab[..., 1] = 500.0 * (fx - fy)
-    lab[..., 2] = 200.0 * (fy - fz)
-    return lab
+_LAB_EPSILON: Final = np.float32(216.0 / 24389.0)
+_LAB_KAPPA: Final = np.float32(24389.0 / 27.0)
+
+
+def _row_strips(h: int, w: int) -> list[slice]:
+    """Row ranges of about ``_STRIP_PIXELS`` pixels each.
+
+    A chain of NumPy operations over a whole photo streams every temporary
+    through main memory; run strip by strip, the temporaries stay in the CPU's
+    cache, which makes such chains up to twice as fast.
+    """
+    rows = max(1, _STRIP_PIXELS // max(1, w))
+    return [slice(y, min(h, y + rows)) for y in range(0, h, rows)]
 
 
 def _u8_to_lab(rgb: NDArray[np.uint8]) -> FloatArray:
-    return _linear_to_lab(_LINEAR_LUT[rgb])
+    """CIE Lab (D65) of 8-bit sRGB pixels, as float32 planes: (3, H, W)."""
+    h, w, _ = rgb.shape
+    lab = np.empty((3, h, w), dtype=np.float32)
+    for rows in _row_strips(h, w):
+        _u8_to_lab_into(rgb[rows], lab[:, rows])
+    return lab
+
+
+def _u8_to_lab_into(rgb: NDArray[np.uint8], lab: FloatArray) -> None:
+    """Lab planes of a strip of ``rgb`` into ``lab`` (3, H, W)."""
+    # Planes keep every step a contiguous pass over memory. (A matrix product
+    # over (N, 3) rows would hand the work to BLAS, whose threads then fight
+    # over the core when the process is pinned to one.)
+    linear = [np.take(_LINEAR_LUT, rgb[..., k]) for k in range(3)]
+    f = np.empty((3, *rgb.shape[:2]), dtype=np.float32)
+    term = np.empty_like(f[0])
+    for row, plane in enumerate(f):
+        np.multiply(linear[0], _RGB_TO_XYZN[row, 0], out=plane)
+        for k in (1, 2):
+            np.multiply(linear[k], _RGB_TO_XYZN[row, k], out=term)
+            plane += term
+        dark = np.flatnonzero(plane <= _LAB_EPSILON)
+        t = plane.ravel()[dark]
+        np.cbrt(plane, out=plane)
+        if dark.size:
+            plane.ravel()[dark] = (_LAB_KAPPA * t + 16.0) / 116.0
+    fx, fy, fz = f
+    np.multiply(fy, 116.0, out=lab[0])
+    lab[0] -= 16.0
+    np.subtract(fx, fy, out=lab[1])
+    lab[1] *= 500.0
+    np.subtract(fy, fz, out=lab[2])
+    lab[2] *= 200.0
+
+
+def _smooth(rgb: NDArray[np.uint8], radius: float) -> NDArray[np.uint8]:
+    """Gaussian smoothing of an (H, W, 3) image with standard deviation ``radius``.
+
+    A binomial kernel of order m, made by m passes of [1, 1] along each axis, is
+    a Gaussian of variance m / 4 for any practical purpose. Each pass is one
+    16-bit addition over a strip of rows: on one core, two to three times faster
+    than Pillow's kernel and Gaussian filters, which work pixel by pixel.
+    """
+    if radius > 2.0:
+        # Past this the passes outnumber the constant cost of Pillow's box blurs.
+        smoothed = Image.fromarray(rgb, "RGB").filter(ImageFilter.GaussianBlur(radius))
+        return np.asarray(smoothed, dtype=np.uint8)
+    # Light smoothing is the 3x3 binomial kernel, a Gaussian of radius ~0.85.
+    order = 2 if radius <= 1.1 else 2 * round(2.0 * radius * radius)
+    half = order // 2
+    h, w, _ = rgb.shape
+    out = np.empty_like(rgb)
+    for rows in _row_strips(h, w):
+        # The strip and the rows its kernel reaches, the image's edges repeated.
+        reach = np.clip(np.arange(rows.start - half, rows.stop + half), 0, h - 1)
+        block = np.pad(rgb[reach], ((0, 0), (half, half), (0, 0)), mode="edge")
+        out[rows] = _binomial(block.astype(np.uint16), order)
+    return out
+
+
+def _binomial(block: NDArray[np.uint16], order: int) -> NDArray[np.uint8]:
+    """``order`` passes of [1, 1] across, then down, an (H, W, C) block; the
+    result is ``order`` pixels smaller along both axes."""
+    # 255 * 2 ** 8 still fits in 16 bits: round back to 8 bits every 8 passes.
+    carried = 0
+    for axis in (1, 0):
+        # A view with the filtered axis first, so one slice expression serves both.
+        lines = np.moveaxis(block, axis, 0)
+        for _ in range(order):
+            lines = lines[:-1] + lines[1:]
+            carried += 1
+            if carried == 8:
+                lines += 128
+                lines >>= 8
+                carried = 0
+        block = np.moveaxis(lines, 0, axis)
+    if carried:
+        block += 1 << (carried - 1)
+        block >>= carried
+    return block.astype(np.uint8)
 
 
 # -- input normalisation ----------------------------------------------------------
@@ -231,31 +315,142 @@ def _max_filter(values: NDArray[_T], radius: int) -> NDArray[_T]:
     return out
 
 
+def _window_max(values: FloatArray, ys: IndexArray, xs: IndexArray, radius: int) -> FloatArray:
+    """Maximum of ``values`` over the square window around each (y, x).
+
+    Gathers each window, for when a few pixels are asked rather than the frame.
+    """
+    h, w = values.shape
+    offsets = np.arange(-radius, radius + 1)
+    out = np.empty(ys.size, dtype=values.dtype)
+    # In chunks, so that the gathered windows stay a few megabytes at most.
+    chunk = 16_384
+    for start in range(0, ys.size, chunk):
+        rows = np.clip(ys[start : start + chunk, None] + offsets, 0, h - 1)
+        cols = np.clip(xs[start : start + chunk, None] + offsets, 0, w - 1)
+        windows = values[rows[:, :, None], cols[:, None, :]]
+        out[start : start + chunk] = windows.reshape(rows.shape[0], -1).max(axis=1)
+    return out
+
+
 def _dilate(mask: BoolArray, radius: int) -> BoolArray:
-    return _max_filter(mask, radius)
+    """Square dilation, the window clipped at the image edges.
+
+    Only the box around the True pixels can change, so only it is filtered.
+    """
+    out = np.zeros_like(mask)
+    box = _bounding_box(mask, radius)
+    if box is not None:
+        out[box] = _max_filter(mask[box], radius)
+    return out
 
 
 def _erode(mask: BoolArray, radius: int) -> BoolArray:
-    return ~_max_filter(~mask, radius)
+    """Square erosion, the window clipped at the image edges; the dual of _dilate."""
+    out = np.zeros_like(mask)
+    box = _bounding_box(mask, radius)
+    if box is not None:
+        out[box] = ~_max_filter(~mask[box], radius)
+    return out
 
 
-def _label(mask: BoolArray, *, diagonal: bool) -> tuple[IntArray, int]:
-    """Connected components of ``mask``; returns (labels, count).
+def _bounding_box(mask: BoolArray, margin: int) -> tuple[slice, slice] | None:
+    """The box around the True pixels, grown by ``margin`` within the image."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    h, w = mask.shape
+    return (
+        slice(max(0, int(rows[0]) - margin), min(h, int(rows[-1]) + margin + 1)),
+        slice(max(0, int(cols[0]) - margin), min(w, int(cols[-1]) + margin + 1)),
+    )
 
-    Works on horizontal runs rather than pixels: runs on adjacent rows that
-    touch are joined, and the small run graph is resolved by hooking and
-    pointer jumping. Label values lie in [0, count); ``count`` marks pixels
-    outside the mask, so arrays of size ``count + 1`` can be indexed by labels.
+
+@dataclass(frozen=True)
+class _Components:
+    """Connected components of a mask, kept as its horizontal runs.
+
+    Runs are far fewer than pixels, so sizes, sums and selections are computed
+    per run, and a per-pixel image is only painted for the runs asked for.
+    """
+
+    mask: BoolArray
+    rows: IndexArray  # row of each run, in row-major order
+    starts: IndexArray  # first column of each run
+    ends: IndexArray  # one past its last column
+    labels: IndexArray  # component of each run, in [0, count)
+    count: int
+
+    def sizes(self) -> FloatArray:
+        """Pixels in each component."""
+        lengths = (self.ends - self.starts).astype(np.float32)
+        return np.bincount(self.labels, weights=lengths, minlength=self.count).astype(np.float32)
+
+    def sums(self, values: FloatArray) -> FloatArray:
+        """Sum of ``values`` over each component's pixels."""
+        if self.count == 0:
+            return np.zeros(0, dtype=np.float32)
+        w = self.mask.shape[1]
+        bounds = np.stack([self.rows * w + self.starts, self.rows * w + self.ends], axis=1).ravel()
+        flat = values.ravel()
+        # reduceat sums each [start, end) run and each gap between runs; a run
+        # that ends the image has no index past it, and reduceat goes to the end.
+        if bounds[-1] == flat.size:
+            bounds = bounds[:-1]
+        run_sums = np.add.reduceat(flat, bounds)[::2]
+        return np.bincount(self.labels, weights=run_sums, minlength=self.count).astype(np.float32)
+
+    def touching_border(self) -> BoolArray:
+        """Components with a pixel on the image border."""
+        h, w = self.mask.shape
+        edge = (self.rows == 0) | (self.rows == h - 1) | (self.starts == 0) | (self.ends == w)
+        touching = np.zeros(self.count, dtype=np.bool_)
+        touching[self.labels[edge]] = True
+        return touching
+
+    def paint(self, selected: BoolArray) -> BoolArray:
+        """The pixels of the ``selected`` components (a boolean per component)."""
+        keep = selected[self.labels]
+        lengths = self.ends - self.starts
+        # Usually nearly all runs are kept or nearly all dropped: write whichever
+        # pixels are fewer, the kept ones on a blank image or the dropped ones on
+        # a copy of the mask.
+        if 2 * int(lengths[keep].sum()) <= int(lengths.sum()):
+            out = np.zeros(self.mask.shape, dtype=np.bool_)
+            out.ravel()[self._pixels(keep)] = True
+        else:
+            out = self.mask.copy()
+            out.ravel()[self._pixels(~keep)] = False
+        return out
+
+    def _pixels(self, runs: BoolArray) -> IndexArray:
+        """Flat indices of the pixels of the chosen runs."""
+        lengths = (self.ends - self.starts)[runs]
+        firsts = (self.rows * self.mask.shape[1] + self.starts)[runs]
+        # Each run's first index repeated along it, plus the position within it.
+        before = np.cumsum(lengths) - lengths
+        return np.repeat(firsts - before, lengths) + np.arange(int(lengths.sum()))
+
+
+def _components(mask: BoolArray, *, diagonal: bool) -> _Components:
+    """Connected components of ``mask`` (4- or 8-connected).
+
+    Runs on adjacent rows that touch are joined, and the small run graph is
+    resolved by hooking and pointer jumping.
     """
     h, w = mask.shape
-    padded = np.zeros((h, w + 2), dtype=np.int8)
+    padded = np.zeros((h, w + 2), dtype=np.bool_)
     padded[:, 1:-1] = mask
-    step = np.diff(padded, axis=1)
-    run_rows, run_starts = np.nonzero(step == 1)
-    _, run_ends = np.nonzero(step == -1)  # exclusive; row-major order pairs them up
+    # Each row is padded with False at both ends, so its changes pair up as
+    # (start, end) in row-major order.
+    changes = np.flatnonzero(padded[:, 1:] != padded[:, :-1])
+    rows_all, cols_all = np.divmod(changes, w + 1)
+    run_rows, run_starts, run_ends = rows_all[0::2], cols_all[0::2], cols_all[1::2]
     count = run_rows.size
     if count == 0:
-        return np.zeros((h, w), dtype=np.int32), 0
+        empty = np.zeros(0, dtype=np.intp)
+        return _Components(mask, empty, empty, empty, empty, 0)
 
     # Runs on row y + 1 that touch run r form a contiguous range of that row.
     width = w + 2
@@ -284,16 +479,10 @@ def _label(mask: BoolArray, *, diagonal: bool) -> tuple[IntArray, int]:
             if np.array_equal(jumped, labels):
                 break
             labels = jumped
-
-    marks = np.zeros(h * w, dtype=np.int32)
-    marks[run_rows * w + run_starts] = 1
-    run_of_pixel = np.cumsum(marks) - 1
-    flat = np.where(mask.ravel(), labels[np.maximum(run_of_pixel, 0)], count)
-    return flat.astype(np.int32).reshape(h, w), count
-
-
-def _border_labels(labels: IntArray) -> IntArray:
-    return np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    # Roots are the smallest run of each component: number them 0, 1, 2, ...
+    roots = labels == np.arange(count)
+    number = np.cumsum(roots) - 1
+    return _Components(mask, run_rows, run_starts, run_ends, number[labels], int(roots.sum()))
 
 
 def _unpool(mask: BoolArray, factor: int, shape: tuple[int, int]) -> BoolArray:
@@ -321,28 +510,65 @@ class _Backdrop:
     left: FloatArray  # (H, C)
     right: FloatArray  # (H, C)
 
-    def field(self, step: int = 4) -> FloatArray:
-        """The model at every pixel; evaluated coarsely, it is smooth anyway."""
+    def field(self, step: int = 1, rows: slice = slice(None)) -> FloatArray:
+        """The model at the centre of every ``step``-th pixel of every ``step``-th
+        row, as planes (C, H, W); ``rows`` selects rows of that grid.
+
+        At pixel centres the curves need no interpolation, and every term of the
+        patch varies with the row alone, the column alone, or with the product of
+        the two positions, so each plane is a few broadcast sums.
+        """
         h, w = self.left.shape[0], self.top.shape[0]
-        hs, ws = max(2, -(-h // step)), max(2, -(-w // step))
-        u = (np.arange(ws, dtype=np.float32) + 0.5) / ws
-        v = (np.arange(hs, dtype=np.float32) + 0.5) / hs
-        grid_u = np.broadcast_to(u[None, :], (hs, ws)).ravel()
-        grid_v = np.broadcast_to(v[:, None], (hs, ws)).ravel()
-        coarse = self.at(grid_u, grid_v).reshape(hs, ws, -1)
-        return _resize_channels(coarse.astype(np.float32), (w, h))
+        u = (np.arange(0, w, step, dtype=np.float32) + 0.5) / w
+        v = ((np.arange(0, h, step, dtype=np.float32)[rows] + 0.5) / h)[:, None]
+        top, bottom = self.top[::step].T, self.bottom[::step].T
+        left, right = self.left[::step][rows].T, self.right[::step][rows].T
+        tl, tr, bl, br = (corner[:, None] for corner in self._corners())
+        # (1 - v) top + v bottom + (1 - u) left + u right minus the bilinear
+        # patch of the corners, grouped by what each term varies with.
+        by_column = top - tl - u * (tr - tl)
+        down = bottom - top - u * (br - tr - bl + tl)
+        by_row = left - v.T * (bl - tl)
+        across = right - left
+        planes = np.empty((top.shape[0], v.shape[0], u.shape[0]), dtype=np.float32)
+        term = np.empty_like(planes[0])
+        # Copying a row into every row, then scaling or adding per row in place,
+        # is several times faster than NumPy's general outer broadcasting.
+        for k, plane in enumerate(planes):
+            plane[...] = by_column[k]
+            plane += by_row[k][:, None]
+            term[...] = down[k]
+            term *= v
+            plane += term
+            term[...] = u
+            term *= across[k][:, None]
+            plane += term
+        return planes
+
+    def distance(self, values: FloatArray) -> FloatArray:
+        """Euclidean distance from each pixel of ``values`` (C, H, W) to the model."""
+        _, h, w = values.shape
+        dist = np.empty((h, w), dtype=np.float32)
+        for rows in _row_strips(h, w):
+            diff = self.field(rows=rows)
+            np.subtract(values[:, rows], diff, out=diff)
+            diff *= diff
+            np.sqrt(diff.sum(axis=0), out=dist[rows])
+        return dist
+
+    def _corners(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Top-left, top-right, bottom-left, bottom-right: where two curves meet."""
+        tl = (self.top[0] + self.left[0]) / 2
+        tr = (self.top[-1] + self.right[0]) / 2
+        bl = (self.bottom[0] + self.left[-1]) / 2
+        br = (self.bottom[-1] + self.right[-1]) / 2
+        return tl, tr, bl, br
 
     def at(self, u: FloatArray, v: FloatArray) -> FloatArray:
         """The model at normalised positions (u across, v down, both in [0, 1])."""
         top, bottom = _interp_columns(self.top, u), _interp_columns(self.bottom, u)
         left, right = _interp_columns(self.left, v), _interp_columns(self.right, v)
-        ends = np.array([0.0, 1.0], dtype=np.float32)
-        top_ends, bottom_ends = _interp_columns(self.top, ends), _interp_columns(self.bottom, ends)
-        left_ends, right_ends = _interp_columns(self.left, ends), _interp_columns(self.right, ends)
-        tl = (top_ends[0] + left_ends[0]) / 2
-        tr = (top_ends[1] + right_ends[0]) / 2
-        bl = (bottom_ends[0] + left_ends[1]) / 2
-        br = (bottom_ends[1] + right_ends[1]) / 2
+        tl, tr, bl, br = self._corners()
         uu, vv = u[:, None], v[:, None]
         out = (1 - vv) * top + vv * bottom + (1 - uu) * left + uu * right
         out -= (1 - uu) * (1 - vv) * tl + uu * (1 - vv) * tr
@@ -350,26 +576,28 @@ class _Backdrop:
         return np.asarray(out, dtype=np.float32)
 
 
-def _resize_channels(values: FloatArray, size: tuple[int, int]) -> FloatArray:
-    if (values.shape[1], values.shape[0]) == size:
-        return values
-    channels = [
-        np.asarray(
-            Image.fromarray(np.ascontiguousarray(values[..., c]), "F").resize(
-                size, Image.Resampling.BILINEAR
-            ),
-            dtype=np.float32,
-        )
-        for c in range(values.shape[2])
-    ]
-    return np.stack(channels, axis=-1)
+def _band_pixels(h: int, w: int, band: int) -> tuple[IndexArray, IndexArray]:
+    """(ys, xs) of the pixels within ``band`` of the border, in row-major order."""
+    columns = np.arange(w)
+    sides = np.concatenate([columns[:band], columns[w - band :]])
+    middle = np.arange(band, h - band)
+    ys = np.concatenate(
+        [
+            np.repeat(np.arange(band), w),
+            np.repeat(middle, sides.size),
+            np.repeat(np.arange(h - band, h), w),
+        ]
+    )
+    xs = np.concatenate(
+        [np.tile(columns, band), np.tile(sides, middle.size), np.tile(columns, band)]
+    )
+    return ys, xs
 
 
-def _band_mask(h: int, w: int, band: int) -> BoolArray:
-    in_band = np.zeros((h, w), dtype=np.bool_)
-    in_band[:band] = in_band[-band:] = True
-    in_band[:, :band] = in_band[:, -band:] = True
-    return in_band
+def _where(mask: BoolArray) -> tuple[IndexArray, IndexArray]:
+    """(ys, xs) of the True pixels: np.nonzero, but several times faster in 2-D."""
+    ys, xs = np.divmod(np.flatnonzero(mask), mask.shape[1])
+    return ys, xs
 
 
 def _band_width(h: int, w: int) -> int:
@@ -413,9 +641,10 @@ def _border_inliers(lab: FloatArray, band: int) -> BoolArray:
     stretches that continue its colour trend.
     """
     h, w, _ = lab.shape
-    in_band = _band_mask(h, w, band)
-    ys, xs = np.nonzero(in_band)
-    values = lab[ys, xs]
+    ys, xs = _band_pixels(h, w, band)
+    flat = ys * w + xs
+    # Gathered plane by plane: lab is a view of (3, H, W) planes.
+    values = np.stack([plane.ravel()[flat] for plane in np.moveaxis(lab, -1, 0)], axis=1)
     position = _perimeter_positions(h, w, ys, xs, band)
     sides = np.select([ys < band, ys >= h - band, xs < band], [0, 1, 2], default=3)
 
@@ -477,12 +706,13 @@ def _border_inliers(lab: FloatArray, band: int) -> BoolArray:
         backdrop = near_centre
 
     # Pixels deep in the band may still be product where the outline runs along it.
-    deviation = np.linalg.norm(values - profile[position], axis=1)
+    off = values - np.take(profile, position, axis=0)
+    deviation = np.sqrt(np.einsum("ij,ij->i", off, off))
     candidate = backdrop[position]
     spread = float(np.median(deviation[candidate])) if candidate.any() else 0.0
     ok = candidate & (deviation < 3.0 * spread + 1.5)
     inliers = np.zeros((h, w), dtype=np.bool_)
-    inliers[ys[ok], xs[ok]] = True
+    inliers.ravel()[flat[ok]] = True
     return inliers
 
 
@@ -498,13 +728,14 @@ def _robust_curve(values: FloatArray, ok: BoolArray, smooth: int) -> FloatArray 
     has = ok.any(axis=1)
     if not has.any():
         return None
-    masked = np.where(ok[has][..., None], values[has], np.inf)
+    # (position, channel, depth): the sort below then runs along contiguous rows.
+    masked = np.where(ok[has][:, None, :], values[has].transpose(0, 2, 1), np.float32(np.inf))
     # Sorting pushes the excluded (infinite) entries to the end of each row, so
     # the median of the n valid ones sits at index (n - 1) // 2.
-    masked.sort(axis=1)
+    masked.sort(axis=2)
     middle = ((ok[has].sum(axis=1) - 1) // 2)[:, None, None]
     curve = np.full((values.shape[0], values.shape[2]), np.nan, dtype=np.float32)
-    curve[has] = np.take_along_axis(masked, middle, axis=1)[:, 0, :]
+    curve[has] = np.take_along_axis(masked, middle, axis=2)[:, :, 0]
     idx = np.arange(values.shape[0])
     for c in range(curve.shape[1]):
         curve[:, c] = np.interp(idx, idx[has], curve[has, c])
@@ -520,16 +751,23 @@ def _robust_curve(values: FloatArray, ok: BoolArray, smooth: int) -> FloatArray 
     return curve
 
 
-def _fit_backdrop(values: FloatArray, inliers: BoolArray, band: int) -> _Backdrop | None:
-    """Border curves of ``values`` from the inlier pixels of each band."""
+def _fit_backdrop(
+    values: FloatArray | NDArray[np.uint8], inliers: BoolArray, band: int
+) -> _Backdrop | None:
+    """Border curves of ``values`` (H, W, C) from the inlier pixels of each band."""
     h, w = inliers.shape
     # Heavy smoothing: studio light varies over hundreds of pixels, while mottling
     # along the border must not be copied into the interior.
     smooth = max(1, (min(h, w) // 12) | 1)
-    top = _robust_curve(values[:band].transpose(1, 0, 2), inliers[:band].T, smooth)
-    bottom = _robust_curve(values[-band:].transpose(1, 0, 2), inliers[-band:].T, smooth)
-    left = _robust_curve(values[:, :band], inliers[:, :band], smooth)
-    right = _robust_curve(values[:, -band:], inliers[:, -band:], smooth)
+
+    def curve(strip: FloatArray | NDArray[np.uint8], ok: BoolArray) -> FloatArray | None:
+        # Only the bands are converted to float, not the whole image.
+        return _robust_curve(strip.astype(np.float32, copy=False), ok, smooth)
+
+    top = curve(values[:band].transpose(1, 0, 2), inliers[:band].T)
+    bottom = curve(values[-band:].transpose(1, 0, 2), inliers[-band:].T)
+    left = curve(values[:, :band], inliers[:, :band])
+    right = curve(values[:, -band:], inliers[:, -band:])
     present = [c for c in (top, bottom, left, right) if c is not None]
     if not present:
         return None
@@ -623,56 +861,50 @@ def _compute_matte(rgb: NDArray[np.uint8]) -> _Matte:
     scale = max(0.25, min(h, w) / 1000.0)
     sigma = _noise_sigma(rgb, band)
     radius = max(1.0, scale) * float(np.clip(0.6 + 0.35 * sigma, 0.8, 2.5))
-    source = Image.fromarray(rgb, "RGB")
-    # A 3x3 binomial kernel is a Gaussian of radius ~0.85 at a fraction of the cost.
-    smoothing = _BINOMIAL_3X3 if radius <= 1.1 else ImageFilter.GaussianBlur(radius)
-    blurred = np.asarray(source.filter(smoothing), dtype=np.uint8)
-    lab = _u8_to_lab(blurred)
+    blurred = _smooth(rgb, radius)
+    lab_planes = _u8_to_lab(blurred)
+    lab = np.moveaxis(lab_planes, 0, -1)  # (H, W, 3) view, for code that reads the border
     inliers = _border_inliers(lab, band)
     lab_model = _fit_backdrop(lab, inliers, band)
-    rgb_model = _fit_backdrop(blurred.astype(np.float32), inliers, band)
+    rgb_model = _fit_backdrop(blurred, inliers, band)
     if lab_model is None or rgb_model is None:
         # No border pixel looks like backdrop: the product fills the frame.
         flat = rgb.reshape(-1, 3).mean(axis=0).astype(np.float32)
         return _empty_matte(np.ones((h, w), np.float32), None, flat)
-    bg_lab = lab_model.field()
-    diff = lab - bg_lab
-    dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff)).astype(np.float32)
+    dist = lab_model.distance(lab_planes)
     lo = _threshold(dist, inliers)
 
-    shadow = _shadow_backdrop(lab, bg_lab, dist, lo, inliers, scale)
+    shadow = _shadow_backdrop(lab_planes, lab_model, dist, lo, inliers, scale)
     backdrop = (dist < lo) | shadow
     # The band of uncertain pixels must be wider than the blur's footprint.
     reach = max(2, round(2 * scale), math.ceil(radius) + 1)
     # The flood stops a few pixels short of the product, on the far side of the
     # outline's steep slope: widen the band where the two meet.
     margin = reach + max(2, round(5 * scale))
-    near = _dilate(dist < lo, reach) | _dilate(shadow, margin)
+    # Within ``reach`` of plain backdrop; eroding the rest touches fewer pixels.
+    near = ~_erode(dist >= lo, reach) | _dilate(shadow, margin)
     alpha = (~near).astype(np.float32)
     flat = rgb_model.top.mean(axis=0)
 
-    ys, xs = np.nonzero(near & ~backdrop)
+    ys, xs = _where(near & ~backdrop)
     if ys.size == 0:
         alpha[shadow] = 0.0
         return _empty_matte(_clean(alpha, dist, lo, scale), rgb_model, flat)
 
     # The blur smears thin parts into their neighbours: unmix the raw pixels.
-    bg_local, bg_n = _local_means(rgb, backdrop, ys, xs, margin + 1)
-    fg_local, fg_n = _local_means(rgb, ~near, ys, xs, margin + 1)
+    (bg_local, bg_n), (fg_local, fg_n) = _local_means(rgb, (backdrop, ~near), ys, xs, margin + 1)
     colour = rgb[ys, xs].astype(np.float32)
     axis = fg_local - bg_local
     length2 = np.einsum("ij,ij->i", axis, axis)
     # Linear unmixing: an edge pixel lies on the segment from the local backdrop
     # to the local product colour, and its position along it is its coverage.
-    unmixed = np.einsum("ij,ij->i", colour - bg_local, axis) / np.maximum(length2, 1e-6)
+    estimate = np.einsum("ij,ij->i", colour - bg_local, axis) / np.maximum(length2, 1e-6)
     valid = (bg_n > 0) & (fg_n > 0) & (length2 > 16.0)
-    if valid.all():
-        estimate = unmixed
-    else:
+    if not valid.all():
         # Thin parts with no solid interior nearby: fall back to distance ratios.
-        local_max = _max_filter(dist, reach + 1)[ys, xs]
-        ratio = dist[ys, xs] / (0.92 * np.maximum(local_max, 2 * lo))
-        estimate = np.where(valid, unmixed, ratio)
+        bad = ~valid
+        local_max = _window_max(dist, ys[bad], xs[bad], reach + 1)
+        estimate[bad] = dist[ys[bad], xs[bad]] / (0.92 * np.maximum(local_max, 2 * lo))
     # A slight stretch around 0.5 sends the noise of nearly clear or nearly solid
     # pixels to exactly 0 or 1, so no faint film or pinholes line the outline.
     alpha[ys, xs] = np.clip((estimate - 0.1) / 0.8, 0.0, 1.0)
@@ -693,62 +925,153 @@ def _compute_matte(rgb: NDArray[np.uint8]) -> _Matte:
 
 
 def _local_means(
-    values: NDArray[np.uint8], weight: BoolArray, ys: IndexArray, xs: IndexArray, radius: int
-) -> tuple[FloatArray, FloatArray]:
-    """Mean of ``values`` over ``weight`` pixels in the window around each (y, x)."""
-    h, w = weight.shape
-    # Only the region around the query points matters.
+    rgb: NDArray[np.uint8],
+    weights: tuple[BoolArray, ...],
+    ys: IndexArray,
+    xs: IndexArray,
+    radius: int,
+) -> list[tuple[FloatArray, FloatArray]]:
+    """For each mask in ``weights``: the mean colour of its pixels in the window
+    around each (y, x), and their count.
+
+    The query points line the product's outline, so the windows cover a thin
+    band: sums are computed on blocks around the points (a strip of rows, split
+    where the points leave wide gaps) rather than on their whole bounding box.
+    """
+    h, w = rgb.shape[:2]
     top, left = max(0, int(ys.min()) - radius), max(0, int(xs.min()) - radius)
     bottom, right = min(h, int(ys.max()) + radius + 1), min(w, int(xs.max()) + radius + 1)
-    sub_w = weight[top:bottom, left:right]
-    x0 = np.clip(xs - radius - left, 0, right - left)
-    x1 = np.clip(xs + radius + 1 - left, 0, right - left)
-    rows = (ys - top)[:, None] + np.arange(-radius, radius + 1)[None, :]
-    inside = (rows >= 0) & (rows < bottom - top)
-    rows = np.clip(rows, 0, bottom - top - 1)
-    prefix = np.zeros((bottom - top, right - left + 1), dtype=np.int32)
+    words = _pixel_words(rgb[top:bottom, left:right])
+    # (py, px): the query points in a frame padded by ``radius`` on every side,
+    # so that every window lies inside it.
+    py, px = ys - top + radius, xs - left + radius
+    rows = 64
+    blocks = [
+        (start, group)
+        for start in range(int(py.min()), int(py.max()) + 1, rows)
+        for group in _column_groups(np.flatnonzero((py >= start) & (py < start + rows)), px, radius)
+    ]
+    sums = np.zeros((len(weights), ys.size, 4), dtype=np.int32)
+    padded = np.zeros((bottom - top + 2 * radius, right - left + 2 * radius), dtype=np.uint32)
+    inside = padded[radius : radius + bottom - top, radius : radius + right - left]
+    for k, weight in enumerate(weights):
+        # The mask's pixels as whole 32-bit words: one pass instead of four.
+        np.multiply(words, weight[top:bottom, left:right], out=inside)
+        for start, (chosen, first, last) in blocks:
+            # Window sums over the block reaching ``radius`` around its points;
+            # down the columns first, in 16 bits (up to 257 bytes fit).
+            block = padded[
+                start - radius : start + rows + radius, first - radius : last + radius + 1
+            ]
+            channels = block.view(np.uint8).reshape(*block.shape, 4).astype(np.uint16)
+            down = _window_sums(channels, radius, axis=0)
+            both = _window_sums(down.astype(np.int32), radius, axis=1)
+            at = (py[chosen] - start) * both.shape[1] + (px[chosen] - first)
+            sums[k, chosen] = np.take(both.reshape(-1, 4), at, axis=0)
+    results = []
+    for k in range(len(weights)):
+        count = sums[k, :, 3] // 255
+        means = sums[k, :, :3] / np.maximum(count, 1)[:, None]
+        results.append((means.astype(np.float32), count.astype(np.float32)))
+    return results
 
-    def window_sum(plane: NDArray[np.uint8] | BoolArray) -> NDArray[np.int32]:
-        # Row prefix sums, then the window's rows gathered per query point: far
-        # cheaper than a full 2-D integral image when only edge pixels are asked.
-        np.cumsum(plane, axis=1, dtype=np.int32, out=prefix[:, 1:])
-        spans = prefix[rows, x1[:, None]] - prefix[rows, x0[:, None]]
-        return np.asarray(np.where(inside, spans, 0).sum(axis=1), dtype=np.int32)
 
-    count = window_sum(sub_w)
-    sub_v = values[top:bottom, left:right]
-    sums = np.stack([window_sum(sub_v[..., c] * sub_w) for c in range(values.shape[2])], -1)
-    means = sums / np.maximum(count, 1)[:, None]
-    return means.astype(np.float32), count.astype(np.float32)
+def _column_groups(
+    points: IndexArray, columns: IndexArray, radius: int
+) -> list[tuple[IndexArray, int, int]]:
+    """Split ``points`` where their ``columns`` leave wide gaps: (points, first
+    column, last column) per group. Gaps not much wider than a window are
+    bridged, as another block costs more than the pixels it would skip."""
+    if points.size == 0:
+        return []
+    order = points[np.argsort(columns[points], kind="stable")]
+    in_order = columns[order]
+    breaks = np.flatnonzero(np.diff(in_order) > 2 * radius + 33) + 1
+    return [
+        (group, int(columns[group[0]]), int(columns[group[-1]]))
+        for group in np.split(order, breaks)
+    ]
+
+
+def _window_sums(values: NDArray[_Int], radius: int, axis: int) -> NDArray[_Int]:
+    """Sums over ``2 * radius + 1`` consecutive entries along ``axis``, where the
+    window fits: that axis comes out ``2 * radius`` shorter.
+
+    By doubling: sums over 1, 2, 4, ... entries, each two shifted copies of the
+    previous added, then those that make up the width added at their offsets.
+    A handful of passes whatever the radius, and unlike a cumulative sum, no
+    partial sum outgrows the window's.
+    """
+    width = 2 * radius + 1
+    lines = np.moveaxis(values, axis, 0)  # one slice expression for either axis
+    n = lines.shape[0] - 2 * radius
+    # The width is odd: its lowest bit is one entry. (Order "K" keeps the
+    # memory layout, so the result is contiguous again once the axis is back.)
+    total = lines[:n].copy(order="K")
+    length, offset = 1, 1  # lines[i] sums ``length`` entries from i
+    while 2 * length <= width:
+        lines = lines[:-length] + lines[length:]
+        length *= 2
+        if width & length:
+            total += lines[offset : offset + n]
+            offset += length
+    return np.moveaxis(total, 0, axis)
+
+
+def _pixel_words(rgb: NDArray[np.uint8]) -> NDArray[np.uint32]:
+    """Each pixel as one little-endian 32-bit word whose bytes are R, G, B, 255.
+
+    Reading 4 bytes at a 3-byte stride takes each pixel plus the next pixel's
+    red, which the OR then overwrites: one pass, where inserting a fourth
+    channel with NumPy would copy byte by byte.
+    """
+    h, w, _ = rgb.shape
+    flat = np.zeros(h * w * 3 + 1, dtype=np.uint8)
+    flat[:-1] = rgb.reshape(-1)
+    words = np.ndarray((h * w,), dtype="<u4", buffer=flat, strides=(3,))
+    return (words | np.uint32(0xFF000000)).astype("<u4", copy=False).reshape(h, w)
 
 
 def _shadow_backdrop(
     lab: FloatArray,
-    bg_lab: FloatArray,
+    model: _Backdrop,
     dist: FloatArray,
     lo: float,
     inliers: BoolArray,
     scale: float,
 ) -> BoolArray:
     """Soft shadows cast on the backdrop: pixels near the open backdrop, reached
-    from it through shadow-like pixels without crossing an outline.
+    from it through shadow-like pixels without crossing an outline. ``lab`` is
+    the blurred image as Lab planes, (3, H, W).
 
     Dimming linear light by k scales (L + 16, a, b) by k ** (1/3), so a shadow is
     a pixel parallel to the backdrop colour in that space and a little shorter.
     Shadows are soft, so this runs on every other pixel of the blurred image.
     """
     step = 2 if dist.size > 400_000 else 1
-    p = lab[::step, ::step] + np.array([16.0, 0.0, 0.0], np.float32)
-    q = bg_lab[::step, ::step] + np.array([16.0, 0.0, 0.0], np.float32)
+    # (L + 16, a, b) of the blurred image, p, and of the backdrop model, q.
+    p0 = lab[0, ::step, ::step] + np.float32(16.0)
+    p1, p2 = lab[1, ::step, ::step], lab[2, ::step, ::step]
+    q0, q1, q2 = model.field(step)
+    q0 += 16.0
     d = dist[::step, ::step]
-    qq = np.maximum(np.einsum("ijk,ijk->ij", q, q), 1e-6)
-    s = np.einsum("ijk,ijk->ij", p, q) / qq
-    resid = p - s[..., None] * q
-    off_axis = np.sqrt(np.einsum("ijk,ijk->ij", resid, resid))
+    pq = p0 * q0
+    pq += p1 * q1
+    pq += p2 * q2
+    qq = q0 * q0
+    qq += q1 * q1
+    qq += q2 * q2
+    np.maximum(qq, 1e-6, out=qq)
+    pp = p0 * p0
+    pp += p1 * p1
+    pp += p2 * p2
+    s = pq / qq
+    # |p - s q|^2 = |p|^2 - s (p . q): the squared part of p off the backdrop's axis.
+    off_axis2 = pp - s * pq
     s_min = _SHADOW_MIN_LIGHT ** (1.0 / 3.0)
-    like = (s >= s_min) & (s <= 1.0) & (off_axis < max(1.0, 0.8 * lo))
+    like = (s >= s_min) & (s <= 1.0) & (off_axis2 < max(1.0, 0.8 * lo) ** 2)
 
-    lum = p[..., 0]
+    lum = p0
     grad = np.zeros_like(lum)
     grad[1:-1, :] = np.abs(lum[2:, :] - lum[:-2, :])
     gx = np.zeros_like(lum)
@@ -760,7 +1083,7 @@ def _shadow_backdrop(
     # A soft shadow changes slowly: in its faint tail by little per pixel, in its
     # core by a small fraction of its depth per pixel. An outline fails both.
     # In small images shadows get as sharp as outlines; do not relax beyond that.
-    darkening = np.maximum(q[..., 0] - lum, 0.0)
+    darkening = np.maximum(q0 - lum, 0.0)
     size = max(scale, 0.5)
     soft = (grad < max(1.2 / size, 1.5 * g_noise)) | (grad < 0.12 * darkening / size)
 
@@ -769,11 +1092,8 @@ def _shadow_backdrop(
     # Faint shading (a mottled backdrop, the fringe of a shadow) may spread anywhere
     # from the frame.
     faint = plain | (candidates & (d < 2.5 * lo))
-    labels, count = _label(faint, diagonal=False)
-    touching = np.zeros(count + 1, dtype=np.bool_)
-    touching[_border_labels(labels)] = True
-    touching[count] = False
-    open_backdrop = touching[labels]
+    regions = _components(faint, diagonal=False)
+    open_backdrop = regions.paint(regions.touching_border())
     # Deep shadows hug the product, so that flood may only travel a short way:
     # where a neutral product meets its own shadow with no visible outline, it
     # then eats a sliver of the product instead of all of it.
@@ -783,12 +1103,13 @@ def _shadow_backdrop(
 
 def _grow(seed: BoolArray, allowed: BoolArray, steps: int) -> BoolArray:
     """Pixels of ``allowed`` within ``steps`` 4-connected moves of ``seed``."""
-    ys, xs = np.nonzero(allowed)
-    if ys.size == 0:
+    rows = np.flatnonzero(allowed.any(axis=1))
+    if rows.size == 0:
         return np.zeros_like(allowed)
+    cols = np.flatnonzero(allowed.any(axis=0))
     # Only the box around the allowed pixels (plus one for the seed) can change.
-    top, bottom = max(0, int(ys.min()) - 1), int(ys.max()) + 2
-    left, right = max(0, int(xs.min()) - 1), int(xs.max()) + 2
+    top, bottom = max(0, int(rows[0]) - 1), int(rows[-1]) + 2
+    left, right = max(0, int(cols[0]) - 1), int(cols[-1]) + 2
     ok = allowed[top:bottom, left:right]
     reached = seed[top:bottom, left:right].copy()
     for _ in range(steps):
@@ -814,40 +1135,34 @@ def _clean(alpha: FloatArray, dist: FloatArray, lo: float, scale: float) -> Floa
         return np.zeros_like(alpha)
 
     # Specks: components far smaller than the product and than the frame.
-    labels, count = _label(hard, diagonal=True)
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    sizes[count] = 0
+    parts = _components(hard, diagonal=True)
+    sizes = parts.sizes()
     biggest = float(sizes.max())
     # Mottled backdrops leave blobs that barely clear the threshold; real parts of
     # a product stand out more, or are a sizeable share of it.
-    mean_dist = np.bincount(labels.ravel(), weights=dist.ravel(), minlength=count + 1)
-    faint = mean_dist < 2.0 * lo * np.maximum(sizes, 1)
-    keep_comp = (sizes >= max(0.0003 * total, 0.02 * biggest)) & ~(faint & (sizes < 0.1 * biggest))
-    hard &= keep_comp[labels]
-    if not hard.any():
+    faint = parts.sums(dist) < 2.0 * lo * np.maximum(sizes, 1)
+    keep = (sizes >= max(0.0003 * total, 0.02 * biggest)) & ~(faint & (sizes < 0.1 * biggest))
+    if not keep.any():
         return np.zeros_like(alpha)
+    hard = parts.paint(keep)
 
     # Holes: enclosed backdrop much smaller than the product is a highlight or a
     # speck of noise, not a real opening like a handle.
-    product_area = float(hard.sum())
-    labels, count = _label(~hard, diagonal=False)
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    enclosed = np.ones(count + 1, dtype=np.bool_)
-    enclosed[_border_labels(labels)] = False
-    enclosed[count] = False
-    holes = (enclosed & (sizes < 0.01 * product_area))[labels]
+    product_area = float(sizes[keep].sum())
+    gaps = _components(~hard, diagonal=False)
+    small = gaps.sizes() < 0.01 * product_area
+    holes = gaps.paint(small & ~gaps.touching_border())
     filled = hard | holes
 
-    out = np.where(_dilate(filled, max(1, round(2 * scale))), alpha, 0.0).astype(np.float32)
-    out[holes] = 1.0
-    out[_erode(filled, 1)] = 1.0
+    out = np.where(_dilate(filled, max(1, round(2 * scale))), alpha, np.float32(0.0))
+    np.putmask(out, holes | _erode(filled, 1), np.float32(1.0))
     return out
 
 
 def _decontaminate(rgb: NDArray[np.uint8], alpha: FloatArray, matte: _Matte) -> NDArray[np.uint8]:
     """Un-mix the backdrop from semi-transparent edge pixels so no halo remains."""
     out = rgb.copy()
-    ys, xs = np.nonzero((alpha > 0.02) & (alpha < 0.98))
+    ys, xs = _where((alpha > 0.02) & (alpha < 0.98))
     if ys.size == 0:
         return out
     bg = matte.backdrop_at(ys, xs, alpha.shape)
@@ -898,8 +1213,11 @@ def remove_background(image: Image.Image) -> Image.Image:
         alpha = matte.alpha
 
     colour = _decontaminate(rgb, alpha, matte)
-    alpha8 = np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)
-    return Image.fromarray(np.dstack([colour, alpha8]), "RGBA")
+    alpha8 = np.rint(alpha * 255.0).astype(np.uint8)  # alpha is within [0, 1]
+    # Pillow joins the planes in C; np.dstack would copy pixel by pixel.
+    cutout = Image.fromarray(colour, "RGB")
+    cutout.putalpha(Image.fromarray(alpha8, "L"))
+    return cutout
 
 
 def make_packshot(
@@ -941,10 +1259,27 @@ def make_packshot(
     else:
         side = size
     new_w, new_h = max(1, round(pw * fit)), max(1, round(ph * fit))
-    if (new_w, new_h) != (pw, ph):
-        product = product.resize((new_w, new_h), Image.Resampling.LANCZOS)
+    resized = (new_w, new_h) != (pw, ph)
+    dest = ((side - new_w) // 2, (side - new_h) // 2)
+    # Enlarging, bicubic and Lanczos differ by under 0.1 level on average (PSNR
+    # ~50 dB on the samples) and bicubic takes a third less time; shrinking
+    # keeps Lanczos, whose wider kernel keeps fine detail from aliasing.
+    resample = Image.Resampling.BICUBIC if fit > 1.0 else Image.Resampling.LANCZOS
 
-    fill = (0, 0, 0, 0) if color is None else (*color, 255)
-    canvas = Image.new("RGBA", (side, side), fill)
-    canvas.alpha_composite(product, dest=((side - new_w) // 2, (side - new_h) // 2))
-    return canvas if color is None else canvas.convert("RGB")
+    if color is None:
+        if resized:
+            product = product.resize((new_w, new_h), resample)
+        canvas = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+        canvas.alpha_composite(product, dest=dest)
+        return canvas
+    # On a flat colour, compose first and resize after: resampling is linear and
+    # the colour is constant, so this equals resizing the premultiplied cut-out
+    # and compositing it, without resampling an alpha channel or converting to
+    # and from premultiplied alpha on the large image (over twice as fast).
+    flat = Image.new("RGB", product.size, color)
+    flat.paste(product, (0, 0), product)
+    if resized:
+        flat = flat.resize((new_w, new_h), resample)
+    canvas = Image.new("RGB", (side, side), color)
+    canvas.paste(flat, dest)
+    return canvas
