@@ -1146,6 +1146,14 @@ def _clean(alpha: FloatArray, dist: FloatArray, lo: float, scale: float) -> Floa
         return np.zeros_like(alpha)
     hard = parts.paint(keep)
 
+    # The rest happens in the box around the product, grown by at least one
+    # pixel: outside it there is no hole and nothing survives, and backdrop
+    # touching its edge is connected to the image's border.
+    grow = max(1, round(2 * scale))
+    box = _bounding_box(hard, grow)
+    assert box is not None  # some component is kept
+    hard = hard[box]
+
     # Holes: enclosed backdrop much smaller than the product is a highlight or a
     # speck of noise, not a real opening like a handle.
     product_area = float(sizes[keep].sum())
@@ -1154,8 +1162,12 @@ def _clean(alpha: FloatArray, dist: FloatArray, lo: float, scale: float) -> Floa
     holes = gaps.paint(small & ~gaps.touching_border())
     filled = hard | holes
 
-    out = np.where(_dilate(filled, max(1, round(2 * scale))), alpha, np.float32(0.0))
-    np.putmask(out, holes | _erode(filled, 1), np.float32(1.0))
+    # Alpha is within [0, 1], so products and maxima with the masks select and
+    # set without branching on every pixel.
+    out = np.zeros_like(alpha)
+    inside = out[box]
+    np.multiply(alpha[box], _dilate(filled, grow), out=inside)
+    np.maximum(inside, holes | _erode(filled, 1), out=inside)
     return out
 
 
