@@ -33,7 +33,10 @@ Approach (``remove_background``):
 6. Pixels within a few pixels of the backdrop get a soft alpha by linear
    unmixing: the pixel is a mix of the local backdrop and the local product
    colour (means over nearby pixels of each), and its position on the segment
-   between them is its coverage.
+   between them is its coverage. The band also takes in the faint pixels a
+   little off the backdrop's colour next to it (JPEG's ringing and chroma
+   bleed beside a strong outline), which would otherwise stay solid as specks
+   of the old backdrop.
 7. Clean up with connected components (computed on horizontal runs in NumPy:
    SciPy and OpenCV are not dependencies): drop specks much smaller than the
    product and faint blobs of a mottled backdrop, fill holes much smaller than
@@ -883,6 +886,10 @@ def _compute_matte(rgb: NDArray[np.uint8]) -> _Matte:
     margin = reach + max(2, round(5 * scale))
     # Within ``reach`` of plain backdrop; eroding the rest touches fewer pixels.
     near = ~_erode(dist >= lo, reach) | _dilate(shadow, margin)
+    # JPEG rings beside a strong outline: pixels a little off the backdrop's colour,
+    # a few pixels thick. Left solid they would be specks of the old backdrop on the
+    # new one; in the band they are unmixed like any edge pixel.
+    near |= _dilate((dist < max(3.0 * lo, 10.0)) & ~_erode(dist >= lo, 3 * reach), reach)
     alpha = (~near).astype(np.float32)
     flat = rgb_model.top.mean(axis=0)
 

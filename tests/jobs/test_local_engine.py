@@ -454,3 +454,12 @@ def test_an_engine_error_carries_its_code_and_message() -> None:
     assert error.code == "empty_image"
     assert error.message == "Nothing here."
     assert str(error) == "Nothing here."
+
+
+def test_a_jpeg_photo_leaves_no_specks_of_its_old_backdrop_along_the_outline() -> None:
+    # JPEG rings and bleeds colour a few pixels into the white backdrop beside the red
+    # mug; kept solid, those pixels would show as white specks on a dark backdrop.
+    photo = Image.open(io.BytesIO(sample_jpeg_bytes("mug")))
+    cutout = np.asarray(remove_background(photo)).astype(np.int32)
+    light_and_solid = (cutout[..., 3] > 128) & (cutout[..., :3].mean(axis=2) > 200)
+    assert int(light_and_solid.sum()) < 40
