@@ -75,7 +75,8 @@ def main() -> None:
     print("as the job stores them; 'x floor' is the ratio to Pillow's open + resize + save")
     header = f"{'':<38} {'ms':>8} {'out MP':>7} {'ms/out MP':>10} {'x floor':>8}"
     print(
-        f"\npackshots (bria-product-packshot: up to 2000 x 2000, less when the product is too small\nto deserve it; JPEG q92; target <= 400 ms)\n{header}"
+        "\npackshots (bria-product-packshot: up to 2000 x 2000, less when the product is too"
+        f" small\nto deserve it; JPEG q92; target <= 400 ms)\n{header}"
     )
     worst_packshot = 0.0
     inputs = [(name, samples.sample_jpeg_bytes(name)) for name in SAMPLES]
