@@ -12,6 +12,9 @@ from django.http import QueryDict
 from jobs import catalog, scenes
 
 
+PACKSHOT = "bria-product-packshot"
+
+
 class NewJobForm(forms.Form):
     image_url = forms.URLField(
         label="Product image URL",
@@ -36,7 +39,9 @@ class NewJobForm(forms.Form):
         # with a message that says so.
         field.choices = [(m.slug, m.title) for m in catalog.all_models()]
         engine = catalog.current_engine()
-        field.initial = next((m.slug for m in catalog.all_models() if m.runs_on(engine)), None)
+        # The packshot asks for nothing but a photo: the simplest first job.
+        runnable = [m.slug for m in catalog.all_models() if m.runs_on(engine)]
+        field.initial = PACKSHOT if PACKSHOT in runnable else next(iter(runnable), None)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

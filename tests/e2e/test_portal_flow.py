@@ -115,10 +115,15 @@ def test_the_new_job_page_shows_resolved_parameters_and_output_size_before_submi
     assert "marble" in preview.lower()
     assert "random (drawn when you submit)" in preview
     _shot(page, "new-job-preview")
-    # This model needs Segmind: the page says so instead of failing later.
-    assert page.get_by_role("button", name="Submit job").is_disabled()
-    assert page.locator("#needs-segmind").is_visible()
+    # On the local engine this model is composed on a backdrop: it can be submitted.
+    assert page.get_by_role("button", name="Submit job").is_enabled()
+    assert page.locator("#needs-segmind").is_hidden()
 
     section.get_by_label("steps").fill("50")
     page.locator("#preview-status", has_text="Fix these").wait_for()
     assert "must be between 1 and 20" in page.locator("#preview-params").inner_text()
+
+    # The PixelFlow workflow needs Segmind: the page says so instead of failing later.
+    page.get_by_label(re.compile("PixelFlow")).check()
+    page.locator("#needs-segmind").wait_for()
+    assert page.get_by_role("button", name="Submit job").is_disabled()
