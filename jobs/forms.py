@@ -11,7 +11,6 @@ from django.http import QueryDict
 
 from jobs import catalog, scenes
 
-
 PACKSHOT = "bria-product-packshot"
 
 
