@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
+from jobs import catalog
 from jobs.local_engine import BBOX_ALPHA_THRESHOLD, EngineError, remove_background
 
 __all__ = [
@@ -720,8 +721,6 @@ def scene_request(
     *, model: str, params: dict[str, Any], backdrop: str, source: tuple[int, int]
 ) -> SceneRequest:
     """What to compose for a job of ``model`` with its resolved ``params``."""
-    from jobs import catalog
-
     seed = int(params.get("seed") or 0)
     if model == "qwen-image-edit-plus-product-photography":
         width, height = qwen_size(str(params.get("aspect_ratio", "match_input_image")), source)
