@@ -9,7 +9,7 @@ import pytest
 
 from jobs import catalog
 from jobs.models import AssetKind, Job, JobStatus, Preset
-from tests.e2e.test_portal_flow import _log_in, _shot
+from tests.e2e.test_portal_flow import _assert_job_page_and_gallery_show_it, _log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -47,12 +47,4 @@ def test_each_local_model_runs_from_the_portal_with_a_preset_to_the_gallery(
     if spec.composed_locally:
         assert job.backdrop == preset.backdrop
         page.get_by_text(re.compile("placed on the backdrop")).wait_for()
-    page.wait_for_function("Array.from(document.images).every(img => img.complete)")
-    for alt in ("The product photo you submitted", "The result of this job"):
-        assert page.get_by_alt_text(alt).evaluate("img => img.naturalWidth") > 0
-    _shot(page, f"local-{model}")
-
-    page.get_by_role("link", name="Gallery").click()
-    tiles = page.locator(".gallery .tile img")
-    assert tiles.count() == 1
-    assert tiles.first.evaluate("img => img.complete && img.naturalWidth > 0")
+    _assert_job_page_and_gallery_show_it(page, f"local-{model}")

@@ -21,6 +21,19 @@ def _shot(page, name: str) -> None:
         page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=True)
 
 
+def _assert_job_page_and_gallery_show_it(page, shot: str) -> None:
+    """On a finished job's page: both images load; then the gallery shows its one tile."""
+    page.wait_for_function("Array.from(document.images).every(img => img.complete)")
+    for alt in ("The product photo you submitted", "The result of this job"):
+        assert page.get_by_alt_text(alt).evaluate("img => img.naturalWidth") > 0
+    _shot(page, shot)
+
+    page.get_by_role("link", name="Gallery").click()
+    tiles = page.locator(".gallery .tile img")
+    assert tiles.count() == 1
+    assert tiles.first.evaluate("img => img.complete && img.naturalWidth > 0")
+
+
 def _log_in(page, live_server, email: str) -> None:
     page.goto(f"{live_server.url}/login/")
     page.get_by_label("Email").fill(email)

@@ -10,7 +10,7 @@ import pytest
 
 from jobs import catalog
 from jobs.models import AssetKind, Job, JobStatus
-from tests.e2e.test_portal_flow import _log_in, _shot
+from tests.e2e.test_portal_flow import _assert_job_page_and_gallery_show_it, _log_in
 from tests.fake_segmind import FakeSegmind
 from tests.jobs.test_segmind_jobs import PROMPTS
 
@@ -53,12 +53,4 @@ def test_each_model_runs_on_segmind_from_the_portal_to_the_gallery(
     if size := spec.output_size(job.params):
         assert (output.width, output.height) == size
     assert fake.stats()["submissions"] == 1
-    page.wait_for_function("Array.from(document.images).every(img => img.complete)")
-    for alt in ("The product photo you submitted", "The result of this job"):
-        assert page.get_by_alt_text(alt).evaluate("img => img.naturalWidth") > 0
-    _shot(page, f"segmind-{model}")
-
-    page.get_by_role("link", name="Gallery").click()
-    tiles = page.locator(".gallery .tile img")
-    assert tiles.count() == 1
-    assert tiles.first.evaluate("img => img.complete && img.naturalWidth > 0")
+    _assert_job_page_and_gallery_show_it(page, f"segmind-{model}")
