@@ -79,11 +79,23 @@ class Tenant(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=60, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The ledger's running totals, kept in the same transaction as each entry (see
+    # `CreditEntry`): credits the shop can spend, and credits held by running jobs.
+    credit_balance = models.IntegerField(default=0)
+    credit_held = models.IntegerField(default=0)
 
     objects = TenantQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(credit_balance__gte=0), name="tenant_credit_balance_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(credit_held__gte=0), name="tenant_credit_held_not_negative"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -218,3 +230,74 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class CreditKind(models.TextChoices):
+    GRANT = "grant", "Grant"
+    PURCHASE = "purchase", "Purchase"
+    HOLD = "hold", "Hold"
+    CAPTURE = "capture", "Capture"
+    RELEASE = "release", "Release"
+    REFUND = "refund", "Refund"
+    ADJUSTMENT = "adjustment", "Adjustment"
+
+
+# The kinds a job may have at most one of.
+JOB_CREDIT_KINDS = (CreditKind.HOLD, CreditKind.CAPTURE, CreditKind.RELEASE)
+
+
+class CreditEntryQuerySet(models.QuerySet["CreditEntry"]):
+    def for_tenant(self, tenant: Tenant) -> CreditEntryQuerySet:
+        return self.filter(tenant=tenant)
+
+
+class CreditEntry(models.Model):
+    """One line of a tenant's credit ledger. Append-only: corrections are new entries.
+
+    ``amount`` is the change to the credits the shop can spend: a hold takes the job's
+    price out (negative), a release gives it back, a capture moves it from held to spent
+    (zero). ``balance_after`` and ``held_after`` are the tenant's totals after it.
+    """
+
+    # A workspace deleted for good takes its books with it; nothing else deletes them.
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="credit_entries")
+    kind = models.CharField(max_length=20, choices=CreditKind.choices)
+    amount = models.IntegerField()
+    balance_after = models.IntegerField()
+    held_after = models.IntegerField()
+    job = models.ForeignKey(
+        "jobs.Job", models.PROTECT, null=True, blank=True, related_name="credit_entries"
+    )
+    payment_ref = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(User, models.SET_NULL, null=True, blank=True, related_name="+")
+    memo = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = CreditEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(balance_after__gte=0), name="credit_entry_balance_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(held_after__gte=0), name="credit_entry_held_not_negative"
+            ),
+            models.UniqueConstraint(
+                fields=["job", "kind"],
+                condition=models.Q(kind__in=[k.value for k in JOB_CREDIT_KINDS]),
+                name="one_hold_capture_release_per_job",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount:+d} for {self.tenant}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ValueError("Credit entries are never edited: add a correcting entry.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise ValueError("Credit entries are never deleted: add a correcting entry.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -20,6 +21,8 @@ from django.utils.text import slugify
 from accounts.models import (
     API_KEY_PREFIX,
     ApiKey,
+    CreditEntry,
+    CreditKind,
     Invitation,
     Membership,
     Role,
@@ -27,6 +30,9 @@ from accounts.models import (
     User,
 )
 from productstudio.errors import CodedError
+
+if TYPE_CHECKING:
+    from jobs.models import Job
 
 
 class AccountError(CodedError):
@@ -253,3 +259,125 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
 def api_key_revoke(*, tenant: Tenant, key_id: str) -> None:
     """Revoke one of `tenant`'s keys; it stops working at once."""
     ApiKey.objects.for_tenant(tenant).active().filter(pk=key_id).update(revoked_at=timezone.now())
+
+
+# -- credits ---------------------------------------------------------------------------
+
+
+class CreditError(CodedError):
+    """A refused credit operation (``insufficient_credits``, ``invalid_amount``)."""
+
+
+def _credit_append(
+    *,
+    tenant_id: int,
+    kind: str,
+    amount: int,
+    held: int = 0,
+    job: Job | None = None,
+    user: User | None = None,
+    memo: str = "",
+    payment_ref: str = "",
+) -> CreditEntry:
+    """Append one entry and move the tenant's totals with it, under the tenant's row
+    lock: concurrent entries for a tenant queue here, so totals never drift."""
+    tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
+    balance = tenant.credit_balance + amount
+    held_after = tenant.credit_held + held
+    if balance < 0:
+        raise CreditError(
+            "insufficient_credits",
+            f"This needs {-amount} credits and the workspace has {tenant.credit_balance}.",
+        )
+    Tenant.objects.filter(pk=tenant_id).update(credit_balance=balance, credit_held=held_after)
+    return CreditEntry.objects.create(
+        tenant_id=tenant_id,
+        kind=kind,
+        amount=amount,
+        balance_after=balance,
+        held_after=held_after,
+        job=job,
+        created_by=user,
+        memo=memo[:300],
+        payment_ref=payment_ref,
+    )
+
+
+def credits_grant(
+    *, tenant: Tenant, amount: int, user: User | None, memo: str, kind: str = CreditKind.GRANT
+) -> CreditEntry:
+    """Add credits (a grant, a purchase or a refund); ``amount`` must be positive."""
+    if amount <= 0:
+        raise CreditError("invalid_amount", "amount: must be a positive number of credits.")
+    with transaction.atomic():
+        return _credit_append(tenant_id=tenant.pk, kind=kind, amount=amount, user=user, memo=memo)
+
+
+def credits_adjust(*, tenant: Tenant, amount: int, user: User, memo: str) -> CreditEntry:
+    """An operator's correction, up or down; refused if the balance would go negative."""
+    if amount == 0:
+        raise CreditError("invalid_amount", "amount: an adjustment cannot be zero.")
+    if not memo.strip():
+        raise CreditError("memo_required", "memo: say why the balance is adjusted.")
+    with transaction.atomic():
+        return _credit_append(
+            tenant_id=tenant.pk, kind=CreditKind.ADJUSTMENT, amount=amount, user=user, memo=memo
+        )
+
+
+def credits_hold(*, tenant: Tenant, job: Job, amount: int, user: User | None = None) -> CreditEntry:
+    """Hold a job's price, or refuse with ``insufficient_credits``. A job is held once:
+    a second hold for it returns the first."""
+    if amount < 0:
+        raise CreditError("invalid_amount", "amount: a price cannot be negative.")
+    try:
+        with transaction.atomic():
+            return _credit_append(
+                tenant_id=tenant.pk,
+                kind=CreditKind.HOLD,
+                amount=-amount,
+                held=amount,
+                job=job,
+                user=user,
+                memo=f"held for job {job.pk}",
+            )
+    except IntegrityError:
+        return CreditEntry.objects.get(job=job, kind=CreditKind.HOLD)
+
+
+def _credits_settle(*, job: Job, kind: str) -> CreditEntry | None:
+    """Capture or release a job's hold, once. None when the job holds nothing, or was
+    already settled the other way (a job is captured or released, never both)."""
+    try:
+        with transaction.atomic():
+            hold = CreditEntry.objects.filter(job=job, kind=CreditKind.HOLD).first()
+            if hold is None:
+                return None
+            # Taking the tenant's lock first makes the check below race-free.
+            Tenant.objects.select_for_update().get(pk=hold.tenant_id)
+            settled = CreditEntry.objects.filter(
+                job=job, kind__in=[CreditKind.CAPTURE, CreditKind.RELEASE]
+            ).first()
+            if settled is not None:
+                return settled if settled.kind == kind else None
+            price = -hold.amount
+            return _credit_append(
+                tenant_id=hold.tenant_id,
+                kind=kind,
+                amount=0 if kind == CreditKind.CAPTURE else price,
+                held=-price,
+                job=job,
+                memo=f"{kind} for job {job.pk}",
+            )
+    except IntegrityError:
+        return CreditEntry.objects.filter(job=job, kind=kind).first()
+
+
+def credits_capture(*, job: Job) -> CreditEntry | None:
+    """The job succeeded: its held credits are spent."""
+    return _credits_settle(job=job, kind=CreditKind.CAPTURE)
+
+
+def credits_release(*, job: Job) -> CreditEntry | None:
+    """The job failed, was canceled or expired: its held credits go back to the shop."""
+    return _credits_settle(job=job, kind=CreditKind.RELEASE)
