@@ -1,10 +1,10 @@
-"""Operators' view of users, workspaces, members, invitations and API keys."""
+"""Operators' view of users, workspaces, members, invitations, API keys and credits."""
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.http import HttpRequest
 
-from accounts.models import ApiKey, Invitation, Membership, Tenant, User
+from accounts.models import ApiKey, CreditEntry, Invitation, Membership, Tenant, User
 
 
 class MembershipInline(admin.TabularInline):
@@ -33,10 +33,11 @@ class UserAdmin(BaseUserAdmin):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "member_count", "created_at"]
+    list_display = ["name", "slug", "member_count", "credit_balance", "credit_held", "created_at"]
     search_fields = ["name", "slug", "memberships__user__email"]
     list_filter = ["created_at"]
-    readonly_fields = ["created_at"]
+    # The totals move only with ledger entries.
+    readonly_fields = ["created_at", "credit_balance", "credit_held"]
     inlines = [MembershipInline]
 
     @admin.display(description="Members")
@@ -72,4 +73,35 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_select_related = ["tenant"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(CreditEntry)
+class CreditEntryAdmin(admin.ModelAdmin):
+    """The ledger, read-only: entries are never edited or deleted; corrections are new
+    entries made through the services."""
+
+    list_display = [
+        "created_at",
+        "tenant",
+        "kind",
+        "amount",
+        "balance_after",
+        "held_after",
+        "job",
+        "created_by",
+        "memo",
+    ]
+    list_filter = ["kind", "tenant", "created_at"]
+    search_fields = ["tenant__name", "tenant__slug", "memo", "payment_ref", "job__id"]
+    list_select_related = ["tenant", "created_by"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

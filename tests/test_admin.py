@@ -8,11 +8,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import ApiKey, Invitation, Membership, Tenant, User
+from accounts import services as account_services
+from accounts.models import ApiKey, CreditEntry, Invitation, Membership, Tenant, User
 from jobs import services
 from jobs.models import Asset, Job, Preset
 
-MODELS = [User, Tenant, Membership, Invitation, ApiKey, Job, Asset, Preset]
+MODELS = [User, Tenant, Membership, Invitation, ApiKey, CreditEntry, Job, Asset, Preset]
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def test_every_model_is_registered_with_a_useful_changelist(model):
 
 
 @pytest.mark.parametrize(
-    "model", [Membership, Invitation, ApiKey, Job, Asset], ids=lambda m: m.__name__
+    "model", [Membership, Invitation, ApiKey, CreditEntry, Job, Asset], ids=lambda m: m.__name__
 )
 def test_tenant_data_can_be_filtered_by_tenant(model):
     assert "tenant" in admin.site._registry[model].list_filter
@@ -96,3 +97,18 @@ def test_an_operator_cannot_save_a_preset_with_an_invalid_parameter(operator_cli
     assert response.status_code == 200
     assert "background_color: must be" in response.content.decode()
     assert not Preset.objects.filter(slug="bad").exists()
+
+
+def test_the_ledger_is_read_only_in_the_admin(operator_client, tenant, owner):
+    entry = account_services.credits_grant(tenant=tenant, amount=5, user=owner, memo="welcome")
+    change = reverse("admin:accounts_creditentry_change", args=[entry.pk])
+    page = operator_client.get(change)
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content
+    assert operator_client.post(change, {"amount": 500}).status_code == 403
+    delete = reverse("admin:accounts_creditentry_delete", args=[entry.pk])
+    assert operator_client.post(delete, {"post": "yes"}).status_code == 403
+    add = reverse("admin:accounts_creditentry_add")
+    assert operator_client.get(add).status_code == 403
+    entry.refresh_from_db()
+    assert entry.amount == 5
