@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from jobs import catalog, services
-from jobs.models import Asset, Job, Preset
+from jobs.models import Asset, Job, JobPrice, Preset
 
 
 class AssetInline(admin.TabularInline):
@@ -118,3 +118,13 @@ class PresetAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug", "description", "tenant__name"]
     list_select_related = ["tenant"]
     readonly_fields = ["created_by", "created_at", "updated_at"]
+
+
+@admin.register(JobPrice)
+class JobPriceAdmin(admin.ModelAdmin):
+    """What each model costs in credits, per engine; a model with no row is free."""
+
+    list_display = ["model", "engine", "credits", "credits_per_megapixel", "updated_at"]
+    list_editable = ["credits", "credits_per_megapixel"]
+    list_filter = ["engine"]
+    search_fields = ["model"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
@@ -245,3 +247,40 @@ class Preset(models.Model):
         from jobs.catalog import get_model
 
         return get_model(self.model)
+
+
+class JobPriceQuerySet(models.QuerySet["JobPrice"]):
+    def for_job(self, model: str, engine: str) -> JobPrice | None:
+        return self.filter(model=model, engine=engine).first()
+
+
+class JobPrice(models.Model):
+    """What a job of ``model`` on ``engine`` costs in credits; operators set it in the
+    admin. No row means free (the local engine's default)."""
+
+    model = models.CharField(max_length=100)
+    engine = models.CharField(
+        max_length=20, default="segmind", choices=[("segmind", "Segmind"), ("local", "Local")]
+    )
+    credits = models.PositiveIntegerField(default=0)
+    # For models sized by megapixel: added for each started megapixel of output.
+    credits_per_megapixel = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = JobPriceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["engine", "model"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "engine"], name="one_price_per_model_engine")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} on {self.engine}: {self.credits} credits"
+
+    def for_params(self, params: Mapping[str, Any]) -> int:
+        """The price of a job with these resolved parameters."""
+        megapixel = params.get("megapixel")
+        if megapixel is None or not self.credits_per_megapixel:
+            return self.credits
+        return self.credits + self.credits_per_megapixel * math.ceil(float(megapixel))

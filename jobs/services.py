@@ -27,9 +27,10 @@ from django.utils import timezone
 from django.utils.text import slugify
 from PIL import Image
 
+from accounts import services as account_services
 from accounts.models import Tenant, User
 from jobs import catalog, fetcher, images, local_engine, provider, scenes
-from jobs.models import Asset, AssetKind, Job, JobStatus, Preset
+from jobs.models import Asset, AssetKind, Job, JobPrice, JobStatus, Preset
 from productstudio.errors import CodedError
 
 logger = logging.getLogger(__name__)
@@ -207,6 +208,7 @@ def job_submit(
             source_url=image_url,
             backdrop=_job_backdrop(spec=spec, engine=engine, preset=preset, params=resolved),
         )
+        _job_hold(job=job, spec=spec, user=user)
         job.input_asset = asset_create(
             tenant=tenant,
             job=job,
@@ -218,6 +220,22 @@ def job_submit(
         job.save(update_fields=["input_asset"])
         transaction.on_commit(lambda: job_enqueue(job_id=job.id, engine=job.engine))
     return job
+
+
+def job_price(*, model: str, engine: str, params: Mapping[str, Any]) -> int:
+    """A job's price in credits, as operators set it (free when they set none)."""
+    price = JobPrice.objects.for_job(model, engine)
+    return price.for_params(params) if price is not None else 0
+
+
+def _job_hold(*, job: Job, spec: catalog.ModelSpec, user: User | None) -> None:
+    price = job_price(model=spec.slug, engine=job.engine, params=job.params)
+    if price == 0:
+        return
+    try:
+        account_services.credits_hold(tenant=job.tenant, job=job, amount=price, user=user)
+    except account_services.CreditError as e:
+        raise JobError(e.code, e.message) from e
 
 
 def enqueue(func: str, *args: Any, **options: Any) -> None:
@@ -297,15 +315,18 @@ def job_params_check(*, job: Job) -> None:
 
 
 def job_fail(*, job_id: uuid.UUID | str, code: str, message: str) -> bool:
-    """Move a running job to failed with a stable code and a message; False if not running."""
-    return bool(
-        Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+    """Move a running job to failed with a stable code and a message, and give its held
+    credits back; False if it was not running."""
+    with transaction.atomic():
+        failed = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
             status=JobStatus.FAILED,
             error_code=code,
             error_message=message,
             completed_at=timezone.now(),
         )
-    )
+        if failed:
+            account_services.credits_release(job=Job(pk=job_id))
+    return bool(failed)
 
 
 def job_run(*, job_id: uuid.UUID | str) -> bool:
@@ -353,6 +374,7 @@ def job_succeed(*, job: Job, outputs: Sequence[tuple[bytes, images.ImageInfo]]) 
         )
         if not claimed:
             return False
+        account_services.credits_capture(job=job)
         for index, (data, info) in enumerate(outputs, start=1):
             suffix = f"-{index}" if len(outputs) > 1 else ""
             asset_create(
@@ -367,12 +389,15 @@ def job_succeed(*, job: Job, outputs: Sequence[tuple[bytes, images.ImageInfo]]) 
 
 
 def job_cancel(*, job: Job) -> bool:
-    """Cancel a job that has not started; False when it is already running or done."""
-    return bool(
-        Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+    """Cancel a job that has not started, and give its held credits back; False when
+    it is already running or done."""
+    with transaction.atomic():
+        canceled = Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
             status=JobStatus.CANCELED, completed_at=timezone.now()
         )
-    )
+        if canceled:
+            account_services.credits_release(job=job)
+    return bool(canceled)
 
 
 def jobs_sweep(*, stale_after: timedelta | None = None, max_attempts: int = 3) -> dict[str, int]:
@@ -387,11 +412,14 @@ def jobs_sweep(*, stale_after: timedelta | None = None, max_attempts: int = 3) -
     stuck = Job.objects.filter(
         status=JobStatus.RUNNING, started_at__lt=cutoff, provider_request_id=""
     )
-    failed = stuck.filter(attempts__gte=max_attempts).update(
-        status=JobStatus.FAILED,
-        error_code="worker_lost",
-        error_message="The job stopped moving several times and was given up. Try again.",
-        completed_at=timezone.now(),
+    # One by one, so each gives its held credits back.
+    failed = sum(
+        job_fail(
+            job_id=job_id,
+            code="worker_lost",
+            message="The job stopped moving several times and was given up. Try again.",
+        )
+        for job_id in list(stuck.filter(attempts__gte=max_attempts).values_list("pk", flat=True))
     )
     resend: list[tuple[uuid.UUID, str]] = []
     for job_id, engine in list(stuck.filter(attempts__lt=max_attempts).values_list("pk", "engine")):

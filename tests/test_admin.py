@@ -11,9 +11,20 @@ from django.urls import reverse
 from accounts import services as account_services
 from accounts.models import ApiKey, CreditEntry, Invitation, Membership, Tenant, User
 from jobs import services
-from jobs.models import Asset, Job, Preset
+from jobs.models import Asset, Job, JobPrice, Preset
 
-MODELS = [User, Tenant, Membership, Invitation, ApiKey, CreditEntry, Job, Asset, Preset]
+MODELS = [
+    User,
+    Tenant,
+    Membership,
+    Invitation,
+    ApiKey,
+    CreditEntry,
+    Job,
+    JobPrice,
+    Asset,
+    Preset,
+]
 
 
 @pytest.fixture
