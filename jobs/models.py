@@ -60,6 +60,8 @@ class Job(models.Model):
     # The local engine's backdrop for a scene, chosen when the job is made (see
     # `scenes.backdrop_choose`); blank for Segmind jobs and packshots.
     backdrop = models.CharField(max_length=40, blank=True)
+    # The credits held for the job when it was submitted (0: free, nothing to settle).
+    price = models.PositiveIntegerField(default=0)
     input_asset = models.ForeignKey(
         "Asset", models.SET_NULL, null=True, blank=True, related_name="+"
     )

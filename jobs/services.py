@@ -236,6 +236,8 @@ def _job_hold(*, job: Job, spec: catalog.ModelSpec, user: User | None) -> None:
         account_services.credits_hold(tenant=job.tenant, job=job, amount=price, user=user)
     except account_services.CreditError as e:
         raise JobError(e.code, e.message) from e
+    job.price = price
+    job.save(update_fields=["price"])
 
 
 def enqueue(func: str, *args: Any, **options: Any) -> None:
@@ -324,7 +326,8 @@ def job_fail(*, job_id: uuid.UUID | str, code: str, message: str) -> bool:
             error_message=message,
             completed_at=timezone.now(),
         )
-        if failed:
+        # Free jobs hold nothing: skip the ledger on the dispatcher's hot path.
+        if failed and Job.objects.filter(pk=job_id, price__gt=0).exists():
             account_services.credits_release(job=Job(pk=job_id))
     return bool(failed)
 
@@ -374,7 +377,8 @@ def job_succeed(*, job: Job, outputs: Sequence[tuple[bytes, images.ImageInfo]]) 
         )
         if not claimed:
             return False
-        account_services.credits_capture(job=job)
+        if job.price:
+            account_services.credits_capture(job=job)
         for index, (data, info) in enumerate(outputs, start=1):
             suffix = f"-{index}" if len(outputs) > 1 else ""
             asset_create(
@@ -395,7 +399,7 @@ def job_cancel(*, job: Job) -> bool:
         canceled = Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
             status=JobStatus.CANCELED, completed_at=timezone.now()
         )
-        if canceled:
+        if canceled and job.price:
             account_services.credits_release(job=job)
     return bool(canceled)
 

@@ -48,6 +48,7 @@ def test_a_job_price_can_grow_with_megapixels(db):
 def test_submitting_holds_the_price_and_success_captures_it(tenant, owner, product_jpeg, priced):
     account_services.credits_grant(tenant=tenant, amount=5, user=owner, memo="")
     job = _submit(tenant, owner, product_jpeg)
+    assert job.price == 2
     assert _totals(tenant) == (3, 2)
     tasks.job_run(str(job.id))
     job.refresh_from_db()
