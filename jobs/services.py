@@ -207,8 +207,9 @@ def job_submit(
             preset=preset,
             source_url=image_url,
             backdrop=_job_backdrop(spec=spec, engine=engine, preset=preset, params=resolved),
+            price=job_price(model=spec.slug, engine=engine, params=resolved),
         )
-        _job_hold(job=job, spec=spec, user=user)
+        _job_hold(job=job, user=user)
         job.input_asset = asset_create(
             tenant=tenant,
             job=job,
@@ -228,16 +229,13 @@ def job_price(*, model: str, engine: str, params: Mapping[str, Any]) -> int:
     return price.for_params(params) if price is not None else 0
 
 
-def _job_hold(*, job: Job, spec: catalog.ModelSpec, user: User | None) -> None:
-    price = job_price(model=spec.slug, engine=job.engine, params=job.params)
-    if price == 0:
+def _job_hold(*, job: Job, user: User | None) -> None:
+    if job.price == 0:
         return
     try:
-        account_services.credits_hold(tenant=job.tenant, job=job, amount=price, user=user)
+        account_services.credits_hold(tenant=job.tenant, job=job, amount=job.price, user=user)
     except account_services.CreditError as e:
         raise JobError(e.code, e.message) from e
-    job.price = price
-    job.save(update_fields=["price"])
 
 
 def enqueue(func: str, *args: Any, **options: Any) -> None:
