@@ -73,6 +73,10 @@ class TenantQuerySet(models.QuerySet["Tenant"]):
         return self.filter(memberships__user=user)
 
 
+def default_low_balance_threshold() -> int:
+    return int(settings.LOW_BALANCE_THRESHOLD)
+
+
 class Tenant(models.Model):
     """A shop's workspace: every job, asset and credit belongs to one."""
 
@@ -83,6 +87,15 @@ class Tenant(models.Model):
     # `CreditEntry`): credits the shop can spend, and credits held by running jobs.
     credit_balance = models.IntegerField(default=0)
     credit_held = models.IntegerField(default=0)
+    # Below this balance the portal warns and the owners get one email (sent again only
+    # after the balance has been back above it): see `credits_low_check`.
+    low_balance_threshold = models.PositiveIntegerField(default=default_low_balance_threshold)
+    low_balance_notified_at = models.DateTimeField(null=True, blank=True)
+    # The workspace's own Segmind key ("bring your own key"), encrypted at rest; only its
+    # last four characters are ever shown back.
+    segmind_key_encrypted = models.TextField(blank=True)
+    segmind_key_last4 = models.CharField(max_length=4, blank=True)
+    segmind_key_set_at = models.DateTimeField(null=True, blank=True)
 
     objects = TenantQuerySet.as_manager()
 
@@ -289,6 +302,13 @@ class CreditEntry(models.Model):
                 condition=models.Q(kind__in=[k.value for k in JOB_CREDIT_KINDS]),
                 name="one_hold_capture_release_per_job",
             ),
+            # A payment (a Stripe Checkout session) is credited once, however often its
+            # event is delivered.
+            models.UniqueConstraint(
+                fields=["payment_ref"],
+                condition=models.Q(kind="purchase"),
+                name="one_purchase_per_payment",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -301,3 +321,82 @@ class CreditEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise ValueError("Credit entries are never deleted: add a correcting entry.")
+
+
+class CreditPackQuerySet(models.QuerySet["CreditPack"]):
+    def on_sale(self) -> CreditPackQuerySet:
+        return self.filter(active=True)
+
+
+class CreditPack(models.Model):
+    """Credits sold together at one price; operators define them in the admin."""
+
+    name = models.CharField(max_length=100)
+    credits = models.PositiveIntegerField()
+    price_cents = models.PositiveIntegerField(help_text="Price in the currency's cents.")
+    currency = models.CharField(max_length=3, default="usd")
+    active = models.BooleanField(default=True, help_text="Offered on the billing page.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CreditPackQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["price_cents", "credits"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(credits__gt=0), name="credit_pack_credits"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.credits} credits"
+
+
+class CheckoutStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    COMPLETED = "completed", "Completed"
+    EXPIRED = "expired", "Expired"
+
+
+class CheckoutSessionQuerySet(models.QuerySet["CheckoutSession"]):
+    def for_tenant(self, tenant: Tenant) -> CheckoutSessionQuerySet:
+        return self.filter(tenant=tenant)
+
+
+class CheckoutSession(models.Model):
+    """A Stripe Checkout session we created for a pack: what its payment buys, recorded
+    before the shop is sent to Stripe, so the webhook credits what was sold, not what
+    the event says."""
+
+    session_id = models.CharField(max_length=255, unique=True)
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="checkout_sessions")
+    pack = models.ForeignKey(CreditPack, models.PROTECT, related_name="+")
+    credits = models.PositiveIntegerField()
+    price_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(
+        max_length=10, choices=CheckoutStatus.choices, default=CheckoutStatus.OPEN
+    )
+    created_by = models.ForeignKey(User, models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CheckoutSessionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} ({self.status})"
+
+
+class StripeEvent(models.Model):
+    """A Stripe event id we acted on: a replayed id does nothing the second time."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

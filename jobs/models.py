@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 class JobStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
+    # Segmind's account for the job's key is out of credit (406): dispatch is paused and
+    # the job waits for the pause to clear, or fails with a refund after a limit.
+    WAITING_FOR_PROVIDER = "waiting_for_provider", "Waiting for provider"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELED = "canceled", "Canceled"
@@ -62,6 +65,9 @@ class Job(models.Model):
     backdrop = models.CharField(max_length=40, blank=True)
     # The credits held for the job when it was submitted (0: free, nothing to settle).
     price = models.PositiveIntegerField(default=0)
+    # Run with the workspace's own Segmind key (charged the platform fee, not the price).
+    own_key = models.BooleanField(default=False)
+    waiting_since = models.DateTimeField(null=True, blank=True)
     input_asset = models.ForeignKey(
         "Asset", models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -286,3 +292,84 @@ class JobPrice(models.Model):
         if megapixel is None or not self.credits_per_megapixel:
             return self.credits
         return self.credits + self.credits_per_megapixel * math.ceil(float(megapixel))
+
+
+class ProviderPauseQuerySet(models.QuerySet["ProviderPause"]):
+    def open(self) -> ProviderPauseQuerySet:
+        return self.filter(cleared_at__isnull=True)
+
+
+class ProviderPause(models.Model):
+    """A circuit breaker on one Segmind key: opened when Segmind answers 406 (the account
+    behind the key is out of credit). While open, jobs for that key wait instead of being
+    sent; it closes when an operator clears it or a probe is accepted."""
+
+    # `segmind_key_id(key)`: a digest naming the key without revealing it.
+    key_id = models.CharField(max_length=32)
+    # The workspace whose own key it is; None for the platform's key.
+    tenant = models.ForeignKey(
+        Tenant, models.CASCADE, null=True, blank=True, related_name="provider_pauses"
+    )
+    message = models.TextField(blank=True)
+    opened_at = models.DateTimeField(default=timezone.now)
+    # No job is sent with the key before this; then one job goes as a probe.
+    paused_until = models.DateTimeField()
+    probe_job = models.ForeignKey(Job, models.SET_NULL, null=True, blank=True, related_name="+")
+    occurrences = models.PositiveIntegerField(default=1)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    cleared_reason = models.CharField(max_length=200, blank=True)
+
+    objects = ProviderPauseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key_id"],
+                condition=models.Q(cleared_at__isnull=True),
+                name="one_open_pause_per_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        owner = self.tenant or "platform key"
+        state = "open" if self.cleared_at is None else "cleared"
+        return f"Segmind pause for {owner} ({state})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.cleared_at is None
+
+
+class ProviderIncidentQuerySet(models.QuerySet["ProviderIncident"]):
+    def for_tenant(self, tenant: Tenant) -> ProviderIncidentQuerySet:
+        return self.filter(tenant=tenant)
+
+
+class ProviderIncident(models.Model):
+    """One occurrence of a provider-side problem a shop and an operator must see (a 406
+    from Segmind): which job, which key, what Segmind said."""
+
+    pause = models.ForeignKey(
+        ProviderPause, models.SET_NULL, null=True, blank=True, related_name="incidents"
+    )
+    tenant = models.ForeignKey(
+        Tenant, models.CASCADE, null=True, blank=True, related_name="provider_incidents"
+    )
+    job = models.ForeignKey(Job, models.SET_NULL, null=True, blank=True, related_name="+")
+    key_id = models.CharField(max_length=32)
+    own_key = models.BooleanField(default=False)
+    code = models.CharField(max_length=60)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = ProviderIncidentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.code} at {self.created_at:%Y-%m-%d %H:%M}"

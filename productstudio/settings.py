@@ -180,6 +180,27 @@ SEGMIND_POLL_MAX_ERRORS = env_int("SEGMIND_POLL_MAX_ERRORS", 8)
 SEGMIND_MAX_IN_FLIGHT = env_int("SEGMIND_MAX_IN_FLIGHT", 1000)
 # Threads that read inputs and download outputs beside the dispatcher's event loop.
 SEGMIND_DOWNLOAD_THREADS = env_int("SEGMIND_DOWNLOAD_THREADS", 4)
+# Segmind's 406 (the account behind a key is out of credit) pauses dispatch with that
+# key for this long; then one waiting job goes as a probe. Jobs that have waited longer
+# than the limit fail, and their credits are given back.
+SEGMIND_PAUSE_SECONDS = env_int("SEGMIND_PAUSE_SECONDS", 300)
+SEGMIND_WAIT_LIMIT_SECONDS = env_int("SEGMIND_WAIT_LIMIT_SECONDS", 6 * 60 * 60)
+# What a job run with the workspace's own Segmind key costs in platform credits.
+SEGMIND_OWN_KEY_FEE = env_int("SEGMIND_OWN_KEY_FEE", 0)
+# Encrypts the workspaces' own Segmind keys (a Fernet key); derived from SECRET_KEY
+# when unset, so rotating SECRET_KEY then needs the keys entered again.
+FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY")
+
+# Credits: what a new workspace starts with, and buying more through Stripe Checkout
+# (without both Stripe keys, the billing page says purchases go through the operator).
+TRIAL_CREDITS = env_int("TRIAL_CREDITS", 20)
+LOW_BALANCE_THRESHOLD = env_int("LOW_BALANCE_THRESHOLD", 10)
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
+# Tests and local demos point the Stripe library at a fake on 127.0.0.1.
+STRIPE_API_BASE = env("STRIPE_API_BASE", "https://api.stripe.com").rstrip("/")
+# Stripe's own default: events signed longer ago than this are refused.
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300)
 
 # Email ---------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
