@@ -113,6 +113,14 @@ class Tenant(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def has_own_segmind_key(self) -> bool:
+        return bool(self.segmind_key_encrypted)
+
+    @property
+    def is_low_on_credits(self) -> bool:
+        return self.credit_balance < self.low_balance_threshold
+
 
 class Role(models.TextChoices):
     OWNER = "owner", "Owner"

@@ -269,6 +269,20 @@ class Poll:
         return _error("provider_failed", self.error or "")
 
 
+# A request id no submission ever gets: `key_check` asks for its status.
+KEY_CHECK_REQUEST_ID = "00000000-0000-0000-0000-000000000000"
+
+
+def key_check(*, api_key: str, base_url: str) -> None:
+    """`SegmindClient.key_check` from synchronous code (the portal's settings page)."""
+
+    async def check() -> None:
+        async with SegmindClient(api_key=api_key, base_url=base_url, max_connections=1) as c:
+            await call_with_retries(c.key_check, attempts=2)
+
+    asyncio.run(check())
+
+
 class SegmindClient:
     """An async Segmind client: one per event loop, shared by every request it polls.
 
@@ -374,6 +388,16 @@ class SegmindClient:
     async def result(self, sub: Submission) -> Poll:
         """The request's state and, once COMPLETED, its images (at least one)."""
         return await self._poll(sub, sub.result_url, need_outputs=True)
+
+    async def key_check(self) -> None:
+        """Check the key with a call that costs nothing: the status of a request that
+        does not exist. Segmind authenticates first, so a good key gets 404 and a bad one
+        401 or 403; 406 means the key is good but its account is out of credit. Raises
+        the SegmindError of anything but 404."""
+        url = f"{self.base_url}/v2/requests/{KEY_CHECK_REQUEST_ID}/status"
+        response = await self._send("GET", url, "v2")
+        if response.status_code != 404:
+            raise self._response_error(response, on_submit=True, slug="")
 
     # --- internals ---------------------------------------------------------------
 

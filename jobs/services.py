@@ -122,11 +122,18 @@ def asset_create(
     return asset
 
 
-def _model_for_job(model: str) -> tuple[catalog.ModelSpec, catalog.Engine]:
+def job_engine(*, tenant: Tenant) -> tuple[catalog.Engine, bool]:
+    """What runs the workspace's jobs, and whether with its own Segmind key: a workspace
+    with its own key goes to Segmind even where the platform has none."""
+    if tenant.has_own_segmind_key:
+        return "segmind", True
+    return catalog.current_engine(), False
+
+
+def _model_for_job(model: str, engine: catalog.Engine) -> catalog.ModelSpec:
     spec = catalog.get_model(model)
     if spec is None:
         raise JobError("validation_error", f"model: unknown model '{model}'.", field="model")
-    engine = catalog.current_engine()
     if not spec.runs_on(engine):
         if engine == "local" and spec.kind == "workflow":
             # Not a gap to close later: it draws its product from a text prompt.
@@ -138,7 +145,7 @@ def _model_for_job(model: str) -> tuple[catalog.ModelSpec, catalog.Engine]:
         else:
             message = f"model: {spec.title} can't run on the {engine} engine."
         raise JobError("model_unavailable", message, field="model")
-    return spec, engine
+    return spec
 
 
 def job_resolve_params(
@@ -186,7 +193,8 @@ def job_submit(
     The job is `model` + `preset` + `params` (overrides), resolved by the catalog's one
     validator; the task is queued once the transaction commits.
     """
-    spec, engine = _model_for_job(model)
+    engine, own_key = job_engine(tenant=tenant)
+    spec = _model_for_job(model, engine)
     image_url = image_url.strip()
     resolved = job_resolve_params(
         tenant=tenant,
@@ -207,7 +215,8 @@ def job_submit(
             preset=preset,
             source_url=image_url,
             backdrop=_job_backdrop(spec=spec, engine=engine, preset=preset, params=resolved),
-            price=job_price(model=spec.slug, engine=engine, params=resolved),
+            own_key=own_key,
+            price=job_price(model=spec.slug, engine=engine, params=resolved, own_key=own_key),
         )
         _job_hold(job=job, user=user)
         job.input_asset = asset_create(
@@ -223,8 +232,13 @@ def job_submit(
     return job
 
 
-def job_price(*, model: str, engine: str, params: Mapping[str, Any]) -> int:
-    """A job's price in credits, as operators set it (free when they set none)."""
+def job_price(
+    *, model: str, engine: str, params: Mapping[str, Any], own_key: bool = False
+) -> int:
+    """A job's price in credits, as operators set it (free when they set none). A job on
+    the workspace's own Segmind key pays Segmind itself: only the platform fee here."""
+    if own_key:
+        return int(settings.SEGMIND_OWN_KEY_FEE)
     price = JobPrice.objects.for_job(model, engine)
     return price.for_params(params) if price is not None else 0
 
