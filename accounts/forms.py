@@ -53,3 +53,14 @@ class RoleForm(forms.Form):
 
 class WorkspaceForm(forms.Form):
     name = forms.CharField(label="Workspace name", max_length=100)
+
+
+class SegmindKeyForm(forms.Form):
+    segmind_key = forms.CharField(
+        label="Your Segmind API key",
+        max_length=200,
+        strip=True,
+        # Never sent back to the browser: the page shows the last four characters only.
+        widget=forms.PasswordInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        help_text="Checked with Segmind (at no cost) before it is saved; stored encrypted.",
+    )

@@ -1,5 +1,6 @@
 """Account pages: sign-up, invitations, the team page and workspace switching."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -10,7 +11,14 @@ from django.views.decorators.http import require_POST
 
 from accounts import services
 from accounts.decorators import workspace_view
-from accounts.forms import InvitationSignupForm, InviteForm, RoleForm, SignupForm, WorkspaceForm
+from accounts.forms import (
+    InvitationSignupForm,
+    InviteForm,
+    RoleForm,
+    SegmindKeyForm,
+    SignupForm,
+    WorkspaceForm,
+)
 from accounts.models import Invitation, Membership, User
 
 
@@ -200,3 +208,40 @@ def team_revoke_invitation(
 def _member_or_404(membership: Membership, member_id: int) -> int:
     target = get_object_or_404(Membership.objects.for_tenant(membership.tenant), pk=member_id)
     return target.pk
+
+
+@workspace_view
+def workspace_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """The workspace's settings: its own Segmind key (set, replaced or removed)."""
+    tenant = membership.tenant
+    form = SegmindKeyForm(request.POST or None)
+    if request.method == "POST":
+        if not membership.can_manage_team:
+            messages.error(request, "Only owners and admins can change the Segmind key.")
+            return redirect("workspace_settings", workspace=tenant.slug)
+        if request.POST.get("action") == "remove":
+            services.segmind_key_clear(tenant=tenant, by=membership.user)
+            messages.success(request, "Your Segmind key was removed: new jobs use ours again.")
+            return redirect("workspace_settings", workspace=tenant.slug)
+        if form.is_valid():
+            try:
+                check = services.segmind_key_set(
+                    tenant=tenant, by=membership.user, key=form.cleaned_data["segmind_key"]
+                )
+            except services.AccountError as e:
+                form.add_error("segmind_key", e.message.removeprefix("segmind_key: "))
+            else:
+                messages.success(
+                    request,
+                    f"Segmind accepted the key ending {check.last4}: new jobs run on it.",
+                )
+                if check.out_of_credit:
+                    messages.warning(
+                        request, "Segmind says this key's account is out of credit: top it up."
+                    )
+                return redirect("workspace_settings", workspace=tenant.slug)
+    return render(
+        request,
+        "accounts/workspace_settings.html",
+        {"form": form, "own_key_fee": settings.SEGMIND_OWN_KEY_FEE},
+    )

@@ -15,8 +15,8 @@ from rest_framework.response import Response
 
 from accounts.api import ApiKeyUser
 from accounts.models import Tenant
-from jobs import catalog
-from jobs.models import Asset, Job
+from jobs import catalog, services
+from jobs.models import Asset, Job, JobPrice
 
 
 class AssetSerializer(serializers.ModelSerializer[Asset]):
@@ -36,6 +36,7 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "model",
             "status",
             "params",
+            "price",
             "created_at",
             "started_at",
             "completed_at",
@@ -78,9 +79,34 @@ def job_retrieve(request: Request, job_id: str) -> Response:
     return Response(JobSerializer(job).data)
 
 
-def _model_data(spec: catalog.ModelSpec) -> dict[str, Any]:
-    engine = catalog.current_engine()
+def _caller_tenant(request: Request) -> Tenant | None:
+    """The caller's workspace when there is one (prices depend on it), else None."""
+    try:
+        return _tenant(request)
+    except NotFound:
+        return None
+
+
+def _price_data(price: JobPrice | None, *, own_key: bool) -> dict[str, Any]:
+    if own_key:
+        fee = services.job_price(model="", engine="segmind", params={}, own_key=True)
+        return {"credits": fee, "credits_per_megapixel": 0, "own_key": True}
+    return {
+        "credits": price.credits if price else 0,
+        "credits_per_megapixel": price.credits_per_megapixel if price else 0,
+        "own_key": False,
+    }
+
+
+def _model_data(
+    spec: catalog.ModelSpec, *, engine: catalog.Engine, own_key: bool, price: JobPrice | None
+) -> dict[str, Any]:
     size = spec.output_size({})
+    price_data = _price_data(price, own_key=own_key)
+    if price is not None and not own_key:
+        price_data["default_price"] = price.for_params(spec.defaults())
+    else:
+        price_data["default_price"] = price_data["credits"]
     return {
         "slug": spec.slug,
         "title": spec.title,
@@ -90,16 +116,34 @@ def _model_data(spec: catalog.ModelSpec) -> dict[str, Any]:
         "input_image_params": list(spec.input_image_params),
         "engine": engine,
         "available": spec.runs_on(engine),
+        # In credits: `credits`, plus `credits_per_megapixel` for each started megapixel
+        # of a model sized by `megapixel`; `default_price` is a job with the defaults.
+        "price": price_data,
         "defaults": spec.defaults(),
         "output_size": {"width": size[0], "height": size[1]} if size else None,
         "params_schema": spec.json_schema(),
     }
 
 
+def _catalog(request: Request, specs: list[catalog.ModelSpec]) -> list[dict[str, Any]]:
+    tenant = _caller_tenant(request)
+    if tenant is None:
+        engine, own_key = catalog.current_engine(), False
+        prices = {p.model: p for p in JobPrice.objects.filter(engine=engine)}
+    else:
+        engine, own_key = services.job_engine(tenant=tenant)
+        prices = {k: v for k, v in services.job_prices(tenant=tenant).items() if v}
+    return [
+        _model_data(spec, engine=engine, own_key=own_key, price=prices.get(spec.slug))
+        for spec in specs
+    ]
+
+
 @api_view(["GET"])
 def models_list(request: Request) -> Response:
-    """The catalog: every model, whether this engine can run it, and its parameters' schema."""
-    return Response({"results": [_model_data(spec) for spec in catalog.all_models()]})
+    """The catalog: every model, whether this engine can run it, its price for the
+    caller's workspace, and its parameters' schema."""
+    return Response({"results": _catalog(request, list(catalog.all_models()))})
 
 
 @api_view(["GET"])
@@ -107,7 +151,7 @@ def model_retrieve(request: Request, slug: str) -> Response:
     spec = catalog.get_model(slug)
     if spec is None:
         raise NotFound(f"No model '{slug}'.")
-    return Response(_model_data(spec))
+    return Response(_catalog(request, [spec])[0])
 
 
 @api_view(["POST"])
@@ -131,10 +175,16 @@ def model_resolve(request: Request, slug: str) -> Response:
     except catalog.ParamsError as e:
         return Response({"code": e.code, "errors": e.errors}, status=400)
     size = spec.output_size(params)
-    return Response(
-        {
-            "model": spec.slug,
-            "params": params,
-            "output_size": {"width": size[0], "height": size[1]} if size else None,
-        }
-    )
+    data: dict[str, Any] = {
+        "model": spec.slug,
+        "params": params,
+        "output_size": {"width": size[0], "height": size[1]} if size else None,
+    }
+    tenant = _caller_tenant(request)
+    if tenant is not None:
+        # What a job with these parameters would hold, and whether the workspace has it.
+        quote = services.job_quote(tenant=tenant, spec=spec, params=params)
+        data["price"] = quote.price
+        data["balance"] = tenant.credit_balance
+        data["enough_credits"] = tenant.credit_balance >= quote.price
+    return Response(data)

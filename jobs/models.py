@@ -112,6 +112,18 @@ class Job(models.Model):
         return spec.title if spec else self.model
 
     @property
+    def price_note(self) -> str:
+        """What the job costs the shop, in words that follow its status."""
+        if not self.price:
+            return "Free"
+        credits = f"{self.price} credit{'s' if self.price != 1 else ''}"
+        if self.status == JobStatus.SUCCEEDED:
+            return f"{credits} charged"
+        if self.status in (JobStatus.FAILED, JobStatus.CANCELED):
+            return f"{credits} given back: not charged"
+        return f"{credits} held until it finishes"
+
+    @property
     def duration_seconds(self) -> float | None:
         if self.started_at and self.completed_at:
             return (self.completed_at - self.started_at).total_seconds()
@@ -285,6 +297,16 @@ class JobPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} on {self.engine}: {self.credits} credits"
+
+    @property
+    def label(self) -> str:
+        """The price as the model cards show it."""
+        if not self.credits and not self.credits_per_megapixel:
+            return "Free"
+        base = f"{self.credits} credit{'s' if self.credits != 1 else ''}"
+        if self.credits_per_megapixel:
+            return f"{base} + {self.credits_per_megapixel} per megapixel"
+        return base
 
     def for_params(self, params: Mapping[str, Any]) -> int:
         """The price of a job with these resolved parameters."""

@@ -130,6 +130,31 @@ def job_engine(*, tenant: Tenant) -> tuple[catalog.Engine, bool]:
     return catalog.current_engine(), False
 
 
+@dataclass(frozen=True)
+class Quote:
+    """What a job would cost and where it would run, before it is submitted."""
+
+    engine: catalog.Engine
+    own_key: bool
+    price: int
+
+
+def job_quote(*, tenant: Tenant, spec: catalog.ModelSpec, params: Mapping[str, Any]) -> Quote:
+    """The price and engine of a job of `spec` with these resolved parameters for
+    `tenant`: what the portal and the API show before submitting, and what is held."""
+    engine, own_key = job_engine(tenant=tenant)
+    price = job_price(model=spec.slug, engine=engine, params=params, own_key=own_key)
+    return Quote(engine=engine, own_key=own_key, price=price)
+
+
+def job_prices(*, tenant: Tenant) -> dict[str, JobPrice | None]:
+    """Each model's price row for `tenant`'s engine (None: free, or the own key's fee
+    applies), in one query: for the model cards and the API's catalog."""
+    engine, own_key = job_engine(tenant=tenant)
+    rows = {} if own_key else {p.model: p for p in JobPrice.objects.filter(engine=engine)}
+    return {spec.slug: rows.get(spec.slug) for spec in catalog.all_models()}
+
+
 def _model_for_job(model: str, engine: catalog.Engine) -> catalog.ModelSpec:
     spec = catalog.get_model(model)
     if spec is None:
@@ -193,7 +218,7 @@ def job_submit(
     The job is `model` + `preset` + `params` (overrides), resolved by the catalog's one
     validator; the task is queued once the transaction commits.
     """
-    engine, own_key = job_engine(tenant=tenant)
+    engine, _ = job_engine(tenant=tenant)
     spec = _model_for_job(model, engine)
     image_url = image_url.strip()
     resolved = job_resolve_params(
@@ -204,19 +229,20 @@ def job_submit(
         image_url=image_url,
         upload_attached=upload is not None,
     )
+    quote = job_quote(tenant=tenant, spec=spec, params=resolved)
     source = _read_input(image_url=image_url, upload=upload)
     with transaction.atomic():
         job = Job.objects.create(
             tenant=tenant,
             created_by=user,
             model=spec.slug,
-            engine=engine,
+            engine=quote.engine,
             params=resolved,
             preset=preset,
             source_url=image_url,
-            backdrop=_job_backdrop(spec=spec, engine=engine, preset=preset, params=resolved),
-            own_key=own_key,
-            price=job_price(model=spec.slug, engine=engine, params=resolved, own_key=own_key),
+            backdrop=_job_backdrop(spec=spec, engine=quote.engine, preset=preset, params=resolved),
+            own_key=quote.own_key,
+            price=quote.price,
         )
         _job_hold(job=job, user=user)
         job.input_asset = asset_create(
@@ -232,9 +258,7 @@ def job_submit(
     return job
 
 
-def job_price(
-    *, model: str, engine: str, params: Mapping[str, Any], own_key: bool = False
-) -> int:
+def job_price(*, model: str, engine: str, params: Mapping[str, Any], own_key: bool = False) -> int:
     """A job's price in credits, as operators set it (free when they set none). A job on
     the workspace's own Segmind key pays Segmind itself: only the platform fee here."""
     if own_key:

@@ -16,7 +16,7 @@ from accounts.decorators import workspace_view
 from accounts.models import Membership
 from jobs import catalog, samples, scenes, services
 from jobs.forms import NewJobForm, PresetForm, param_field_name, params_from_post
-from jobs.models import Asset, AssetKind, Job, JobStatus, Preset
+from jobs.models import Asset, AssetKind, Job, JobPrice, JobStatus, Preset
 
 
 @workspace_view
@@ -87,6 +87,7 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
     posted_model = request.POST.get("model", "") if request.method == "POST" else ""
     overrides = params_from_post(request.POST, posted_model) if posted_model else {}
     param_errors: dict[str, str] = {}
+    needs_credits = False
     if request.method == "POST" and form.is_valid():
         try:
             job = services.job_submit(
@@ -99,6 +100,7 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
                 params=overrides,
             )
         except services.JobError as e:
+            needs_credits = e.code == "insufficient_credits"
             if e.errors and not set(e.errors) & set(form.fields):
                 param_errors = e.errors
                 form.add_error(None, "Some parameters need fixing: see the model's settings.")
@@ -109,11 +111,14 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
         else:
             messages.success(request, "Job submitted: it will appear in the gallery when done.")
             return redirect("job_detail", workspace=membership.tenant.slug, job_id=job.id)
-    engine = catalog.current_engine()
+    tenant = membership.tenant
+    engine, own_key = services.job_engine(tenant=tenant)
     presets = _presets_by_model(membership)
+    prices = services.job_prices(tenant=tenant)
     models = [
         {
             "spec": m,
+            "price": _price_label(prices[m.slug], own_key=own_key),
             "available": m.runs_on(engine),
             "presets": presets.get(m.slug, []),
             "controls": _param_controls(m, overrides if m.slug == posted_model else {}),
@@ -132,11 +137,20 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
             "form": form,
             "models": models,
             "engine": engine,
+            "own_key": own_key,
+            "needs_credits": needs_credits,
             "sample_urls": sample_urls,
             "selected_model": posted_model or form.fields["model"].initial,
             "selected_preset": request.POST.get("preset", ""),
         },
     )
+
+
+def _price_label(price: JobPrice | None, *, own_key: bool) -> str:
+    if own_key:
+        fee = services.job_price(model="", engine="segmind", params={}, own_key=True)
+        return f"{fee} credits platform fee (your Segmind key)" if fee else "Free on your key"
+    return price.label if price is not None else "Free"
 
 
 @require_POST
@@ -163,6 +177,8 @@ def job_preview(request: HttpRequest, membership: Membership) -> JsonResponse:
     except services.JobError as e:
         return JsonResponse({"errors": e.errors or {"preset": e.message}}, status=400)
     size = spec.output_size(params)
+    quote = services.job_quote(tenant=membership.tenant, spec=spec, params=params)
+    balance = membership.tenant.credit_balance
     # A drawn seed is drawn again at submission; the preview says so instead of a number.
     given_seed = overrides.get("seed") or (preset.params.get("seed") if preset else None)
     if "seed" in params and given_seed in (None, "-1", -1):
@@ -171,6 +187,11 @@ def job_preview(request: HttpRequest, membership: Membership) -> JsonResponse:
         {
             "params": params,
             "output_size": {"width": size[0], "height": size[1]} if size else None,
+            "price": quote.price,
+            "own_key": quote.own_key,
+            "balance": balance,
+            "enough_credits": balance >= quote.price,
+            "buy_url": reverse("credits", args=[membership.tenant.slug]),
             "errors": {},
         }
     )

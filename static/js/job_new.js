@@ -35,12 +35,21 @@
     list.textContent = "";
     var errors = data.errors || {};
     var names = Object.keys(errors);
+    var priceLine = document.getElementById("price-line");
+    var notEnough = document.getElementById("not-enough");
     if (names.length) {
       status.textContent = "Fix these before submitting:";
       names.forEach(function (name) { add(list, name, errors[name], true); });
       size.hidden = true;
+      priceLine.hidden = true;
+      notEnough.hidden = true;
       return;
     }
+    document.getElementById("price").textContent =
+      data.price === 0 ? "free" : data.price + (data.price === 1 ? " credit" : " credits");
+    document.getElementById("balance").textContent = data.balance;
+    priceLine.hidden = false;
+    notEnough.hidden = data.enough_credits;
     status.textContent = "The product photo is added when you submit.";
     Object.keys(data.params).forEach(function (name) { add(list, name, data.params[name], false); });
     if (data.output_size) {

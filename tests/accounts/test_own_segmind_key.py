@@ -100,3 +100,62 @@ def test_a_key_encrypted_under_another_secret_reads_as_no_key(
     settings.SECRET_KEY = "another-secret-key-for-this-test-only-0123456789"
 
     assert services.segmind_key_get(tenant=tenant) == ""
+
+
+def test_the_settings_page_saves_a_key_and_shows_only_its_last_four(
+    fake: FakeSegmind, owner_client: Any, tenant: Tenant
+) -> None:
+    page = f"/w/{tenant.slug}/settings/"
+
+    response = owner_client.post(page, {"action": "save", "segmind_key": OWN_KEY}, follow=True)
+
+    html = response.content.decode()
+    assert "Segmind accepted the key ending 1234" in html
+    assert "<code>1234</code>" in html
+    assert OWN_KEY not in html
+    assert OWN_KEY not in owner_client.get(page).content.decode()
+
+
+def test_the_settings_page_names_the_field_when_segmind_refuses_the_key(
+    fake: FakeSegmind, owner_client: Any, tenant: Tenant
+) -> None:
+    response = owner_client.post(
+        f"/w/{tenant.slug}/settings/", {"action": "save", "segmind_key": "sg_wrong_key_0000"}
+    )
+
+    html = response.content.decode()
+    assert 'id="id_segmind_key-error"' in html
+    assert "Segmind refused this key" in html
+    assert "sg_wrong_key_0000" not in html
+    tenant.refresh_from_db()
+    assert not tenant.has_own_segmind_key
+
+
+def test_a_member_sees_the_key_state_but_cannot_change_it(
+    fake: FakeSegmind, member_client: Any, tenant: Tenant, owner: User
+) -> None:
+    services.segmind_key_set(tenant=tenant, by=owner, key=OWN_KEY)
+    page = f"/w/{tenant.slug}/settings/"
+
+    assert "<code>1234</code>" in member_client.get(page).content.decode()
+    member_client.post(page, {"action": "remove"})
+
+    tenant.refresh_from_db()
+    assert tenant.has_own_segmind_key
+
+
+def test_the_owner_can_remove_the_key_from_the_settings_page(
+    fake: FakeSegmind, owner_client: Any, tenant: Tenant, owner: User
+) -> None:
+    services.segmind_key_set(tenant=tenant, by=owner, key=OWN_KEY)
+
+    owner_client.post(f"/w/{tenant.slug}/settings/", {"action": "remove"})
+
+    tenant.refresh_from_db()
+    assert not tenant.has_own_segmind_key
+
+
+def test_an_outsider_gets_a_404_on_the_settings_page(outsider_client: Any, tenant: Tenant) -> None:
+    page = f"/w/{tenant.slug}/settings/"
+    assert outsider_client.get(page).status_code == 404
+    assert outsider_client.post(page, {"action": "remove"}).status_code == 404
