@@ -776,9 +776,11 @@ def test_a_late_byte_does_not_buy_the_server_a_fresh_read_timeout(
 
 
 def test_the_timeout_is_shared_by_all_redirect_hops(server: _Server) -> None:
+    # Each hop takes 0.25 s, well inside the 0.6 s timeout: a timeout per hop would end
+    # in too_many_redirects after six hops (1.5 s). Only a shared one says "timeout".
     error, elapsed = _timed_refusal(server.url("/sleepy-redirect"), timeout=0.6)
     assert error.code == "timeout"
-    assert elapsed < 0.85
+    assert elapsed < 1.4  # generous: a loaded CI machine is slow, not wrong
 
 
 # --- settings ----------------------------------------------------------------------
