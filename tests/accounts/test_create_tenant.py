@@ -53,3 +53,12 @@ def test_a_negative_credit_grant_is_refused(db):
     with pytest.raises(CommandError, match="--credits"):
         _run("--name", "Acme", "--owner", "boss@acme.test", "--credits", "-5")
     assert not Tenant.objects.exists()
+
+
+def test_credits_given_on_the_command_line_are_granted_in_the_ledger(db, settings):
+    settings.TRIAL_CREDITS = 0
+    _run("--name", "Acme", "--owner", "boss@acme.test", "--credits", "50")
+    tenant = Tenant.objects.get()
+    assert tenant.credit_balance == 50
+    entry = tenant.credit_entries.get()
+    assert (entry.kind, entry.amount, entry.memo) == ("grant", 50, "Granted by create_tenant")

@@ -42,8 +42,13 @@ class Command(BaseCommand):
                 raise CommandError(e.message) from e
             self.stdout.write(f"Created workspace {tenant.name} ({tenant.slug})")
             if options["credits"]:
-                # Accepted now so scripts keep working; the credit ledger is not built yet.
-                self.stderr.write(f"--credits {options['credits']}: not granted, no ledger yet.")
+                services.credits_grant(
+                    tenant=tenant,
+                    amount=options["credits"],
+                    user=None,
+                    memo="Granted by create_tenant",
+                )
+                self.stdout.write(f"Granted {options['credits']} credits")
             secret = None
             if options["api_key"]:
                 secret = services.api_key_create(tenant=tenant, name="create_tenant").secret
