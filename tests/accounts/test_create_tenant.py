@@ -53,3 +53,11 @@ def test_a_negative_credit_grant_is_refused(db):
     with pytest.raises(CommandError, match="--credits"):
         _run("--name", "Acme", "--owner", "boss@acme.test", "--credits", "-5")
     assert not Tenant.objects.exists()
+
+
+def test_credits_are_granted_besides_the_trial_credits(db, settings):
+    settings.TRIAL_CREDITS = 20
+    _run("--name", "Acme", "--owner", "boss@acme.test", "--credits", "50")
+    tenant = Tenant.objects.get()
+    assert tenant.credit_balance == 70
+    assert sorted(tenant.credit_entries.values_list("amount", flat=True)) == [20, 50]
