@@ -677,7 +677,7 @@ def stripe_event_handle(*, payload: bytes, signature: str) -> str:
             signature,
             settings.STRIPE_WEBHOOK_SECRET,
             tolerance=settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS,
-        )
+        ).to_dict()
     except (stripe.SignatureVerificationError, ValueError) as e:
         logger.warning("Stripe webhook refused: %s", e)
         raise BillingError(
