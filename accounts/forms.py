@@ -106,6 +106,7 @@ class CreditGrantForm(forms.Form):
     amount = forms.IntegerField(min_value=1, help_text="Credits to add.")
     memo = forms.CharField(
         max_length=300,
+        widget=forms.TextInput(attrs={"class": "vTextField", "size": 60}),
         help_text="Why: shown in the ledger to the shop and to operators.",
         error_messages={"required": "memo: say why the credits are granted."},
     )
@@ -119,6 +120,7 @@ class CreditAdjustForm(forms.Form):
     )
     memo = forms.CharField(
         max_length=300,
+        widget=forms.TextInput(attrs={"class": "vTextField", "size": 60}),
         help_text="Why: shown in the ledger to the shop and to operators.",
         error_messages={"required": "memo: say why the balance is adjusted."},
     )
