@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
@@ -103,7 +104,9 @@ class TenantAdmin(admin.ModelAdmin):
         form_class: type[CreditGrantForm] | type[CreditAdjustForm],
         title: str,
     ) -> HttpResponse:
-        tenant = get_object_or_404(Tenant, pk=object_id)
+        tenant = self.get_object(request, unquote(object_id))
+        if tenant is None:
+            raise Http404(f"No workspace with id {object_id!r}.")
         if not self.has_change_permission(request, tenant):
             raise PermissionDenied
         assert isinstance(request.user, User)  # admin_view lets only staff users in

@@ -543,27 +543,29 @@ class MonthlyUsage:
 
 
 def credits_usage_by_month(*, tenant: Tenant, months: int = 12) -> list[MonthlyUsage]:
-    """Captured jobs per month and model, with the credits they spent, newest first.
+    """Captured jobs per calendar month and model over the last `months` months (this
+    one included, in the site's time zone), with the credits they spent, newest first.
 
     A capture moves a job's held price to spent, so the credits are the captured jobs'
     prices (what their holds took), summed in the database.
     """
+    now = timezone.localtime()
+    index = now.year * 12 + now.month - 1 - (months - 1)
+    since = timezone.make_aware(datetime(index // 12, index % 12 + 1, 1))
     rows = (
         CreditEntry.objects.for_tenant(tenant)
-        .filter(kind=CreditKind.CAPTURE, job__isnull=False)
+        .filter(kind=CreditKind.CAPTURE, job__isnull=False, created_at__gte=since)
         .annotate(month=TruncMonth("created_at"))
         .values("month", "job__model")
         .annotate(jobs=Count("id"), credits=Sum("job__price"))
         .order_by("-month", "job__model")
     )
-    usage = [
+    return [
         MonthlyUsage(
             month=row["month"], model=row["job__model"], jobs=row["jobs"], credits=row["credits"]
         )
         for row in rows
     ]
-    recent = sorted({u.month for u in usage}, reverse=True)[:months]
-    return [u for u in usage if u.month in recent]
 
 
 # -- buying credits: Stripe Checkout and its webhook -----------------------------------

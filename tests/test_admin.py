@@ -312,3 +312,10 @@ def test_a_sold_pack_cannot_be_deleted_only_taken_off_sale(operator_client, a_sa
     delete = reverse("admin:accounts_creditpack_delete", args=[a_sale.pack.pk])
     assert operator_client.post(delete, {"post": "yes"}).status_code == 403
     assert CreditPack.objects.filter(pk=a_sale.pack.pk).exists()
+
+
+@pytest.mark.parametrize("object_id", ["999999", "not-a-number"])
+def test_granting_to_a_workspace_that_does_not_exist_is_a_404(operator_client, object_id):
+    url = reverse("admin:accounts_tenant_credits_grant", args=[object_id])
+    assert operator_client.post(url, {"amount": "5", "memo": "x"}).status_code == 404
+    assert not CreditEntry.objects.exists()

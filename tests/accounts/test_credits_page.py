@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts import services
 from accounts.models import CreditEntry, CreditKind, Tenant, User
@@ -177,16 +178,26 @@ def test_the_page_links_the_export_with_the_current_filters(owner_client, tenant
     assert f'href="{_url(tenant, "credits_export")}?kind=hold"' in page
 
 
+def _month_start(n: int) -> datetime:
+    """The first moment of the month `n` months before this one, in the site's time zone."""
+    now = timezone.localtime()
+    index = now.year * 12 + now.month - 1 - n
+    return timezone.make_aware(datetime(index // 12, index % 12 + 1, 1))
+
+
+def _months_ago(n: int) -> datetime:
+    return _month_start(n) + timedelta(days=4, hours=12)
+
+
 def test_the_monthly_summary_counts_captured_jobs_and_credits_per_model(
     owner_client, tenant, owner
 ):
     services.credits_grant(tenant=tenant, amount=100, user=owner, memo="")
-    march = datetime(2026, 3, 10, tzinfo=UTC)
-    april = datetime(2026, 4, 2, tzinfo=UTC)
+    last_month, this_month = _months_ago(1), _month_start(0)
     for price in (2, 3):
-        _captured(tenant, model="bria-product-packshot", price=price, when=march)
-    _captured(tenant, model="ai-product-photography", price=7, when=march)
-    _captured(tenant, model="bria-product-packshot", price=4, when=april)
+        _captured(tenant, model="bria-product-packshot", price=price, when=last_month)
+    _captured(tenant, model="ai-product-photography", price=7, when=last_month)
+    _captured(tenant, model="bria-product-packshot", price=4, when=this_month)
     # Held and released jobs spent nothing.
     released = _job(tenant, price=9)
     services.credits_hold(tenant=tenant, job=released, amount=9)
@@ -196,21 +207,29 @@ def test_the_monthly_summary_counts_captured_jobs_and_credits_per_model(
     usage = services.credits_usage_by_month(tenant=tenant)
 
     assert [(u.month.month, u.model, u.jobs, u.credits) for u in usage] == [
-        (4, "bria-product-packshot", 1, 4),
-        (3, "ai-product-photography", 1, 7),
-        (3, "bria-product-packshot", 2, 5),
+        (this_month.month, "bria-product-packshot", 1, 4),
+        (last_month.month, "ai-product-photography", 1, 7),
+        (last_month.month, "bria-product-packshot", 2, 5),
     ]
     page = owner_client.get(_url(tenant)).content.decode()
-    assert "April 2026" in page and "March 2026" in page
+    assert f"{this_month:%B %Y}" in page and f"{last_month:%B %Y}" in page
+    assert "AI Product Photography" in page  # the model's title, not its slug
 
 
-def test_the_summary_keeps_the_most_recent_months(tenant, owner):
+def test_the_summary_covers_the_last_calendar_months(tenant, owner):
     services.credits_grant(tenant=tenant, amount=100, user=owner, memo="")
-    for month in range(1, 5):
-        when = datetime(2026, month, 5, tzinfo=UTC)
-        _captured(tenant, model="bria-product-packshot", price=1, when=when)
-    usage = services.credits_usage_by_month(tenant=tenant, months=2)
-    assert [u.month.month for u in usage] == [4, 3]
+    for n in range(4):
+        _captured(tenant, model="bria-product-packshot", price=1, when=_months_ago(n))
+    # The first moment of the month before last is in; the moment before it is out.
+    _captured(tenant, model="bria-product-packshot", price=1, when=_month_start(2))
+    before = _month_start(2) - timedelta(seconds=1)
+    _captured(tenant, model="bria-product-packshot", price=1, when=before)
+    usage = services.credits_usage_by_month(tenant=tenant, months=3)
+    assert [(u.month.month, u.jobs) for u in usage] == [
+        (_months_ago(0).month, 1),
+        (_months_ago(1).month, 1),
+        (_months_ago(2).month, 2),
+    ]
 
 
 def test_segmind_incidents_are_listed_with_their_job_and_no_credit_taken(owner_client, tenant):
