@@ -1,10 +1,32 @@
-"""Operators' view of users, workspaces, members, invitations, API keys and credits."""
+"""Operators' view of users, workspaces, members, invitations, API keys and credits:
+the ledger, packs, Stripe's sessions and events, and granting or adjusting credits."""
 
-from django.contrib import admin
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 
-from accounts.models import ApiKey, CreditEntry, Invitation, Membership, Tenant, User
+from accounts import services
+from accounts.forms import CreditAdjustForm, CreditGrantForm
+from accounts.models import (
+    ApiKey,
+    CheckoutSession,
+    CreditEntry,
+    CreditPack,
+    Invitation,
+    Membership,
+    StripeEvent,
+    Tenant,
+    User,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -33,16 +55,111 @@ class UserAdmin(BaseUserAdmin):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "member_count", "credit_balance", "credit_held", "created_at"]
+    list_display = [
+        "name",
+        "slug",
+        "member_count",
+        "credit_balance",
+        "credit_held",
+        "low_balance_threshold",
+        "created_at",
+    ]
     search_fields = ["name", "slug", "memberships__user__email"]
     list_filter = ["created_at"]
-    # The totals move only with ledger entries.
-    readonly_fields = ["created_at", "credit_balance", "credit_held"]
+    # The totals move only with ledger entries: "Grant credits" and "Adjust balance"
+    # on the change page write them.
+    readonly_fields = [
+        "created_at",
+        "credit_balance",
+        "credit_held",
+        "low_balance_notified_at",
+        "own_segmind_key",
+    ]
+    # The shop's own key is set (and checked with Segmind) on its settings page; the
+    # admin shows whether there is one, never the key.
+    exclude = ["segmind_key_encrypted", "segmind_key_last4", "segmind_key_set_at"]
     inlines = [MembershipInline]
+    change_form_template = "admin/accounts/tenant/change_form.html"
 
     @admin.display(description="Members")
     def member_count(self, obj: Tenant) -> int:
         return obj.memberships.count()
+
+    @admin.display(description="Own Segmind key")
+    def own_segmind_key(self, obj: Tenant) -> str:
+        if not obj.has_own_segmind_key:
+            return "None: jobs use the platform's key and prices"
+        when = f"{obj.segmind_key_set_at:%Y-%m-%d %H:%M}" if obj.segmind_key_set_at else ""
+        return f"ending {obj.segmind_key_last4}, set {when}"
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "<path:object_id>/credits/grant/",
+                self.admin_site.admin_view(self.credits_grant_view),
+                name="accounts_tenant_credits_grant",
+            ),
+            path(
+                "<path:object_id>/credits/adjust/",
+                self.admin_site.admin_view(self.credits_adjust_view),
+                name="accounts_tenant_credits_adjust",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def credits_grant_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._credits_form_view(request, object_id, CreditGrantForm, "Grant credits")
+
+    def credits_adjust_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._credits_form_view(request, object_id, CreditAdjustForm, "Adjust balance")
+
+    def _credits_form_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_class: type[CreditGrantForm] | type[CreditAdjustForm],
+        title: str,
+    ) -> HttpResponse:
+        tenant = self.get_object(request, unquote(object_id))
+        if tenant is None:
+            raise Http404(f"No workspace with id {object_id!r}.")
+        if not self.has_change_permission(request, tenant):
+            raise PermissionDenied
+        assert isinstance(request.user, User)  # admin_view lets only staff users in
+        form = form_class(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            amount, memo = form.cleaned_data["amount"], form.cleaned_data["memo"]
+            try:
+                if form_class is CreditGrantForm:
+                    entry = services.credits_grant(
+                        tenant=tenant, amount=amount, user=request.user, memo=memo
+                    )
+                else:
+                    entry = services.credits_adjust(
+                        tenant=tenant, amount=amount, user=request.user, memo=memo
+                    )
+            except services.CreditError as e:
+                field = "memo" if e.code == "memo_required" else "amount"
+                form.add_error(field, e.message)
+            else:
+                done = f"{entry.get_kind_display()} of {entry.amount:+d} credits: {memo}"
+                self.log_change(request, tenant, done)
+                self.message_user(
+                    request,
+                    f"{done}. {tenant.name} now has {entry.balance_after} credits.",
+                    messages.SUCCESS,
+                )
+                return redirect("admin:accounts_tenant_change", tenant.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{title}: {tenant.name}",
+            "opts": self.model._meta,
+            "original": tenant,
+            "form": form,
+            "action_label": title,
+            "change_url": reverse("admin:accounts_tenant_change", args=[tenant.pk]),
+        }
+        return TemplateResponse(request, "admin/accounts/tenant/credits_form.html", context)
 
 
 @admin.register(Membership)
@@ -105,3 +222,66 @@ class CreditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(CreditPack)
+class CreditPackAdmin(admin.ModelAdmin):
+    """What shops can buy; a pack taken off sale stays on the sessions that sold it."""
+
+    list_display = ["name", "credits", "price", "currency", "active", "created_at"]
+    list_editable = ["active"]
+    list_filter = ["active", "currency"]
+    search_fields = ["name"]
+
+    @admin.display(description="Price", ordering="price_cents")
+    def price(self, obj: CreditPack) -> str:
+        return obj.price_display
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Sold packs are referenced by their sessions: take them off sale instead.
+        if obj is not None and CheckoutSession.objects.filter(pack=obj).exists():
+            return False
+        return super().has_delete_permission(request, obj)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written only by the services (Stripe's webhook): shown, never edited."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(CheckoutSession)
+class CheckoutSessionAdmin(ReadOnlyAdmin):
+    list_display = [
+        "session_id",
+        "tenant",
+        "pack",
+        "credits",
+        "price",
+        "status",
+        "created_by",
+        "created_at",
+        "completed_at",
+    ]
+    list_filter = ["status", "tenant", "created_at"]
+    search_fields = ["session_id", "tenant__name", "tenant__slug", "created_by__email"]
+    list_select_related = ["tenant", "pack", "created_by"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="Price", ordering="price_cents")
+    def price(self, obj: CheckoutSession) -> str:
+        return obj.price_display
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyAdmin):
+    list_display = ["event_id", "type", "received_at"]
+    list_filter = ["type", "received_at"]
+    search_fields = ["event_id", "type"]

@@ -1,4 +1,5 @@
-"""Template context for the navigation: the current workspace and the user's others."""
+"""Template context for the navigation: the current workspace, the user's others, and
+whether the workspace's balance is below its low-balance warning."""
 
 from typing import Any
 
@@ -19,4 +20,11 @@ def workspace(request: HttpRequest) -> dict[str, Any]:
             .select_related("tenant")
         )
 
-    return {"membership": membership, "tenant": membership.tenant, "other_memberships": others}
+    tenant = membership.tenant
+    return {
+        "membership": membership,
+        "tenant": tenant,
+        "other_memberships": others,
+        # The tenant came with the membership: the banner costs no query.
+        "low_balance": tenant.credit_balance < tenant.low_balance_threshold,
+    }

@@ -1,12 +1,13 @@
 """Forms of the account pages."""
 
+import re
 from typing import Any
 
 from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
-from accounts.models import Role
+from accounts.models import CreditKind, Role
 
 
 class EmailAuthenticationForm(AuthenticationForm):
@@ -64,3 +65,79 @@ class SegmindKeyForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
         help_text="Checked with Segmind (at no cost) before it is saved; stored encrypted.",
     )
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+
+# A job id as shown on a job page (a UUID), or its first characters.
+JOB_ID_RE = re.compile(r"^[0-9a-fA-F-]{1,36}$")
+
+
+class LedgerFilterForm(forms.Form):
+    """The credits page's filters (a GET form: every field optional)."""
+
+    kind = forms.ChoiceField(choices=[("", "All kinds"), *CreditKind.choices], required=False)
+    date_from = forms.DateField(label="From", required=False, widget=DateInput)
+    date_to = forms.DateField(label="To", required=False, widget=DateInput)
+    job = forms.CharField(label="Job id", required=False, max_length=36)
+
+    def clean_job(self) -> str:
+        job: str = self.cleaned_data["job"].strip()
+        if job and not JOB_ID_RE.match(job):
+            raise forms.ValidationError("job: enter a job id, or its first characters.")
+        return job
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        first, last = data.get("date_from"), data.get("date_to")
+        if first and last and first > last:
+            self.add_error("date_to", "date_to: must be on or after the From date.")
+        return data
+
+
+class ThresholdForm(forms.Form):
+    low_balance_threshold = forms.IntegerField(
+        label="Warn below",
+        min_value=0,
+        max_value=1_000_000,
+        help_text="Credits. The portal shows a warning and the owners get one email when "
+        "the balance falls below this; 0 turns the warning off.",
+    )
+
+
+class BuyForm(forms.Form):
+    pack = forms.IntegerField(min_value=1)
+
+
+class CreditGrantForm(forms.Form):
+    """An operator's grant in the admin: credits added, and why."""
+
+    amount = forms.IntegerField(min_value=1, help_text="Credits to add.")
+    memo = forms.CharField(
+        max_length=300,
+        widget=forms.TextInput(attrs={"class": "vTextField", "size": 60}),
+        help_text="Why: shown in the ledger to the shop and to operators.",
+        error_messages={"required": "memo: say why the credits are granted."},
+    )
+
+
+class CreditAdjustForm(forms.Form):
+    """An operator's correction in the admin, up or down."""
+
+    amount = forms.IntegerField(
+        help_text="Credits to add (positive) or take away (negative); never below zero."
+    )
+    memo = forms.CharField(
+        max_length=300,
+        widget=forms.TextInput(attrs={"class": "vTextField", "size": 60}),
+        help_text="Why: shown in the ledger to the shop and to operators.",
+        error_messages={"required": "memo: say why the balance is adjusted."},
+    )
+
+    def clean_amount(self) -> int:
+        amount: int = self.cleaned_data["amount"]
+        if amount == 0:
+            raise forms.ValidationError("amount: an adjustment cannot be zero.")
+        return amount

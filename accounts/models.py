@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -267,9 +268,37 @@ class CreditKind(models.TextChoices):
 JOB_CREDIT_KINDS = (CreditKind.HOLD, CreditKind.CAPTURE, CreditKind.RELEASE)
 
 
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
 class CreditEntryQuerySet(models.QuerySet["CreditEntry"]):
     def for_tenant(self, tenant: Tenant) -> CreditEntryQuerySet:
         return self.filter(tenant=tenant)
+
+    def of_kind(self, kind: str) -> CreditEntryQuerySet:
+        return self.filter(kind=kind) if kind else self
+
+    def created_between(self, first: date | None, last: date | None) -> CreditEntryQuerySet:
+        """Entries made from day `first` to day `last`, both included, in the site's time
+        zone; bounds as datetimes so the index on created_at serves them."""
+        qs = self
+        if first is not None:
+            qs = qs.filter(created_at__gte=_day_start(first))
+        if last is not None:
+            qs = qs.filter(created_at__lt=_day_start(last + timedelta(days=1)))
+        return qs
+
+    def for_job_id(self, text: str) -> CreditEntryQuerySet:
+        """Entries of the job whose id is `text`, or starts with it (as pasted from a job
+        page, or its first characters as shown in lists)."""
+        text = text.strip().lower()
+        if not text:
+            return self
+        try:
+            return self.filter(job_id=uuid.UUID(text))
+        except ValueError:
+            return self.filter(job__id__startswith=text)
 
 
 class CreditEntry(models.Model):
@@ -331,6 +360,25 @@ class CreditEntry(models.Model):
         raise ValueError("Credit entries are never deleted: add a correcting entry.")
 
 
+# Stripe's currencies without a minor unit: their "cents" are whole units.
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga"}
+    | {"pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
+)
+CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥"}
+
+
+def format_money(cents: int, currency: str) -> str:
+    """A price for people: ``$12.00``, ``€9.50``, ``¥1,200``, ``12.00 CHF``."""
+    currency = currency.lower()
+    if currency in ZERO_DECIMAL_CURRENCIES:
+        amount = f"{cents:,}"
+    else:
+        amount = f"{cents // 100:,}.{cents % 100:02d}"
+    symbol = CURRENCY_SYMBOLS.get(currency)
+    return f"{symbol}{amount}" if symbol else f"{amount} {currency.upper()}"
+
+
 class CreditPackQuerySet(models.QuerySet["CreditPack"]):
     def on_sale(self) -> CreditPackQuerySet:
         return self.filter(active=True)
@@ -356,6 +404,21 @@ class CreditPack(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.credits} credits"
+
+    def clean(self) -> None:
+        self.currency = self.currency.strip().lower()
+        errors = {}
+        if len(self.currency) != 3 or not self.currency.isalpha():
+            errors["currency"] = "currency: a three-letter ISO code such as usd or eur."
+        # Stripe Checkout refuses a payment of nothing.
+        if self.price_cents is not None and self.price_cents <= 0:
+            errors["price_cents"] = "price_cents: a pack needs a price above zero."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def price_display(self) -> str:
+        return format_money(self.price_cents, self.currency)
 
 
 class CheckoutStatus(models.TextChoices):
@@ -394,6 +457,10 @@ class CheckoutSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id} ({self.status})"
+
+    @property
+    def price_display(self) -> str:
+        return format_money(self.price_cents, self.currency)
 
 
 class StripeEvent(models.Model):

@@ -1,4 +1,5 @@
-"""Account operations: sign-up, workspaces, invitations, roles and API keys.
+"""Account operations: sign-up, workspaces, invitations, roles, API keys, and credits:
+the ledger, the low-balance warning, and buying packs through Stripe Checkout.
 
 Views, commands and admin actions call these; they hold the rules (who may do what,
 the last owner stays) so every door enforces the same ones.
@@ -8,14 +9,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import date, datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
+import stripe
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import TruncMonth
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -24,17 +31,26 @@ from django.utils.text import slugify
 from accounts.models import (
     API_KEY_PREFIX,
     ApiKey,
+    CheckoutSession,
+    CheckoutStatus,
     CreditEntry,
+    CreditEntryQuerySet,
     CreditKind,
+    CreditPack,
     Invitation,
     Membership,
     Role,
+    StripeEvent,
     Tenant,
     User,
 )
 from productstudio.errors import CodedError
 
+logger = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
+    from stripe.params.checkout import SessionCreateParams
+
     from jobs.models import Job
 
 
@@ -51,13 +67,21 @@ def _unique_slug(name: str) -> str:
 
 
 def tenant_create(*, name: str, owner: User) -> Tenant:
-    """Create a workspace and make `owner` its owner."""
+    """Create a workspace, make `owner` its owner, and grant it the trial credits."""
     name = name.strip()
     if not name:
         raise AccountError("invalid_name", "name: a workspace needs a name.")
     with transaction.atomic():
         tenant = Tenant.objects.create(name=name[:100], slug=_unique_slug(name))
         Membership.objects.create(user=owner, tenant=tenant, role=Role.OWNER)
+        if settings.TRIAL_CREDITS > 0:
+            entry = _credit_append(
+                tenant_id=tenant.pk,
+                kind=CreditKind.GRANT,
+                amount=settings.TRIAL_CREDITS,
+                memo="Trial credits",
+            )
+            tenant.credit_balance = entry.balance_after
     return tenant
 
 
@@ -283,7 +307,12 @@ def _credit_append(
     payment_ref: str = "",
 ) -> CreditEntry:
     """Append one entry and move the tenant's totals with it, under the tenant's row
-    lock: concurrent entries for a tenant queue here, so totals never drift."""
+    lock: concurrent entries for a tenant queue here, so totals never drift.
+
+    The low-balance warning rides along at no extra query: an entry that takes the
+    balance below the threshold schedules the check for after commit (once, until the
+    owners are told), and one that brings it back clears the mark in the same update.
+    """
     tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
     balance = tenant.credit_balance + amount
     held_after = tenant.credit_held + held
@@ -292,8 +321,13 @@ def _credit_append(
             "insufficient_credits",
             f"This needs {-amount} credits and the workspace has {tenant.credit_balance}.",
         )
-    Tenant.objects.filter(pk=tenant_id).update(credit_balance=balance, credit_held=held_after)
-    return CreditEntry.objects.create(
+    threshold = tenant.low_balance_threshold
+    notified = tenant.low_balance_notified_at is not None
+    totals: dict[str, Any] = {"credit_balance": balance, "credit_held": held_after}
+    if amount > 0 and notified and balance >= threshold:
+        totals["low_balance_notified_at"] = None
+    Tenant.objects.filter(pk=tenant_id).update(**totals)
+    entry = CreditEntry.objects.create(
         tenant_id=tenant_id,
         kind=kind,
         amount=amount,
@@ -304,6 +338,10 @@ def _credit_append(
         memo=memo[:300],
         payment_ref=payment_ref,
     )
+    if amount < 0 and not notified and balance < threshold:
+        # Robust: a failure to queue the email must not fail the job that was just held.
+        transaction.on_commit(partial(_credits_low_check_later, tenant_id), robust=True)
+    return entry
 
 
 def credits_grant(
@@ -323,8 +361,19 @@ def credits_adjust(*, tenant: Tenant, amount: int, user: User, memo: str) -> Cre
     if not memo.strip():
         raise CreditError("memo_required", "memo: say why the balance is adjusted.")
     with transaction.atomic():
+        balance = Tenant.objects.select_for_update().get(pk=tenant.pk).credit_balance
+        if balance + amount < 0:
+            raise CreditError(
+                "insufficient_credits",
+                f"amount: {amount:+d} would make the balance {balance + amount}; "
+                f"the workspace has {balance} credits, so at most -{balance} can be taken.",
+            )
         return _credit_append(
-            tenant_id=tenant.pk, kind=CreditKind.ADJUSTMENT, amount=amount, user=user, memo=memo
+            tenant_id=tenant.pk,
+            kind=CreditKind.ADJUSTMENT,
+            amount=amount,
+            user=user,
+            memo=memo.strip(),
         )
 
 
@@ -465,3 +514,314 @@ def segmind_key_get(*, tenant: Tenant) -> str:
         return _fernet().decrypt(tenant.segmind_key_encrypted.encode()).decode()
     except InvalidToken:
         return ""
+
+
+# -- low balance -----------------------------------------------------------------------
+
+
+def _credits_low_check_later(tenant_id: int) -> None:
+    # A task, so the email's SMTP round trip stays off the request that held a job.
+    from django_q.tasks import async_task
+
+    async_task(
+        "accounts.tasks.credits_low_check",
+        tenant_id,
+        task_name=f"credits-low-{tenant_id}",
+        group="credits",
+    )
+
+
+def credits_low_check(*, tenant_id: int) -> bool:
+    """Email the workspace's owners once when its balance is below its threshold.
+
+    The conditional update is the claim: of any number of concurrent checks, one moves
+    ``low_balance_notified_at`` from empty and sends; the rest find it set. A balance
+    back at or above the threshold clears the mark, so a later drop warns again.
+    Returns whether this call sent the email.
+    """
+    below = Q(credit_balance__lt=F("low_balance_threshold"))
+    now = timezone.now()
+    claimed = Tenant.objects.filter(
+        below, pk=tenant_id, low_balance_notified_at__isnull=True
+    ).update(low_balance_notified_at=now)
+    if not claimed:
+        Tenant.objects.filter(~below, pk=tenant_id, low_balance_notified_at__isnull=False).update(
+            low_balance_notified_at=None
+        )
+        return False
+    tenant = Tenant.objects.get(pk=tenant_id)
+    owners = list(
+        User.objects.filter(
+            memberships__tenant_id=tenant_id, memberships__role=Role.OWNER, is_active=True
+        ).values_list("email", flat=True)
+    )
+    if not owners:
+        return False
+    context = {
+        "tenant": tenant,
+        "url": settings.SITE_URL + reverse("credits", args=[tenant.slug]),
+    }
+    try:
+        send_mail(
+            subject=f"{tenant.name} is running low on ProductStudio credits",
+            message=render_to_string("accounts/email/low_balance.txt", context),
+            from_email=None,
+            recipient_list=owners,
+        )
+    except Exception:
+        logger.exception("low-balance email for tenant %s was not sent", tenant_id)
+        # Give the claim back, so the next entry below the threshold tries again.
+        Tenant.objects.filter(pk=tenant_id, low_balance_notified_at=now).update(
+            low_balance_notified_at=None
+        )
+        return False
+    return True
+
+
+def credits_threshold_set(*, tenant: Tenant, by: User, threshold: int) -> Tenant:
+    """An owner sets the balance below which the portal warns and the owners are
+    emailed. Raising it above the balance shows the warning at once; the email waits
+    for the next entry that lowers the balance (the owner who set it knows already)."""
+    actor = _actor(tenant, by)
+    if not actor.is_owner:
+        raise CreditError("forbidden", "Only owners can change the low-balance warning.")
+    if threshold < 0:
+        raise CreditError("invalid_threshold", "low_balance_threshold: must be 0 or more.")
+    with transaction.atomic():
+        locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        locked.low_balance_threshold = threshold
+        if locked.credit_balance >= threshold:
+            locked.low_balance_notified_at = None
+        locked.save(update_fields=["low_balance_threshold", "low_balance_notified_at"])
+    return locked
+
+
+# -- the ledger's pages ----------------------------------------------------------------
+
+
+def credits_ledger(
+    *,
+    tenant: Tenant,
+    kind: str = "",
+    date_from: date | None = None,
+    date_to: date | None = None,
+    job: str = "",
+) -> CreditEntryQuerySet:
+    """The workspace's entries, newest first, narrowed by the credits page's filters
+    (the page and its CSV export show the same rows)."""
+    return (
+        CreditEntry.objects.for_tenant(tenant)
+        .of_kind(kind)
+        .created_between(date_from, date_to)
+        .for_job_id(job)
+        .order_by("-created_at", "-id")
+    )
+
+
+@dataclass(frozen=True)
+class MonthlyUsage:
+    month: datetime
+    model: str
+    jobs: int
+    credits: int
+
+
+def credits_usage_by_month(*, tenant: Tenant, months: int = 12) -> list[MonthlyUsage]:
+    """Captured jobs per calendar month and model over the last `months` months (this
+    one included, in the site's time zone), with the credits they spent, newest first.
+
+    A capture moves a job's held price to spent, so the credits are the captured jobs'
+    prices (what their holds took), summed in the database.
+    """
+    now = timezone.localtime()
+    index = now.year * 12 + now.month - 1 - (months - 1)
+    since = timezone.make_aware(datetime(index // 12, index % 12 + 1, 1))
+    rows = (
+        CreditEntry.objects.for_tenant(tenant)
+        .filter(kind=CreditKind.CAPTURE, job__isnull=False, created_at__gte=since)
+        .annotate(month=TruncMonth("created_at"))
+        .values("month", "job__model")
+        .annotate(jobs=Count("id"), credits=Sum("job__price"))
+        .order_by("-month", "job__model")
+    )
+    return [
+        MonthlyUsage(
+            month=row["month"], model=row["job__model"], jobs=row["jobs"], credits=row["credits"]
+        )
+        for row in rows
+    ]
+
+
+# -- buying credits: Stripe Checkout and its webhook -----------------------------------
+
+
+class BillingError(CodedError):
+    """A refused purchase or webhook delivery (``stripe_not_configured``, ``forbidden``,
+    ``unknown_pack``, ``stripe_error``, ``invalid_event``)."""
+
+
+# Seconds to wait for Stripe's API before telling the shop to try again.
+STRIPE_TIMEOUT_SECONDS = 20
+
+
+def billing_stripe_enabled() -> bool:
+    """Shops buy packs themselves only when both Stripe keys are set; without them
+    purchases go through the operators, who grant credits in the admin."""
+    return bool(settings.STRIPE_SECRET_KEY and settings.STRIPE_WEBHOOK_SECRET)
+
+
+def _stripe_client() -> stripe.StripeClient:
+    return stripe.StripeClient(
+        settings.STRIPE_SECRET_KEY,
+        base_addresses={"api": settings.STRIPE_API_BASE},
+        http_client=stripe.RequestsClient(timeout=STRIPE_TIMEOUT_SECONDS),
+    )
+
+
+def _credits_page_url(tenant: Tenant) -> str:
+    return settings.SITE_URL + reverse("credits", args=[tenant.slug])
+
+
+@dataclass(frozen=True)
+class StartedCheckout:
+    session: CheckoutSession
+    url: str  # Stripe's payment page, where the shop is sent next
+
+
+def checkout_start(*, tenant: Tenant, user: User, pack_id: int) -> StartedCheckout:
+    """Create a Stripe Checkout session for a pack, and record what it sells before the
+    shop is sent to pay: the webhook credits our record, never the event's figures."""
+    if not billing_stripe_enabled():
+        raise BillingError(
+            "stripe_not_configured", "Buying credits online is not set up: ask the operators."
+        )
+    if not _actor(tenant, user).can_manage_team:
+        raise BillingError("forbidden", "Only owners and admins can buy credits.")
+    pack = CreditPack.objects.on_sale().filter(pk=pack_id).first()
+    if pack is None:
+        raise BillingError("unknown_pack", "pack: this pack is not on sale any more.")
+    back = _credits_page_url(tenant)
+    params: SessionCreateParams = {
+        "mode": "payment",
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": pack.currency,
+                    "unit_amount": pack.price_cents,
+                    "product_data": {"name": f"{pack.name}: {pack.credits} ProductStudio credits"},
+                },
+            }
+        ],
+        "client_reference_id": str(tenant.pk),
+        "metadata": {"tenant_id": str(tenant.pk), "tenant": tenant.slug, "pack_id": str(pack.pk)},
+        "customer_email": user.email,
+        # Stripe fills in {CHECKOUT_SESSION_ID} itself.
+        "success_url": back + "?checkout=success&session_id={CHECKOUT_SESSION_ID}",
+        "cancel_url": back + "?checkout=canceled",
+    }
+    try:
+        session = _stripe_client().v1.checkout.sessions.create(params=params)
+    except stripe.StripeError as e:
+        logger.warning("Stripe refused a checkout session for tenant %s: %s", tenant.pk, e)
+        raise BillingError(
+            "stripe_error", "Stripe could not start the payment; nothing was charged. Try again."
+        ) from e
+    if not session.url:
+        raise BillingError("stripe_error", "Stripe gave no payment page; nothing was charged.")
+    record = CheckoutSession.objects.create(
+        session_id=session.id,
+        tenant=tenant,
+        pack=pack,
+        credits=pack.credits,
+        price_cents=pack.price_cents,
+        currency=pack.currency,
+        created_by=user,
+    )
+    return StartedCheckout(session=record, url=session.url)
+
+
+# What the webhook acts on; Stripe's other events are acknowledged and ignored.
+CHECKOUT_PAID_EVENTS = frozenset(
+    {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
+)
+CHECKOUT_EXPIRED_EVENT = "checkout.session.expired"
+
+
+def stripe_event_handle(*, payload: bytes, signature: str) -> str:
+    """Verify and act on one webhook delivery; returns what was done, for the log.
+
+    A bad signature or a timestamp older than the tolerance raises ``invalid_event``
+    (Stripe is answered 400). Everything else is acknowledged: a paid session is
+    credited exactly once (the event id is recorded; the session's row is locked and
+    checked; the ledger's unique payment_ref backs both), an event seen before does
+    nothing, a session we never created is logged and left alone.
+    """
+    try:
+        event = stripe.Webhook.construct_event(
+            payload,
+            signature,
+            settings.STRIPE_WEBHOOK_SECRET,
+            tolerance=settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS,
+        ).to_dict()
+    except (stripe.SignatureVerificationError, ValueError) as e:
+        logger.warning("Stripe webhook refused: %s", e)
+        raise BillingError(
+            "invalid_event", "The event's signature or timestamp is not valid."
+        ) from e
+    event_type = str(event.get("type", ""))
+    if event_type not in CHECKOUT_PAID_EVENTS and event_type != CHECKOUT_EXPIRED_EVENT:
+        return "ignored"
+    obj = (event.get("data") or {}).get("object") or {}
+    session_id = str(obj.get("id") or "")
+    if not event.get("id") or not session_id:
+        logger.warning("Stripe event %r of type %s names no session", event.get("id"), event_type)
+        return "malformed"
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                StripeEvent.objects.create(event_id=event["id"], type=event_type)
+        except IntegrityError:
+            return "replayed"
+        checkout = (
+            CheckoutSession.objects.select_for_update()
+            .select_related("pack")
+            .filter(session_id=session_id)
+            .first()
+        )
+        if checkout is None:
+            logger.warning("Stripe event %s names unknown session %r", event["id"], session_id)
+            return "unknown_session"
+        if event_type == CHECKOUT_EXPIRED_EVENT:
+            if checkout.status != CheckoutStatus.OPEN:
+                return "already_closed"
+            checkout.status = CheckoutStatus.EXPIRED
+            checkout.save(update_fields=["status"])
+            return "expired"
+        if obj.get("payment_status") != "paid":
+            # Paid later by a delayed method: async_payment_succeeded credits it then.
+            return "not_paid"
+        if checkout.status == CheckoutStatus.COMPLETED:
+            return "already_credited"
+        if obj.get("amount_total") not in (None, checkout.price_cents):
+            logger.warning(
+                "Stripe session %s charged %s, we sold it for %s; crediting our record",
+                session_id,
+                obj.get("amount_total"),
+                checkout.price_cents,
+            )
+        try:
+            with transaction.atomic():
+                _credit_append(
+                    tenant_id=checkout.tenant_id,
+                    kind=CreditKind.PURCHASE,
+                    amount=checkout.credits,
+                    memo=f"Purchase: {checkout.pack.name} ({checkout.credits} credits)",
+                    payment_ref=session_id,
+                )
+        except IntegrityError:
+            return "already_credited"
+        checkout.status = CheckoutStatus.COMPLETED
+        checkout.completed_at = timezone.now()
+        checkout.save(update_fields=["status", "completed_at"])
+    return "credited"

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts import billing_views
 from accounts import views as account_views
 from accounts.forms import EmailAuthenticationForm
 from jobs import api as jobs_api
@@ -54,7 +55,10 @@ workspace_patterns = [
     path("presets/<int:preset_id>/copy/", job_views.preset_copy, name="preset_copy"),
     path("presets/<int:preset_id>/delete/", job_views.preset_delete, name="preset_delete"),
     path("settings/", account_views.workspace_settings, name="workspace_settings"),
-    path("credits/", job_views.dashboard, name="credits"),  # PLACEHOLDER until billing lands
+    path("credits/", billing_views.credits, name="credits"),
+    path("credits/export.csv", billing_views.credits_export, name="credits_export"),
+    path("credits/threshold/", billing_views.credits_threshold, name="credits_threshold"),
+    path("credits/buy/", billing_views.credits_buy, name="credits_buy"),
     path("team/", account_views.team, name="team"),
     path("team/invite/", account_views.team_invite, name="team_invite"),
     path("team/<int:member_id>/role/", account_views.team_change_role, name="team_change_role"),
@@ -79,6 +83,7 @@ urlpatterns = [
     path("", include(auth_patterns)),
     path("w/<slug:workspace>/", include(workspace_patterns)),
     path("api/v1/", include(api_patterns)),
+    path("stripe/webhook/", billing_views.stripe_webhook, name="stripe_webhook"),
     path("samples/<str:name>.jpg", job_views.sample_image, name="sample_image"),
     path("admin/assets/<uuid:asset_id>/", job_views.staff_asset_file, name="staff_asset_file"),
     path("admin/", admin.site.urls),

@@ -9,7 +9,18 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts import services as account_services
-from accounts.models import ApiKey, CreditEntry, Invitation, Membership, Tenant, User
+from accounts.models import (
+    ApiKey,
+    CheckoutSession,
+    CreditEntry,
+    CreditKind,
+    CreditPack,
+    Invitation,
+    Membership,
+    StripeEvent,
+    Tenant,
+    User,
+)
 from jobs import services
 from jobs.models import Asset, Job, JobPrice, Preset
 
@@ -20,6 +31,9 @@ MODELS = [
     Invitation,
     ApiKey,
     CreditEntry,
+    CreditPack,
+    CheckoutSession,
+    StripeEvent,
     Job,
     JobPrice,
     Asset,
@@ -54,14 +68,31 @@ def test_every_model_is_registered_with_a_useful_changelist(model):
 
 
 @pytest.mark.parametrize(
-    "model", [Membership, Invitation, ApiKey, CreditEntry, Job, Asset], ids=lambda m: m.__name__
+    "model",
+    [Membership, Invitation, ApiKey, CreditEntry, CheckoutSession, Job, Asset],
+    ids=lambda m: m.__name__,
 )
 def test_tenant_data_can_be_filtered_by_tenant(model):
     assert "tenant" in admin.site._registry[model].list_filter
 
 
+@pytest.fixture
+def a_sale(tenant, owner) -> CheckoutSession:
+    pack = CreditPack.objects.create(name="Starter mug pack", credits=100, price_cents=1200)
+    StripeEvent.objects.create(event_id="evt_test_mug", type="checkout.session.completed")
+    return CheckoutSession.objects.create(
+        session_id="cs_test_mug",
+        tenant=tenant,
+        pack=pack,
+        credits=100,
+        price_cents=1200,
+        currency="usd",
+        created_by=owner,
+    )
+
+
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
-def test_every_changelist_and_change_page_loads(model, operator_client, a_job):
+def test_every_changelist_and_change_page_loads(model, operator_client, a_job, a_sale):
     opts = model._meta
     changelist = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
     assert operator_client.get(changelist).status_code == 200
@@ -123,3 +154,187 @@ def test_the_ledger_is_read_only_in_the_admin(operator_client, tenant, owner):
     assert operator_client.get(add).status_code == 403
     entry.refresh_from_db()
     assert entry.amount == 5
+
+
+# -- credits: operators' grants and adjustments -------------------------------------------
+
+
+def _grant_url(tenant: Tenant) -> str:
+    return reverse("admin:accounts_tenant_credits_grant", args=[tenant.pk])
+
+
+def _adjust_url(tenant: Tenant) -> str:
+    return reverse("admin:accounts_tenant_credits_adjust", args=[tenant.pk])
+
+
+def _balance(tenant: Tenant) -> int:
+    tenant.refresh_from_db()
+    return tenant.credit_balance
+
+
+def test_the_tenant_page_offers_grant_and_adjust_and_an_editable_threshold(operator_client, tenant):
+    page = operator_client.get(reverse("admin:accounts_tenant_change", args=[tenant.pk]))
+    content = page.content.decode()
+    assert _grant_url(tenant) in content and _adjust_url(tenant) in content
+    assert 'name="low_balance_threshold"' in content
+    # The totals are the ledger's: never typed in.
+    assert 'name="credit_balance"' not in content
+
+
+def test_an_operator_grants_credits_with_a_memo(operator_client, tenant):
+    before = _balance(tenant)
+    response = operator_client.post(
+        _grant_url(tenant), {"amount": "40", "memo": "Invoice 2026-031 paid by bank transfer"}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:accounts_tenant_change", args=[tenant.pk])
+    entry = CreditEntry.objects.for_tenant(tenant).first()
+    assert entry is not None
+    assert (entry.kind, entry.amount, entry.memo) == (
+        CreditKind.GRANT,
+        40,
+        "Invoice 2026-031 paid by bank transfer",
+    )
+    assert entry.created_by == User.objects.get(email="ops@studio.test")
+    assert _balance(tenant) == before + 40
+    page = operator_client.get(response["Location"]).content.decode()
+    assert f"now has {before + 40} credits" in page
+
+
+@pytest.mark.parametrize("url", [_grant_url, _adjust_url], ids=["grant", "adjust"])
+def test_a_memo_is_required(operator_client, tenant, url):
+    entries = CreditEntry.objects.count()
+    response = operator_client.post(url(tenant), {"amount": "5", "memo": "   "})
+    assert response.status_code == 200
+    assert "memo: say why" in response.content.decode()
+    assert 'value="5"' in response.content.decode()  # what was typed is kept
+    assert CreditEntry.objects.count() == entries
+
+
+def test_an_adjustment_down_is_written_with_who_and_why(operator_client, tenant):
+    before = _balance(tenant)
+    response = operator_client.post(_adjust_url(tenant), {"amount": "-3", "memo": "double grant"})
+    assert response.status_code == 302
+    entry = CreditEntry.objects.for_tenant(tenant).first()
+    assert entry is not None
+    assert (entry.kind, entry.amount, entry.memo) == (CreditKind.ADJUSTMENT, -3, "double grant")
+    assert entry.created_by == User.objects.get(email="ops@studio.test")
+    assert _balance(tenant) == before - 3
+
+
+def test_an_adjustment_below_zero_is_refused_with_a_message_and_nothing_written(
+    operator_client, tenant
+):
+    before = _balance(tenant)
+    entries = CreditEntry.objects.count()
+    response = operator_client.post(
+        _adjust_url(tenant), {"amount": str(-before - 1), "memo": "clawback"}
+    )
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert f"would make the balance -1; the workspace has {before} credits" in content
+    assert "nothing was written" in content
+    assert CreditEntry.objects.count() == entries
+    assert _balance(tenant) == before
+
+
+@pytest.mark.parametrize(
+    ("url", "amount", "message"),
+    [
+        (_grant_url, "0", "greater than or equal to 1"),
+        (_grant_url, "-5", "greater than or equal to 1"),
+        (_adjust_url, "0", "amount: an adjustment cannot be zero"),
+        (_adjust_url, "ten", "Enter a whole number"),
+    ],
+)
+def test_a_bad_amount_is_refused_naming_the_field(operator_client, tenant, url, amount, message):
+    entries = CreditEntry.objects.count()
+    response = operator_client.post(url(tenant), {"amount": amount, "memo": "why"})
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert CreditEntry.objects.count() == entries
+
+
+def test_a_shop_user_cannot_grant_credits(owner_client, tenant):
+    entries = CreditEntry.objects.count()
+    response = owner_client.post(_grant_url(tenant), {"amount": "1000", "memo": "free money"})
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+    assert CreditEntry.objects.count() == entries
+
+
+def test_packs_show_their_price_as_money_and_are_put_on_sale_from_the_list(operator_client):
+    pack = CreditPack.objects.create(name="Starter", credits=100, price_cents=1200, active=False)
+    url = reverse("admin:accounts_creditpack_changelist")
+    assert "$12.00" in operator_client.get(url).content.decode()
+    response = operator_client.post(
+        url,
+        {
+            "form-TOTAL_FORMS": "1",
+            "form-INITIAL_FORMS": "1",
+            "form-0-id": str(pack.pk),
+            "form-0-active": "on",
+            "_save": "Save",
+        },
+    )
+    assert response.status_code == 302
+    pack.refresh_from_db()
+    assert pack.active
+
+
+def test_an_operator_cannot_sell_a_pack_for_nothing(operator_client):
+    response = operator_client.post(
+        reverse("admin:accounts_creditpack_add"),
+        {"name": "Free", "credits": "10", "price_cents": "0", "currency": "usd", "active": "on"},
+    )
+    assert response.status_code == 200
+    assert "price_cents: a pack needs a price above zero" in response.content.decode()
+    assert not CreditPack.objects.exists()
+
+
+@pytest.mark.parametrize("model", [CheckoutSession, StripeEvent], ids=lambda m: m.__name__)
+def test_stripes_records_are_read_only_in_the_admin(operator_client, a_sale, model):
+    obj = model.objects.get()
+    opts = model._meta
+    change = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+    page = operator_client.get(change)
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content
+    assert operator_client.post(change, {}).status_code == 403
+    add = reverse(f"admin:{opts.app_label}_{opts.model_name}_add")
+    assert operator_client.get(add).status_code == 403
+    delete = reverse(f"admin:{opts.app_label}_{opts.model_name}_delete", args=[obj.pk])
+    assert operator_client.post(delete, {"post": "yes"}).status_code == 403
+    assert model.objects.filter(pk=obj.pk).exists()
+
+
+def test_a_sold_pack_cannot_be_deleted_only_taken_off_sale(operator_client, a_sale):
+    delete = reverse("admin:accounts_creditpack_delete", args=[a_sale.pack.pk])
+    assert operator_client.post(delete, {"post": "yes"}).status_code == 403
+    assert CreditPack.objects.filter(pk=a_sale.pack.pk).exists()
+
+
+@pytest.mark.parametrize("object_id", ["999999", "not-a-number"])
+def test_granting_to_a_workspace_that_does_not_exist_is_a_404(operator_client, object_id):
+    url = reverse("admin:accounts_tenant_credits_grant", args=[object_id])
+    assert operator_client.post(url, {"amount": "5", "memo": "x"}).status_code == 404
+    assert not CreditEntry.objects.exists()
+
+
+def test_the_workspace_admin_shows_only_the_last_four_of_its_own_segmind_key(
+    operator_client: Client, tenant: Tenant
+) -> None:
+    from accounts.services import _fernet
+
+    secret = "sg_the_shops_own_secret_key_4321"
+    Tenant.objects.filter(pk=tenant.pk).update(
+        segmind_key_encrypted=_fernet().encrypt(secret.encode()).decode(),
+        segmind_key_last4="4321",
+    )
+
+    page = operator_client.get(f"/admin/accounts/tenant/{tenant.pk}/change/").content.decode()
+
+    assert "ending 4321" in page
+    assert secret not in page
+    assert 'name="segmind_key_encrypted"' not in page
+    assert 'name="segmind_key_last4"' not in page

@@ -27,6 +27,8 @@ OBJECT_ROUTES = [
 ]
 # Routes that only accept POST (GET answers 405).
 POST_ONLY = {
+    "credits_buy",
+    "credits_threshold",
     "job_cancel",
     "job_preview",
     "preset_copy",

@@ -55,10 +55,9 @@ def test_a_negative_credit_grant_is_refused(db):
     assert not Tenant.objects.exists()
 
 
-def test_credits_given_on_the_command_line_are_granted_in_the_ledger(db, settings):
-    settings.TRIAL_CREDITS = 0
+def test_credits_are_granted_besides_the_trial_credits(db, settings):
+    settings.TRIAL_CREDITS = 20
     _run("--name", "Acme", "--owner", "boss@acme.test", "--credits", "50")
     tenant = Tenant.objects.get()
-    assert tenant.credit_balance == 50
-    entry = tenant.credit_entries.get()
-    assert (entry.kind, entry.amount, entry.memo) == ("grant", 50, "Granted by create_tenant")
+    assert tenant.credit_balance == 70
+    assert sorted(tenant.credit_entries.values_list("amount", flat=True)) == [20, 50]

@@ -14,6 +14,12 @@ from accounts.models import CreditEntry, CreditKind, Tenant
 from jobs.models import Job
 
 
+@pytest.fixture(autouse=True)
+def _no_trial_credits(settings):
+    """These tests count every credit from an empty ledger."""
+    settings.TRIAL_CREDITS = 0
+
+
 def _job(tenant: Tenant) -> Job:
     return Job.objects.create(tenant=tenant, model="bria-product-packshot")
 

@@ -17,6 +17,12 @@ from jobs.models import Asset, Job, JobPrice, JobStatus
 PACKSHOT = "bria-product-packshot"
 
 
+@pytest.fixture(autouse=True)
+def _no_trial_credits(settings):
+    """These tests count every credit from an empty ledger."""
+    settings.TRIAL_CREDITS = 0
+
+
 @pytest.fixture
 def priced(db) -> JobPrice:
     return JobPrice.objects.create(model=PACKSHOT, engine="local", credits=2)

@@ -22,6 +22,11 @@ SCENE = "ai-product-photography"
 OWN_KEY = "sg_own_key_of_the_shop_9876"
 
 
+@pytest.fixture(autouse=True)
+def _no_trial_credits(settings: Any) -> None:
+    settings.TRIAL_CREDITS = 0
+
+
 @pytest.fixture
 def prices(db) -> None:
     JobPrice.objects.create(model=PACKSHOT, engine="local", credits=3)

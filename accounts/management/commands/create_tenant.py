@@ -21,7 +21,10 @@ class Command(BaseCommand):
         parser.add_argument("--owner", required=True, help="Owner's email (created if new).")
         parser.add_argument("--password", help="Password for a new owner (default: unusable).")
         parser.add_argument(
-            "--credits", type=int, default=0, help="Credits to grant the new workspace."
+            "--credits",
+            type=int,
+            default=0,
+            help="Credits to grant the new workspace, besides the trial credits.",
         )
         parser.add_argument("--api-key", action="store_true", help="Create and print an API key.")
 
@@ -42,13 +45,10 @@ class Command(BaseCommand):
                 raise CommandError(e.message) from e
             self.stdout.write(f"Created workspace {tenant.name} ({tenant.slug})")
             if options["credits"]:
-                services.credits_grant(
-                    tenant=tenant,
-                    amount=options["credits"],
-                    user=None,
-                    memo="Granted by create_tenant",
+                entry = services.credits_grant(
+                    tenant=tenant, amount=options["credits"], user=None, memo="create_tenant"
                 )
-                self.stdout.write(f"Granted {options['credits']} credits")
+                self.stdout.write(f"Granted {options['credits']} credits ({entry.balance_after})")
             secret = None
             if options["api_key"]:
                 secret = services.api_key_create(tenant=tenant, name="create_tenant").secret
