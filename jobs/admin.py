@@ -227,10 +227,10 @@ class ProviderIncidentAdmin(admin.ModelAdmin):
     """Each time Segmind refused a job for want of credit (and each job that gave up
     waiting): which workspace, which job, whose key. Read-only."""
 
-    list_display = ["created_at", "tenant", "job", "own_key", "code", "key_id", "pause", "message"]
+    list_display = ["created_at", "tenant", "job_link", "whose_key", "code", "pause"]
     list_filter = ["own_key", "code", "tenant", "created_at"]
     search_fields = ["key_id", "tenant__name", "tenant__slug", "job__id", "message"]
-    list_select_related = ["tenant", "job", "pause", "pause__tenant"]
+    list_select_related = ["tenant", "pause", "pause__tenant"]
     date_hierarchy = "created_at"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -241,3 +241,14 @@ class ProviderIncidentAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="Job", ordering="job")
+    def job_link(self, obj: ProviderIncident) -> str:
+        if obj.job_id is None:
+            return "-"
+        url = reverse("admin:jobs_job_change", args=[obj.job_id])
+        return format_html('<a href="{}">{}</a>', url, str(obj.job_id)[:8])
+
+    @admin.display(description="Key", ordering="own_key")
+    def whose_key(self, obj: ProviderIncident) -> str:
+        return "the workspace's own" if obj.own_key else "the platform's"

@@ -119,7 +119,10 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
                 field = e.field if e.field in form.fields and e.field != "preset" else None
                 form.add_error(field, e.message)
         else:
-            messages.success(request, "Job submitted: it will appear in the gallery when done.")
+            if job.status == JobStatus.WAITING_FOR_PROVIDER:
+                messages.warning(request, "Job submitted: it waits for Segmind, see below.")
+            else:
+                messages.success(request, "Job submitted: it will appear in the gallery when done.")
             return redirect("job_detail", workspace=membership.tenant.slug, job_id=job.id)
     engine = catalog.current_engine()
     presets = _presets_by_model(membership)
