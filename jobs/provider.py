@@ -424,11 +424,12 @@ class _Dispatcher:
             self.tokens -= len(claimed)
             self._load_tenant_keys({job.tenant_id for job in claimed if job.own_key})
             # One read per claim, not per job: the open pauses, and which jobs are probes.
+            # Locked, so that an operator's clear waits for this claim's commit and then
+            # finds the jobs it sends to wait (PostgreSQL; SQLite runs one writer at a time).
             paused: set[str] = set()
             probe_of: dict[uuid.UUID, int] = {}
-            for key_id, pause_id, probe_id in ProviderPause.objects.open().values_list(
-                "key_id", "pk", "probe_job_id"
-            ):
+            pauses = ProviderPause.objects.open().select_for_update()
+            for key_id, pause_id, probe_id in pauses.values_list("key_id", "pk", "probe_job_id"):
                 paused.add(key_id)
                 if probe_id is not None:
                     probe_of[probe_id] = pause_id

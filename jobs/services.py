@@ -25,7 +25,7 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.urls import reverse
 from django.utils import timezone
@@ -496,6 +496,7 @@ def jobs_sweep(*, stale_after: timedelta | None = None, max_attempts: int = 3) -
     # Jobs waiting for Segmind: a probe once a pause is due, a refund after the limit.
     expired = jobs_wait_expire()
     provider_pauses_stale_clear()
+    jobs_waiting_unpaused_resume()
     probes = provider_probes_start()
     return {
         "failed": failed,
@@ -688,6 +689,25 @@ def provider_probes_start() -> int:
     if started:
         transaction.on_commit(provider.dispatcher_ensure)
     return started
+
+
+def jobs_waiting_unpaused_resume() -> int:
+    """Send back to the queue the waiting jobs that no open pause holds back: a job made
+    waiting just as an operator cleared its pause (its transaction had read the pause
+    open) would otherwise wait until the limit. The sweeper's safety net."""
+    owners = set(ProviderPause.objects.open().values_list("tenant_id", flat=True))
+    held = Q(own_key=True, tenant_id__in=[t for t in owners if t is not None])
+    if None in owners:
+        held |= Q(own_key=False)
+    resumed = (
+        Job.objects.filter(status=JobStatus.WAITING_FOR_PROVIDER)
+        .exclude(held)
+        .update(status=JobStatus.QUEUED)
+    )
+    if resumed:
+        logger.warning("%d waiting job(s) had no open pause; sent back to the queue", resumed)
+        transaction.on_commit(provider.dispatcher_ensure)
+    return resumed
 
 
 def provider_pauses_stale_clear() -> int:

@@ -499,13 +499,14 @@ def test_ten_runs_refused_at_the_same_moment_open_one_pause(
     assert len(mail.outbox) == 1
 
 
-def test_a_dispatcher_never_claims_a_waiting_job(
+def test_a_dispatcher_never_claims_a_waiting_job_but_the_sweeper_frees_one_left_unpaused(
     fake, tenant, owner, priced, product_jpeg, django_capture_on_commit_callbacks
 ):
-    _, second, _ = _pause_opened_by_a_406(
+    _, second, third = _pause_opened_by_a_406(
         fake, tenant, owner, product_jpeg, django_capture_on_commit_callbacks
     )
-    # Even with the pause gone, only a clear or a probe sends a waiting job again.
+    # The pause closed without resuming them (as when a job was made waiting in the
+    # same moment an operator cleared its pause).
     ProviderPause.objects.update(cleared_at=timezone.now())
 
     provider.segmind_dispatch(budget_seconds=1)
@@ -513,3 +514,10 @@ def test_a_dispatcher_never_claims_a_waiting_job(
     second.refresh_from_db()
     assert second.status == JobStatus.WAITING_FOR_PROVIDER
     assert fake.stats()["submit_attempts"] == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.jobs_sweep()
+
+    for job in (second, third):
+        job.refresh_from_db()
+        assert job.status == JobStatus.SUCCEEDED, (job.error_code, job.error_message)
