@@ -593,8 +593,8 @@ class _Dispatcher:
     # --- the event loop side ----------------------------------------------------------------
 
     async def _submit(self, job: Job, spec: catalog.ModelSpec, key: services.SegmindKey) -> None:
-        client = self._client_for(key)
         try:
+            client = self._client_for(key)
             payload = await self.loop.run_in_executor(
                 self.io, lambda: segmind_payload(job=job, spec=spec)
             )
