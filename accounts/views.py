@@ -20,6 +20,7 @@ from accounts.forms import (
     WorkspaceForm,
 )
 from accounts.models import Invitation, Membership, User
+from jobs import services as job_services
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -221,6 +222,7 @@ def workspace_settings(request: HttpRequest, membership: Membership) -> HttpResp
             return redirect("workspace_settings", workspace=tenant.slug)
         if request.POST.get("action") == "remove":
             services.segmind_key_clear(tenant=tenant, by=membership.user)
+            job_services.provider_pauses_stale_clear()
             messages.success(request, "Your Segmind key was removed: new jobs use ours again.")
             return redirect("workspace_settings", workspace=tenant.slug)
         if form.is_valid():
@@ -231,6 +233,8 @@ def workspace_settings(request: HttpRequest, membership: Membership) -> HttpResp
             except services.AccountError as e:
                 form.add_error("segmind_key", e.message.removeprefix("segmind_key: "))
             else:
+                # Jobs waiting on the old key's empty account go now, on the new key.
+                job_services.provider_pauses_stale_clear()
                 messages.success(
                     request,
                     f"Segmind accepted the key ending {check.last4}: new jobs run on it.",

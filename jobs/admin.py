@@ -3,14 +3,18 @@
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from accounts.models import User
 from jobs import catalog, services
-from jobs.models import Asset, Job, JobPrice, Preset
+from jobs.models import Asset, Job, JobPrice, Preset, ProviderIncident, ProviderPause
 
 
 class AssetInline(admin.TabularInline):
@@ -54,7 +58,7 @@ class JobAdmin(admin.ModelAdmin):
     inlines = [AssetInline]
     actions = ["cancel_jobs"]
 
-    @admin.action(description="Cancel selected queued jobs")
+    @admin.action(description="Cancel selected queued or waiting jobs")
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         canceled = sum(services.job_cancel(job=job) for job in queryset)
         self.message_user(request, f"{canceled} job(s) canceled.")
@@ -128,3 +132,123 @@ class JobPriceAdmin(admin.ModelAdmin):
     list_editable = ["credits", "credits_per_megapixel"]
     list_filter = ["engine"]
     search_fields = ["model"]
+
+
+@admin.register(ProviderPause)
+class ProviderPauseAdmin(admin.ModelAdmin):
+    """Segmind's 406 circuit breaker, one row per pause on a key. Read-only: operators
+    only clear a pause (the action, or the button on its page), which resumes its jobs."""
+
+    list_display = [
+        "owner",
+        "is_open",
+        "opened_at",
+        "paused_until",
+        "occurrences",
+        "waiting_jobs",
+        "probe_job",
+        "cleared_at",
+        "cleared_by",
+        "cleared_reason",
+    ]
+    list_filter = [("cleared_at", admin.EmptyFieldListFilter), "tenant", "opened_at"]
+    search_fields = ["key_id", "tenant__name", "tenant__slug", "cleared_reason"]
+    list_select_related = ["tenant", "cleared_by"]
+    date_hierarchy = "opened_at"
+    actions = ["clear_and_resume"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_clear_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("jobs.change_providerpause")
+
+    @admin.display(description="Open", boolean=True)
+    def is_open(self, obj: ProviderPause) -> bool:
+        return obj.is_open
+
+    @admin.display(description="Waiting jobs")
+    def waiting_jobs(self, obj: ProviderPause) -> int:
+        return Job.objects.waiting_for(obj).count() if obj.is_open else 0
+
+    def _clear(self, request: HttpRequest, pause: ProviderPause, reason: str) -> int | None:
+        by = request.user if isinstance(request.user, User) else None
+        return services.provider_pause_clear(pause_id=pause.pk, by=by, reason=reason)
+
+    @admin.action(description="Clear pause and resume", permissions=["clear"])
+    def clear_and_resume(self, request: HttpRequest, queryset: QuerySet[ProviderPause]) -> None:
+        cleared = resumed = 0
+        for pause in queryset.filter(cleared_at__isnull=True):
+            count = self._clear(request, pause, "cleared by an operator")
+            if count is not None:
+                cleared += 1
+                resumed += count
+        self.message_user(request, f"{cleared} pause(s) cleared; {resumed} waiting job(s) resumed.")
+
+    def get_urls(self) -> list[URLPattern]:
+        clear = path(
+            "<int:pause_id>/clear/",
+            self.admin_site.admin_view(self.clear_view),
+            name="jobs_providerpause_clear",
+        )
+        return [clear, *super().get_urls()]
+
+    def clear_view(self, request: HttpRequest, pause_id: int) -> HttpResponse:
+        """Confirm, with a reason kept on the pause, then clear it and resume its jobs."""
+        if not self.has_clear_permission(request):
+            raise PermissionDenied
+        pause = get_object_or_404(ProviderPause, pk=pause_id)
+        if request.method == "POST":
+            reason = request.POST.get("reason", "").strip() or "cleared by an operator"
+            resumed = self._clear(request, pause, reason)
+            if resumed is None:
+                messages.warning(request, "This pause was already cleared.")
+            else:
+                messages.success(request, f"Pause cleared; {resumed} waiting job(s) resumed.")
+            return redirect("admin:jobs_providerpause_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Clear pause and resume",
+            "pause": pause,
+            "waiting": Job.objects.waiting_for(pause).count(),
+            "opts": self.opts,
+        }
+        return TemplateResponse(request, "admin/jobs/providerpause/clear.html", context)
+
+
+@admin.register(ProviderIncident)
+class ProviderIncidentAdmin(admin.ModelAdmin):
+    """Each time Segmind refused a job for want of credit (and each job that gave up
+    waiting): which workspace, which job, whose key. Read-only."""
+
+    list_display = ["created_at", "tenant", "job_link", "whose_key", "code", "pause"]
+    list_filter = ["own_key", "code", "tenant", "created_at"]
+    search_fields = ["key_id", "tenant__name", "tenant__slug", "job__id", "message"]
+    list_select_related = ["tenant", "pause", "pause__tenant"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Job", ordering="job")
+    def job_link(self, obj: ProviderIncident) -> str:
+        if obj.job_id is None:
+            return "-"
+        url = reverse("admin:jobs_job_change", args=[obj.job_id])
+        return format_html('<a href="{}">{}</a>', url, str(obj.job_id)[:8])
+
+    @admin.display(description="Key", ordering="own_key")
+    def whose_key(self, obj: ProviderIncident) -> str:
+        return "the workspace's own" if obj.own_key else "the platform's"

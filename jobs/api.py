@@ -27,6 +27,7 @@ class AssetSerializer(serializers.ModelSerializer[Asset]):
 
 class JobSerializer(serializers.ModelSerializer[Job]):
     error = serializers.SerializerMethodField()
+    waiting = serializers.SerializerMethodField()
     outputs = serializers.SerializerMethodField()
 
     class Meta:
@@ -41,6 +42,7 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "started_at",
             "completed_at",
             "error",
+            "waiting",
             "outputs",
         ]
 
@@ -48,6 +50,21 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         if not job.error_code:
             return None
         return {"code": job.error_code, "message": job.error_message}
+
+    def get_waiting(self, job: Job) -> dict[str, Any] | None:
+        """Why a `waiting_for_provider` job waits, since when, and when it gives up (then
+        it fails with `provider_insufficient_credits` and nothing is charged)."""
+        if not job.is_waiting_for_provider:
+            return None
+        # Formatted like the other times of the job.
+        when = serializers.DateTimeField()
+        gives_up_at = job.waiting_gives_up_at
+        return {
+            "code": "provider_insufficient_credits",
+            "message": job.waiting_message,
+            "since": when.to_representation(job.waiting_since) if job.waiting_since else None,
+            "gives_up_at": when.to_representation(gives_up_at) if gives_up_at else None,
+        }
 
     def get_outputs(self, job: Job) -> list[dict[str, Any]]:
         outputs = [a for a in job.assets.all() if a.kind == "output"]
@@ -67,14 +84,21 @@ def _tenant(request: Request) -> Tenant:
 
 @api_view(["GET"])
 def jobs_list(request: Request) -> Response:
-    jobs = Job.objects.for_tenant(_tenant(request)).prefetch_related("assets")[:100]
+    jobs = (
+        Job.objects.for_tenant(_tenant(request))
+        .select_related("tenant")
+        .prefetch_related("assets")[:100]
+    )
     return Response({"results": JobSerializer(jobs, many=True).data})
 
 
 @api_view(["GET"])
 def job_retrieve(request: Request, job_id: str) -> Response:
     job = get_object_or_404(
-        Job.objects.for_tenant(_tenant(request)).prefetch_related("assets"), pk=job_id
+        Job.objects.for_tenant(_tenant(request))
+        .select_related("tenant")
+        .prefetch_related("assets"),
+        pk=job_id,
     )
     return Response(JobSerializer(job).data)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -36,7 +37,18 @@ class JobQuerySet(models.QuerySet["Job"]):
         return self.filter(tenant=tenant)
 
     def active(self) -> JobQuerySet:
-        return self.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
+        return self.filter(
+            status__in=[JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.WAITING_FOR_PROVIDER]
+        )
+
+    def waiting_for(self, pause: ProviderPause) -> JobQuerySet:
+        """The jobs held back by `pause`: those of the key's owner, the platform's or one
+        workspace's own. Their key is looked at again when they are claimed, so a job that
+        another pause holds back just waits again."""
+        jobs = self.filter(status=JobStatus.WAITING_FOR_PROVIDER)
+        if pause.tenant_id is None:
+            return jobs.filter(own_key=False)
+        return jobs.filter(own_key=True, tenant_id=pause.tenant_id)
 
     def segmind_queued(self) -> JobQuerySet:
         """Segmind jobs waiting for the dispatcher to claim and submit them."""
@@ -122,6 +134,26 @@ class Job(models.Model):
         if self.status in (JobStatus.FAILED, JobStatus.CANCELED):
             return f"{credits} given back: not charged"
         return f"{credits} held until it finishes"
+
+    @property
+    def is_waiting_for_provider(self) -> bool:
+        return self.status == JobStatus.WAITING_FOR_PROVIDER
+
+    @property
+    def waiting_gives_up_at(self) -> datetime | None:
+        """When a job waiting for Segmind fails (with its credits given back) if it has
+        not been sent by then."""
+        if not self.is_waiting_for_provider or self.waiting_since is None:
+            return None
+        return self.waiting_since + timedelta(seconds=settings.SEGMIND_WAIT_LIMIT_SECONDS)
+
+    @property
+    def waiting_message(self) -> str:
+        """Why a waiting job waits, for the shop (reads the tenant for an own key)."""
+        if not self.is_waiting_for_provider:
+            return ""
+        last4 = self.tenant.segmind_key_last4 if self.own_key else ""
+        return provider_waiting_message(own_key=self.own_key, last4=last4)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -316,6 +348,71 @@ class JobPrice(models.Model):
         return self.credits + self.credits_per_megapixel * math.ceil(float(megapixel))
 
 
+# What a shop is told when Segmind's account behind the key is out of credit (406). The
+# platform's key is ProductStudio's problem: the shop is told it was not charged and that
+# we know; a workspace's own key is the shop's to top up.
+
+
+def _duration_words(seconds: float) -> str:
+    minutes = max(1, round(seconds / 60))
+    if minutes < 120:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours = round(minutes / 60)
+    return f"{hours} hours"
+
+
+def _own_account(last4: str) -> str:
+    return f"Your own Segmind account (key ending {last4})" if last4 else "Your own Segmind account"
+
+
+def provider_out_of_credit_message(*, own_key: bool, last4: str = "") -> str:
+    """A job failed because Segmind refused it for want of credit."""
+    if own_key:
+        return (
+            f"{_own_account(last4)} is out of credit, so this image could not be made. "
+            "Top up your Segmind account, then try again. No ProductStudio credit was taken."
+        )
+    return (
+        "Segmind, the service that makes these images, is out of credit on ProductStudio's "
+        "side, so this image could not be made. No credit was taken: this job cost you "
+        "nothing. We have been alerted and will resume shortly; please try again later."
+    )
+
+
+def provider_waiting_message(*, own_key: bool, last4: str = "") -> str:
+    """A job waits: sending it is paused while Segmind's account is out of credit."""
+    limit = _duration_words(settings.SEGMIND_WAIT_LIMIT_SECONDS)
+    if own_key:
+        return (
+            f"{_own_account(last4)} is out of credit. This job waits and is sent once the "
+            "account has credit again: top up your Segmind account. Nothing has been "
+            f"charged; if it cannot be sent within {limit}, it fails and no ProductStudio "
+            "credit is taken."
+        )
+    return (
+        "Segmind, the service that makes these images, is out of credit on ProductStudio's "
+        "side. This job waits and is sent as soon as Segmind takes work again; we have been "
+        f"alerted. Nothing has been charged; if it cannot be sent within {limit}, it fails "
+        "and no credit is taken."
+    )
+
+
+def provider_gave_up_message(*, own_key: bool, last4: str = "", waited_seconds: float) -> str:
+    """A waiting job reached the wait limit and failed."""
+    waited = _duration_words(waited_seconds)
+    if own_key:
+        return (
+            f"{_own_account(last4)} stayed out of credit, and this job waited {waited} "
+            "without being sent, so it was given up. Top up your Segmind account, then try "
+            "again. No ProductStudio credit was taken."
+        )
+    return (
+        "Segmind, the service that makes these images, stayed out of credit on "
+        f"ProductStudio's side, and this job waited {waited} without being sent, so it was "
+        "given up. No credit was taken: this job cost you nothing. Please try again later."
+    )
+
+
 class ProviderPauseQuerySet(models.QuerySet["ProviderPause"]):
     def open(self) -> ProviderPauseQuerySet:
         return self.filter(cleared_at__isnull=True)
@@ -364,6 +461,11 @@ class ProviderPause(models.Model):
     @property
     def is_open(self) -> bool:
         return self.cleared_at is None
+
+    @property
+    def owner(self) -> str:
+        """Whose key it is, for operators (never the key itself)."""
+        return f"{self.tenant}'s own key" if self.tenant_id else "the platform's key"
 
 
 class ProviderIncidentQuerySet(models.QuerySet["ProviderIncident"]):

@@ -11,6 +11,13 @@ So one worker carries hundreds of requests and the other workers stay free for l
 jobs. New jobs are taken on at the pace the dispatcher can follow (`TARGET_LOAD`):
 beyond it they wait queued, rather than results waiting unfetched.
 
+Each job goes to Segmind with its key: the workspace's own key for a job with `own_key`,
+the platform's otherwise. The dispatcher keeps one client per key, made when first
+needed, and decrypts each workspace's key once per run. When Segmind answers 406 (the
+account behind a key is out of credit), the key is paused (`services.provider_pause_open`):
+jobs for it that are claimed while the pause is open go to `waiting_for_provider`
+instead of being sent, except the pause's probe, whose acceptance clears the pause.
+
 A lease row keeps it to one dispatcher at a time. The holder renews it every few
 seconds, so a dispatcher killed mid-run is replaced within `LEASE_SECONDS` (by the next
 submit or by the sweeper). It stops after its budget, well inside the task timeout, and
@@ -41,12 +48,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
+
+from accounts.models import Tenant
 
 # `services` imports this module; its functions are looked up at call time.
 from jobs import catalog, fetcher, images, segmind, services
-from jobs.models import Job, JobStatus, Lease
+from jobs.models import Job, JobStatus, Lease, ProviderPause
 from productstudio.errors import CodedError
 
 logger = logging.getLogger(__name__)
@@ -81,9 +91,10 @@ LAG_HIGH_SECONDS = 0.5
 POLL_BACKOFF_RATIO = 0.1
 
 
-def _client() -> segmind.SegmindClient:
+def _client(api_key: str | None = None) -> segmind.SegmindClient:
+    """A client for `api_key` (by default the platform's)."""
     return segmind.SegmindClient(
-        api_key=settings.SEGMIND_API_KEY,
+        api_key=settings.SEGMIND_API_KEY if api_key is None else api_key,
         base_url=settings.SEGMIND_API_BASE,
         max_connections=settings.SEGMIND_MAX_CONNECTIONS,
     )
@@ -121,12 +132,16 @@ def poll_interval(waited: float, expected: float | None = None) -> float:
     return delay
 
 
-def request_store(*, job_id: uuid.UUID, submission: segmind.Submission) -> bool:
-    """Commit Segmind's request id on a claimed job; False if the job moved on meanwhile."""
+def request_store(*, job_id: uuid.UUID, submission: segmind.Submission, key_id: str = "") -> bool:
+    """Commit Segmind's request id on a claimed job; False if the job moved on meanwhile.
+    `key_id` names the key it was sent with (for operators; polls resolve the key again)."""
+    stored: dict[str, Any] = submission.to_dict()
+    if key_id:
+        stored["key_id"] = key_id
     return bool(
         Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, provider_request_id="").update(
             provider_request_id=submission.request_id,
-            provider_request=submission.to_dict(),
+            provider_request=stored,
             submitted_at=timezone.now(),
         )
     )
@@ -196,6 +211,16 @@ class _Submitted:
     job_id: uuid.UUID
     model: str
     submission: segmind.Submission
+    key: services.SegmindKey
+
+
+@dataclass(frozen=True)
+class _OutOfCredit:
+    """Segmind refused the submit with 406: the account behind the key has no credit."""
+
+    job_id: uuid.UUID
+    key: services.SegmindKey
+    provider_message: str
 
 
 @dataclass(frozen=True)
@@ -218,7 +243,20 @@ class _Released:
     job_id: uuid.UUID
 
 
-_Event = _Submitted | _Failed | _Completed | _Released
+_Event = _Submitted | _OutOfCredit | _Failed | _Completed | _Released
+
+# A job whose key cannot be had fails with these (nothing was sent, nothing is charged).
+OWN_KEY_MISSING = (
+    "own_key_missing",
+    "This workspace's own Segmind key can no longer be read (it was removed, or must be "
+    "entered again), so the image could not be made. Enter the key again in the "
+    "workspace's settings, then try again. No credit was taken.",
+)
+PLATFORM_KEY_MISSING = (
+    "provider_not_configured",
+    "Segmind is not set up on this studio any more, so the image could not be made. "
+    "No credit was taken.",
+)
 
 
 class _Dispatcher:
@@ -259,7 +297,13 @@ class _Dispatcher:
         self.io = ThreadPoolExecutor(
             max_workers=settings.SEGMIND_DOWNLOAD_THREADS, thread_name_prefix="segmind-io"
         )
-        self.client = _client()
+        # One client per key (by key id), made when a job first needs it.
+        self.clients: dict[str, segmind.SegmindClient] = {}
+        self.platform_key = services.segmind_key_for(tenant=None)
+        # Each workspace's own key, decrypted once per run (None: it has none any more).
+        self.tenant_keys: dict[int, services.SegmindKey | None] = {}
+        # Probes under way: job id -> the pause that an accepted submit clears.
+        self.probes: dict[uuid.UUID, int] = {}
         # The coroutines that are only waiting or polling, which a shutdown may cancel
         # (a submit or a download in progress is left to finish).
         self.idle: dict[uuid.UUID, asyncio.Task[None]] = {}
@@ -277,10 +321,12 @@ class _Dispatcher:
                     self._stop()
                 found = 0
                 if not self.stopping:
-                    found = self._claim_queued(now)
                     if now >= rescan_at:
                         rescan_at = now + RESCAN_SECONDS
                         self._pick_up_in_flight()
+                        # A pause due for its probe sends one waiting job back to the queue.
+                        services.provider_probes_start()
+                    found = self._claim_queued(now)
                 self._drain(TICK_SECONDS if self.pending or self.held_back else 0)
                 if not self.pending and (self.stopping or (not found and not self.held_back)):
                     break
@@ -376,7 +422,32 @@ class _Dispatcher:
             if not claimed:
                 return 0
             self.tokens -= len(claimed)
-            ids = [job.pk for job in claimed]
+            self._load_tenant_keys({job.tenant_id for job in claimed if job.own_key})
+            # One read per claim, not per job: the open pauses, and which jobs are probes.
+            # Locked, so that an operator's clear waits for this claim's commit and then
+            # finds the jobs it sends to wait (PostgreSQL; SQLite runs one writer at a time).
+            paused: set[str] = set()
+            probe_of: dict[uuid.UUID, int] = {}
+            pauses = ProviderPause.objects.open().select_for_update()
+            for key_id, pause_id, probe_id in pauses.values_list("key_id", "pk", "probe_job_id"):
+                paused.add(key_id)
+                if probe_id is not None:
+                    probe_of[probe_id] = pause_id
+            wait: list[uuid.UUID] = []
+            run: list[tuple[Job, services.SegmindKey | None]] = []
+            for job in claimed:
+                key = self._key(job.own_key, job.tenant_id)
+                if key is not None and key.key_id in paused and job.pk not in probe_of:
+                    wait.append(job.pk)
+                else:
+                    run.append((job, key))
+            if wait:
+                # The key is out of credit: the job waits, and keeps its held credits.
+                Job.objects.filter(pk__in=wait, status=JobStatus.QUEUED).update(
+                    status=JobStatus.WAITING_FOR_PROVIDER,
+                    waiting_since=Coalesce(F("waiting_since"), Value(claimed_at)),
+                )
+            ids = [job.pk for job, _ in run]
             moved = Job.objects.filter(pk__in=ids, status=JobStatus.QUEUED).update(
                 status=JobStatus.RUNNING, started_at=claimed_at, attempts=F("attempts") + 1
             )
@@ -386,31 +457,60 @@ class _Dispatcher:
                         pk__in=ids, status=JobStatus.RUNNING, started_at=claimed_at
                     ).values_list("pk", flat=True)
                 )
-                claimed = [job for job in claimed if job.pk in taken]
-        for job in claimed:
+                run = [(job, key) for job, key in run if job.pk in taken]
+        for job, key in run:
             spec = catalog.get_model(job.model)
             try:
                 if spec is None:
                     raise CodedError("model_unavailable", "This model is no longer offered.")
+                if key is None:
+                    raise CodedError(*(OWN_KEY_MISSING if job.own_key else PLATFORM_KEY_MISSING))
                 services.job_params_check(job=job)
             except CodedError as e:
                 self.counts["finished"] += services.job_fail(
                     job_id=job.pk, code=e.code, message=e.message
                 )
                 continue
+            if job.pk in probe_of:
+                self.probes[job.pk] = probe_of[job.pk]
             self.pending.add(job.pk)
             self.submitting.add(job.pk)
-            self._start(self._submit(job, spec))
-        return len(ids)
+            self._start(self._submit(job, spec, key))
+        return len(claimed)
+
+    def _load_tenant_keys(self, tenant_ids: set[int]) -> None:
+        """Decrypt the own keys of these workspaces, once per run (one query)."""
+        missing = tenant_ids - self.tenant_keys.keys()
+        if not missing:
+            return
+        tenants = Tenant.objects.filter(pk__in=missing).only(
+            "pk", "segmind_key_encrypted", "segmind_key_last4"
+        )
+        for tenant in tenants:
+            self.tenant_keys[tenant.pk] = services.segmind_key_for(tenant=tenant)
+        for tenant_id in missing - self.tenant_keys.keys():
+            self.tenant_keys[tenant_id] = None
+
+    def _key(self, own_key: bool, tenant_id: int) -> services.SegmindKey | None:
+        return self.tenant_keys.get(tenant_id) if own_key else self.platform_key
+
+    def _client_for(self, key: services.SegmindKey) -> segmind.SegmindClient:
+        client = self.clients.get(key.key_id)
+        if client is None:
+            client = self.clients[key.key_id] = _client(key.key)
+        return client
 
     def _pick_up_in_flight(self) -> None:
         now = timezone.now()
-        rows = (
+        rows = list(
             Job.objects.segmind_in_flight()
             .exclude(pk__in=self.pending)
-            .values_list("pk", "model", "provider_request", "submitted_at")
+            .values_list("pk", "model", "provider_request", "submitted_at", "own_key", "tenant_id")
         )
-        for job_id, model, stored, submitted_at in rows:
+        self._load_tenant_keys({row[5] for row in rows if row[4]})
+        for job_id, model, stored, submitted_at, own_key, tenant_id in rows:
+            # Polled with the key it was sent with: the same owner's key, resolved again.
+            key = self._key(own_key, tenant_id)
             try:
                 submission = segmind.Submission.from_dict(stored or {})
             except ValueError:
@@ -420,9 +520,15 @@ class _Dispatcher:
                     message="The job's Segmind request was not recorded properly. Try again.",
                 )
                 continue
+            if key is None:
+                code, message = OWN_KEY_MISSING if own_key else PLATFORM_KEY_MISSING
+                self.counts["finished"] += services.job_fail(
+                    job_id=job_id, code=code, message=message
+                )
+                continue
             waited = (now - submitted_at).total_seconds() if submitted_at else 0.0
             self.pending.add(job_id)
-            self._start(self._track(job_id, model, submission, waited=waited, first_delay=0.0))
+            self._start(self._track(job_id, model, submission, key, waited=waited, first_delay=0.0))
 
     def _drain(self, timeout: float) -> None:
         self.loop.run_until_complete(self._wait_for_news(timeout))
@@ -445,22 +551,36 @@ class _Dispatcher:
                     event.job_id,
                     event.model,
                     event.submission,
+                    event.key,
                     waited=0.0,
                     first_delay=settings.SEGMIND_FIRST_POLL_SECONDS,
                 )
             )
 
     def _apply(self, event: _Event, to_track: list[_Submitted], jobs: dict[uuid.UUID, Job]) -> None:
+        # Whatever became of it, a probe is over once its submit has an answer.
+        pause_id = self.probes.pop(event.job_id, None) if self.probes else None
         if isinstance(event, _Submitted):
             self.counts["submitted"] += 1
-            if request_store(job_id=event.job_id, submission=event.submission):
+            if request_store(
+                job_id=event.job_id, submission=event.submission, key_id=event.key.key_id
+            ):
                 to_track.append(event)
+                if pause_id is not None:
+                    # Segmind takes work with the key again: the jobs it held back resume.
+                    services.provider_pause_clear(
+                        pause_id=pause_id, by=None, reason="probe accepted"
+                    )
                 return
             # Only a job that left `running` meanwhile gets here (an operator's edit).
             logger.warning(
                 "job %s moved on while Segmind request %s was submitted; not polling it",
                 event.job_id,
                 event.submission.request_id,
+            )
+        elif isinstance(event, _OutOfCredit):
+            self.counts["finished"] += services.provider_pause_open(
+                job_id=event.job_id, key=event.key, provider_message=event.provider_message
             )
         elif isinstance(event, _Failed):
             self.counts["finished"] += services.job_fail(
@@ -472,9 +592,9 @@ class _Dispatcher:
 
     # --- the event loop side ----------------------------------------------------------------
 
-    async def _submit(self, job: Job, spec: catalog.ModelSpec) -> None:
-        client = self.client
+    async def _submit(self, job: Job, spec: catalog.ModelSpec, key: services.SegmindKey) -> None:
         try:
+            client = self._client_for(key)
             payload = await self.loop.run_in_executor(
                 self.io, lambda: segmind_payload(job=job, spec=spec)
             )
@@ -483,20 +603,24 @@ class _Dispatcher:
                 attempts=settings.SEGMIND_SUBMIT_ATTEMPTS,
             )
         except segmind.SegmindError as e:
-            self._emit(_Failed(job.pk, e.code, e.message))
+            if e.code == "provider_insufficient_credits":
+                self._emit(_OutOfCredit(job.pk, key, e.provider_message))
+            else:
+                self._emit(_Failed(job.pk, e.code, e.message))
         except OSError as e:
             self._emit(_Failed(job.pk, "missing_input", f"The input image is missing: {e}"))
         except Exception:
             logger.exception("submitting job %s to Segmind failed", job.pk)
             self._emit(_Failed(job.pk, "internal_error", services.INTERNAL_ERROR_MESSAGE))
         else:
-            self._emit(_Submitted(job.pk, job.model, submission))
+            self._emit(_Submitted(job.pk, job.model, submission, key))
 
     async def _track(
         self,
         job_id: uuid.UUID,
         model: str,
         submission: segmind.Submission,
+        key: services.SegmindKey,
         *,
         waited: float,
         first_delay: float,
@@ -506,7 +630,9 @@ class _Dispatcher:
         self.idle[job_id] = task
         started = time.monotonic() - waited
         try:
-            poll = await self._poll_until_finished(job_id, model, submission, started, first_delay)
+            poll = await self._poll_until_finished(
+                job_id, model, submission, self._client_for(key), started, first_delay
+            )
             if poll is None:
                 return
             self._learn(model, poll, time.monotonic() - started)
@@ -538,6 +664,7 @@ class _Dispatcher:
         job_id: uuid.UUID,
         model: str,
         submission: segmind.Submission,
+        client: segmind.SegmindClient,
         started: float,
         delay: float,
     ) -> segmind.Poll | None:
@@ -548,12 +675,12 @@ class _Dispatcher:
             await asyncio.sleep(delay)
             self.counts["polled"] += 1
             try:
-                poll = await self.client.status(submission)
+                poll = await client.status(submission)
                 # From when the poll was due to its answer: a few milliseconds when the
                 # dispatcher keeps up; more when its loop or its connections are saturated.
                 self.lag = 0.9 * self.lag + 0.1 * max(0.0, self.loop.time() - due)
                 if poll.state == segmind.COMPLETED and not poll.outputs and submission.kind == "v2":
-                    poll = await self.client.result(submission)
+                    poll = await client.result(submission)
             except segmind.SegmindError as e:
                 # A garbled status answer is asked again: the request itself is still fine.
                 transient = e.retryable or e.code == "provider_bad_response"
@@ -577,7 +704,8 @@ class _Dispatcher:
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
-        await self.client.aclose()
+        for client in self.clients.values():
+            await client.aclose()
 
     def _cancel_idle(self) -> None:
         for task in list(self.idle.values()):

@@ -25,6 +25,7 @@ import asyncio
 import base64
 import binascii
 import email.utils
+import functools
 import heapq
 import ipaddress
 import itertools
@@ -33,6 +34,7 @@ import logging
 import math
 import random
 import re
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -320,8 +322,9 @@ class SegmindClient:
         sizes = [POOL_SIZE] * (max_connections // POOL_SIZE)
         if max_connections % POOL_SIZE:
             sizes.append(max_connections % POOL_SIZE)
-        # One TLS context for all of them: each costs ~40 ms to build.
-        tls = httpx.create_ssl_context(trust_env=False)
+        # One TLS context for all of them, and for every client in the process (the
+        # dispatcher keeps one client per key): each costs ~40 ms to build.
+        tls = _tls_context()
         self._pools = [
             httpx.AsyncClient(
                 transport=transport,
@@ -641,6 +644,11 @@ class _GateSlot:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._gate.release()
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context(trust_env=False)
 
 
 def _check_kind(kind: str) -> None:

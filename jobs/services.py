@@ -7,11 +7,13 @@ delivered twice, or two workers racing, do the work once.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -21,8 +23,11 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
-from django.db.models import F
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce, Greatest
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from PIL import Image
@@ -30,7 +35,19 @@ from PIL import Image
 from accounts import services as account_services
 from accounts.models import Tenant, User
 from jobs import catalog, fetcher, images, local_engine, provider, scenes
-from jobs.models import Asset, AssetKind, Job, JobPrice, JobStatus, Preset
+from jobs.models import (
+    Asset,
+    AssetKind,
+    Job,
+    JobPrice,
+    JobStatus,
+    Preset,
+    ProviderIncident,
+    ProviderPause,
+    provider_gave_up_message,
+    provider_out_of_credit_message,
+    provider_waiting_message,
+)
 from productstudio.errors import CodedError
 
 logger = logging.getLogger(__name__)
@@ -231,6 +248,13 @@ def job_submit(
     )
     quote = job_quote(tenant=tenant, spec=spec, params=resolved)
     source = _read_input(image_url=image_url, upload=upload)
+    # Segmind's account behind the job's key is out of credit: the job waits from the
+    # start, so the shop sees why at once, rather than after the dispatcher's turn.
+    pause = (
+        provider_pause_for(key=segmind_key_for(tenant=tenant if quote.own_key else None))
+        if quote.engine == "segmind"
+        else None
+    )
     with transaction.atomic():
         job = Job.objects.create(
             tenant=tenant,
@@ -243,6 +267,8 @@ def job_submit(
             backdrop=_job_backdrop(spec=spec, engine=quote.engine, preset=preset, params=resolved),
             own_key=quote.own_key,
             price=quote.price,
+            status=JobStatus.WAITING_FOR_PROVIDER if pause else JobStatus.QUEUED,
+            waiting_since=timezone.now() if pause else None,
         )
         _job_hold(job=job, user=user)
         job.input_asset = asset_create(
@@ -254,7 +280,11 @@ def job_submit(
             original_name=source.name,
         )
         job.save(update_fields=["input_asset"])
-        transaction.on_commit(lambda: job_enqueue(job_id=job.id, engine=job.engine))
+        if pause is None:
+            transaction.on_commit(lambda: job_enqueue(job_id=job.id, engine=job.engine))
+        elif pause.paused_until <= timezone.now():
+            # The pause is due for a probe and this may be the only job to send as one.
+            transaction.on_commit(provider_probes_start)
     return job
 
 
@@ -352,11 +382,17 @@ def job_params_check(*, job: Job) -> None:
     catalog.resolve_params(spec, job.params, attached=attached)
 
 
-def job_fail(*, job_id: uuid.UUID | str, code: str, message: str) -> bool:
-    """Move a running job to failed with a stable code and a message, and give its held
-    credits back; False if it was not running."""
+def job_fail(
+    *,
+    job_id: uuid.UUID | str,
+    code: str,
+    message: str,
+    from_status: str = JobStatus.RUNNING,
+) -> bool:
+    """Move a running job (or one in `from_status`) to failed with a stable code and a
+    message, and give its held credits back; False if it was not in that status."""
     with transaction.atomic():
-        failed = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+        failed = Job.objects.filter(pk=job_id, status=from_status).update(
             status=JobStatus.FAILED,
             error_code=code,
             error_message=message,
@@ -429,12 +465,12 @@ def job_succeed(*, job: Job, outputs: Sequence[tuple[bytes, images.ImageInfo]]) 
 
 
 def job_cancel(*, job: Job) -> bool:
-    """Cancel a job that has not started, and give its held credits back; False when
-    it is already running or done."""
+    """Cancel a job that has not started (queued, or waiting for Segmind), and give its
+    held credits back; False when it is already running or done."""
     with transaction.atomic():
-        canceled = Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
-            status=JobStatus.CANCELED, completed_at=timezone.now()
-        )
+        canceled = Job.objects.filter(
+            pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.WAITING_FOR_PROVIDER]
+        ).update(status=JobStatus.CANCELED, completed_at=timezone.now())
         if canceled and job.price:
             account_services.credits_release(job=job)
     return bool(canceled)
@@ -483,7 +519,331 @@ def jobs_sweep(*, stale_after: timedelta | None = None, max_attempts: int = 3) -
         Job.objects.segmind_in_flight().exists()
     ):
         transaction.on_commit(provider.dispatcher_ensure)
-    return {"failed": failed, "requeued": requeued, "resent": len(lost)}
+    # Jobs waiting for Segmind: a probe once a pause is due, a refund after the limit.
+    expired = jobs_wait_expire()
+    provider_pauses_stale_clear()
+    jobs_waiting_unpaused_resume()
+    probes = provider_probes_start()
+    return {
+        "failed": failed,
+        "requeued": requeued,
+        "resent": len(lost),
+        "probes": probes,
+        "expired": expired,
+    }
+
+
+# -- Segmind keys and the circuit breaker for Segmind's 406 ---------------------------------
+
+
+@dataclass(frozen=True)
+class SegmindKey:
+    """A Segmind API key and whose it is. `key_id` names it in the database, in logs and
+    in emails; the key itself stays in memory."""
+
+    key: str = field(repr=False)
+    key_id: str
+    # The workspace whose own key it is; None for the platform's key.
+    tenant_id: int | None
+    last4: str = ""
+
+    @property
+    def own(self) -> bool:
+        return self.tenant_id is not None
+
+
+def segmind_key_id(key: str) -> str:
+    """A digest naming a Segmind key without revealing it: keyed with SECRET_KEY, so the
+    id cannot be used to test guesses of the key."""
+    secret = f"productstudio.segmind-key-id:{settings.SECRET_KEY}".encode()
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def segmind_key_for(*, tenant: Tenant | None) -> SegmindKey | None:
+    """The workspace's own Segmind key, or with None the platform's; None when there is
+    none (or the workspace's can no longer be decrypted)."""
+    if tenant is None:
+        key = settings.SEGMIND_API_KEY
+        return SegmindKey(key=key, key_id=segmind_key_id(key), tenant_id=None) if key else None
+    key = account_services.segmind_key_get(tenant=tenant)
+    if not key:
+        return None
+    last4 = tenant.segmind_key_last4 or key[-4:]
+    return SegmindKey(key=key, key_id=segmind_key_id(key), tenant_id=tenant.pk, last4=last4)
+
+
+def provider_pause_for(*, key: SegmindKey | None) -> ProviderPause | None:
+    """The open pause on `key`, if Segmind said its account is out of credit."""
+    if key is None:
+        return None
+    return ProviderPause.objects.open().filter(key_id=key.key_id).first()
+
+
+def _incident_record(
+    *,
+    pause: ProviderPause | None,
+    job_id: uuid.UUID | str,
+    key_id: str,
+    own_key: bool,
+    message: str,
+) -> None:
+    tenant_id = Job.objects.filter(pk=job_id).values_list("tenant_id", flat=True).first()
+    ProviderIncident.objects.create(
+        pause=pause,
+        tenant_id=tenant_id,
+        job_id=job_id,
+        key_id=key_id,
+        own_key=own_key,
+        code="provider_insufficient_credits",
+        message=message,
+    )
+
+
+def provider_pause_open(
+    *, job_id: uuid.UUID | str, key: SegmindKey, provider_message: str = ""
+) -> bool:
+    """Segmind refused a submit of `job_id` with `key` for want of credit (406).
+
+    The first refusal for the key opens a pause on it, fails that job (its held credits
+    go back) and emails the operators once. While the pause is open, each further
+    refusal (a submit already under way, or the probe) records an incident and sends
+    the job to wait instead of failing; a refused probe puts the next one off by
+    SEGMIND_PAUSE_SECONDS. Two racers open one pause (a unique constraint). Returns True
+    when the job failed, False when it waits.
+    """
+    now = timezone.now()
+    seconds = timedelta(seconds=settings.SEGMIND_PAUSE_SECONDS)
+    with transaction.atomic():
+        pause = ProviderPause.objects.open().select_for_update().filter(key_id=key.key_id).first()
+        opened = False
+        if pause is None:
+            try:
+                with transaction.atomic():
+                    pause = ProviderPause.objects.create(
+                        key_id=key.key_id,
+                        tenant_id=key.tenant_id,
+                        message=provider_message[:1000],
+                        opened_at=now,
+                        paused_until=now + seconds,
+                    )
+                opened = True
+            except IntegrityError:
+                # Another run opened it first: this job joins the pause.
+                pause = ProviderPause.objects.open().select_for_update().get(key_id=key.key_id)
+        if opened:
+            message = provider_out_of_credit_message(own_key=key.own, last4=key.last4)
+            failed = job_fail(job_id=job_id, code="provider_insufficient_credits", message=message)
+            _incident_record(
+                pause=pause, job_id=job_id, key_id=key.key_id, own_key=key.own, message=message
+            )
+            transaction.on_commit(partial(provider_pause_notify, pause_id=pause.pk))
+            return failed
+        changes: dict[str, Any] = {"occurrences": F("occurrences") + 1}
+        if pause.probe_job_id is not None and str(pause.probe_job_id) == str(job_id):
+            # The probe was refused too: the next one goes after another pause.
+            changes.update(paused_until=now + seconds, probe_job=None)
+        ProviderPause.objects.filter(pk=pause.pk).update(**changes)
+        Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, provider_request_id="").update(
+            status=JobStatus.WAITING_FOR_PROVIDER,
+            waiting_since=Coalesce(F("waiting_since"), Value(now)),
+            # Segmind answered: not an attempt lost to a crash (the sweeper counts those).
+            attempts=Greatest(F("attempts") - 1, Value(0)),
+        )
+        _incident_record(
+            pause=pause,
+            job_id=job_id,
+            key_id=key.key_id,
+            own_key=key.own,
+            message=provider_waiting_message(own_key=key.own, last4=key.last4),
+        )
+    return False
+
+
+def provider_pause_clear(*, pause_id: int, by: User | None, reason: str) -> int | None:
+    """Close a pause (an operator, or an accepted probe) and send the jobs it held back
+    to the queue. Returns how many resumed, or None if it was already cleared."""
+    with transaction.atomic():
+        cleared = ProviderPause.objects.filter(pk=pause_id, cleared_at__isnull=True).update(
+            cleared_at=timezone.now(), cleared_by=by, cleared_reason=reason[:200]
+        )
+        if not cleared:
+            return None
+        pause = ProviderPause.objects.get(pk=pause_id)
+        # waiting_since is kept: the wait limit counts from when a job first waited.
+        resumed = Job.objects.waiting_for(pause).update(status=JobStatus.QUEUED)
+        if resumed:
+            transaction.on_commit(provider.dispatcher_ensure)
+    logger.info("Segmind pause %s cleared (%s): %d job(s) resumed", pause_id, reason, resumed)
+    return resumed
+
+
+def provider_probes_start() -> int:
+    """For each open pause past its `paused_until` with no probe under way, send one
+    waiting job back to the queue as its probe: if Segmind takes it, the pause clears.
+    Called by the sweeper every minute and by the dispatcher. Returns the probes started."""
+    now = timezone.now()
+    started = 0
+    for pause in ProviderPause.objects.open().filter(paused_until__lte=now):
+        probe_id = pause.probe_job_id
+        if (
+            probe_id is not None
+            and Job.objects.filter(
+                pk=probe_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
+            ).exists()
+        ):
+            continue
+        candidate = (
+            Job.objects.waiting_for(pause)
+            .order_by("waiting_since", "created_at")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if candidate is None:
+            continue
+        with transaction.atomic():
+            # Both conditional: a racing sweeper or an operator's clear wins cleanly.
+            if not ProviderPause.objects.filter(
+                pk=pause.pk, cleared_at__isnull=True, probe_job=probe_id
+            ).update(probe_job=candidate):
+                continue
+            if not Job.objects.filter(pk=candidate, status=JobStatus.WAITING_FOR_PROVIDER).update(
+                status=JobStatus.QUEUED
+            ):
+                transaction.set_rollback(True)
+                continue
+        started += 1
+    if started:
+        transaction.on_commit(provider.dispatcher_ensure)
+    return started
+
+
+def jobs_waiting_unpaused_resume() -> int:
+    """Send back to the queue the waiting jobs that no open pause holds back: a job made
+    waiting just as an operator cleared its pause (its transaction had read the pause
+    open) would otherwise wait until the limit. The sweeper's safety net."""
+    owners = set(ProviderPause.objects.open().values_list("tenant_id", flat=True))
+    held = Q(own_key=True, tenant_id__in=[t for t in owners if t is not None])
+    if None in owners:
+        held |= Q(own_key=False)
+    resumed = (
+        Job.objects.filter(status=JobStatus.WAITING_FOR_PROVIDER)
+        .exclude(held)
+        .update(status=JobStatus.QUEUED)
+    )
+    if resumed:
+        logger.warning("%d waiting job(s) had no open pause; sent back to the queue", resumed)
+        transaction.on_commit(provider.dispatcher_ensure)
+    return resumed
+
+
+def provider_pauses_stale_clear() -> int:
+    """Clear the pauses on workspaces' own keys that are no longer their key (the shop
+    entered a new one, or removed it): its jobs go back to the queue, to run on the new
+    key (or fail clearly without one)."""
+    cleared = 0
+    for pause in ProviderPause.objects.open().filter(tenant__isnull=False).select_related("tenant"):
+        assert pause.tenant is not None
+        current = segmind_key_for(tenant=pause.tenant)
+        if current is None or current.key_id != pause.key_id:
+            reason = "the workspace changed its own Segmind key"
+            cleared += provider_pause_clear(pause_id=pause.pk, by=None, reason=reason) is not None
+    return cleared
+
+
+def jobs_wait_expire() -> int:
+    """Fail the jobs that have waited for Segmind longer than SEGMIND_WAIT_LIMIT_SECONDS;
+    their held credits go back. Returns how many failed."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.SEGMIND_WAIT_LIMIT_SECONDS)
+    expired = 0
+    waiting = Job.objects.filter(
+        status=JobStatus.WAITING_FOR_PROVIDER, waiting_since__lt=cutoff
+    ).select_related("tenant")
+    for job in waiting:
+        assert job.waiting_since is not None
+        last4 = job.tenant.segmind_key_last4 if job.own_key else ""
+        message = provider_gave_up_message(
+            own_key=job.own_key,
+            last4=last4,
+            waited_seconds=(now - job.waiting_since).total_seconds(),
+        )
+        with transaction.atomic():
+            if not job_fail(
+                job_id=job.pk,
+                code="provider_insufficient_credits",
+                message=message,
+                from_status=JobStatus.WAITING_FOR_PROVIDER,
+            ):
+                continue
+            pauses = ProviderPause.objects.open()
+            owner = pauses.filter(tenant=job.tenant) if job.own_key else pauses.filter(tenant=None)
+            pause = owner.first()
+            _incident_record(
+                pause=pause,
+                job_id=job.pk,
+                key_id=pause.key_id if pause else "",
+                own_key=job.own_key,
+                message=message,
+            )
+        expired += 1
+    return expired
+
+
+def provider_pause_recipients() -> list[str]:
+    """Who hears of a pause: the ADMINS setting and every active staff user."""
+    emails = [email for _, email in settings.ADMINS]
+    emails += User.objects.filter(is_staff=True, is_active=True).values_list("email", flat=True)
+    unique: dict[str, str] = {}
+    for email in emails:
+        if email:
+            unique.setdefault(email.lower(), email)
+    return list(unique.values())
+
+
+def provider_pause_notify(*, pause_id: int) -> bool:
+    """Email the operators that Segmind refused a key for want of credit (once per pause,
+    after the commit that opened it). Names the key's owner, never the key."""
+    pause = ProviderPause.objects.select_related("tenant").filter(pk=pause_id).first()
+    recipients = provider_pause_recipients()
+    if pause is None or not recipients:
+        if pause is not None:
+            logger.warning("Segmind pause %s opened, but there is nobody to email", pause_id)
+        return False
+    url = settings.SITE_URL + reverse("admin:jobs_providerpause_change", args=[pause.pk])
+    if pause.tenant is not None:
+        subject = f"Segmind is out of credit on {pause.tenant.name}'s own key"
+        who = (
+            f"the Segmind account behind the own key of the workspace {pause.tenant.name} "
+            f"({pause.tenant.slug}, key ending {pause.tenant.segmind_key_last4 or '?'})"
+        )
+        after = "The shop has been told, on its jobs, to top up its Segmind account."
+    else:
+        subject = "Segmind is out of credit on the platform key: jobs are waiting"
+        who = "the Segmind account behind the platform's key (SEGMIND_API_KEY)"
+        after = "Top up the Segmind account, then clear the pause in the admin."
+    body = (
+        f"Segmind answered 406 (insufficient credits) at {pause.opened_at:%Y-%m-%d %H:%M:%S %Z} "
+        f"for {who}.\n\n"
+        "The job it refused failed and its credits were given back. Jobs for this key now "
+        "wait (status waiting_for_provider) instead of failing one by one. At "
+        f"{pause.paused_until:%H:%M:%S %Z} one of them is sent as a probe: if Segmind takes "
+        "it, the others resume; if not, the next probe is "
+        f"{settings.SEGMIND_PAUSE_SECONDS} seconds later. Jobs still waiting after "
+        f"{settings.SEGMIND_WAIT_LIMIT_SECONDS} seconds fail, and nothing is charged.\n\n"
+        f"{after}\n\nThe pause (key id {pause.key_id}): {url}\n"
+    )
+    try:
+        send_mail(
+            subject=f"[ProductStudio] {subject}",
+            message=body,
+            from_email=settings.SERVER_EMAIL,
+            recipient_list=recipients,
+        )
+    except Exception:
+        # The pause and the banner stand without the email; the dispatcher goes on.
+        logger.exception("emailing the operators about Segmind pause %s failed", pause_id)
+        return False
+    return True
 
 
 class PresetError(CodedError):

@@ -1,15 +1,18 @@
 """Portal pages for jobs: dashboard, new job, job detail, gallery and asset files."""
 
 from collections.abc import Mapping
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.db.models import Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import workspace_view
@@ -18,13 +21,22 @@ from jobs import catalog, samples, scenes, services
 from jobs.forms import NewJobForm, PresetForm, param_field_name, params_from_post
 from jobs.models import Asset, AssetKind, Job, JobPrice, JobStatus, Preset
 
+# Failed jobs stay listed in the gallery this long (then only on the dashboard).
+GALLERY_FAILED_DAYS = 7
+
 
 @workspace_view
 def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
     jobs = Job.objects.for_tenant(membership.tenant)
     counts = {
         status: jobs.filter(status=status).count()
-        for status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED)
+        for status in (
+            JobStatus.QUEUED,
+            JobStatus.RUNNING,
+            JobStatus.WAITING_FOR_PROVIDER,
+            JobStatus.SUCCEEDED,
+            JobStatus.FAILED,
+        )
     }
     recent = jobs.select_related("created_by").order_by("-created_at")[:10]
     return render(request, "jobs/dashboard.html", {"recent_jobs": recent, "counts": counts})
@@ -109,7 +121,10 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
                 field = e.field if e.field in form.fields and e.field != "preset" else None
                 form.add_error(field, e.message)
         else:
-            messages.success(request, "Job submitted: it will appear in the gallery when done.")
+            if job.status == JobStatus.WAITING_FOR_PROVIDER:
+                messages.warning(request, "Job submitted: it waits for Segmind, see below.")
+            else:
+                messages.success(request, "Job submitted: it will appear in the gallery when done.")
             return redirect("job_detail", workspace=membership.tenant.slug, job_id=job.id)
     tenant = membership.tenant
     engine, own_key = services.job_engine(tenant=tenant)
@@ -199,7 +214,9 @@ def job_preview(request: HttpRequest, membership: Membership) -> JsonResponse:
 
 def _job(membership: Membership, job_id: UUID) -> Job:
     return get_object_or_404(
-        Job.objects.for_tenant(membership.tenant).select_related("input_asset", "created_by"),
+        Job.objects.for_tenant(membership.tenant).select_related(
+            "input_asset", "created_by", "tenant"
+        ),
         pk=job_id,
     )
 
@@ -247,7 +264,19 @@ def gallery(request: HttpRequest, membership: Membership) -> HttpResponse:
         .select_related("job")
         .order_by("-created_at")[:200]
     )
-    return render(request, "jobs/gallery.html", {"assets": assets})
+    # Jobs that made no image (yet): the gallery says why, e.g. that Segmind is out of
+    # credit and nothing was charged.
+    recent = timezone.now() - timedelta(days=GALLERY_FAILED_DAYS)
+    unmade = (
+        Job.objects.for_tenant(membership.tenant)
+        .filter(
+            Q(status=JobStatus.WAITING_FOR_PROVIDER)
+            | Q(status=JobStatus.FAILED, completed_at__gte=recent)
+        )
+        .select_related("tenant", "input_asset")
+        .order_by("-created_at")[:20]
+    )
+    return render(request, "jobs/gallery.html", {"assets": assets, "unmade": unmade})
 
 
 @workspace_view

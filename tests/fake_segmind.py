@@ -16,7 +16,11 @@ Python:
 
 Command line (foreground until Ctrl-C):
 
-    python -m tests.fake_segmind --port 9100 --latency 5 --api-key KEY
+    python -m tests.fake_segmind --port 9100 --latency 5 --api-key KEY [--also-accept KEY2]
+
+Several keys (the platform's and workspaces' own) may be accepted, each with its own
+account: `faults.out_of_credit(key)` makes that key's submits answer 406 until
+`faults.top_up(key)`, and `stats()["submissions_by_api_key"]` says which key sent what.
 
 HTTP control: GET /_fake/stats, GET /_fake/faults, POST /_fake/faults (JSON),
 POST /_fake/reset. These need no key.
@@ -37,7 +41,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, cast
@@ -105,6 +109,10 @@ class Faults:
 
     def _clear(self) -> None:
         self._credits = _Countdown(scope="submit")
+        # Per key: the next n submits with that key answer 406; and keys whose account is
+        # out of credit until topped up ("*" for every key).
+        self._credits_by_key: dict[str, int] = {}
+        self._broke: set[str] = set()
         self._rate_limit = _Countdown()
         self.retry_after = 1
         self._server_error = _Countdown()
@@ -127,10 +135,40 @@ class Faults:
         with self._lock:
             return self._output_urls.pop(0) if self._output_urls else None
 
-    def insufficient_credits(self, n: int = 1) -> None:
-        """The next `n` submits answer 406 `{"error": "Insufficient credits"}`."""
+    def insufficient_credits(self, n: int = 1, key: str | None = None) -> None:
+        """The next `n` submits answer 406 `{"error": "Insufficient credits"}`; with `key`,
+        the next `n` submits sent with that API key (others are answered as usual)."""
         with self._lock:
-            self._credits = _Countdown(n, "submit")
+            if key is None:
+                self._credits = _Countdown(n, "submit")
+            else:
+                self._credits_by_key[key] = n
+
+    def out_of_credit(self, key: str | None = None) -> None:
+        """Every submit with `key` (with None: with any key) answers 406 until `top_up`."""
+        with self._lock:
+            self._broke.add("*" if key is None else key)
+
+    def top_up(self, key: str | None = None) -> None:
+        """`key`'s account has credit again (None: every account)."""
+        with self._lock:
+            if key is None:
+                self._broke.clear()
+                self._credits_by_key.clear()
+            else:
+                self._broke.discard(key)
+                self._credits_by_key.pop(key, None)
+
+    def take_key_credits(self, key: str) -> bool:
+        """Whether a submit with this (accepted) key is refused for want of credit."""
+        with self._lock:
+            if "*" in self._broke or key in self._broke:
+                return True
+            remaining = self._credits_by_key.get(key, 0)
+            if remaining > 0:
+                self._credits_by_key[key] = remaining - 1
+                return True
+            return False
 
     def rate_limit(self, n: int = 1, retry_after: int = 1, scope: Scope = "any") -> None:
         """The next `n` requests in `scope` answer 429 with `Retry-After: retry_after`."""
@@ -184,6 +222,8 @@ class Faults:
                 "latency": self.latency,
                 "retention": self.retention,
                 "insufficient_credits": self._credits.remaining,
+                "insufficient_credits_by_key": dict(self._credits_by_key),
+                "out_of_credit": sorted(self._broke),
                 "rate_limit": {
                     "n": self._rate_limit.remaining,
                     "scope": self._rate_limit.scope,
@@ -214,6 +254,8 @@ class Faults:
             "latency",
             "retention",
             "insufficient_credits",
+            "out_of_credit",
+            "top_up",
             "rate_limit",
             "server_error",
             "fail_jobs",
@@ -248,6 +290,12 @@ class Faults:
                 method(**value)
             else:
                 method(int(value))
+        # A key, a list of keys, or null for every key.
+        for name, switch in (("out_of_credit", self.out_of_credit), ("top_up", self.top_up)):
+            if name in settings:
+                value = settings[name]
+                for key in value if isinstance(value, list) else [value]:
+                    switch(None if key is None else str(key))
         expire = settings.get("expire")
         for request_id in [expire] if isinstance(expire, str) else expire or []:
             self.expire(str(request_id))
@@ -382,9 +430,13 @@ class FakeSegmind:
         api_key: str | None = "test-key",
         retention: float = 3600.0,
         packshot_size: int = 2000,
+        api_keys: Iterable[str] = (),
     ) -> None:
         self.port = port
         self.api_key = api_key
+        # Every key the fake accepts: `api_key` and `api_keys` (a platform key and
+        # workspaces' own keys). None of them, and no `api_key`: any key is accepted.
+        self.api_keys = set(api_keys) | ({api_key} if api_key else set())
         self.packshot_size = packshot_size
         self._default_latency = latency
         self._default_retention = retention
@@ -401,6 +453,9 @@ class FakeSegmind:
         self._clock_offset = 0.0
         self._counts: Counter[str] = Counter()
         self._by_key: Counter[str] = Counter()
+        # Accepted submissions, and submits refused with 406, per API key sent.
+        self._by_api_key: Counter[str] = Counter()
+        self._refused_by_api_key: Counter[str] = Counter()
         self._faults_served: Counter[str] = Counter()
 
     # --- lifecycle -------------------------------------------------------------------
@@ -487,6 +542,8 @@ class FakeSegmind:
                 "submissions": self._counts["submissions"],
                 "submit_attempts": self._counts["submit_attempts"],
                 "submissions_by_key": dict(self._by_key),
+                "submissions_by_api_key": dict(self._by_api_key),
+                "refused_by_api_key": dict(self._refused_by_api_key),
                 "status_polls": self._counts["status_polls"],
                 "result_fetches": self._counts["result_fetches"],
                 "workflow_polls": self._counts["workflow_polls"],
@@ -556,6 +613,8 @@ class FakeSegmind:
                 time.sleep(plan.delay)
             if plan.status is not None:
                 self._served(str(plan.status))
+                if plan.status == 406:
+                    self._refused(h)
                 self._json(h, plan.status, {"error": plan.error}, plan.headers)
                 return
             if plan.malformed:
@@ -565,19 +624,24 @@ class FakeSegmind:
             if name != "output" and not self._authorized(h):
                 self._json(h, 401, {"error": "Unauthorized: missing or invalid API key"})
                 return
+            # Segmind authenticates first: only a key it knows can be out of credit.
+            if category == "submit" and self.faults.take_key_credits(_given_key(h)):
+                self._served("406")
+                self._refused(h)
+                self._json(h, 406, {"error": "Insufficient credits"})
+                return
             getattr(self, f"_do_{name}")(h, arg, raw)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (e.g. its own timeout); nothing left to answer
 
     def _authorized(self, h: _Handler) -> bool:
-        if self.api_key is None:
+        if not self.api_keys:
             return True
-        # The SDK sends x-api-key everywhere; the workflow page's example sends a Bearer token.
-        bearer = h.headers.get("Authorization", "")
-        given = h.headers.get("x-api-key") or (
-            bearer[len("Bearer ") :] if bearer.startswith("Bearer ") else ""
-        )
-        return given == self.api_key
+        return _given_key(h) in self.api_keys
+
+    def _refused(self, h: _Handler) -> None:
+        with self._lock:
+            self._refused_by_api_key[_given_key(h)] += 1
 
     def _count_attempt(self, name: str, arg: str) -> None:
         counter = {
@@ -678,6 +742,7 @@ class FakeSegmind:
             self._jobs[job.request_id] = job
             self._counts["submissions"] += 1
             self._by_key[job.job_key] += 1
+            self._by_api_key[_given_key(h)] += 1
         return job
 
     def _lookup(self, request_id: str, kind: str) -> tuple[_Job, str] | None:
@@ -812,6 +877,14 @@ class FakeSegmind:
         h.wfile.write(body)
 
 
+def _given_key(h: _Handler) -> str:
+    # The SDK sends x-api-key everywhere; the workflow page's example sends a Bearer token.
+    bearer = h.headers.get("Authorization", "")
+    return h.headers.get("x-api-key") or (
+        bearer[len("Bearer ") :] if bearer.startswith("Bearer ") else ""
+    )
+
+
 def _route(method: str, path: str) -> tuple[str, str] | None:
     parts = path.strip("/").split("/")
     if method == "POST" and len(parts) == 2 and parts[0] == "v2" and parts[1] != "requests":
@@ -870,10 +943,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=9100, help="0 picks a free port")
     parser.add_argument("--latency", type=float, default=5.0, help="seconds until COMPLETED")
     parser.add_argument("--api-key", default="test-key", help="the key clients must send")
+    parser.add_argument(
+        "--also-accept", action="append", default=[], help="another key to accept (repeatable)"
+    )
     parser.add_argument("--retention", type=float, default=3600.0, help="seconds kept")
     args = parser.parse_args(argv)
     fake = FakeSegmind(
-        port=args.port, latency=args.latency, api_key=args.api_key, retention=args.retention
+        port=args.port,
+        latency=args.latency,
+        api_key=args.api_key,
+        retention=args.retention,
+        api_keys=args.also_accept,
     ).start()
     # Flushed at once: scripts and tests read this line to learn the port.
     print(f"fake Segmind listening on {fake.base_url}", flush=True)

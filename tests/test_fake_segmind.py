@@ -314,3 +314,47 @@ def test_the_command_line_serves_until_terminated():
     finally:
         process.terminate()
         process.wait(timeout=5)
+
+
+# --- several keys, each with its own account ----------------------------------------------
+
+
+def test_several_keys_are_accepted_and_counted_apart():
+    with FakeSegmind(latency=0, api_key=KEY, api_keys=["own-key"]) as fake:
+        for key in (KEY, "own-key", "own-key"):
+            response = httpx.post(
+                fake.url("/v2/ai-product-photography"), json=PHOTO, headers={"x-api-key": key}
+            )
+            assert response.status_code == 200
+        stranger = httpx.post(
+            fake.url("/v2/ai-product-photography"), json=PHOTO, headers={"x-api-key": "nope"}
+        )
+
+        assert stranger.status_code == 401
+        assert fake.stats()["submissions_by_api_key"] == {KEY: 1, "own-key": 2}
+
+
+def test_one_key_out_of_credit_leaves_the_others_working_until_topped_up():
+    with FakeSegmind(latency=0, api_key=KEY, api_keys=["own-key"]) as fake:
+
+        def post(key: str) -> int:
+            return httpx.post(
+                fake.url("/v2/ai-product-photography"), json=PHOTO, headers={"x-api-key": key}
+            ).status_code
+
+        fake.faults.out_of_credit(KEY)
+        assert [post(KEY), post(KEY), post("own-key")] == [406, 406, 200]
+        fake.faults.top_up(KEY)
+        assert post(KEY) == 200
+        fake.faults.insufficient_credits(1, key="own-key")
+        assert [post("own-key"), post("own-key"), post(KEY)] == [406, 200, 200]
+        assert fake.stats()["refused_by_api_key"] == {KEY: 2, "own-key": 1}
+
+
+def test_a_key_can_be_put_out_of_credit_over_http(fake, client):
+    client.post("/_fake/faults", json={"out_of_credit": KEY})
+    assert client.post("/v2/ai-product-photography", json=PHOTO).status_code == 406
+    assert client.get("/_fake/faults").json()["out_of_credit"] == [KEY]
+
+    client.post("/_fake/faults", json={"top_up": KEY})
+    assert client.post("/v2/ai-product-photography", json=PHOTO).status_code == 200
