@@ -28,6 +28,12 @@ def _shot(page: Any, name: str) -> None:
         page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=True)
 
 
+@pytest.fixture(autouse=True)
+def _no_trial_credits(settings: Any) -> None:
+    # The balances below count from the credits each test grants.
+    settings.TRIAL_CREDITS = 0
+
+
 @pytest.fixture
 def fake(settings: Any) -> Iterator[FakeSegmind]:
     with FakeSegmind(port=0, latency=0.3, api_key=KEY) as server:

@@ -33,6 +33,12 @@ PACKSHOT = "bria-product-packshot"
 PRICE = 3
 
 
+@pytest.fixture(autouse=True)
+def _no_trial_credits(settings: Any) -> None:
+    # The balances below count from the credits each test grants.
+    settings.TRIAL_CREDITS = 0
+
+
 @pytest.fixture
 def fake(settings: Any) -> Iterator[FakeSegmind]:
     with FakeSegmind(
@@ -161,7 +167,8 @@ def test_ten_jobs_refused_together_make_one_failure_nine_waiting_jobs_and_one_em
 
     statuses = sorted(job.status for job in jobs)
     assert statuses == [JobStatus.FAILED] + [JobStatus.WAITING_FOR_PROVIDER] * 9
-    assert len(mail.outbox) == 1
+    # (The owners also get the low-balance email: 27 of the 30 credits are held.)
+    assert len([m for m in mail.outbox if "Segmind is out of credit" in m.subject]) == 1
     pause = ProviderPause.objects.get()
     refused = fake.stats()["refused_by_api_key"][PLATFORM_KEY]
     assert refused > 1  # several submits were under way when the first 406 came back
@@ -518,7 +525,8 @@ def test_ten_runs_refused_at_the_same_moment_open_one_pause(
     assert ProviderIncident.objects.filter(pause=pause).count() == 10
     statuses = sorted(Job.objects.values_list("status", flat=True))
     assert statuses == [JobStatus.FAILED] + [JobStatus.WAITING_FOR_PROVIDER] * 9
-    assert len(mail.outbox) == 1
+    # (The owners also get the low-balance email: 27 of the 30 credits are held.)
+    assert len([m for m in mail.outbox if "Segmind is out of credit" in m.subject]) == 1
 
 
 def test_a_dispatcher_never_claims_a_waiting_job_but_the_sweeper_frees_one_left_unpaused(
