@@ -327,6 +327,7 @@ class CreditEntry(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        verbose_name_plural = "credit entries"
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(balance_after__gte=0), name="credit_entry_balance_not_negative"
