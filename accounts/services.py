@@ -16,7 +16,6 @@ from datetime import date, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import stripe
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from django.core.mail import send_mail
@@ -49,6 +48,7 @@ from productstudio.errors import CodedError
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    import stripe
     from stripe.params.checkout import SessionCreateParams
 
     from jobs.models import Job
@@ -671,6 +671,10 @@ def billing_stripe_enabled() -> bool:
 
 
 def _stripe_client() -> stripe.StripeClient:
+    # Imported where used: the library takes ~20 MB in each process that loads it, and
+    # the job workers never do.
+    import stripe
+
     return stripe.StripeClient(
         settings.STRIPE_SECRET_KEY,
         base_addresses={"api": settings.STRIPE_API_BASE},
@@ -700,6 +704,8 @@ def checkout_start(*, tenant: Tenant, user: User, pack_id: int) -> StartedChecko
     pack = CreditPack.objects.on_sale().filter(pk=pack_id).first()
     if pack is None:
         raise BillingError("unknown_pack", "pack: this pack is not on sale any more.")
+    import stripe
+
     back = _credits_page_url(tenant)
     params: SessionCreateParams = {
         "mode": "payment",
@@ -757,6 +763,8 @@ def stripe_event_handle(*, payload: bytes, signature: str) -> str:
     checked; the ledger's unique payment_ref backs both), an event seen before does
     nothing, a session we never created is logged and left alone.
     """
+    import stripe
+
     try:
         event = stripe.Webhook.construct_event(
             payload,
