@@ -264,8 +264,8 @@ class CreditKind(models.TextChoices):
     ADJUSTMENT = "adjustment", "Adjustment"
 
 
-# The kinds a job may have at most one of.
-JOB_CREDIT_KINDS = (CreditKind.HOLD, CreditKind.CAPTURE, CreditKind.RELEASE)
+# The kinds a job may have at most one of (a refund gives back what a capture spent).
+JOB_CREDIT_KINDS = (CreditKind.HOLD, CreditKind.CAPTURE, CreditKind.RELEASE, CreditKind.REFUND)
 
 
 def _day_start(day: date) -> datetime:
@@ -338,7 +338,7 @@ class CreditEntry(models.Model):
             models.UniqueConstraint(
                 fields=["job", "kind"],
                 condition=models.Q(kind__in=[k.value for k in JOB_CREDIT_KINDS]),
-                name="one_hold_capture_release_per_job",
+                name="one_job_entry_of_each_kind",
             ),
             # A payment (a Stripe Checkout session) is credited once, however often its
             # event is delivered.

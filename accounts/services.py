@@ -425,6 +425,31 @@ def _credits_settle(*, job: Job, kind: str) -> CreditEntry | None:
         return CreditEntry.objects.filter(job=job, kind=kind).first()
 
 
+def credits_refund(*, job: Job, user: User, memo: str) -> CreditEntry:
+    """An operator gives back what a succeeded job spent (a result the shop could not
+    use): a ``refund`` entry for the job, once."""
+    if not memo.strip():
+        raise CreditError("memo_required", "memo: say why the job is refunded.")
+    try:
+        with transaction.atomic():
+            capture = CreditEntry.objects.filter(job=job, kind=CreditKind.CAPTURE).first()
+            hold = CreditEntry.objects.filter(job=job, kind=CreditKind.HOLD).first()
+            if capture is None or hold is None:
+                raise CreditError(
+                    "not_refundable", "Only a job that succeeded and was charged can be refunded."
+                )
+            return _credit_append(
+                tenant_id=capture.tenant_id,
+                kind=CreditKind.REFUND,
+                amount=-hold.amount,
+                job=job,
+                user=user,
+                memo=memo,
+            )
+    except IntegrityError as e:
+        raise CreditError("already_refunded", "This job was refunded already.") from e
+
+
 def credits_capture(*, job: Job) -> CreditEntry | None:
     """The job succeeded: its held credits are spent."""
     return _credits_settle(job=job, kind=CreditKind.CAPTURE)

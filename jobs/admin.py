@@ -12,9 +12,18 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from accounts.models import User
+from accounts import services as account_services
+from accounts.models import CreditKind, User
 from jobs import catalog, services
-from jobs.models import Asset, Job, JobPrice, Preset, ProviderIncident, ProviderPause
+from jobs.models import (
+    Asset,
+    Job,
+    JobPrice,
+    JobStatus,
+    Preset,
+    ProviderIncident,
+    ProviderPause,
+)
 
 
 class AssetInline(admin.TabularInline):
@@ -24,6 +33,15 @@ class AssetInline(admin.TabularInline):
     readonly_fields = fields
     can_delete = False
     show_change_link = True
+
+
+class RefundForm(forms.Form):
+    memo = forms.CharField(
+        max_length=300,
+        widget=forms.TextInput(attrs={"class": "vTextField", "size": 60}),
+        help_text="Why: shown in the ledger to the shop and to operators.",
+        error_messages={"required": "memo: say why the job is refunded."},
+    )
 
 
 @admin.register(Job)
@@ -47,6 +65,7 @@ class JobAdmin(admin.ModelAdmin):
         "id",
         "tenant",
         "created_by",
+        "credits",
         "input_asset",
         "backdrop",
         "attempts",
@@ -57,6 +76,60 @@ class JobAdmin(admin.ModelAdmin):
     ]
     inlines = [AssetInline]
     actions = ["cancel_jobs"]
+
+    @admin.display(description="Credits")
+    def credits(self, obj: Job) -> str:
+        note = obj.price_note
+        refunded = obj.credit_entries.filter(kind=CreditKind.REFUND).first()
+        if refunded is not None:
+            return f"{note}; refunded {refunded.created_at:%Y-%m-%d %H:%M}: {refunded.memo}"
+        if obj.status == JobStatus.SUCCEEDED and obj.price:
+            url = reverse("admin:jobs_job_refund", args=[obj.pk])
+            return format_html('{} · <a href="{}">Refund…</a>', note, url)
+        return note
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "<path:object_id>/refund/",
+                self.admin_site.admin_view(self.refund_view),
+                name="jobs_job_refund",
+            )
+        ]
+        return own + super().get_urls()
+
+    def refund_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Give a succeeded job's credits back, with a memo (a result the shop could not use)."""
+        job = get_object_or_404(Job.objects.select_related("tenant"), pk=object_id)
+        if not self.has_change_permission(request, job):
+            raise PermissionDenied
+        assert isinstance(request.user, User)
+        form = RefundForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                entry = account_services.credits_refund(
+                    job=job, user=request.user, memo=form.cleaned_data["memo"]
+                )
+            except account_services.CreditError as e:
+                form.add_error("memo" if e.code == "memo_required" else None, e.message)
+            else:
+                self.log_change(request, job, f"Refunded {entry.amount} credits: {entry.memo}")
+                self.message_user(
+                    request,
+                    f"Refunded {entry.amount} credits to {job.tenant.name}, "
+                    f"which now has {entry.balance_after}.",
+                    messages.SUCCESS,
+                )
+                return redirect("admin:jobs_job_change", job.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Refund job {job.pk}",
+            "opts": self.model._meta,
+            "original": job,
+            "form": form,
+            "change_url": reverse("admin:jobs_job_change", args=[job.pk]),
+        }
+        return TemplateResponse(request, "admin/jobs/job/refund_form.html", context)
 
     @admin.action(description="Cancel selected queued or waiting jobs")
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import workspace_view
-from accounts.models import Membership
+from accounts.models import CreditKind, Membership
 from jobs import catalog, samples, scenes, services
 from jobs.forms import NewJobForm, PresetForm, param_field_name, params_from_post
 from jobs.models import Asset, AssetKind, Job, JobPrice, JobStatus, Preset
@@ -228,10 +228,18 @@ def job_detail(request: HttpRequest, membership: Membership, job_id: UUID) -> Ht
     spec = job.spec
     size = spec.output_size(job.params) if spec else None
     backdrop = scenes.BACKDROPS.get(job.backdrop)
+    # An operator may have given a charged job's credits back.
+    refunded = bool(job.price) and job.credit_entries.filter(kind=CreditKind.REFUND).exists()
     return render(
         request,
         "jobs/job_detail.html",
-        {"job": job, "outputs": outputs, "output_size": size, "backdrop": backdrop},
+        {
+            "job": job,
+            "outputs": outputs,
+            "output_size": size,
+            "backdrop": backdrop,
+            "refunded": refunded,
+        },
     )
 
 

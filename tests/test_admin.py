@@ -338,3 +338,46 @@ def test_the_workspace_admin_shows_only_the_last_four_of_its_own_segmind_key(
     assert secret not in page
     assert 'name="segmind_key_encrypted"' not in page
     assert 'name="segmind_key_last4"' not in page
+
+
+def test_an_operator_refunds_a_charged_job_from_its_admin_page_with_a_memo(
+    operator_client: Client, tenant: Tenant, owner: User, product_jpeg: bytes
+) -> None:
+    JobPrice.objects.create(model="bria-product-packshot", engine="local", credits=3)
+    tenant.refresh_from_db()
+    before = tenant.credit_balance
+    job = services.job_submit(
+        tenant=tenant,
+        user=owner,
+        model="bria-product-packshot",
+        upload=SimpleUploadedFile("mug.jpg", product_jpeg, content_type="image/jpeg"),
+    )
+    services.job_run(job_id=job.pk)
+    change = operator_client.get(f"/admin/jobs/job/{job.pk}/change/").content.decode()
+    refund_url = f"/admin/jobs/job/{job.pk}/refund/"
+    assert "3 credits charged" in change
+    assert refund_url in change
+
+    refused = operator_client.post(refund_url, {"memo": ""})
+    assert "memo: say why the job is refunded." in refused.content.decode()
+    tenant.refresh_from_db()
+    assert tenant.credit_balance == before - 3
+
+    operator_client.post(refund_url, {"memo": "the shop could not use it"})
+
+    tenant.refresh_from_db()
+    assert tenant.credit_balance == before
+    entry = CreditEntry.objects.get(kind=CreditKind.REFUND)
+    assert entry.created_by is not None
+    assert (entry.job_id, entry.created_by.email, entry.memo) == (
+        job.pk,
+        "ops@studio.test",
+        "the shop could not use it",
+    )
+    page = operator_client.get(f"/admin/jobs/job/{job.pk}/change/").content.decode()
+    assert "refunded" in page
+    assert refund_url not in page
+    shop = Client()
+    shop.force_login(owner)
+    job_page = shop.get(f"/w/{tenant.slug}/jobs/{job.pk}/").content.decode()
+    assert "3 credits charged, then refunded" in job_page

@@ -175,3 +175,46 @@ def test_two_hundred_concurrent_holds_on_credit_for_fifty_give_exactly_fifty(ten
     assert CreditEntry.objects.filter(kind=CreditKind.HOLD).count() == 50
     assert not CreditEntry.objects.filter(balance_after__lt=0).exists()
     _ledger_matches(tenant)
+
+
+def _charged_job(tenant: Tenant, owner, price: int = 4) -> Job:
+    services.credits_grant(tenant=tenant, amount=10, user=owner, memo="to spend")
+    job = _job(tenant)
+    services.credits_hold(tenant=tenant, job=job, amount=price)
+    services.credits_capture(job=job)
+    return job
+
+
+def test_an_operator_refund_gives_a_charged_job_its_credits_back_once(tenant, owner):
+    job = _charged_job(tenant, owner)
+
+    entry = services.credits_refund(job=job, user=owner, memo="blurry result")
+
+    assert (entry.kind, entry.amount, entry.job, entry.memo) == (
+        CreditKind.REFUND,
+        4,
+        job,
+        "blurry result",
+    )
+    _ledger_matches(tenant)
+    assert tenant.credit_balance == 10
+    with pytest.raises(services.CreditError) as again:
+        services.credits_refund(job=job, user=owner, memo="again")
+    assert again.value.code == "already_refunded"
+    tenant.refresh_from_db()
+    assert tenant.credit_balance == 10
+
+
+def test_only_a_charged_job_can_be_refunded_and_a_refund_needs_a_memo(tenant, owner):
+    job = _charged_job(tenant, owner)
+    with pytest.raises(services.CreditError) as no_memo:
+        services.credits_refund(job=job, user=owner, memo=" ")
+    assert no_memo.value.code == "memo_required"
+
+    released = _job(tenant)
+    services.credits_hold(tenant=tenant, job=released, amount=2)
+    services.credits_release(job=released)
+    with pytest.raises(services.CreditError) as not_charged:
+        services.credits_refund(job=released, user=owner, memo="why not")
+    assert not_charged.value.code == "not_refundable"
+    assert not CreditEntry.objects.filter(kind=CreditKind.REFUND).exists()
