@@ -66,6 +66,10 @@ class JobAdmin(admin.ModelAdmin):
         "tenant",
         "created_by",
         "credits",
+        # What was held is what the ledger settles: an edit here would not move it.
+        "price",
+        "own_key",
+        "waiting_since",
         "input_asset",
         "backdrop",
         "attempts",
@@ -127,6 +131,8 @@ class JobAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "original": job,
             "form": form,
+            "action_label": "Refund",
+            "submit_label": f"Refund {job.price} credit{'s' if job.price != 1 else ''}",
             "change_url": reverse("admin:jobs_job_change", args=[job.pk]),
         }
         return TemplateResponse(request, "admin/jobs/job/refund_form.html", context)

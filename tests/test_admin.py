@@ -381,3 +381,9 @@ def test_an_operator_refunds_a_charged_job_from_its_admin_page_with_a_memo(
     shop.force_login(owner)
     job_page = shop.get(f"/w/{tenant.slug}/jobs/{job.pk}/").content.decode()
     assert "3 credits charged, then refunded" in job_page
+
+
+def test_a_jobs_price_and_key_are_read_only_in_the_admin(operator_client: Client, a_job: Job):
+    page = operator_client.get(f"/admin/jobs/job/{a_job.pk}/change/").content.decode()
+    for field in ("price", "own_key", "waiting_since"):
+        assert f'name="{field}"' not in page
