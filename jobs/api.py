@@ -1,12 +1,18 @@
-"""A first, read-only slice of the REST API: a workspace's jobs.
+"""The REST API's jobs and models: the catalog with prices, creating, reading and
+canceling a workspace's jobs.
 
 Authenticated by the workspace's API key; a session works too for a signed-in member,
-who sees the workspace the URL names.
+who sees the workspace they last opened. Errors come in one shape (problem+json, see
+`productstudio.errors`).
 """
 
+import json
 from typing import Any
 
+from django.core.files.uploadedfile import UploadedFile
+from django.db.models import Q
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import NotFound
@@ -14,9 +20,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api import ApiKeyUser
-from accounts.models import Tenant
+from accounts.models import Tenant, User
 from jobs import catalog, services
-from jobs.models import Asset, Job, JobPrice
+from jobs.models import Asset, Job, JobPrice, Preset
+from productstudio.errors import Problem
 
 
 class AssetSerializer(serializers.ModelSerializer[Asset]):
@@ -29,6 +36,7 @@ class JobSerializer(serializers.ModelSerializer[Job]):
     error = serializers.SerializerMethodField()
     waiting = serializers.SerializerMethodField()
     outputs = serializers.SerializerMethodField()
+    urls = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
@@ -44,6 +52,7 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "error",
             "waiting",
             "outputs",
+            "urls",
         ]
 
     def get_error(self, job: Job) -> dict[str, str] | None:
@@ -66,6 +75,16 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "gives_up_at": when.to_representation(gives_up_at) if gives_up_at else None,
         }
 
+    def get_urls(self, job: Job) -> dict[str, str]:
+        request = self.context.get("request")
+        urls = {
+            "self": reverse("api_job", args=[job.pk]),
+            "cancel": reverse("api_job_cancel", args=[job.pk]),
+        }
+        if request is None:
+            return urls
+        return {name: request.build_absolute_uri(url) for name, url in urls.items()}
+
     def get_outputs(self, job: Job) -> list[dict[str, Any]]:
         outputs = [a for a in job.assets.all() if a.kind == "output"]
         return AssetSerializer(outputs, many=True).data  # type: ignore[return-value]
@@ -82,25 +101,115 @@ def _tenant(request: Request) -> Tenant:
     return tenant
 
 
-@api_view(["GET"])
+JOB_FIELDS = {"model", "image_url", "image", "preset", "params"}
+
+
+def _job_data(job: Job, request: Request) -> Any:
+    return JobSerializer(job, context={"request": request}).data
+
+
+def _jobs(tenant: Tenant) -> Any:
+    return Job.objects.for_tenant(tenant).select_related("tenant").prefetch_related("assets")
+
+
+@api_view(["GET", "POST"])
 def jobs_list(request: Request) -> Response:
-    jobs = (
-        Job.objects.for_tenant(_tenant(request))
-        .select_related("tenant")
-        .prefetch_related("assets")[:100]
-    )
-    return Response({"results": JobSerializer(jobs, many=True).data})
+    """GET: the workspace's latest jobs. POST: create a job (JSON, or multipart with an
+    `image` file)."""
+    tenant = _tenant(request)
+    if request.method == "POST":
+        job = _job_create(request, tenant)
+        return Response(_job_data(job, request), status=201)
+    jobs = _jobs(tenant)[:100]
+    return Response({"results": JobSerializer(jobs, many=True, context={"request": request}).data})
+
+
+def _preset(tenant: Tenant, value: Any) -> Preset | None:
+    """A preset named by id or slug, among the workspace's own and the system's (its own
+    first, when a slug names both)."""
+    if value in (None, ""):
+        return None
+    visible = Preset.objects.visible_to(tenant)
+    text = str(value)
+    query = Q(slug=text) | Q(pk=int(text)) if text.isdigit() else Q(slug=text)
+    preset = visible.filter(query).order_by("tenant_id").last()
+    if preset is None:
+        raise Problem(
+            "validation_error",
+            f"preset: no preset '{text}' in this workspace.",
+            errors={"preset": f"no preset '{text}' in this workspace"},
+        )
+    return preset
+
+
+def _job_create(request: Request, tenant: Tenant) -> Job:
+    data = request.data
+    if not hasattr(data, "get"):
+        raise Problem(
+            "validation_error", "Send a JSON object.", errors={"request": "not an object"}
+        )
+    unknown = sorted(set(data.keys()) - JOB_FIELDS - {"csrfmiddlewaretoken"})
+    if unknown:
+        errors = dict.fromkeys(unknown, "unknown field")
+        raise Problem("validation_error", f"{unknown[0]}: unknown field.", errors=errors)
+    params = data.get("params") or {}
+    if isinstance(params, str):  # multipart sends it as a JSON string
+        try:
+            params = json.loads(params)
+        except ValueError:
+            params = None
+    if not isinstance(params, dict):
+        raise Problem(
+            "validation_error",
+            "params: must be a JSON object.",
+            errors={"params": "must be a JSON object"},
+        )
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise Problem("validation_error", "model: choose a model.", errors={"model": "is required"})
+    image = request.FILES.get("image")
+    upload = image if isinstance(image, UploadedFile) else None
+    image_url = data.get("image_url") or ""
+    if not isinstance(image_url, str):
+        raise Problem(
+            "validation_error", "image_url: must be a URL.", errors={"image_url": "must be a URL"}
+        )
+    try:
+        return services.job_submit(
+            tenant=tenant,
+            # A key acts for the workspace, not for a person.
+            user=request.user if isinstance(request.user, User) else None,
+            model=model,
+            image_url=image_url,
+            upload=upload,
+            preset=_preset(tenant, data.get("preset")),
+            params=params,
+        )
+    except services.JobError as e:
+        if e.code == "insufficient_credits":
+            buy = request.build_absolute_uri(reverse("credits", args=[tenant.slug]))
+            raise Problem.of(e, buy_url=buy) from e
+        raise Problem.of(e) from e
 
 
 @api_view(["GET"])
 def job_retrieve(request: Request, job_id: str) -> Response:
-    job = get_object_or_404(
-        Job.objects.for_tenant(_tenant(request))
-        .select_related("tenant")
-        .prefetch_related("assets"),
-        pk=job_id,
-    )
-    return Response(JobSerializer(job).data)
+    job = get_object_or_404(_jobs(_tenant(request)), pk=job_id)
+    return Response(_job_data(job, request))
+
+
+@api_view(["POST"])
+def job_cancel(request: Request, job_id: str) -> Response:
+    """Cancel a job that has not started (or waits for Segmind): its held credits come
+    back. A job already running or done answers 409 `not_cancelable`."""
+    job = get_object_or_404(_jobs(_tenant(request)), pk=job_id)
+    if not services.job_cancel(job=job):
+        job.refresh_from_db(fields=["status"])
+        raise Problem(
+            "not_cancelable", f"The job is {job.status.replace('_', ' ')}: it can't be canceled."
+        )
+    job.refresh_from_db()
+    return Response(_job_data(job, request))
 
 
 def _caller_tenant(request: Request) -> Tenant | None:
@@ -190,14 +299,20 @@ def model_resolve(request: Request, slug: str) -> Response:
     if spec is None:
         raise NotFound(f"No model '{slug}'.")
     if not isinstance(request.data, dict):
-        return Response({"errors": {"params": "send a JSON object"}}, status=400)
+        raise Problem(
+            "validation_error", "params: send a JSON object.", errors={"params": "not an object"}
+        )
     given = request.data.get("params", request.data)
     if not isinstance(given, dict):
-        return Response({"errors": {"params": "must be a JSON object"}}, status=400)
+        raise Problem(
+            "validation_error",
+            "params: must be a JSON object.",
+            errors={"params": "must be a JSON object"},
+        )
     try:
         params = catalog.resolve_params(spec, given, attached=frozenset(spec.input_image_params))
     except catalog.ParamsError as e:
-        return Response({"code": e.code, "errors": e.errors}, status=400)
+        raise Problem(e.code, e.message, errors=e.errors) from e
     size = spec.output_size(params)
     data: dict[str, Any] = {
         "model": spec.slug,

@@ -1,4 +1,16 @@
-"""The one shape of a refused operation: a stable code and a message for a person."""
+"""The one shape of a refused operation: a stable code and a message for a person, and
+the API's rendering of it (problem+json)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from django.http import Http404
+from rest_framework import exceptions
+from rest_framework.exceptions import APIException
+from rest_framework.response import Response
 
 
 class CodedError(Exception):
@@ -11,3 +23,110 @@ class CodedError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.code!r}, {self.message!r})"
+
+
+# --- the API's errors: one shape everywhere (RFC 9457, application/problem+json) ---------
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+# The HTTP status of each stable code a service may refuse with.
+STATUS_OF_CODE = {
+    "validation_error": 400,
+    "insufficient_credits": 402,
+    "forbidden": 403,
+    "not_found": 404,
+    "not_cancelable": 409,
+    "model_unavailable": 422,
+    "rate_limited": 429,
+}
+
+
+class Problem(APIException):
+    """A refusal the API answers in the problem shape: a stable `code`, a `detail` for a
+    person, the fields at fault in `errors`, and any extra members (a link to buy)."""
+
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        status: int | None = None,
+        errors: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail, code)
+        self.code = code
+        self.message = detail
+        self.status_code = status or STATUS_OF_CODE.get(code, 400)
+        self.errors = dict(errors or {})
+        self.extra = dict(extra or {})
+
+    @classmethod
+    def of(cls, error: CodedError, **extra: Any) -> Problem:
+        return cls(
+            error.code, error.message, errors=getattr(error, "errors", None) or None, extra=extra
+        )
+
+
+def _drf_problem(exc: Exception) -> Problem | None:
+    """DRF's and Django's own refusals, in the problem shape with stable codes."""
+    if isinstance(exc, Problem):
+        return exc
+    if isinstance(exc, CodedError):
+        return Problem.of(exc)
+    if isinstance(exc, Http404 | exceptions.NotFound):
+        return Problem("not_found", str(getattr(exc, "detail", "")) or "Not found.", status=404)
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _field_errors(exc.detail)
+        detail = "; ".join(f"{field}: {rule}" for field, rule in errors.items())
+        return Problem("validation_error", detail or "The request is not valid.", errors=errors)
+    if isinstance(exc, exceptions.Throttled):
+        return Problem("rate_limited", str(exc.detail), status=429)
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        return Problem("not_authenticated", str(exc.detail), status=exc.status_code)
+    if isinstance(exc, exceptions.PermissionDenied):
+        return Problem("forbidden", str(exc.detail), status=403)
+    if isinstance(exc, exceptions.APIException):
+        code = str(exc.default_code)
+        return Problem(code, str(exc.detail), status=exc.status_code)
+    return None
+
+
+def _field_errors(detail: Any, prefix: str = "") -> dict[str, str]:
+    if isinstance(detail, Mapping):
+        found: dict[str, str] = {}
+        for key, value in detail.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            found.update(_field_errors(value, "" if key == "non_field_errors" else name))
+        return found
+    if isinstance(detail, list):
+        return {prefix or "request": " ".join(str(item) for item in detail)}
+    return {prefix or "request": str(detail)}
+
+
+def problem_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | None:
+    """DRF's exception handler: every error of the API in one shape."""
+    problem = _drf_problem(exc)
+    if problem is None:
+        return None  # a bug: Django's 500 handling (and its logging) takes it
+    body: dict[str, Any] = {
+        "type": f"/api/docs/#error-{problem.code}",
+        "title": problem.code.replace("_", " ").capitalize(),
+        "status": problem.status_code,
+        "detail": problem.message,
+        "code": problem.code,
+    }
+    if problem.errors:
+        body["errors"] = problem.errors
+    body.update(problem.extra)
+    headers = {}
+    wait = getattr(exc, "wait", None)
+    if isinstance(exc, exceptions.Throttled) and wait is not None:
+        headers["Retry-After"] = str(math.ceil(wait))
+    if isinstance(exc, exceptions.APIException):
+        auth = getattr(exc, "auth_header", None)
+        if auth:
+            headers["WWW-Authenticate"] = auth
+    return Response(
+        body, status=problem.status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE
+    )

@@ -260,6 +260,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "EXCEPTION_HANDLER": "productstudio.errors.problem_exception_handler",
 }
 
 # Security ------------------------------------------------------------------------------

@@ -76,6 +76,7 @@ api_patterns = [
     path("models/<str:slug>/resolve", jobs_api.model_resolve, name="api_model_resolve"),
     path("jobs", jobs_api.jobs_list, name="api_jobs"),
     path("jobs/<uuid:job_id>", jobs_api.job_retrieve, name="api_job"),
+    path("jobs/<uuid:job_id>/cancel", jobs_api.job_cancel, name="api_job_cancel"),
 ]
 
 urlpatterns = [
