@@ -132,7 +132,8 @@ def _preset(tenant: Tenant, value: Any) -> Preset | None:
     visible = Preset.objects.visible_to(tenant)
     text = str(value)
     query = Q(slug=text) | Q(pk=int(text)) if text.isdigit() else Q(slug=text)
-    preset = visible.filter(query).order_by("tenant_id").last()
+    # Not by ordering on tenant_id: databases disagree on where NULL (system) sorts.
+    preset = visible.filter(query, tenant=tenant).first() or visible.filter(query).first()
     if preset is None:
         raise Problem(
             "validation_error",
