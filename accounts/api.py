@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
@@ -43,3 +44,17 @@ class ApiKeyUser:
 
     def __str__(self) -> str:
         return f"API key {self.key.prefix}"
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    """How the schema describes the API key: a bearer token."""
+
+    target_class = "accounts.api.ApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A workspace's API key, `ps_<prefix>_<secret>`.",
+        }

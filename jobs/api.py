@@ -13,6 +13,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import NotFound
@@ -90,6 +92,38 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         return AssetSerializer(outputs, many=True).data  # type: ignore[return-value]
 
 
+# Every error of the API (RFC 9457, `application/problem+json`).
+ProblemSerializer = inline_serializer(
+    "Problem",
+    {
+        "type": serializers.CharField(),
+        "title": serializers.CharField(),
+        "status": serializers.IntegerField(),
+        "detail": serializers.CharField(),
+        "code": serializers.CharField(help_text="Stable: validation_error, insufficient_credits…"),
+        "errors": serializers.DictField(
+            child=serializers.CharField(),
+            required=False,
+            help_text="What is wrong with each field.",
+        ),
+        "buy_url": serializers.URLField(required=False, help_text="With insufficient_credits."),
+    },
+)
+
+
+class JobCreateSerializer(serializers.Serializer[Any]):
+    """A new job: JSON, or multipart with an `image` file (`params` as a JSON string)."""
+
+    model = serializers.CharField(help_text="A model's slug (GET /api/v1/models).")
+    image_url = serializers.URLField(required=False, help_text="The product photo's URL.")
+    image = serializers.ImageField(required=False, help_text="Or the photo itself (multipart).")
+    preset = serializers.CharField(required=False, help_text="A preset's id or slug.")
+    params = serializers.DictField(required=False, help_text="Any of the model's parameters.")
+
+
+PROBLEMS = dict.fromkeys((400, 401, 402, 404, 409, 422), ProblemSerializer)
+
+
 def _tenant(request: Request) -> Tenant:
     if isinstance(request.user, ApiKeyUser):
         return request.user.tenant
@@ -112,6 +146,20 @@ def _jobs(tenant: Tenant) -> Any:
     return Job.objects.for_tenant(tenant).select_related("tenant").prefetch_related("assets")
 
 
+@extend_schema(
+    methods=["GET"],
+    operation_id="jobs_list",
+    responses={
+        200: inline_serializer("JobList", {"results": JobSerializer(many=True)}),
+        **PROBLEMS,
+    },
+)
+@extend_schema(
+    methods=["POST"],
+    operation_id="jobs_create",
+    request={"application/json": JobCreateSerializer, "multipart/form-data": JobCreateSerializer},
+    responses={201: JobSerializer, **PROBLEMS},
+)
 @api_view(["GET", "POST"])
 def jobs_list(request: Request) -> Response:
     """GET: the workspace's latest jobs. POST: create a job (JSON, or multipart with an
@@ -193,12 +241,14 @@ def _job_create(request: Request, tenant: Tenant) -> Job:
         raise Problem.of(e) from e
 
 
+@extend_schema(operation_id="jobs_retrieve", responses={200: JobSerializer, **PROBLEMS})
 @api_view(["GET"])
 def job_retrieve(request: Request, job_id: str) -> Response:
     job = get_object_or_404(_jobs(_tenant(request)), pk=job_id)
     return Response(_job_data(job, request))
 
 
+@extend_schema(operation_id="jobs_cancel", request=None, responses={200: JobSerializer, **PROBLEMS})
 @api_view(["POST"])
 def job_cancel(request: Request, job_id: str) -> Response:
     """Cancel a job that has not started (or waits for Segmind): its held credits come
@@ -273,6 +323,7 @@ def _catalog(request: Request, specs: list[catalog.ModelSpec]) -> list[dict[str,
     ]
 
 
+@extend_schema(operation_id="models_list", responses={200: OpenApiTypes.OBJECT, **PROBLEMS})
 @api_view(["GET"])
 def models_list(request: Request) -> Response:
     """The catalog: every model, whether this engine can run it, its price for the
@@ -280,6 +331,7 @@ def models_list(request: Request) -> Response:
     return Response({"results": _catalog(request, list(catalog.all_models()))})
 
 
+@extend_schema(operation_id="models_retrieve", responses={200: OpenApiTypes.OBJECT, **PROBLEMS})
 @api_view(["GET"])
 def model_retrieve(request: Request, slug: str) -> Response:
     spec = catalog.get_model(slug)
@@ -288,6 +340,11 @@ def model_retrieve(request: Request, slug: str) -> Response:
     return Response(_catalog(request, [spec])[0])
 
 
+@extend_schema(
+    operation_id="models_resolve",
+    request=OpenApiTypes.OBJECT,
+    responses={200: OpenApiTypes.OBJECT, **PROBLEMS},
+)
 @api_view(["POST"])
 def model_resolve(request: Request, slug: str) -> Response:
     """Check parameters for a model and return what a job would store and send.

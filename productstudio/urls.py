@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import billing_views
 from accounts import views as account_views
@@ -84,6 +85,12 @@ urlpatterns = [
     path("", include(auth_patterns)),
     path("w/<slug:workspace>/", include(workspace_patterns)),
     path("api/v1/", include(api_patterns)),
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="api_schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="api_schema", permission_classes=[]),
+        name="api_docs",
+    ),
     path("stripe/webhook/", billing_views.stripe_webhook, name="stripe_webhook"),
     path("samples/<str:name>.jpg", job_views.sample_image, name="sample_image"),
     path("admin/assets/<uuid:asset_id>/", job_views.staff_asset_file, name="staff_asset_file"),
