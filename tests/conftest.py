@@ -102,6 +102,12 @@ def _tasks_run_inline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def no_trial_credits(settings: Any) -> None:
+    """New workspaces start with no credits: for tests that count every credit."""
+    settings.TRIAL_CREDITS = 0
+
+
+@pytest.fixture
 def owner(db: None) -> User:
     user = User.objects.create_user(email="owner@shop.test", password=PASSWORD, name="Olive")
     account_services.tenant_create(name="Olive's Mugs", owner=user)

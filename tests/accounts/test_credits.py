@@ -13,11 +13,8 @@ from accounts import services
 from accounts.models import CreditEntry, CreditKind, Tenant
 from jobs.models import Job
 
-
-@pytest.fixture(autouse=True)
-def _no_trial_credits(settings):
-    """These tests count every credit from an empty ledger."""
-    settings.TRIAL_CREDITS = 0
+# Every credit below is the test's own: the ledgers start empty.
+pytestmark = pytest.mark.usefixtures("no_trial_credits")
 
 
 def _job(tenant: Tenant) -> Job:

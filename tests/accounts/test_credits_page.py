@@ -17,11 +17,8 @@ from accounts import services
 from accounts.models import CreditEntry, CreditKind, Tenant, User
 from jobs.models import Job, ProviderIncident
 
-
-@pytest.fixture(autouse=True)
-def _no_trial_credits(settings) -> None:
-    """The ledgers start empty, so every figure below is the test's own."""
-    settings.TRIAL_CREDITS = 0
+# Every credit below is the test's own: the ledgers start empty.
+pytestmark = pytest.mark.usefixtures("no_trial_credits")
 
 
 def _url(tenant: Tenant, name: str = "credits") -> str:

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.fake_segmind import FakeSegmind
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # Chromium's own background traffic (updates, safe browsing, sync) would try to leave the
 # machine; these flags keep a test browser on loopback.
@@ -54,3 +56,18 @@ def page(browser: Any) -> Iterator[Any]:
     page = context.new_page()
     yield page
     context.close()
+
+
+SEGMIND_KEY = "portal-key"
+
+
+@pytest.fixture
+def fake(settings: Any) -> Iterator[FakeSegmind]:
+    """A fake Segmind on 127.0.0.1 that the live server's jobs go to."""
+    with FakeSegmind(port=0, latency=0.3, api_key=SEGMIND_KEY) as server:
+        settings.SEGMIND_API_KEY = SEGMIND_KEY
+        settings.SEGMIND_API_BASE = server.base_url
+        settings.FETCH_ALLOW_PRIVATE_HOSTS = ["127.0.0.1", "localhost"]
+        settings.SEGMIND_FIRST_POLL_SECONDS = 0.1
+        settings.SEGMIND_POLL_INTERVAL_SECONDS = 0.1
+        yield server

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,35 +13,21 @@ from accounts import services as account_services
 from accounts.models import User
 from jobs.models import Job, JobPrice, JobStatus, ProviderIncident, ProviderPause
 from tests.conftest import PASSWORD
+from tests.e2e.conftest import SEGMIND_KEY as KEY
 from tests.e2e.test_portal_flow import _log_in
-from tests.fake_segmind import FakeSegmind
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.usefixtures("no_trial_credits"),
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+]
 
-KEY = "portal-key"
 SCREENSHOTS = os.environ.get("SCREENSHOT_DIR")
 
 
 def _shot(page: Any, name: str) -> None:
     if SCREENSHOTS:
         page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=True)
-
-
-@pytest.fixture(autouse=True)
-def _no_trial_credits(settings: Any) -> None:
-    # The balances below count from the credits each test grants.
-    settings.TRIAL_CREDITS = 0
-
-
-@pytest.fixture
-def fake(settings: Any) -> Iterator[FakeSegmind]:
-    with FakeSegmind(port=0, latency=0.3, api_key=KEY) as server:
-        settings.SEGMIND_API_KEY = KEY
-        settings.SEGMIND_API_BASE = server.base_url
-        settings.FETCH_ALLOW_PRIVATE_HOSTS = ["127.0.0.1", "localhost"]
-        settings.SEGMIND_FIRST_POLL_SECONDS = 0.1
-        settings.SEGMIND_POLL_INTERVAL_SECONDS = 0.1
-        yield server
 
 
 def _submit_packshot(page: Any, live_server: Any, slug: str) -> None:

@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from jobs import catalog
 from jobs.models import AssetKind, Job, JobStatus
 from tests.e2e.test_portal_flow import _assert_job_page_and_gallery_show_it, _log_in
-from tests.fake_segmind import FakeSegmind
 from tests.jobs.test_segmind_jobs import PROMPTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-KEY = "portal-key"
-
-
-@pytest.fixture
-def fake(settings: Any) -> Iterator[FakeSegmind]:
-    with FakeSegmind(port=0, latency=0.3, api_key=KEY) as server:
-        settings.SEGMIND_API_KEY = KEY
-        settings.SEGMIND_API_BASE = server.base_url
-        settings.FETCH_ALLOW_PRIVATE_HOSTS = ["127.0.0.1", "localhost"]
-        settings.SEGMIND_FIRST_POLL_SECONDS = 0.1
-        settings.SEGMIND_POLL_INTERVAL_SECONDS = 0.1
-        yield server
 
 
 @pytest.mark.parametrize("model", list(PROMPTS))

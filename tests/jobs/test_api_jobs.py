@@ -14,13 +14,11 @@ from accounts import services as account_services
 from accounts.models import Tenant, User
 from jobs.models import Asset, Job, JobPrice, JobStatus, Preset
 
+# Every credit below is the test's own: the ledgers start empty.
+pytestmark = pytest.mark.usefixtures("no_trial_credits")
+
 PACKSHOT = "bria-product-packshot"
 SCENE = "ai-product-photography"
-
-
-@pytest.fixture(autouse=True)
-def _no_trial_credits(settings: Any) -> None:
-    settings.TRIAL_CREDITS = 0
 
 
 def _key_client(tenant: Tenant) -> Client:

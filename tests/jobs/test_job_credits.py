@@ -14,13 +14,10 @@ from accounts.models import CreditEntry, CreditKind, Tenant
 from jobs import services, tasks
 from jobs.models import Asset, Job, JobPrice, JobStatus
 
+# Every credit below is the test's own: the ledgers start empty.
+pytestmark = pytest.mark.usefixtures("no_trial_credits")
+
 PACKSHOT = "bria-product-packshot"
-
-
-@pytest.fixture(autouse=True)
-def _no_trial_credits(settings):
-    """These tests count every credit from an empty ledger."""
-    settings.TRIAL_CREDITS = 0
 
 
 @pytest.fixture

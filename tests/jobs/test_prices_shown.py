@@ -17,14 +17,12 @@ from jobs import services, tasks
 from jobs.models import Asset, Job, JobPrice
 from tests.fake_segmind import FakeSegmind
 
+# Every credit below is the test's own: the ledgers start empty.
+pytestmark = pytest.mark.usefixtures("no_trial_credits")
+
 PACKSHOT = "bria-product-packshot"
 SCENE = "ai-product-photography"
 OWN_KEY = "sg_own_key_of_the_shop_9876"
-
-
-@pytest.fixture(autouse=True)
-def _no_trial_credits(settings: Any) -> None:
-    settings.TRIAL_CREDITS = 0
 
 
 @pytest.fixture

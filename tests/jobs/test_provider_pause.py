@@ -26,17 +26,14 @@ from jobs import provider, services
 from jobs.models import AssetKind, Job, JobPrice, JobStatus, ProviderIncident, ProviderPause
 from tests.fake_segmind import FakeSegmind
 
+# Every credit below is the test's own: the ledgers start empty.
+pytestmark = pytest.mark.usefixtures("no_trial_credits")
+
 PLATFORM_KEY = "platform-key-0001"
 OWN_KEY = "sg_own_key_of_the_shop_9876"
 NEW_OWN_KEY = "sg_new_own_key_of_the_shop_5555"
 PACKSHOT = "bria-product-packshot"
 PRICE = 3
-
-
-@pytest.fixture(autouse=True)
-def _no_trial_credits(settings: Any) -> None:
-    # The balances below count from the credits each test grants.
-    settings.TRIAL_CREDITS = 0
 
 
 @pytest.fixture
