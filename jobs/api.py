@@ -26,6 +26,7 @@ from accounts.models import Tenant, User
 from jobs import catalog, services
 from jobs.models import Asset, Job, JobPrice, Preset
 from productstudio.errors import Problem
+from productstudio.pagination import PAGE_PARAMETERS, page_of, paginate
 
 
 class AssetSerializer(serializers.ModelSerializer[Asset]):
@@ -150,9 +151,10 @@ def _jobs(tenant: Tenant) -> Any:
     methods=["GET"],
     operation_id="jobs_list",
     responses={
-        200: inline_serializer("JobList", {"results": JobSerializer(many=True)}),
+        200: page_of(JobSerializer(many=True), "JobPage"),
         **PROBLEMS,
     },
+    parameters=PAGE_PARAMETERS,
 )
 @extend_schema(
     methods=["POST"],
@@ -168,8 +170,7 @@ def jobs_list(request: Request) -> Response:
     if request.method == "POST":
         job = _job_create(request, tenant)
         return Response(_job_data(job, request), status=201)
-    jobs = _jobs(tenant)[:100]
-    return Response({"results": JobSerializer(jobs, many=True, context={"request": request}).data})
+    return paginate(request, _jobs(tenant), JobSerializer)
 
 
 def _preset(tenant: Tenant, value: Any) -> Preset | None:

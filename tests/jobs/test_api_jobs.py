@@ -232,3 +232,16 @@ def test_a_signed_in_member_creates_a_job_as_themselves(
 
     assert response.status_code == 201, response.content
     assert Job.objects.get(pk=response.json()["id"]).created_by == owner
+
+
+def test_the_job_list_pages_with_a_cursor_newest_first(api: Client, tenant: Tenant):
+    made = [Job.objects.create(tenant=tenant, model=PACKSHOT) for _ in range(5)]
+
+    first = api.get("/api/v1/jobs?limit=2").json()
+    second = api.get(first["next"]).json()
+    third = api.get(second["next"]).json()
+
+    ids = [job["id"] for page in (first, second, third) for job in page["results"]]
+    assert ids == [str(job.pk) for job in reversed(made)]
+    assert first["previous"] is None and third["next"] is None
+    assert api.get(second["previous"]).json()["results"] == first["results"]
