@@ -21,6 +21,7 @@ from accounts.models import (
     CheckoutSession,
     CreditEntry,
     CreditPack,
+    IdempotencyKey,
     Invitation,
     Membership,
     StripeEvent,
@@ -285,3 +286,16 @@ class StripeEventAdmin(ReadOnlyAdmin):
     list_display = ["event_id", "type", "received_at"]
     list_filter = ["type", "received_at"]
     search_fields = ["event_id", "type"]
+
+
+@admin.register(IdempotencyKey)
+class IdempotencyKeyAdmin(ReadOnlyAdmin):
+    """What a retrying integration got back: for support, when "why wasn't my job made
+    again?" is asked. Expired keys are swept hourly."""
+
+    list_display = ["key", "tenant", "request_line", "response_status", "created_at"]
+    list_filter = ["response_status", "created_at"]
+    search_fields = ["key", "tenant__name", "tenant__slug", "request_line"]
+    list_select_related = ["tenant"]
+    exclude = ["response_body"]
+    date_hierarchy = "created_at"

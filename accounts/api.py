@@ -2,8 +2,9 @@
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, throttling
 from rest_framework.request import Request
 
 from accounts import services
@@ -20,13 +21,46 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         scheme, _, raw_key = header.partition(" ")
         if scheme.lower() != self.keyword.lower() or not raw_key.strip():
             return None
-        key = services.api_key_authenticate(raw_key=raw_key.strip())
+        # The idempotency middleware may have checked this very key already.
+        key: ApiKey | None
+        if hasattr(request._request, "api_key"):
+            key = request._request.api_key
+        else:
+            key = services.api_key_authenticate(raw_key=raw_key.strip())
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         return (ApiKeyUser(key), key)
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
+
+
+class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
+    """Requests per API key (or signed-in person): API_RATE_LIMIT_READ for reads,
+    API_RATE_LIMIT_WRITE for writes, read from the settings at each request."""
+
+    def __init__(self) -> None:
+        pass  # the scope, hence the rate, depends on the request: see allow_request
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        self.scope = "read" if request.method in ("GET", "HEAD", "OPTIONS") else "write"
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_rate(self) -> str:
+        if self.scope == "read":
+            return str(settings.API_RATE_LIMIT_READ)
+        return str(settings.API_RATE_LIMIT_WRITE)
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        if isinstance(request.auth, ApiKey):
+            ident = f"key:{request.auth.pk}"
+        elif request.user and request.user.is_authenticated:
+            ident = f"user:{request.user.pk}"
+        else:
+            ident = f"ip:{self.get_ident(request)}"
+        return f"throttle:{self.scope}:{ident}"
 
 
 class ApiKeyUser:

@@ -254,6 +254,49 @@ class ApiKey(models.Model):
         return self.revoked_at is None
 
 
+class IdempotencyKeyQuerySet(models.QuerySet["IdempotencyKey"]):
+    def for_tenant(self, tenant: Tenant) -> IdempotencyKeyQuerySet:
+        return self.filter(tenant=tenant)
+
+    def expired(self, now: datetime | None = None) -> IdempotencyKeyQuerySet:
+        cutoff = (now or timezone.now()) - timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
+        return self.filter(created_at__lt=cutoff)
+
+
+class IdempotencyKey(models.Model):
+    """An `Idempotency-Key` a workspace sent with a POST, and the answer it got.
+
+    While `response_status` is null the first request is still running (or died, then its
+    work was rolled back with it and `locked_at` goes stale).
+    """
+
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="idempotency_keys")
+    key = models.CharField(max_length=255)
+    # "POST /api/v1/jobs" and a digest of the request's body: a retry must match both.
+    request_line = models.CharField(max_length=300)
+    fingerprint = models.CharField(max_length=64)
+    locked_at = models.DateTimeField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.BinaryField(default=b"")
+    response_headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = IdempotencyKeyQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "key"], name="one_idempotency_key_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.request_line})"
+
+    @property
+    def is_complete(self) -> bool:
+        return self.response_status is not None
+
+
 class CreditKind(models.TextChoices):
     GRANT = "grant", "Grant"
     PURCHASE = "purchase", "Purchase"

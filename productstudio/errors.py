@@ -36,6 +36,8 @@ STATUS_OF_CODE = {
     "forbidden": 403,
     "not_found": 404,
     "not_cancelable": 409,
+    "idempotency_in_progress": 409,
+    "idempotency_mismatch": 422,
     "model_unavailable": 422,
     "rate_limited": 429,
 }
@@ -104,20 +106,30 @@ def _field_errors(detail: Any, prefix: str = "") -> dict[str, str]:
     return {prefix or "request": str(detail)}
 
 
+def problem_body(
+    code: str, detail: str, *, status: int, errors: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The members every problem has, and the fields at fault when there are some."""
+    body: dict[str, Any] = {
+        "type": f"/api/docs/#error-{code}",
+        "title": code.replace("_", " ").capitalize(),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if errors:
+        body["errors"] = dict(errors)
+    return body
+
+
 def problem_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | None:
     """DRF's exception handler: every error of the API in one shape."""
     problem = _drf_problem(exc)
     if problem is None:
         return None  # a bug: Django's 500 handling (and its logging) takes it
-    body: dict[str, Any] = {
-        "type": f"/api/docs/#error-{problem.code}",
-        "title": problem.code.replace("_", " ").capitalize(),
-        "status": problem.status_code,
-        "detail": problem.message,
-        "code": problem.code,
-    }
-    if problem.errors:
-        body["errors"] = problem.errors
+    body = problem_body(
+        problem.code, problem.message, status=problem.status_code, errors=problem.errors
+    )
     body.update(problem.extra)
     headers = {}
     wait = getattr(exc, "wait", None)

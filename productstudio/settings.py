@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "productstudio.idempotency.IdempotencyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -222,6 +223,12 @@ PASSWORD_RESET_TIMEOUT = 60 * 60 * 24
 # django-q2 -----------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL")
 Q_WORKERS = env_int("Q_WORKERS", 2)
+# The API's rate-limit counters: shared by every web machine through Redis when there is
+# one, else kept per process.
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
 # A task that runs longer than this is killed. Jobs never wait on Segmind inside a task, so
 # the longest task is one image fetch plus local image work.
 Q_TIMEOUT = env_int("Q_TIMEOUT", 120)
@@ -256,6 +263,14 @@ else:
     Q_CLUSTER["poll"] = 0.2
 
 # REST framework --------------------------------------------------------------------------
+# How long an `Idempotency-Key` and its answer are kept, and after how long a first request
+# still marked in progress counts as dead (its transaction rolled back) and may be retried.
+IDEMPOTENCY_KEY_HOURS = env_int("IDEMPOTENCY_KEY_HOURS", 24)
+IDEMPOTENCY_LOCK_SECONDS = env_int("IDEMPOTENCY_LOCK_SECONDS", 300)
+# Requests per API key (or signed-in person): "N/second|minute|hour|day".
+API_RATE_LIMIT_READ = env("API_RATE_LIMIT_READ", "1200/min")
+API_RATE_LIMIT_WRITE = env("API_RATE_LIMIT_WRITE", "300/min")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.api.ApiKeyAuthentication",
@@ -263,7 +278,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "productstudio.errors.problem_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.api.ApiKeyRateThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "productstudio.schema.ApiSchema",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ProductStudio API",

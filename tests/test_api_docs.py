@@ -59,3 +59,17 @@ def test_the_docs_page_loads_its_assets_from_this_site_only(db):
         assert finders.find(asset.removeprefix("/static/")), asset
     assert "cdn" not in page.lower()
     assert "/api/schema/" in page
+
+
+def test_every_post_takes_an_idempotency_key_and_every_error_is_a_described_problem(db):
+    schema = _schema()
+
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            headers = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+            assert ("Idempotency-Key" in headers) == (method == "post"), (path, method)
+            assert {"401", "429"} <= set(operation["responses"]), (path, method)
+            for status, response in operation["responses"].items():
+                if int(status) >= 400:
+                    assert set(response["content"]) == {"application/problem+json"}
+                    assert response["description"], (path, method, status)

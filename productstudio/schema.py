@@ -1,0 +1,77 @@
+"""How the OpenAPI schema describes what every operation of the API shares: the problem
+shape of its errors (as `application/problem+json`), the `Idempotency-Key` header on POSTs,
+and the answers any operation may give (401, 429; 409 and 422 for a reused key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+
+from productstudio.errors import PROBLEM_CONTENT_TYPE
+from productstudio.idempotency import HEADER, MAX_KEY_LENGTH
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description=(
+        f"Up to {MAX_KEY_LENGTH} characters, unique per operation you mean to do once "
+        "(a UUID is good). A retry with the same key and the same body gets the first answer "
+        "again, with `Idempotent-Replayed: true`; with a different body, 422 "
+        "`idempotency_mismatch`; while the first is still running, 409 "
+        "`idempotency_in_progress`. Keys are kept 24 hours, per workspace. Refusals before "
+        "anything ran (400, 401, 403, 429) are not kept, so the same key can be retried."
+    ),
+)
+
+
+# What each error status means, whichever operation answers it (`code` is in the body).
+ERROR_DESCRIPTIONS = {
+    "400": "`validation_error`: the request is not valid; `errors` names each field at fault.",
+    "401": "`not_authenticated`: no API key, or one that is invalid or revoked.",
+    "402": "`insufficient_credits`: the workspace has too few credits; `buy_url` is where to "
+    "buy more. Nothing was created and nothing was charged.",
+    "403": "`forbidden`: the key's workspace may not do this (a system preset, for one).",
+    "404": "`not_found`: no such object in the caller's workspace.",
+    "409": "`not_cancelable` (the job is past canceling) or `idempotency_in_progress` (a "
+    "request with this Idempotency-Key is still running).",
+    "410": "`url_expired`: the signed link has expired; get a fresh one.",
+    "422": "`model_unavailable` (this engine can't run the model) or `idempotency_mismatch` "
+    "(the Idempotency-Key was first used with another request).",
+    "429": "`rate_limited`: too many requests for this key; retry after `Retry-After` seconds.",
+}
+
+
+class ApiSchema(AutoSchema):
+    def _is_api(self) -> bool:
+        return self.path.startswith("/api/v1/")
+
+    def get_override_parameters(self) -> list[Any]:
+        parameters = list(super().get_override_parameters())
+        if self._is_api() and self.method == "POST":
+            parameters.append(IDEMPOTENCY_PARAMETER)
+        return parameters
+
+    def _get_response_bodies(self, direction: Any = "response") -> Any:
+        responses = super()._get_response_bodies(direction)
+        if not self._is_api() or direction != "response":
+            return responses
+        from jobs.api import ProblemSerializer
+
+        for code, response in responses.items():
+            content = response.get("content", {})
+            if int(code) >= 400 and "application/json" in content:
+                content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
+        shared = ["401", "429"] + (["409", "422"] if self.method == "POST" else [])
+        for code in shared:
+            if code not in responses:
+                responses[code] = self._get_response_for_code(
+                    ProblemSerializer, code, [PROBLEM_CONTENT_TYPE], direction
+                )
+        for code, response in responses.items():
+            if not response.get("description") and code in ERROR_DESCRIPTIONS:
+                response["description"] = ERROR_DESCRIPTIONS[code]
+        return dict(sorted(responses.items()))
