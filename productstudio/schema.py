@@ -55,6 +55,17 @@ class ApiSchema(AutoSchema):
             parameters.append(IDEMPOTENCY_PARAMETER)
         return parameters
 
+    def _success(self, code: str) -> str:
+        if code == "201":
+            return "Created."
+        if code == "204":
+            return "Done: nothing to return."
+        if self.method == "GET":
+            if "{" in self.path:
+                return "Found."
+            return "One page of the list, newest first; `next` is the following page."
+        return "Done."
+
     def _get_response_bodies(self, direction: Any = "response") -> Any:
         responses = super()._get_response_bodies(direction)
         if not self._is_api() or direction != "response":
@@ -72,6 +83,6 @@ class ApiSchema(AutoSchema):
                     ProblemSerializer, code, [PROBLEM_CONTENT_TYPE], direction
                 )
         for code, response in responses.items():
-            if not response.get("description") and code in ERROR_DESCRIPTIONS:
-                response["description"] = ERROR_DESCRIPTIONS[code]
+            if not response.get("description"):
+                response["description"] = ERROR_DESCRIPTIONS.get(code) or self._success(code)
         return dict(sorted(responses.items()))
