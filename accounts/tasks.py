@@ -5,3 +5,11 @@ from accounts import services
 
 def credits_low_check(tenant_id: int) -> bool:
     return services.credits_low_check(tenant_id=tenant_id)
+
+
+def webhook_deliver(delivery_id: str) -> bool:
+    return services.webhook_delivery_send(delivery_id=delivery_id)
+
+
+def webhooks_send_due() -> dict[str, int]:
+    return services.webhooks_send_due()
