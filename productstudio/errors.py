@@ -36,6 +36,7 @@ STATUS_OF_CODE = {
     "forbidden": 403,
     "not_found": 404,
     "not_cancelable": 409,
+    "endpoint_disabled": 409,
     "model_unavailable": 422,
     "rate_limited": 429,
 }
