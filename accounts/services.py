@@ -1254,7 +1254,11 @@ def _delivery_claim(delivery_id: str | uuid.UUID) -> _Attempt | None:
     )
     if not claimed:
         return None
-    delivery = WebhookDelivery.objects.select_related("endpoint", "tenant").get(pk=delivery_id)
+    delivery = (
+        WebhookDelivery.objects.select_related("endpoint", "tenant").filter(pk=delivery_id).first()
+    )
+    if delivery is None:
+        return None  # its endpoint was deleted meanwhile
     if delivery.endpoint is not None and not delivery.endpoint.enabled:
         WebhookDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
             status=DeliveryStatus.FAILED,
