@@ -1,5 +1,6 @@
 """Operators' view of users, workspaces, members, invitations, API keys and credits:
-the ledger, packs, Stripe's sessions and events, and granting or adjusting credits."""
+the ledger, packs, Stripe's sessions and events, and granting or adjusting credits; and
+of webhooks: endpoints (re-enabled here) and their delivery log."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -27,6 +29,8 @@ from accounts.models import (
     StripeEvent,
     Tenant,
     User,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 
 
@@ -298,4 +302,56 @@ class IdempotencyKeyAdmin(ReadOnlyAdmin):
     search_fields = ["key", "tenant__name", "tenant__slug", "request_line"]
     list_select_related = ["tenant"]
     exclude = ["response_body"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Shops' webhook endpoints. They are added over the API, where the secret is shown
+    once; operators re-enable one that a receiver disabled with 410 Gone."""
+
+    list_display = ["url", "tenant", "enabled", "event_types", "created_at", "disabled_reason"]
+    list_filter = ["enabled", "tenant", "created_at"]
+    search_fields = ["url", "description", "tenant__name", "tenant__slug"]
+    list_select_related = ["tenant"]
+    exclude = ["secret_encrypted"]
+    # The URL was checked against the fetch rules when it was added: not edited here.
+    readonly_fields = [
+        "url",
+        "enabled",
+        "disabled_at",
+        "disabled_reason",
+        "created_by",
+        "created_at",
+    ]
+    actions = ["reenable"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Re-enable selected endpoints")
+    def reenable(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        endpoints = list(queryset.filter(enabled=False))
+        for endpoint in endpoints:
+            services.webhook_endpoint_enable(endpoint=endpoint)
+        self.message_user(request, f"{len(endpoints)} endpoint(s) re-enabled.")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    """The delivery log, written only by the sender."""
+
+    list_display = [
+        "created_at",
+        "event_type",
+        "tenant",
+        "url",
+        "status",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+    ]
+    list_filter = ["status", "event_type", "tenant", "created_at"]
+    search_fields = ["message_id", "url", "tenant__name", "tenant__slug", "job__id"]
+    list_select_related = ["tenant"]
     date_hierarchy = "created_at"

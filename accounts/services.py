@@ -1,5 +1,6 @@
-"""Account operations: sign-up, workspaces, invitations, roles, API keys, and credits:
-the ledger, the low-balance warning, and buying packs through Stripe Checkout.
+"""Account operations: sign-up, workspaces, invitations, roles, API keys, credits (the
+ledger, the low-balance warning, buying packs through Stripe Checkout), and the
+workspace's webhooks (Standard Webhooks: endpoints, signing, delivery with retries).
 
 Views, commands and admin actions call these; they hold the rules (who may do what,
 the last owner stays) so every door enforces the same ones.
@@ -9,16 +10,24 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import json
 import logging
+import random
 import secrets
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from django.core.mail import send_mail
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncMonth
@@ -29,6 +38,8 @@ from django.utils.text import slugify
 
 from accounts.models import (
     API_KEY_PREFIX,
+    JOB_EVENT_TYPES,
+    SUBSCRIBABLE_EVENT_TYPES,
     ApiKey,
     CheckoutSession,
     CheckoutStatus,
@@ -36,6 +47,7 @@ from accounts.models import (
     CreditEntryQuerySet,
     CreditKind,
     CreditPack,
+    DeliveryStatus,
     IdempotencyKey,
     Invitation,
     Membership,
@@ -43,6 +55,9 @@ from accounts.models import (
     StripeEvent,
     Tenant,
     User,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEventType,
 )
 from productstudio.errors import CodedError
 
@@ -658,7 +673,7 @@ def credits_low_check(*, tenant_id: int) -> bool:
     The conditional update is the claim: of any number of concurrent checks, one moves
     ``low_balance_notified_at`` from empty and sends; the rest find it set. A balance
     back at or above the threshold clears the mark, so a later drop warns again.
-    Returns whether this call sent the email.
+    Returns whether this call sent the email; with it goes a ``credits.low`` webhook.
     """
     below = Q(credit_balance__lt=F("low_balance_threshold"))
     now = timezone.now()
@@ -696,6 +711,18 @@ def credits_low_check(*, tenant_id: int) -> bool:
             low_balance_notified_at=None
         )
         return False
+    # With the email, so an integration hears of it exactly when the owners do.
+    webhook_event_emit(
+        tenant=tenant,
+        type=WebhookEventType.CREDITS_LOW,
+        data={
+            "workspace": tenant.slug,
+            "balance": tenant.credit_balance,
+            "held": tenant.credit_held,
+            "threshold": tenant.low_balance_threshold,
+            "buy_url": context["url"],
+        },
+    )
     return True
 
 
@@ -954,3 +981,526 @@ def stripe_event_handle(*, payload: bytes, signature: str) -> str:
         checkout.completed_at = timezone.now()
         checkout.save(update_fields=["status", "completed_at"])
     return "credited"
+
+
+# -- webhooks (Standard Webhooks) --------------------------------------------------------
+
+
+class WebhookError(CodedError):
+    """A refused webhook operation (``validation_error``, ``endpoint_disabled``), or a
+    delivery that does not verify (``invalid_signature``, ``invalid_timestamp``)."""
+
+    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
+        super().__init__(code, message)
+        self.errors: dict[str, str] = {field: message.removeprefix(f"{field}: ")} if field else {}
+
+
+WEBHOOK_SECRET_PREFIX = "whsec_"
+# The spec asks for 24 to 64 random bytes.
+WEBHOOK_SECRET_BYTES = 32
+# Each retry waits a random time (full jitter) up to its step's cap, and at least the
+# first step: no receiver is asked again within seconds. Past the last step the cap
+# stays there; a message is given up once its next attempt would come later than
+# WEBHOOK_MAX_AGE_HOURS after its event, or after WEBHOOK_MAX_ATTEMPTS attempts.
+WEBHOOK_RETRY_CAPS_SECONDS = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600)
+WEBHOOK_MAX_ATTEMPTS = 12
+# What is kept of a receiver's answer, for the delivery log.
+WEBHOOK_EXCERPT_BYTES = 1024
+# Deliveries one sweep sends at once; each is one short POST.
+WEBHOOK_SEND_THREADS = 8
+# What a verifying receiver accepts by default (the spec's libraries use 5 minutes).
+WEBHOOK_TOLERANCE_SECONDS = 300
+
+
+def webhook_secret_new() -> str:
+    """A new signing secret: ``whsec_`` and the base64 of 32 random bytes."""
+    return (
+        WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(WEBHOOK_SECRET_BYTES)).decode()
+    )
+
+
+def _secret_seal(secret: str) -> str:
+    return _fernet().encrypt(secret.encode()).decode()
+
+
+def _secret_open(sealed: str) -> str:
+    return _fernet().decrypt(sealed.encode()).decode()
+
+
+def webhook_sign(*, secret: str, message_id: str, timestamp: int, body: str) -> str:
+    """The ``webhook-signature`` of one attempt: ``v1,`` and the base64 HMAC-SHA256 of
+    ``{id}.{timestamp}.{body}``, keyed with the secret's decoded bytes."""
+    from standardwebhooks import Webhook
+
+    when = datetime.fromtimestamp(timestamp, tz=UTC)
+    return Webhook(secret).sign(msg_id=message_id, timestamp=when, data=body)
+
+
+def webhook_headers(*, secret: str, message_id: str, timestamp: int, body: str) -> dict[str, str]:
+    """The headers of one attempt, as the spec names them."""
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": webhook_sign(
+            secret=secret, message_id=message_id, timestamp=timestamp, body=body
+        ),
+    }
+
+
+def webhook_verify(
+    *,
+    secret: str,
+    body: str | bytes,
+    headers: Mapping[str, str],
+    tolerance_seconds: int = WEBHOOK_TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> Any:
+    """What a receiver does: check a delivery's signature and timestamp, and return its
+    parsed payload. Raises ``invalid_timestamp`` for a timestamp further than
+    ``tolerance_seconds`` from ``now`` (a replay), ``invalid_signature`` when no
+    ``v1`` signature of the header list matches (compared in constant time)."""
+    text = body.decode() if isinstance(body, bytes) else body
+    lowered = {name.lower(): value for name, value in headers.items()}
+    message_id = lowered.get("webhook-id", "")
+    stamp = lowered.get("webhook-timestamp", "")
+    signatures = lowered.get("webhook-signature", "")
+    if not (message_id and stamp and signatures):
+        raise WebhookError("invalid_signature", "The webhook-* headers are missing.")
+    try:
+        timestamp = int(stamp)
+    except ValueError:
+        raise WebhookError("invalid_timestamp", "webhook-timestamp is not a number.") from None
+    current = time.time() if now is None else now
+    if abs(current - timestamp) > tolerance_seconds:
+        raise WebhookError(
+            "invalid_timestamp",
+            f"webhook-timestamp is more than {tolerance_seconds} seconds from now.",
+        )
+    expected = webhook_sign(secret=secret, message_id=message_id, timestamp=timestamp, body=text)
+    expected_digest = base64.b64decode(expected.partition(",")[2])
+    for candidate in signatures.split():
+        version, _, encoded = candidate.partition(",")
+        if version != "v1":
+            continue
+        try:
+            digest = base64.b64decode(encoded, validate=True)
+        except ValueError:
+            continue
+        if hmac.compare_digest(digest, expected_digest):
+            return json.loads(text)
+    raise WebhookError("invalid_signature", "No signature matches the body.")
+
+
+def webhook_url_check(*, url: str, field: str = "url") -> str:
+    """A target URL checked with the fetcher's rules (http/https, no credentials, no
+    private address once resolved, unless FETCH_ALLOW_PRIVATE_HOSTS allows it); the
+    normalised URL, or a ``validation_error`` naming `field`."""
+    from jobs import fetcher  # jobs depends on accounts, not the other way round
+
+    if not isinstance(url, str) or not url.strip():
+        raise WebhookError(
+            "validation_error", f"{field}: give the URL to send events to.", field=field
+        )
+    try:
+        return fetcher.check_url_from_settings(url.strip())
+    except fetcher.FetchError as e:
+        message = (
+            "must start with http:// or https://." if e.code == "unsupported_scheme" else e.message
+        )
+        raise WebhookError("validation_error", f"{field}: {message}", field=field) from e
+
+
+def _event_types_check(event_types: Sequence[str]) -> list[str]:
+    allowed = [str(t) for t in SUBSCRIBABLE_EVENT_TYPES]
+    unknown = [t for t in event_types if t not in allowed]
+    if unknown:
+        raise WebhookError(
+            "validation_error",
+            f"event_types: unknown event type '{unknown[0]}'; choose from {', '.join(allowed)}.",
+            field="event_types",
+        )
+    return list(dict.fromkeys(event_types))
+
+
+@dataclass(frozen=True)
+class NewWebhookEndpoint:
+    endpoint: WebhookEndpoint
+    secret: str  # shown once, at creation
+
+
+def webhook_endpoint_create(
+    *,
+    tenant: Tenant,
+    url: str,
+    event_types: Sequence[str] = (),
+    description: str = "",
+    created_by: User | None = None,
+) -> NewWebhookEndpoint:
+    """Add an endpoint for `tenant`'s events (all of them when `event_types` is empty),
+    with a new signing secret. The URL is checked now and again at each delivery."""
+    checked = webhook_url_check(url=url)
+    types = _event_types_check(event_types)
+    secret = webhook_secret_new()
+    endpoint = WebhookEndpoint.objects.create(
+        tenant=tenant,
+        url=checked,
+        description=description.strip()[:200],
+        event_types=types,
+        secret_encrypted=_secret_seal(secret),
+        created_by=created_by,
+    )
+    return NewWebhookEndpoint(endpoint=endpoint, secret=secret)
+
+
+def webhook_endpoint_secret(*, endpoint: WebhookEndpoint) -> str:
+    """The endpoint's signing secret in clear."""
+    return _secret_open(endpoint.secret_encrypted)
+
+
+def webhook_endpoint_delete(*, tenant: Tenant, endpoint_id: str) -> bool:
+    """Delete one of `tenant`'s endpoints with its delivery log; pending deliveries
+    go with it."""
+    deleted, _ = WebhookEndpoint.objects.for_tenant(tenant).filter(pk=endpoint_id).delete()
+    return bool(deleted)
+
+
+def webhook_endpoint_disable(*, endpoint_id: uuid.UUID, reason: str) -> bool:
+    """Stop sending to an endpoint (its receiver answered 410 Gone): its pending
+    deliveries fail now. False when it was disabled already."""
+    now = timezone.now()
+    with transaction.atomic():
+        disabled = WebhookEndpoint.objects.filter(pk=endpoint_id, enabled=True).update(
+            enabled=False, disabled_at=now, disabled_reason=reason[:300]
+        )
+        WebhookDelivery.objects.pending().filter(endpoint_id=endpoint_id).update(
+            status=DeliveryStatus.FAILED,
+            next_attempt_at=None,
+            completed_at=now,
+            last_error=f"Not sent: the endpoint was disabled ({reason})"[:300],
+        )
+    return bool(disabled)
+
+
+def webhook_endpoint_enable(*, endpoint: WebhookEndpoint) -> None:
+    """Send to a disabled endpoint again (an operator's call): events from now on; the
+    deliveries failed meanwhile stay failed."""
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+        enabled=True, disabled_at=None, disabled_reason=""
+    )
+    endpoint.refresh_from_db(fields=["enabled", "disabled_at", "disabled_reason"])
+
+
+def webhook_workspace_secret(*, tenant: Tenant) -> str:
+    """The workspace's secret for jobs' own `webhook_url`s, made on first use (the
+    conditional update keeps the first of two concurrent callers' secret)."""
+    sealed = (
+        Tenant.objects.filter(pk=tenant.pk).values_list("webhook_secret_encrypted", flat=True).get()
+    )
+    if not sealed:
+        Tenant.objects.filter(pk=tenant.pk, webhook_secret_encrypted="").update(
+            webhook_secret_encrypted=_secret_seal(webhook_secret_new())
+        )
+        sealed = (
+            Tenant.objects.filter(pk=tenant.pk)
+            .values_list("webhook_secret_encrypted", flat=True)
+            .get()
+        )
+    tenant.webhook_secret_encrypted = sealed
+    return _secret_open(sealed)
+
+
+def _message_id() -> str:
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def webhook_event_emit(
+    *,
+    tenant: Tenant,
+    type: str,
+    data: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+    job: Job | None = None,
+    endpoint: WebhookEndpoint | None = None,
+    send: bool = True,
+) -> list[WebhookDelivery]:
+    """Record one event for every enabled endpoint of `tenant` that subscribes to its
+    `type` (and the job's own `webhook_url` for job events), and send the deliveries
+    once the transaction commits.
+
+    `type` is one of ``WebhookEventType`` (``job.succeeded``, ``job.failed``,
+    ``batch.completed``, ``credits.low``, ``webhook.test``); `data` becomes the payload's
+    ``data``, or is a function that makes it, called only when someone listens.
+    `endpoint` sends to that endpoint alone (a test event). With `send` False nothing is
+    queued: the caller sends (or the next sweep does). Inside the caller's transaction,
+    so an event exists exactly when what it reports was committed.
+    """
+    if type not in WebhookEventType.values:
+        raise ValueError(f"unknown webhook event type {type!r}")
+    if endpoint is not None:
+        endpoints = [endpoint]
+    else:
+        endpoints = [
+            e for e in WebhookEndpoint.objects.for_tenant(tenant).enabled() if e.subscribes_to(type)
+        ]
+    job_url = job.webhook_url if job is not None and type in JOB_EVENT_TYPES else ""
+    if not endpoints and not job_url:
+        return []
+    now = timezone.now()
+    payload = {
+        "type": type,
+        "timestamp": now.isoformat().replace("+00:00", "Z"),
+        "data": data() if callable(data) else data,
+    }
+    body = json.dumps(payload, cls=DjangoJSONEncoder, separators=(",", ":"))
+    message_id = _message_id()
+    common = {
+        "tenant": tenant,
+        "job": job,
+        "message_id": message_id,
+        "event_type": type,
+        "body": body,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+    rows = [WebhookDelivery(endpoint=e, url=e.url, **common) for e in endpoints]
+    if job_url:
+        rows.append(WebhookDelivery(endpoint=None, url=job_url, **common))
+    deliveries = WebhookDelivery.objects.bulk_create(rows)
+    if send:
+        ids = [str(d.pk) for d in deliveries]
+        # Robust: the rows are committed and the sweep sends them if queueing fails.
+        transaction.on_commit(partial(_webhook_deliveries_enqueue, ids), robust=True)
+    return deliveries
+
+
+def _webhook_deliveries_enqueue(delivery_ids: list[str]) -> None:
+    from django_q.tasks import async_task
+
+    for delivery_id in delivery_ids:
+        async_task(
+            "accounts.tasks.webhook_deliver",
+            delivery_id,
+            task_name=f"webhook-{delivery_id}",
+            group="webhooks",
+        )
+
+
+def webhook_test_send(*, tenant: Tenant, endpoint_id: str) -> WebhookDelivery:
+    """Send a ``webhook.test`` event to one of `tenant`'s endpoints now, and return its
+    delivery with the outcome of this first attempt (retried later like any other)."""
+    endpoint = WebhookEndpoint.objects.for_tenant(tenant).get(pk=endpoint_id)
+    if not endpoint.enabled:
+        raise WebhookError(
+            "endpoint_disabled",
+            f"This endpoint is disabled ({endpoint.disabled_reason or 'by an operator'}).",
+        )
+    data = {
+        "endpoint_id": str(endpoint.pk),
+        "message": "A test event from ProductStudio: this endpoint receives and verifies.",
+    }
+    [delivery] = webhook_event_emit(
+        tenant=tenant, type=WebhookEventType.WEBHOOK_TEST, data=data, endpoint=endpoint, send=False
+    )
+    webhook_delivery_send(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    return delivery
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """A claimed delivery, ready to post: no database work from here until recorded."""
+
+    delivery_id: uuid.UUID
+    attempt: int
+    url: str
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status_code: int | None
+    error: str
+    excerpt: str
+    gone: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def _claim_seconds() -> float:
+    # Longer than one attempt can take (the fetcher's deadline covers all of it).
+    return float(settings.WEBHOOK_TIMEOUT_SECONDS) * 2 + 60
+
+
+def _delivery_claim(delivery_id: str | uuid.UUID) -> _Attempt | None:
+    """Take a due delivery for one attempt with a conditional update: of two runs, one
+    moves `next_attempt_at` past now and sends; the other finds it not due. An attempt
+    whose worker dies is due again once the claim runs out."""
+    now = timezone.now()
+    claimed = (
+        WebhookDelivery.objects.due(now)
+        .filter(pk=delivery_id)
+        .update(
+            next_attempt_at=now + timedelta(seconds=_claim_seconds()),
+            attempts=F("attempts") + 1,
+            last_attempt_at=now,
+        )
+    )
+    if not claimed:
+        return None
+    delivery = (
+        WebhookDelivery.objects.select_related("endpoint", "tenant").filter(pk=delivery_id).first()
+    )
+    if delivery is None:
+        return None  # its endpoint was deleted meanwhile
+    if delivery.endpoint is not None and not delivery.endpoint.enabled:
+        WebhookDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
+            status=DeliveryStatus.FAILED,
+            next_attempt_at=None,
+            completed_at=now,
+            last_error="Not sent: the endpoint is disabled.",
+        )
+        return None
+    try:
+        if delivery.endpoint is not None:
+            secret = webhook_endpoint_secret(endpoint=delivery.endpoint)
+        else:
+            secret = webhook_workspace_secret(tenant=delivery.tenant)
+    except InvalidToken:
+        # FIELD_ENCRYPTION_KEY changed: nothing can be signed until a new secret is made.
+        _delivery_record(
+            delivery.pk,
+            delivery.attempts,
+            _Outcome(None, "The signing secret can no longer be decrypted.", ""),
+        )
+        return None
+    timestamp = int(time.time())
+    return _Attempt(
+        delivery_id=delivery.pk,
+        attempt=delivery.attempts,
+        url=delivery.url,
+        body=delivery.body.encode(),
+        headers=webhook_headers(
+            secret=secret, message_id=delivery.message_id, timestamp=timestamp, body=delivery.body
+        ),
+    )
+
+
+def _delivery_post(attempt: _Attempt) -> _Outcome:
+    """One POST through the safe fetcher, checked again now (DNS may have changed)."""
+    from jobs import fetcher
+
+    try:
+        result = fetcher.post_url(
+            attempt.url,
+            body=attempt.body,
+            headers=attempt.headers,
+            timeout=float(settings.WEBHOOK_TIMEOUT_SECONDS),
+            allow_private_hosts=list(settings.FETCH_ALLOW_PRIVATE_HOSTS),
+            excerpt_bytes=WEBHOOK_EXCERPT_BYTES,
+        )
+    except fetcher.FetchError as e:
+        return _Outcome(None, f"{e.code}: {e.message}", "")
+    excerpt = result.excerpt.decode("utf-8", errors="replace")
+    answer = f"{result.status_code} {result.reason}".strip()
+    if result.ok:
+        return _Outcome(result.status_code, "", excerpt)
+    if 300 <= result.status_code < 400:
+        where = f" to {result.location}" if result.location else ""
+        error = f"The receiver answered {answer}: redirects{where} are not followed."
+    else:
+        error = f"The receiver answered {answer}."
+    return _Outcome(result.status_code, error, excerpt, gone=result.status_code == 410)
+
+
+def webhook_retry_delay(*, attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1 for the first):
+    exponential backoff with full jitter, a random time up to the step's cap, never
+    less than the first step."""
+    caps = WEBHOOK_RETRY_CAPS_SECONDS
+    cap = caps[min(attempt, len(caps)) - 1]
+    draw = (rng or _jitter).uniform(0, cap)
+    return max(float(caps[0]), draw)
+
+
+# Not for secrets: only spreads retries out.
+_jitter = random.Random()
+
+
+def _delivery_record(delivery_id: uuid.UUID, attempt: int, outcome: _Outcome) -> str:
+    """Store an attempt's outcome and decide what follows: done, another attempt
+    later, or given up. Only the run that made this attempt records it."""
+    now = timezone.now()
+    fields: dict[str, Any] = {
+        "last_status_code": outcome.status_code,
+        "last_error": outcome.error[:300],
+        "response_excerpt": outcome.excerpt,
+    }
+    delivery = (
+        WebhookDelivery.objects.filter(pk=delivery_id).only("created_at", "endpoint_id").first()
+    )
+    if delivery is None:
+        return "gone"  # its endpoint was deleted meanwhile
+    if outcome.ok:
+        status = DeliveryStatus.SUCCEEDED
+    elif outcome.gone:
+        status = DeliveryStatus.FAILED
+    else:
+        retry_at = now + timedelta(seconds=webhook_retry_delay(attempt=attempt))
+        give_up_at = delivery.created_at + timedelta(hours=settings.WEBHOOK_MAX_AGE_HOURS)
+        if attempt >= WEBHOOK_MAX_ATTEMPTS or retry_at > give_up_at:
+            status = DeliveryStatus.FAILED
+            fields["last_error"] = f"Given up after {attempt} attempts: {outcome.error}"[:300]
+        else:
+            status = DeliveryStatus.PENDING
+            fields["next_attempt_at"] = retry_at
+    if status != DeliveryStatus.PENDING:
+        fields["next_attempt_at"] = None
+        fields["completed_at"] = now
+    WebhookDelivery.objects.filter(
+        pk=delivery_id, status=DeliveryStatus.PENDING, attempts=attempt
+    ).update(status=status, **fields)
+    if outcome.gone and delivery.endpoint_id is not None:
+        webhook_endpoint_disable(
+            endpoint_id=delivery.endpoint_id, reason="the receiver answered 410 Gone"
+        )
+    return status
+
+
+def webhook_delivery_send(*, delivery_id: str | uuid.UUID) -> bool:
+    """Make one attempt at a delivery if it is due; False when it is not (another run
+    has it, or it is done). Safe to run twice and concurrently: it is sent once."""
+    attempt = _delivery_claim(delivery_id)
+    if attempt is None:
+        return False
+    _delivery_record(attempt.delivery_id, attempt.attempt, _delivery_post(attempt))
+    return True
+
+
+def webhooks_send_due(*, limit: int = 500, budget_seconds: float | None = None) -> dict[str, int]:
+    """Send the deliveries that are due (retries, and first attempts whose task was
+    lost), a few at once: the database work stays on this thread, only the POSTs run
+    in threads. Stops after `limit` attempts or once `budget_seconds` have passed."""
+    budget = budget_seconds if budget_seconds is not None else settings.Q_TIMEOUT / 2
+    stop_at = time.monotonic() + budget
+    counts = {"sent": 0, "succeeded": 0, "failed": 0, "retrying": 0}
+    with ThreadPoolExecutor(max_workers=WEBHOOK_SEND_THREADS) as pool:
+        while counts["sent"] < limit and time.monotonic() < stop_at:
+            size = min(WEBHOOK_SEND_THREADS, limit - counts["sent"])
+            ids = list(
+                WebhookDelivery.objects.due(timezone.now())
+                .order_by("next_attempt_at")
+                .values_list("pk", flat=True)[:size]
+            )
+            if not ids:
+                break
+            attempts = [a for a in (_delivery_claim(i) for i in ids) if a is not None]
+            outcomes = list(pool.map(_delivery_post, attempts))
+            for attempt, outcome in zip(attempts, outcomes, strict=True):
+                status = _delivery_record(attempt.delivery_id, attempt.attempt, outcome)
+                counts["sent"] += 1
+                key = "retrying" if status == DeliveryStatus.PENDING else status
+                counts[key] = counts.get(key, 0) + 1
+    return counts

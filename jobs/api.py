@@ -9,6 +9,7 @@ who sees the workspace they last opened. Errors come in one shape (problem+json,
 import json
 from typing import Any
 
+from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
@@ -84,8 +85,8 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "self": reverse("api_job", args=[job.pk]),
             "cancel": reverse("api_job_cancel", args=[job.pk]),
         }
-        if request is None:
-            return urls
+        if request is None:  # a webhook: absolute URLs from the site's public address
+            return {name: settings.SITE_URL + url for name, url in urls.items()}
         return {name: request.build_absolute_uri(url) for name, url in urls.items()}
 
     def get_outputs(self, job: Job) -> list[dict[str, Any]]:
@@ -120,6 +121,11 @@ class JobCreateSerializer(serializers.Serializer[Any]):
     image = serializers.ImageField(required=False, help_text="Or the photo itself (multipart).")
     preset = serializers.CharField(required=False, help_text="A preset's id or slug.")
     params = serializers.DictField(required=False, help_text="Any of the model's parameters.")
+    webhook_url = serializers.URLField(
+        required=False,
+        help_text="Also send this job's `job.succeeded` / `job.failed` here, signed with the "
+        "workspace's secret (GET /api/v1/webhooks/secret). Private addresses are refused.",
+    )
 
 
 PROBLEMS = dict.fromkeys((400, 401, 402, 404, 409, 422), ProblemSerializer)
@@ -136,7 +142,7 @@ def _tenant(request: Request) -> Tenant:
     return tenant
 
 
-JOB_FIELDS = {"model", "image_url", "image", "preset", "params"}
+JOB_FIELDS = {"model", "image_url", "image", "preset", "params", "webhook_url"}
 
 
 def _job_data(job: Job, request: Request) -> Any:
@@ -145,6 +151,13 @@ def _job_data(job: Job, request: Request) -> Any:
 
 def _jobs(tenant: Tenant) -> Any:
     return Job.objects.for_tenant(tenant).select_related("tenant").prefetch_related("assets")
+
+
+def job_event_data(*, job_id: Any) -> Any:
+    """A job as `GET /api/v1/jobs/<id>` shows it, for its webhook events (its URLs
+    absolute from SITE_URL, since there is no request to take the host from)."""
+    job = Job.objects.select_related("tenant").prefetch_related("assets").get(pk=job_id)
+    return JobSerializer(job).data
 
 
 @extend_schema(
@@ -224,6 +237,13 @@ def _job_create(request: Request, tenant: Tenant) -> Job:
         raise Problem(
             "validation_error", "image_url: must be a URL.", errors={"image_url": "must be a URL"}
         )
+    webhook_url = data.get("webhook_url") or ""
+    if not isinstance(webhook_url, str):
+        raise Problem(
+            "validation_error",
+            "webhook_url: must be a URL.",
+            errors={"webhook_url": "must be a URL"},
+        )
     try:
         return services.job_submit(
             tenant=tenant,
@@ -234,6 +254,7 @@ def _job_create(request: Request, tenant: Tenant) -> Job:
             upload=upload,
             preset=_preset(tenant, data.get("preset")),
             params=params,
+            webhook_url=webhook_url,
         )
     except services.JobError as e:
         if e.code == "insufficient_credits":

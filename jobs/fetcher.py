@@ -1,9 +1,10 @@
 """The one safe way to fetch a URL that came from a user.
 
-Product image URLs today, webhook targets and Segmind output URLs later: anything a
-user (or a third party) can point us at goes through :func:`fetch_url`, so that the
-server cannot be used to reach its own network (SSRF), be held open forever or be
-made to buffer an unbounded body.
+Product image URLs, webhook targets and Segmind output URLs: anything a user (or a
+third party) can point us at goes through :func:`fetch_url` (GET) or :func:`post_url`
+(webhooks), so that the server cannot be used to reach its own network (SSRF), be held
+open forever or be made to buffer an unbounded body. :func:`check_url` applies the same
+rules to a URL without connecting, for a URL that is stored now and used later.
 
 How a fetch works:
 
@@ -15,7 +16,7 @@ How a fetch works:
 * The request is then sent to the checked address itself, with the original ``Host``
   header and TLS server name, so a second DNS answer (DNS rebinding) cannot change
   where we connect. The connection layer refuses any address that was not checked.
-* Redirects are followed by hand, re-checking every hop.
+* Redirects are followed by hand, re-checking every hop (a POST never follows one).
 * One deadline covers DNS, connects, TLS, and every read and write of every hop.
 * The body is streamed and abandoned as soon as it exceeds ``max_bytes``.
 
@@ -33,9 +34,9 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import httpcore
@@ -47,9 +48,13 @@ __all__ = [
     "USER_AGENT",
     "FetchError",
     "FetchResult",
+    "PostResult",
+    "check_url",
+    "check_url_from_settings",
     "fetch_url",
     "fetch_url_from_settings",
     "is_public_address",
+    "post_url",
     "resolve_host",
 ]
 
@@ -58,6 +63,7 @@ USER_AGENT = "ProductStudio/0.1 (+fetcher)"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], list[str]]
+_T = TypeVar("_T")
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -100,6 +106,24 @@ class FetchResult:
     content: bytes
     content_type: str
     final_url: str
+
+
+@dataclass
+class PostResult:
+    """The answer to a POST, whatever its status: redirects are not followed.
+
+    ``excerpt`` is the start of the body (at most ``excerpt_bytes``), for logs; the rest
+    is never read. ``location`` is the ``Location`` header of a redirect, or ``""``.
+    """
+
+    status_code: int
+    reason: str
+    excerpt: bytes
+    location: str
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status_code < 300
 
 
 @dataclass(frozen=True)
@@ -180,6 +204,105 @@ def fetch_url_from_settings(url: str) -> FetchResult:
         timeout=float(settings.FETCH_TIMEOUT),
         allow_private_hosts=list(settings.FETCH_ALLOW_PRIVATE_HOSTS),
     )
+
+
+def check_url(
+    url: str,
+    *,
+    timeout: float,
+    allow_private_hosts: Sequence[str] = (),
+    resolver: Resolver | None = None,
+) -> str:
+    """Apply the fetch rules to ``url`` without connecting: its form, its scheme, and
+    every address its host resolves to now. Returns the URL normalised (host lowercased,
+    path percent-encoded, no fragment).
+
+    For URLs stored now and used later (webhook targets): the check is repeated at each
+    use, since DNS may answer differently by then. Raises :class:`FetchError`.
+    """
+    deadline = time.monotonic() + timeout
+    target = _parse_target(url)
+    _checked_addresses(target, _AllowList(allow_private_hosts), resolver, deadline, timeout)
+    return target.url
+
+
+def check_url_from_settings(url: str) -> str:
+    """:func:`check_url` with ``FETCH_TIMEOUT`` and ``FETCH_ALLOW_PRIVATE_HOSTS``."""
+    from django.conf import settings
+
+    return check_url(
+        url,
+        timeout=float(settings.FETCH_TIMEOUT),
+        allow_private_hosts=list(settings.FETCH_ALLOW_PRIVATE_HOSTS),
+    )
+
+
+def post_url(
+    url: str,
+    *,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+    allow_private_hosts: Sequence[str] = (),
+    excerpt_bytes: int = 1024,
+    resolver: Resolver | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> PostResult:
+    """POST ``body`` to ``url`` under the same rules as :func:`fetch_url`.
+
+    Any HTTP answer is returned, 3xx included (never followed: a webhook target that
+    moved should be updated, and following would send the body somewhere unchecked).
+    Only failures to get an answer raise :class:`FetchError`: a refused address, DNS,
+    connecting, and ``timeout`` (the total for everything, as for a fetch).
+    """
+    deadline = time.monotonic() + timeout
+    target = _parse_target(url)
+    addresses = _checked_addresses(
+        target, _AllowList(allow_private_hosts), resolver, deadline, timeout
+    )
+    request_headers = {
+        "User-Agent": USER_AGENT,
+        "Accept": "*/*",
+        "Accept-Encoding": "identity",
+        **headers,
+    }
+
+    def read(response: httpx.Response) -> PostResult:
+        return PostResult(
+            status_code=response.status_code,
+            reason=response.reason_phrase,
+            excerpt=_read_excerpt(response, excerpt_bytes, deadline, timeout),
+            location=str(response.headers.get("location", "")).strip(),
+        )
+
+    return _each_address(
+        target,
+        addresses,
+        lambda address: _exchange(
+            target,
+            address,
+            deadline,
+            timeout,
+            transport,
+            read,
+            method="POST",
+            content=body,
+            headers=request_headers,
+        ),
+    )
+
+
+def _read_excerpt(
+    response: httpx.Response, excerpt_bytes: int, deadline: float, timeout: float
+) -> bytes:
+    if response.is_stream_consumed:
+        return response.content[:excerpt_bytes]
+    excerpt = bytearray()
+    for chunk in _raw_chunks(response, deadline, timeout):
+        excerpt += chunk
+        if len(excerpt) >= excerpt_bytes:
+            break
+    return bytes(excerpt[:excerpt_bytes])
 
 
 # --- the fetch -----------------------------------------------------------------------
@@ -419,10 +542,21 @@ def _fetch_hop(
     transport: httpx.BaseTransport | None,
 ) -> FetchResult | str:
     """Fetch one hop; return the result, or the next URL if it is a redirect."""
+    return _each_address(
+        target,
+        addresses,
+        lambda address: _fetch_from(target, address, max_bytes, deadline, timeout, transport),
+    )
+
+
+def _each_address(
+    target: _Target, addresses: list[IPAddress], send: Callable[[IPAddress], _T]
+) -> _T:
+    """``send`` to the host's first address that accepts a connection."""
     connect_error: FetchError | None = None
     for address in addresses:
         try:
-            return _fetch_from(target, address, max_bytes, deadline, timeout, transport)
+            return send(address)
         except httpx.ConnectError:
             # Like a browser, try the host's next address before giving up.
             connect_error = FetchError(
@@ -441,6 +575,36 @@ def _fetch_from(
     timeout: float,
     transport: httpx.BaseTransport | None,
 ) -> FetchResult | str:
+    return _exchange(
+        target,
+        address,
+        deadline,
+        timeout,
+        transport,
+        lambda response: _read_response(target, response, max_bytes, deadline, timeout),
+        method="GET",
+        headers={
+            "User-Agent": USER_AGENT,
+            "Accept": "*/*",
+            # Ask for the plain body so the byte cap measures what we keep.
+            "Accept-Encoding": "identity",
+        },
+    )
+
+
+def _exchange(
+    target: _Target,
+    address: IPAddress,
+    deadline: float,
+    timeout: float,
+    transport: httpx.BaseTransport | None,
+    read: Callable[[httpx.Response], _T],
+    *,
+    method: str,
+    headers: Mapping[str, str],
+    content: bytes | None = None,
+) -> _T:
+    """One request to the checked ``address``; ``read`` takes the streamed response."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise _timeout_error(timeout)
@@ -456,22 +620,16 @@ def _fetch_from(
             transport=hop_transport, trust_env=False, follow_redirects=False
         ) as client:
             request = client.build_request(
-                "GET",
+                method,
                 pinned_url,
-                headers={
-                    "Host": target.host_header,
-                    "User-Agent": USER_AGENT,
-                    "Accept": "*/*",
-                    # Ask for the plain body so the byte cap measures what we keep.
-                    "Accept-Encoding": "identity",
-                    "Connection": "close",
-                },
+                headers={**headers, "Host": target.host_header, "Connection": "close"},
+                content=content,
                 timeout=httpx.Timeout(remaining),
                 extensions=extensions,
             )
             response = client.send(request, stream=True)
             try:
-                return _read_response(target, response, max_bytes, deadline, timeout)
+                return read(response)
             finally:
                 response.close()
     except httpx.ConnectError:

@@ -72,6 +72,9 @@ class Job(models.Model):
         "Preset", models.SET_NULL, null=True, blank=True, related_name="jobs"
     )
     source_url = models.CharField(max_length=2000, blank=True)
+    # Where this job's job.succeeded / job.failed also go (besides the workspace's
+    # endpoints), signed with the workspace's webhook secret; checked like any fetch URL.
+    webhook_url = models.CharField(max_length=2000, blank=True)
     # The local engine's backdrop for a scene, chosen when the job is made (see
     # `scenes.backdrop_choose`); blank for Segmind jobs and packshots.
     backdrop = models.CharField(max_length=40, blank=True)

@@ -33,7 +33,7 @@ from django.utils.text import slugify
 from PIL import Image
 
 from accounts import services as account_services
-from accounts.models import Tenant, User
+from accounts.models import Tenant, User, WebhookEventType
 from jobs import catalog, fetcher, images, local_engine, provider, scenes
 from jobs.models import (
     Asset,
@@ -229,11 +229,13 @@ def job_submit(
     upload: UploadedFile | None = None,
     preset: Preset | None = None,
     params: Mapping[str, Any] | None = None,
+    webhook_url: str = "",
 ) -> Job:
     """Check the parameters and the input, store the input, create the job, queue it.
 
     The job is `model` + `preset` + `params` (overrides), resolved by the catalog's one
-    validator; the task is queued once the transaction commits.
+    validator; the task is queued once the transaction commits. A `webhook_url` gets the
+    job's job.succeeded / job.failed too; it is checked like a fetched URL.
     """
     engine, _ = job_engine(tenant=tenant)
     spec = _model_for_job(model, engine)
@@ -247,6 +249,11 @@ def job_submit(
         upload_attached=upload is not None,
     )
     quote = job_quote(tenant=tenant, spec=spec, params=resolved)
+    if webhook_url:
+        try:
+            webhook_url = account_services.webhook_url_check(url=webhook_url, field="webhook_url")
+        except account_services.WebhookError as e:
+            raise JobError(e.code, e.message, field="webhook_url") from e
     source = _read_input(image_url=image_url, upload=upload)
     # Segmind's account behind the job's key is out of credit: the job waits from the
     # start, so the shop sees why at once, rather than after the dispatcher's turn.
@@ -264,6 +271,7 @@ def job_submit(
             params=resolved,
             preset=preset,
             source_url=image_url,
+            webhook_url=webhook_url,
             backdrop=_job_backdrop(spec=spec, engine=quote.engine, preset=preset, params=resolved),
             own_key=quote.own_key,
             price=quote.price,
@@ -401,7 +409,22 @@ def job_fail(
         # Free jobs hold nothing: skip the ledger on the dispatcher's hot path.
         if failed and Job.objects.filter(pk=job_id, price__gt=0).exists():
             account_services.credits_release(job=Job(pk=job_id))
+        if failed:
+            job = Job.objects.select_related("tenant").get(pk=job_id)
+            _job_event_emit(job=job, type=WebhookEventType.JOB_FAILED)
     return bool(failed)
+
+
+def _job_event_emit(*, job: Job, type: str) -> None:
+    """The job's webhook event, in the transaction that finished it. Its data is the
+    job as the API shows it, built only when an endpoint or the job's URL listens."""
+
+    def data() -> dict[str, Any]:
+        from jobs.api import job_event_data  # the API's one representation of a job
+
+        return job_event_data(job_id=job.pk)
+
+    account_services.webhook_event_emit(tenant=job.tenant, type=type, data=data, job=job)
 
 
 def job_run(*, job_id: uuid.UUID | str) -> bool:
@@ -461,6 +484,7 @@ def job_succeed(*, job: Job, outputs: Sequence[tuple[bytes, images.ImageInfo]]) 
                 info=info,
                 original_name=f"{job.model}-{str(job.pk)[:8]}{suffix}.{info.format.lower()}",
             )
+        _job_event_emit(job=job, type=WebhookEventType.JOB_SUCCEEDED)
     return True
 
 

@@ -38,6 +38,7 @@ STATUS_OF_CODE = {
     "not_cancelable": 409,
     "idempotency_in_progress": 409,
     "idempotency_mismatch": 422,
+    "endpoint_disabled": 409,
     "model_unavailable": 422,
     "rate_limited": 429,
 }

@@ -34,7 +34,7 @@ def paginate(
 ) -> Response:
     """One page of `queryset` as `{"next", "previous", "results"}`."""
     paginator = Cursor()
-    paginator.ordering = ordering  # type: ignore[assignment]
+    paginator.ordering = ordering  # type: ignore[assignment]  # DRF takes a tuple too
     page = paginator.paginate_queryset(queryset, request)
     serializer = serializer_class(page, many=True, context={"request": request, **(context or {})})
     return paginator.get_paginated_response(serializer.data)

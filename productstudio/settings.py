@@ -205,6 +205,13 @@ STRIPE_API_BASE = env("STRIPE_API_BASE", "https://api.stripe.com").rstrip("/")
 # Stripe's own default: events signed longer ago than this are refused.
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300)
 
+# Webhooks (Standard Webhooks) ------------------------------------------------------------
+# Seconds a webhook's receiver has to answer (connect, send, first bytes of the answer);
+# longer counts as a failed attempt.
+WEBHOOK_TIMEOUT_SECONDS = float(env("WEBHOOK_TIMEOUT_SECONDS", "10"))
+# A message is retried with backoff until this long after its event, then given up.
+WEBHOOK_MAX_AGE_HOURS = env_int("WEBHOOK_MAX_AGE_HOURS", 24)
+
 # Email ---------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env("EMAIL_HOST", "localhost")

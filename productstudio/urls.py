@@ -5,7 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from accounts import billing_views
+from accounts import billing_views, webhooks_api
 from accounts import views as account_views
 from accounts.forms import EmailAuthenticationForm
 from jobs import api as jobs_api
@@ -78,6 +78,15 @@ api_patterns = [
     path("jobs", jobs_api.jobs_list, name="api_jobs"),
     path("jobs/<uuid:job_id>", jobs_api.job_retrieve, name="api_job"),
     path("jobs/<uuid:job_id>/cancel", jobs_api.job_cancel, name="api_job_cancel"),
+    path("webhooks", webhooks_api.webhooks_list, name="api_webhooks"),
+    path("webhooks/secret", webhooks_api.webhook_secret, name="api_webhook_secret"),
+    path("webhooks/<uuid:endpoint_id>", webhooks_api.webhook_detail, name="api_webhook"),
+    path("webhooks/<uuid:endpoint_id>/test", webhooks_api.webhook_test, name="api_webhook_test"),
+    path(
+        "webhooks/<uuid:endpoint_id>/deliveries",
+        webhooks_api.webhook_deliveries,
+        name="api_webhook_deliveries",
+    ),
 ]
 
 urlpatterns = [

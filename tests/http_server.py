@@ -15,17 +15,36 @@ class Route:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class Received:
+    """A request the server got, as sent: for checking what a POST carried."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
 class LocalServer:
-    """Routes are set per test: `server.route("/mug.jpg", body=..., headers=...)`."""
+    """Routes are set per test: `server.route("/mug.jpg", body=..., headers=...)`.
+    GET and POST answer the same routes; `received` keeps every POST with its body."""
 
     def __init__(self) -> None:
         self.routes: dict[str, Route | Callable[[BaseHTTPRequestHandler], None]] = {}
         self.requests: list[str] = []
+        self.received: list[Received] = []
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             # Without it, a keep-alive answer's body waits 40 ms for a delayed ACK.
             disable_nagle_algorithm = True
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                owner.received.append(Received("POST", self.path, headers, body))
+                self.do_GET()
 
             def do_GET(self) -> None:
                 owner.requests.append(self.path)

@@ -20,6 +20,8 @@ from accounts.models import (
     StripeEvent,
     Tenant,
     User,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from jobs import services
 from jobs.models import Asset, Job, JobPrice, Preset
@@ -34,6 +36,8 @@ MODELS = [
     CreditPack,
     CheckoutSession,
     StripeEvent,
+    WebhookEndpoint,
+    WebhookDelivery,
     Job,
     JobPrice,
     Asset,
@@ -69,7 +73,17 @@ def test_every_model_is_registered_with_a_useful_changelist(model):
 
 @pytest.mark.parametrize(
     "model",
-    [Membership, Invitation, ApiKey, CreditEntry, CheckoutSession, Job, Asset],
+    [
+        Membership,
+        Invitation,
+        ApiKey,
+        CreditEntry,
+        CheckoutSession,
+        WebhookEndpoint,
+        WebhookDelivery,
+        Job,
+        Asset,
+    ],
     ids=lambda m: m.__name__,
 )
 def test_tenant_data_can_be_filtered_by_tenant(model):

@@ -16,6 +16,13 @@ OPERATIONS = {
     "jobs_create",
     "jobs_retrieve",
     "jobs_cancel",
+    "webhooks_list",
+    "webhooks_create",
+    "webhooks_retrieve",
+    "webhooks_destroy",
+    "webhooks_test",
+    "webhooks_deliveries_list",
+    "webhooks_secret_retrieve",
 }
 
 
