@@ -256,9 +256,14 @@ else:
     Q_CLUSTER["poll"] = 0.2
 
 # REST framework --------------------------------------------------------------------------
+# The most jobs one batch (POST /api/v1/batches) may hold; their photos are fetched while
+# the request waits, several at a time.
+BATCH_MAX_ITEMS = env_int("BATCH_MAX_ITEMS", 100)
+# How long the API's signed download URLs of assets stay valid.
+ASSET_URL_TTL_SECONDS = env_int("ASSET_URL_TTL_SECONDS", 3600)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "accounts.api.ApiKeyAuthentication",
+        "accounts.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
