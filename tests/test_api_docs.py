@@ -16,6 +16,21 @@ OPERATIONS = {
     "jobs_create",
     "jobs_retrieve",
     "jobs_cancel",
+    "jobs_rerun",
+    "presets_list",
+    "presets_create",
+    "presets_retrieve",
+    "presets_update",
+    "presets_destroy",
+    "presets_copy",
+    "batches_list",
+    "batches_create",
+    "batches_retrieve",
+    "assets_list",
+    "assets_retrieve",
+    "assets_download",
+    "credits_retrieve",
+    "credits_ledger",
 }
 
 
