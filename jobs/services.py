@@ -859,10 +859,13 @@ def batch_submit(
             for asset in inputs.values():
                 asset.save()
             jobs = []
-            for plan in planned:
+            # A microsecond apart, so that the jobs sort in the items' order.
+            first_at = timezone.now()
+            for index, plan in enumerate(planned):
                 job = Job.objects.create(
                     tenant=tenant,
                     batch=batch,
+                    created_at=first_at + timedelta(microseconds=index),
                     created_by=user,
                     model=spec.slug,
                     engine=plan.quote.engine,

@@ -100,7 +100,8 @@ def _field_errors(detail: Any, prefix: str = "") -> dict[str, str]:
         found: dict[str, str] = {}
         for key, value in detail.items():
             name = f"{prefix}.{key}" if prefix else str(key)
-            found.update(_field_errors(value, "" if key == "non_field_errors" else name))
+            # An object's own errors (not a field's) belong to the object: `items.3`.
+            found.update(_field_errors(value, prefix if key == "non_field_errors" else name))
         return found
     if isinstance(detail, list) and any(isinstance(item, Mapping | list) for item in detail):
         # A list of objects (`items`): each one's errors under its index, `items.3.image_url`.
