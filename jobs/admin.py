@@ -171,7 +171,7 @@ class BatchAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Batch]:
-        return super().get_queryset(request).with_progress()
+        return Batch.objects.with_progress().select_related("tenant", "created_by")
 
     @admin.display(description="Progress")
     def progress_label(self, obj: Batch) -> str:

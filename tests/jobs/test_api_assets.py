@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import types
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -78,7 +78,7 @@ def test_an_asset_has_a_download_link_that_works_without_a_key_until_it_expires(
         output.format,
     )
     assert body["sha256"] == output.sha256
-    expires_at = timezone.datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
+    expires_at = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
     assert before + timedelta(seconds=598) <= expires_at <= timezone.now() + timedelta(seconds=601)
     assert body["url"].startswith(f"http://testserver/api/v1/assets/{output.pk}/download?")
     response = Client().get(body["url"])  # no key, no session

@@ -108,7 +108,7 @@ def test_a_batch_makes_one_job_per_item_in_order_each_holding_its_price(
     # One fetch and one stored photo per distinct URL.
     assert sorted(http_server.requests) == ["/blue.jpg", "/red.jpg"]
     assert jobs[0].input_asset_id == jobs[2].input_asset_id != jobs[1].input_asset_id
-    assert Asset.objects.get(pk=jobs[0].input_asset_id).job_id == jobs[0].pk
+    assert Asset.objects.get(job=jobs[0]).pk == jobs[0].input_asset_id
     tenant.refresh_from_db()
     assert (tenant.credit_balance, tenant.credit_held) == (4, 6)
     assert CreditEntry.objects.filter(kind="hold", job__batch=batch).count() == 3
