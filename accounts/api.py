@@ -1,94 +1,132 @@
-"""REST API authentication: a workspace's API key as `Authorization: Bearer <key>`."""
+"""The REST API's credits: the workspace's balance and its ledger."""
 
 from typing import Any
 
-from django.conf import settings
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions, throttling
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.decorators import api_view
 from rest_framework.request import Request
+from rest_framework.response import Response
 
 from accounts import services
-from accounts.models import ApiKey
+from accounts.models import CreditEntry, CreditKind
+from jobs.api import _tenant
+from productstudio.errors import PROBLEMS, Problem
+from productstudio.pagination import PAGE_PARAMETERS, page_of, paginate
+
+# -- credits -------------------------------------------------------------------------------
 
 
-class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """Authenticates as the key's workspace; `request.auth` is the ApiKey."""
-
-    keyword = "Bearer"
-
-    def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
-        header = authentication.get_authorization_header(request).decode("latin-1")
-        scheme, _, raw_key = header.partition(" ")
-        if scheme.lower() != self.keyword.lower() or not raw_key.strip():
-            return None
-        # The idempotency middleware may have checked this very key already.
-        key: ApiKey | None
-        if hasattr(request._request, "api_key"):
-            key = request._request.api_key
-        else:
-            key = services.api_key_authenticate(raw_key=raw_key.strip())
-        if key is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
-        return (ApiKeyUser(key), key)
-
-    def authenticate_header(self, request: Request) -> str:
-        return self.keyword
+class CreditsSerializer(serializers.Serializer[Any]):
+    balance = serializers.IntegerField(
+        help_text="Credits the workspace has, those held by unfinished jobs included."
+    )
+    held = serializers.IntegerField(
+        help_text="Credits held by jobs not finished yet: charged if they succeed, given "
+        "back if not."
+    )
+    available = serializers.IntegerField(
+        help_text="Credits new jobs can use: `balance` minus `held` (a ledger entry's "
+        "`balance_after`)."
+    )
+    low_balance_threshold = serializers.IntegerField(
+        help_text="Below this many available credits, the workspace's owners are warned."
+    )
+    buy_url = serializers.URLField(help_text="The page where the workspace buys credits.")
 
 
-class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
-    """Requests per API key (or signed-in person): API_RATE_LIMIT_READ for reads,
-    API_RATE_LIMIT_WRITE for writes, read from the settings at each request."""
+class CreditEntrySerializer(serializers.ModelSerializer[CreditEntry]):
+    """One line of the workspace's credit ledger (append-only)."""
 
-    def __init__(self) -> None:
-        pass  # the scope, hence the rate, depends on the request: see allow_request
+    job = serializers.UUIDField(
+        source="job_id", read_only=True, allow_null=True, help_text="The job it is for, if any."
+    )
+    created_by = serializers.SerializerMethodField(
+        help_text="The email of the person who made it (null: a job, a key or the system)."
+    )
 
-    def allow_request(self, request: Request, view: Any) -> bool:
-        self.scope = "read" if request.method in ("GET", "HEAD", "OPTIONS") else "write"
-        self.rate = self.get_rate()
-        self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
-
-    def get_rate(self) -> str:
-        if self.scope == "read":
-            return str(settings.API_RATE_LIMIT_READ)
-        return str(settings.API_RATE_LIMIT_WRITE)
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        if isinstance(request.auth, ApiKey):
-            ident = f"key:{request.auth.pk}"
-        elif request.user and request.user.is_authenticated:
-            ident = f"user:{request.user.pk}"
-        else:
-            ident = f"ip:{self.get_ident(request)}"
-        return f"throttle:{self.scope}:{ident}"
-
-
-class ApiKeyUser:
-    """The caller behind an API key: authenticated, but not a person."""
-
-    is_authenticated = True
-    is_anonymous = False
-    is_active = True
-    is_staff = False
-    pk = None
-
-    def __init__(self, key: ApiKey) -> None:
-        self.key = key
-        self.tenant = key.tenant
-
-    def __str__(self) -> str:
-        return f"API key {self.key.prefix}"
-
-
-class ApiKeyScheme(OpenApiAuthenticationExtension):
-    """How the schema describes the API key: a bearer token."""
-
-    target_class = "accounts.api.ApiKeyAuthentication"
-    name = "ApiKey"
-
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "A workspace's API key, `ps_<prefix>_<secret>`.",
+    class Meta:
+        model = CreditEntry
+        fields = [
+            "id",
+            "kind",
+            "amount",
+            "balance_after",
+            "held_after",
+            "job",
+            "memo",
+            "created_by",
+            "created_at",
+        ]
+        extra_kwargs = {
+            "id": {"help_text": "The entry's id."},
+            "kind": {
+                "help_text": "grant, purchase, hold (a job's price set aside), capture (spent), "
+                "release (given back), refund or adjustment."
+            },
+            "amount": {"help_text": "Change to the available credits (negative: taken)."},
+            "balance_after": {"help_text": "Available credits after it."},
+            "held_after": {"help_text": "Held credits after it."},
+            "memo": {"help_text": "Why it was made."},
+            "created_at": {"help_text": "When it was made."},
         }
+
+    def get_created_by(self, entry: CreditEntry) -> str | None:
+        return entry.created_by.email if entry.created_by else None
+
+
+@extend_schema(
+    operation_id="credits_retrieve",
+    responses={200: CreditsSerializer, **PROBLEMS},
+    examples=[
+        OpenApiExample(
+            "Credits",
+            value={
+                "balance": 120,
+                "held": 20,
+                "available": 100,
+                "low_balance_threshold": 10,
+                "buy_url": "https://studio.example.com/w/olives-mugs/credits/",
+            },
+            response_only=True,
+        )
+    ],
+)
+@api_view(["GET"])
+def credits_retrieve(request: Request) -> Response:
+    """The workspace's credits: what it has, what unfinished jobs hold, what new jobs
+    can use, and where to buy more."""
+    tenant = _tenant(request)
+    data = {
+        "balance": tenant.credit_balance + tenant.credit_held,
+        "held": tenant.credit_held,
+        "available": tenant.credit_balance,
+        "low_balance_threshold": tenant.low_balance_threshold,
+        "buy_url": request.build_absolute_uri(reverse("credits", args=[tenant.slug])),
+    }
+    return Response(CreditsSerializer(data).data)
+
+
+@extend_schema(
+    operation_id="credits_ledger",
+    parameters=[
+        *PAGE_PARAMETERS,
+        OpenApiParameter(
+            "kind", OpenApiTypes.STR, enum=CreditKind.values, description="Only this kind."
+        ),
+    ],
+    responses={200: page_of(CreditEntrySerializer(many=True), "CreditEntryPage"), **PROBLEMS},
+)
+@api_view(["GET"])
+def credits_ledger(request: Request) -> Response:
+    """The workspace's credit ledger, newest first: every grant, purchase, hold, capture,
+    release, refund and adjustment, with the totals after it."""
+    tenant = _tenant(request)
+    kind = request.query_params.get("kind", "").strip()
+    if kind and kind not in CreditKind.values:
+        rule = f"'{kind}' is not a kind; use one of {', '.join(CreditKind.values)}"
+        raise Problem("validation_error", f"kind: {rule}", errors={"kind": rule})
+    entries = services.credits_ledger(tenant=tenant, kind=kind).select_related("created_by")
+    return paginate(request, entries, CreditEntrySerializer)

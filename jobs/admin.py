@@ -17,6 +17,7 @@ from accounts.models import CreditKind, User
 from jobs import catalog, services
 from jobs.models import (
     Asset,
+    Batch,
     Job,
     JobPrice,
     JobStatus,
@@ -71,6 +72,8 @@ class JobAdmin(admin.ModelAdmin):
         "own_key",
         "waiting_since",
         "input_asset",
+        "batch",
+        "seed_drawn",
         "backdrop",
         "attempts",
         "created_at",
@@ -141,6 +144,47 @@ class JobAdmin(admin.ModelAdmin):
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         canceled = sum(services.job_cancel(job=job) for job in queryset)
         self.message_user(request, f"{canceled} job(s) canceled.")
+
+
+@admin.register(Batch)
+class BatchAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "name",
+        "tenant",
+        "progress_label",
+        "created_by",
+        "created_at",
+        "completed_at",
+    ]
+    list_filter = ["tenant", "created_at", "completed_at"]
+    search_fields = ["id", "name", "tenant__name", "tenant__slug", "created_by__email"]
+    list_select_related = ["tenant", "created_by"]
+    readonly_fields = [
+        "id",
+        "tenant",
+        "name",
+        "created_by",
+        "created_at",
+        "completed_at",
+        "progress_label",
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Batch]:
+        return Batch.objects.with_progress().select_related("tenant", "created_by")
+
+    @admin.display(description="Progress")
+    def progress_label(self, obj: Batch) -> str:
+        progress = obj.progress()
+        return (
+            f"{progress['done']} of {progress['total']} done ({progress['percent']} %): "
+            f"{progress['succeeded']} succeeded, {progress['failed']} failed, "
+            f"{progress['canceled']} canceled"
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Batches are submitted through the API, which checks and holds everything.
+        return False
 
 
 @admin.register(Asset)

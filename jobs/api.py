@@ -7,33 +7,99 @@ who sees the workspace they last opened. Errors come in one shape (problem+json,
 """
 
 import json
+import re
+import uuid
+from datetime import datetime, time
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import Q
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.exceptions import NotFound
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api import ApiKeyUser
+from accounts.authentication import ApiKeyUser
 from accounts.models import Tenant, User
 from jobs import catalog, services
-from jobs.models import Asset, Job, JobPrice, Preset
-from productstudio.errors import Problem
+from jobs.models import Asset, AssetKind, Batch, Job, JobPrice, JobStatus, Preset
+from productstudio.errors import PROBLEMS, Problem, ProblemSerializer
 from productstudio.pagination import PAGE_PARAMETERS, page_of, paginate
 
 
 class AssetSerializer(serializers.ModelSerializer[Asset]):
+    """An image of the workspace: a job's input or one of its outputs, with a link to
+    download it that needs no API key and expires."""
+
+    url = serializers.SerializerMethodField(
+        help_text="Download link, no API key needed; valid until `expires_at`."
+    )
+    expires_at = serializers.SerializerMethodField(help_text="When `url` stops working.")
+
     class Meta:
         model = Asset
-        fields = ["id", "kind", "width", "height", "format", "byte_size", "sha256", "created_at"]
+        fields = [
+            "id",
+            "kind",
+            "job",
+            "width",
+            "height",
+            "format",
+            "byte_size",
+            "sha256",
+            "created_at",
+            "url",
+            "expires_at",
+        ]
+        extra_kwargs = {
+            "id": {"help_text": "The asset's id."},
+            "kind": {"help_text": "`input` (the product photo) or `output` (a result)."},
+            "job": {"help_text": "The job it belongs to (an input shared by reruns: the first)."},
+            "width": {"help_text": "Width in pixels."},
+            "height": {"help_text": "Height in pixels."},
+            "format": {"help_text": "JPEG, PNG or WEBP."},
+            "byte_size": {"help_text": "Size of the file in bytes."},
+            "sha256": {"help_text": "SHA-256 of the file, hex."},
+            "created_at": {"help_text": "When it was stored."},
+        }
+
+    def _signed(self, asset: Asset) -> services.AssetUrl:
+        # One signature per asset and response, shared by `url` and `expires_at`.
+        cache: dict[Any, services.AssetUrl] = self.__dict__.setdefault("_signed_urls", {})
+        if asset.pk not in cache:
+            cache[asset.pk] = services.asset_download_url(asset=asset)
+        return cache[asset.pk]
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, asset: Asset) -> str:
+        url = self._signed(asset).url
+        request = self.context.get("request")
+        if request is not None:
+            return request.build_absolute_uri(url)
+        # A webhook: this site's public address, unless the storage signed its own URL.
+        return url if "://" in url else settings.SITE_URL + url
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_expires_at(self, asset: Asset) -> str:
+        return str(serializers.DateTimeField().to_representation(self._signed(asset).expires_at))
 
 
 class JobSerializer(serializers.ModelSerializer[Job]):
@@ -41,6 +107,9 @@ class JobSerializer(serializers.ModelSerializer[Job]):
     waiting = serializers.SerializerMethodField()
     outputs = serializers.SerializerMethodField()
     urls = serializers.SerializerMethodField()
+    batch = serializers.UUIDField(
+        source="batch_id", read_only=True, allow_null=True, help_text="Its batch, if any."
+    )
 
     class Meta:
         model = Job
@@ -57,6 +126,7 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "waiting",
             "outputs",
             "urls",
+            "batch",
         ]
 
     def get_error(self, job: Job) -> dict[str, str] | None:
@@ -84,33 +154,16 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         urls = {
             "self": reverse("api_job", args=[job.pk]),
             "cancel": reverse("api_job_cancel", args=[job.pk]),
+            "rerun": reverse("api_job_rerun", args=[job.pk]),
         }
         if request is None:  # a webhook: absolute URLs from the site's public address
             return {name: settings.SITE_URL + url for name, url in urls.items()}
         return {name: request.build_absolute_uri(url) for name, url in urls.items()}
 
+    @extend_schema_field(AssetSerializer(many=True))
     def get_outputs(self, job: Job) -> list[dict[str, Any]]:
         outputs = [a for a in job.assets.all() if a.kind == "output"]
-        return AssetSerializer(outputs, many=True).data  # type: ignore[return-value]
-
-
-# Every error of the API (RFC 9457, `application/problem+json`).
-ProblemSerializer = inline_serializer(
-    "Problem",
-    {
-        "type": serializers.CharField(),
-        "title": serializers.CharField(),
-        "status": serializers.IntegerField(),
-        "detail": serializers.CharField(),
-        "code": serializers.CharField(help_text="Stable: validation_error, insufficient_credits…"),
-        "errors": serializers.DictField(
-            child=serializers.CharField(),
-            required=False,
-            help_text="What is wrong with each field.",
-        ),
-        "buy_url": serializers.URLField(required=False, help_text="With insufficient_credits."),
-    },
-)
+        return AssetSerializer(outputs, many=True, context=self.context).data  # type: ignore[return-value]
 
 
 class JobCreateSerializer(serializers.Serializer[Any]):
@@ -126,9 +179,6 @@ class JobCreateSerializer(serializers.Serializer[Any]):
         help_text="Also send this job's `job.succeeded` / `job.failed` here, signed with the "
         "workspace's secret (GET /api/v1/webhooks/secret). Private addresses are refused.",
     )
-
-
-PROBLEMS = dict.fromkeys((400, 401, 402, 404, 409, 422), ProblemSerializer)
 
 
 def _tenant(request: Request) -> Tenant:
@@ -153,11 +203,108 @@ def _jobs(tenant: Tenant) -> Any:
     return Job.objects.for_tenant(tenant).select_related("tenant").prefetch_related("assets")
 
 
+def batch_event_data(*, batch_id: Any) -> Any:
+    """A batch as `GET /api/v1/batches/<id>` shows it, for its `batch.completed` event."""
+    return BatchDetailSerializer(Batch.objects.get(pk=batch_id)).data
+
+
 def job_event_data(*, job_id: Any) -> Any:
     """A job as `GET /api/v1/jobs/<id>` shows it, for its webhook events (its URLs
     absolute from SITE_URL, since there is no request to take the host from)."""
     job = Job.objects.select_related("tenant").prefetch_related("assets").get(pk=job_id)
     return JobSerializer(job).data
+
+
+# -- lists' filters ------------------------------------------------------------------------
+
+
+def _bad_query(errors: dict[str, str]) -> Problem:
+    detail = "; ".join(f"{name}: {rule}" for name, rule in errors.items())
+    return Problem("validation_error", detail, errors=errors)
+
+
+def _query_datetime(value: str) -> datetime | None:
+    """An ISO 8601 time (or a date: its midnight) from a query string; naive ones are in
+    the site's time zone."""
+    text = value.strip()
+    if "T" in text:
+        # An offset's `+` arrives as a space when the caller did not encode it.
+        text = re.sub(r" (\d{2}(?::?\d{2})?)$", r"+\1", text)
+    try:
+        moment = parse_datetime(text)
+        if moment is None and (day := parse_date(text)) is not None:
+            moment = datetime.combine(day, time.min)
+    except ValueError:
+        return None
+    if moment is not None and timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return moment
+
+
+def _own_job(tenant: Tenant, value: str) -> Job | None:
+    try:
+        return Job.objects.for_tenant(tenant).filter(pk=uuid.UUID(value)).first()
+    except ValueError:
+        return None
+
+
+JOB_FILTERS = [
+    OpenApiParameter(
+        "status",
+        OpenApiTypes.STR,
+        description="Only jobs in this status (`queued`, `running`, `waiting_for_provider`, "
+        "`succeeded`, `failed`, `canceled`); several separated by commas.",
+    ),
+    OpenApiParameter("model", OpenApiTypes.STR, description="Only jobs of this model (its slug)."),
+    OpenApiParameter("batch", OpenApiTypes.UUID, description="Only the jobs of this batch."),
+    OpenApiParameter(
+        "created_after",
+        OpenApiTypes.DATETIME,
+        description="Only jobs created after this time (ISO 8601; a date means its midnight).",
+    ),
+    OpenApiParameter(
+        "created_before",
+        OpenApiTypes.DATETIME,
+        description="Only jobs created before this time (ISO 8601; a date means its midnight).",
+    ),
+]
+
+
+def _jobs_filtered(request: Request, tenant: Tenant) -> Any:
+    """The workspace's jobs narrowed by the list's filters; 400 naming each bad one."""
+    jobs = _jobs(tenant)
+    query = request.query_params
+    errors: dict[str, str] = {}
+    if status := query.get("status", "").strip():
+        wanted = [s.strip() for s in status.split(",") if s.strip()]
+        unknown = [s for s in wanted if s not in JobStatus.values]
+        if unknown or not wanted:
+            errors["status"] = f"'{(unknown or [status])[0]}' is not a status; use one of " + (
+                ", ".join(JobStatus.values)
+            )
+        jobs = jobs.filter(status__in=wanted)
+    if model := query.get("model", "").strip():
+        if catalog.get_model(model) is None:
+            errors["model"] = f"no model '{model}' (GET /api/v1/models lists them)"
+        jobs = jobs.filter(model=model)
+    if batch := query.get("batch", "").strip():
+        try:
+            found = Batch.objects.for_tenant(tenant).filter(pk=uuid.UUID(batch)).first()
+        except ValueError:
+            found = None
+        if found is None:
+            errors["batch"] = f"no batch '{batch}' in this workspace"
+        jobs = jobs.filter(batch=found)
+    for name, lookup in (("created_after", "gt"), ("created_before", "lt")):
+        if text := query.get(name, "").strip():
+            moment = _query_datetime(text)
+            if moment is None:
+                errors[name] = f"'{text}' is not a date or time (ISO 8601: 2025-06-01T12:00:00Z)"
+            else:
+                jobs = jobs.filter(**{f"created_at__{lookup}": moment})
+    if errors:
+        raise _bad_query(errors)
+    return jobs
 
 
 @extend_schema(
@@ -167,7 +314,7 @@ def job_event_data(*, job_id: Any) -> Any:
         200: page_of(JobSerializer(many=True), "JobPage"),
         **PROBLEMS,
     },
-    parameters=PAGE_PARAMETERS,
+    parameters=[*PAGE_PARAMETERS, *JOB_FILTERS],
 )
 @extend_schema(
     methods=["POST"],
@@ -183,7 +330,7 @@ def jobs_list(request: Request) -> Response:
     if request.method == "POST":
         job = _job_create(request, tenant)
         return Response(_job_data(job, request), status=201)
-    return paginate(request, _jobs(tenant), JobSerializer)
+    return paginate(request, _jobs_filtered(request, tenant), JobSerializer)
 
 
 def _preset(tenant: Tenant, value: Any) -> Preset | None:
@@ -407,3 +554,629 @@ def model_resolve(request: Request, slug: str) -> Response:
         data["balance"] = tenant.credit_balance
         data["enough_credits"] = tenant.credit_balance >= quote.price
     return Response(data)
+
+
+# -- shared by the resources below ------------------------------------------------------------
+
+
+class StrictSerializer(serializers.Serializer[Any]):
+    """A request body that refuses fields it does not know, naming them (a typo must not
+    be ignored silently), nested objects included."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(dict.fromkeys(unknown, "unknown field"))
+        return super().to_internal_value(data)
+
+
+def _valid(serializer_class: type[serializers.Serializer[Any]], request: Request) -> Any:
+    """The request's JSON body, checked by `serializer_class` (400 naming each field)."""
+    data = request.data
+    if not isinstance(data, dict):
+        raise Problem(
+            "validation_error", "Send a JSON object.", errors={"request": "not an object"}
+        )
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _user(request: Request) -> User | None:
+    # A key acts for the workspace, not for a person.
+    return request.user if isinstance(request.user, User) else None
+
+
+def _refused(error: services.JobError, request: Request, tenant: Tenant) -> Problem:
+    """A refused submission as a problem; `insufficient_credits` says where to buy."""
+    if error.code == "insufficient_credits":
+        buy = request.build_absolute_uri(reverse("credits", args=[tenant.slug]))
+        return Problem.of(error, buy_url=buy)
+    return Problem.of(error)
+
+
+def _absolute(request: Request | None, urls: dict[str, str]) -> dict[str, str]:
+    if request is None:  # a webhook: absolute URLs from the site's public address
+        return {name: settings.SITE_URL + url for name, url in urls.items()}
+    return {name: request.build_absolute_uri(url) for name, url in urls.items()}
+
+
+FORBIDDEN = {403: ProblemSerializer}
+
+
+# -- presets ------------------------------------------------------------------------------------
+
+
+class PresetSerializer(serializers.ModelSerializer[Preset]):
+    """A named set of parameters for one model: the workspace's own, or a system
+    preset (read-only; copy it to change it)."""
+
+    system = serializers.BooleanField(
+        source="is_system", read_only=True, help_text="A system preset: read-only, for all."
+    )
+    urls = serializers.SerializerMethodField(help_text="`self`, and `copy` to make your own.")
+
+    class Meta:
+        model = Preset
+        fields = [
+            "id",
+            "slug",
+            "name",
+            "description",
+            "model",
+            "params",
+            "backdrop",
+            "system",
+            "created_at",
+            "updated_at",
+            "urls",
+        ]
+        extra_kwargs = {
+            "id": {"help_text": "The preset's id (jobs name a preset by id or slug)."},
+            "slug": {"help_text": "Its name in URLs and in jobs' `preset`; unique per workspace."},
+            "name": {"help_text": "Its name."},
+            "description": {"help_text": "What it is for."},
+            "model": {"help_text": "The model it is for (its slug)."},
+            "params": {"help_text": "The parameters it fixes; jobs take the rest as defaults."},
+            "backdrop": {"help_text": "The local engine's backdrop for scenes (blank: chosen)."},
+            "created_at": {"help_text": "When it was created."},
+            "updated_at": {"help_text": "When it was last changed."},
+        }
+
+    def get_urls(self, preset: Preset) -> dict[str, str]:
+        urls = {
+            "self": reverse("api_preset", args=[preset.pk]),
+            "copy": reverse("api_preset_copy", args=[preset.pk]),
+        }
+        return _absolute(self.context.get("request"), urls)
+
+
+class PresetCreateSerializer(StrictSerializer):
+    model = serializers.CharField(help_text="The model it is for (its slug).")
+    name = serializers.CharField(max_length=100, help_text="Its name (its slug follows it).")
+    description = serializers.CharField(
+        required=False, allow_blank=True, max_length=300, help_text="What it is for."
+    )
+    params = serializers.DictField(
+        required=False, help_text="Any of the model's parameters but the product photo."
+    )
+    backdrop = serializers.CharField(
+        required=False, allow_blank=True, help_text="The local engine's backdrop for scenes."
+    )
+
+
+class PresetUpdateSerializer(StrictSerializer):
+    name = serializers.CharField(required=False, max_length=100, help_text="A new name.")
+    description = serializers.CharField(
+        required=False, allow_blank=True, max_length=300, help_text="A new description."
+    )
+    params = serializers.DictField(
+        required=False, help_text="The parameters it fixes, replacing all of them."
+    )
+    backdrop = serializers.CharField(
+        required=False, allow_blank=True, help_text="A new backdrop (blank: none)."
+    )
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict) and "model" in data:
+            raise serializers.ValidationError(
+                {"model": "a preset's model can't be changed; create a preset for that model"}
+            )
+        return super().to_internal_value(data)
+
+
+PRESET_EXAMPLE = {
+    "id": 42,
+    "slug": "house-white",
+    "name": "House white",
+    "description": "Our shop's packshots",
+    "model": "bria-product-packshot",
+    "params": {"background_color": "#FAFAFA"},
+    "backdrop": "",
+    "system": False,
+    "created_at": "2025-06-01T12:00:00Z",
+    "updated_at": "2025-06-01T12:00:00Z",
+    "urls": {
+        "self": "https://studio.example.com/api/v1/presets/42",
+        "copy": "https://studio.example.com/api/v1/presets/42/copy",
+    },
+}
+
+
+def _preset_data(preset: Preset, request: Request) -> Any:
+    return PresetSerializer(preset, context={"request": request}).data
+
+
+@extend_schema(
+    methods=["GET"],
+    operation_id="presets_list",
+    parameters=[
+        *PAGE_PARAMETERS,
+        OpenApiParameter("model", OpenApiTypes.STR, description="Only this model's presets."),
+    ],
+    responses={200: page_of(PresetSerializer(many=True), "PresetPage"), **PROBLEMS},
+)
+@extend_schema(
+    methods=["POST"],
+    operation_id="presets_create",
+    request=PresetCreateSerializer,
+    responses={201: PresetSerializer, **PROBLEMS},
+    examples=[
+        OpenApiExample(
+            "A packshot preset",
+            value={
+                "model": "bria-product-packshot",
+                "name": "House white",
+                "params": {"background_color": "#FAFAFA"},
+            },
+            request_only=True,
+        ),
+        OpenApiExample("The preset", value=PRESET_EXAMPLE, response_only=True, status_codes=[201]),
+    ],
+)
+@api_view(["GET", "POST"])
+def presets_list(request: Request) -> Response:
+    """GET: the presets the workspace can use, its own and the system's (read-only),
+    newest first; `?model=` keeps one model's. POST: save a preset of the workspace's
+    own; its parameters are checked like a job's (400 naming each one at fault)."""
+    tenant = _tenant(request)
+    if request.method == "POST":
+        data = _valid(PresetCreateSerializer, request)
+        try:
+            preset = services.preset_create(
+                tenant=tenant,
+                user=_user(request),
+                model=data["model"],
+                name=data["name"],
+                params=data.get("params", {}),
+                description=data.get("description", ""),
+                backdrop=data.get("backdrop", ""),
+            )
+        except services.PresetError as e:
+            raise Problem.of(e) from e
+        return Response(_preset_data(preset, request), status=201)
+    presets = Preset.objects.visible_to(tenant)
+    if model := request.query_params.get("model", "").strip():
+        if catalog.get_model(model) is None:
+            raise _bad_query({"model": f"no model '{model}' (GET /api/v1/models lists them)"})
+        presets = presets.for_model(model)
+    return paginate(request, presets, PresetSerializer)
+
+
+@extend_schema(
+    methods=["GET"], operation_id="presets_retrieve", responses={200: PresetSerializer, **PROBLEMS}
+)
+@extend_schema(
+    methods=["PATCH"],
+    operation_id="presets_update",
+    request=PresetUpdateSerializer,
+    responses={200: PresetSerializer, **FORBIDDEN, **PROBLEMS},
+    examples=[
+        OpenApiExample(
+            "A new background",
+            value={"params": {"background_color": "#FFFFFF"}},
+            request_only=True,
+        )
+    ],
+)
+@extend_schema(
+    methods=["DELETE"],
+    operation_id="presets_destroy",
+    responses={204: None, **FORBIDDEN, **PROBLEMS},
+)
+@api_view(["GET", "PATCH", "DELETE"])
+def preset_detail(request: Request, preset_id: int) -> Response:
+    """GET: a preset. PATCH: change the workspace's own preset (the fields given; `params`
+    replaces its parameters). DELETE: delete it (jobs made with it keep their
+    parameters). System presets answer 403 `forbidden` to both: copy one instead."""
+    tenant = _tenant(request)
+    preset = get_object_or_404(Preset.objects.visible_to(tenant), pk=preset_id)
+    if request.method == "GET":
+        return Response(_preset_data(preset, request))
+    try:
+        action = "edited" if request.method == "PATCH" else "deleted"
+        # Before the body is checked: a system preset is refused whatever is sent.
+        services.preset_own_check(tenant=tenant, preset=preset, action=action)
+        if request.method == "DELETE":
+            services.preset_delete(tenant=tenant, preset=preset)
+            return Response(status=204)
+        data = _valid(PresetUpdateSerializer, request)
+        preset = services.preset_update(
+            tenant=tenant,
+            preset=preset,
+            name=data.get("name", preset.name),
+            params=data.get("params", preset.params),
+            description=data.get("description", preset.description),
+            backdrop=data.get("backdrop"),
+        )
+    except services.PresetError as e:
+        raise Problem.of(e) from e
+    return Response(_preset_data(preset, request))
+
+
+@extend_schema(
+    operation_id="presets_copy", request=None, responses={201: PresetSerializer, **PROBLEMS}
+)
+@api_view(["POST"])
+def preset_copy(request: Request, preset_id: int) -> Response:
+    """Copy a preset (a system one, or the workspace's own) into a new preset of the
+    workspace's own, to change freely."""
+    tenant = _tenant(request)
+    preset = get_object_or_404(Preset.objects.visible_to(tenant), pk=preset_id)
+    try:
+        copy = services.preset_copy(tenant=tenant, user=_user(request), preset=preset)
+    except services.PresetError as e:
+        raise Problem.of(e) from e
+    return Response(_preset_data(copy, request), status=201)
+
+
+# -- reruns ---------------------------------------------------------------------------------------
+
+
+class JobRerunSerializer(StrictSerializer):
+    params = serializers.DictField(
+        required=False,
+        help_text="Parameters to change; the others are the job's (a drawn seed is drawn "
+        "again unless `seed` is given).",
+    )
+
+
+@extend_schema(
+    operation_id="jobs_rerun",
+    request=JobRerunSerializer,
+    responses={201: JobSerializer, **PROBLEMS},
+    examples=[
+        OpenApiExample("As it was", value={}, request_only=True),
+        OpenApiExample(
+            "Another background",
+            value={"params": {"background_color": "#000000"}},
+            request_only=True,
+        ),
+    ],
+)
+@api_view(["POST"])
+def job_rerun(request: Request, job_id: str) -> Response:
+    """A new job like this one: the same model, product photo (the one stored, not
+    fetched again), preset and parameters, with `params` changed if given. A seed that
+    was drawn at random is drawn again. The new job holds its own credits (402
+    `insufficient_credits` with `buy_url` when the workspace has too few)."""
+    tenant = _tenant(request)
+    job = get_object_or_404(
+        Job.objects.for_tenant(tenant).select_related("tenant", "input_asset", "preset"),
+        pk=job_id,
+    )
+    data = _valid(JobRerunSerializer, request)
+    try:
+        rerun = services.job_rerun(job=job, user=_user(request), params=data.get("params"))
+    except services.JobError as e:
+        raise _refused(e, request, tenant) from e
+    return Response(_job_data(rerun, request), status=201)
+
+
+# -- batches ----------------------------------------------------------------------------------
+
+
+BatchProgressSerializer = inline_serializer(
+    "BatchProgress",
+    {
+        "total": serializers.IntegerField(help_text="Jobs in the batch."),
+        **{
+            status.value: serializers.IntegerField(help_text=f"Jobs {status.label.lower()}.")
+            for status in JobStatus
+        },
+        "done": serializers.IntegerField(help_text="Jobs finished: succeeded, failed, canceled."),
+        "percent": serializers.IntegerField(help_text="Share of jobs done, 0 to 100."),
+    },
+)
+
+
+class BatchSerializer(serializers.ModelSerializer[Batch]):
+    """Jobs submitted together, followed as one."""
+
+    progress = serializers.SerializerMethodField(help_text="Its jobs counted by status.")
+    urls = serializers.SerializerMethodField(
+        help_text="`self`, and `jobs`: the jobs list filtered by this batch."
+    )
+
+    class Meta:
+        model = Batch
+        fields = ["id", "name", "created_at", "completed_at", "progress", "urls"]
+        extra_kwargs = {
+            "id": {"help_text": "The batch's id."},
+            "name": {"help_text": "Its name, if it was given one."},
+            "created_at": {"help_text": "When it was submitted."},
+            "completed_at": {"help_text": "When its last job finished; null until then."},
+        }
+
+    @extend_schema_field(BatchProgressSerializer)
+    def get_progress(self, batch: Batch) -> dict[str, int]:
+        return batch.progress()
+
+    def get_urls(self, batch: Batch) -> dict[str, str]:
+        urls = {
+            "self": reverse("api_batch", args=[batch.pk]),
+            "jobs": f"{reverse('api_jobs')}?{urlencode({'batch': batch.pk})}",
+        }
+        return _absolute(self.context.get("request"), urls)
+
+
+class BatchDetailSerializer(BatchSerializer):
+    jobs = serializers.SerializerMethodField(help_text="Its jobs' ids, in the items' order.")
+
+    class Meta(BatchSerializer.Meta):
+        fields = [*BatchSerializer.Meta.fields, "jobs"]
+
+    def get_jobs(self, batch: Batch) -> list[str]:
+        ids = batch.jobs.order_by("created_at", "pk").values_list("pk", flat=True)
+        return [str(pk) for pk in ids]
+
+
+class BatchItemSerializer(StrictSerializer):
+    image_url = serializers.URLField(
+        help_text="The product photo's URL; fetched and checked when the batch is created."
+    )
+    params = serializers.DictField(
+        required=False, help_text="This item's parameters, over the batch's."
+    )
+
+
+class BatchCreateSerializer(StrictSerializer):
+    model = serializers.CharField(help_text="A model's slug (GET /api/v1/models), for every item.")
+    preset = serializers.CharField(
+        required=False, help_text="A preset's id or slug, for every item."
+    )
+    params = serializers.DictField(
+        required=False, help_text="Parameters for every item (an item's own win)."
+    )
+    name = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text="A name to know it by."
+    )
+    items = BatchItemSerializer(
+        many=True, help_text="The photos: 1 to BATCH_MAX_ITEMS (100 by default), one job each."
+    )
+
+
+BATCH_EXAMPLE = {
+    "id": "3f1c2a9e-5b7d-4c8e-9a10-2b3c4d5e6f70",
+    "name": "Summer mugs",
+    "created_at": "2025-06-01T12:00:00Z",
+    "completed_at": None,
+    "progress": {
+        "total": 2,
+        "queued": 1,
+        "running": 1,
+        "waiting_for_provider": 0,
+        "succeeded": 0,
+        "failed": 0,
+        "canceled": 0,
+        "done": 0,
+        "percent": 0,
+    },
+    "urls": {
+        "self": "https://studio.example.com/api/v1/batches/3f1c2a9e-5b7d-4c8e-9a10-2b3c4d5e6f70",
+        "jobs": "https://studio.example.com/api/v1/jobs?batch=3f1c2a9e-5b7d-4c8e-9a10-2b3c4d5e6f70",
+    },
+    "jobs": ["8d9e0f1a-2b3c-4d5e-8f70-819203a4b5c6", "9e0f1a2b-3c4d-4e5f-8a81-92a3b4c5d6e7"],
+}
+
+
+def _batches(tenant: Tenant) -> Any:
+    return Batch.objects.for_tenant(tenant).with_progress()
+
+
+@extend_schema(
+    methods=["GET"],
+    operation_id="batches_list",
+    parameters=PAGE_PARAMETERS,
+    responses={200: page_of(BatchSerializer(many=True), "BatchPage"), **PROBLEMS},
+)
+@extend_schema(
+    methods=["POST"],
+    operation_id="batches_create",
+    request=BatchCreateSerializer,
+    responses={201: BatchDetailSerializer, **PROBLEMS},
+    examples=[
+        OpenApiExample(
+            "Two mugs, one scene",
+            value={
+                "model": "ai-product-photography",
+                "name": "Summer mugs",
+                "params": {"prompt": "on a sunny kitchen table"},
+                "items": [
+                    {"image_url": "https://shop.example.com/mug-red.jpg"},
+                    {
+                        "image_url": "https://shop.example.com/mug-blue.jpg",
+                        "params": {"prompt": "on a beach towel"},
+                    },
+                ],
+            },
+            request_only=True,
+        ),
+        OpenApiExample("The batch", value=BATCH_EXAMPLE, response_only=True, status_codes=[201]),
+    ],
+)
+@api_view(["GET", "POST"])
+def batches_list(request: Request) -> Response:
+    """GET: the workspace's batches, newest first, with their progress. POST: one job
+    per item, all or nothing: every item is checked first (each error names its item,
+    e.g. `items.3.image_url`), then the workspace must be able to pay for all of them
+    (402 `insufficient_credits` otherwise), then every photo is fetched; only then are
+    the jobs created, each holding its price. The request waits for the photos."""
+    tenant = _tenant(request)
+    if request.method == "GET":
+        return paginate(request, _batches(tenant), BatchSerializer)
+    data = _valid(BatchCreateSerializer, request)
+    items = [
+        services.BatchItem(image_url=item["image_url"], params=item.get("params", {}))
+        for item in data["items"]
+    ]
+    try:
+        batch = services.batch_submit(
+            tenant=tenant,
+            user=_user(request),
+            model=data["model"],
+            items=items,
+            preset=_preset(tenant, data.get("preset")),
+            params=data.get("params", {}),
+            name=data.get("name", ""),
+        )
+    except services.JobError as e:
+        raise _refused(e, request, tenant) from e
+    created = _batches(tenant).get(pk=batch.pk)
+    return Response(BatchDetailSerializer(created, context={"request": request}).data, status=201)
+
+
+@extend_schema(
+    operation_id="batches_retrieve",
+    responses={200: BatchDetailSerializer, **PROBLEMS},
+    examples=[OpenApiExample("A batch", value=BATCH_EXAMPLE, response_only=True)],
+)
+@api_view(["GET"])
+def batch_retrieve(request: Request, batch_id: str) -> Response:
+    """A batch: its progress, `completed_at` once its last job finished, and its jobs."""
+    batch = get_object_or_404(_batches(_tenant(request)), pk=batch_id)
+    return Response(BatchDetailSerializer(batch, context={"request": request}).data)
+
+
+# -- assets ---------------------------------------------------------------------------------------
+
+
+ASSET_EXAMPLE = {
+    "id": "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d",
+    "kind": "output",
+    "job": "8d9e0f1a-2b3c-4d5e-8f70-819203a4b5c6",
+    "width": 1280,
+    "height": 768,
+    "format": "JPEG",
+    "byte_size": 182044,
+    "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "created_at": "2025-06-01T12:00:30Z",
+    "url": "https://studio.example.com/api/v1/assets/0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d/"
+    "download?expires=1748782830&signature=3xJ…",
+    "expires_at": "2025-06-01T13:00:30Z",
+}
+
+
+@extend_schema(
+    operation_id="assets_list",
+    parameters=[
+        *PAGE_PARAMETERS,
+        OpenApiParameter(
+            "kind", OpenApiTypes.STR, enum=AssetKind.values, description="Inputs or outputs."
+        ),
+        OpenApiParameter(
+            "job", OpenApiTypes.UUID, description="Only this job's: its input and outputs."
+        ),
+    ],
+    responses={200: page_of(AssetSerializer(many=True), "AssetPage"), **PROBLEMS},
+)
+@api_view(["GET"])
+def assets_list(request: Request) -> Response:
+    """The workspace's images, newest first: product photos (`input`) and results
+    (`output`), each with a download `url` that expires."""
+    tenant = _tenant(request)
+    assets = Asset.objects.for_tenant(tenant)
+    errors = {}
+    if kind := request.query_params.get("kind", "").strip():
+        if kind not in AssetKind.values:
+            errors["kind"] = f"'{kind}' is not a kind; use input or output"
+        assets = assets.filter(kind=kind)
+    if job_id := request.query_params.get("job", "").strip():
+        job = _own_job(tenant, job_id)
+        if job is None:
+            errors["job"] = f"no job '{job_id}' in this workspace"
+        else:
+            # A rerun's input is the photo of the job it reran.
+            assets = assets.filter(Q(job=job) | Q(pk=job.input_asset_id))
+    if errors:
+        raise _bad_query(errors)
+    return paginate(request, assets, AssetSerializer)
+
+
+@extend_schema(
+    operation_id="assets_retrieve",
+    responses={200: AssetSerializer, **PROBLEMS},
+    examples=[OpenApiExample("An output", value=ASSET_EXAMPLE, response_only=True)],
+)
+@api_view(["GET"])
+def asset_retrieve(request: Request, asset_id: str) -> Response:
+    """An image, with a fresh download `url`, valid until `expires_at`."""
+    asset = get_object_or_404(Asset.objects.for_tenant(_tenant(request)), pk=asset_id)
+    return Response(AssetSerializer(asset, context={"request": request}).data)
+
+
+class _AnyAccept(BaseContentNegotiation):
+    """A download's errors are JSON whatever the client accepts (`image/*` included)."""
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return parsers[0]
+
+    def select_renderer(self, request: Request, renderers: Any, format_suffix: Any = None) -> Any:
+        return (renderers[0], renderers[0].media_type)
+
+
+def _any_accept(view: Any) -> Any:
+    view.cls.content_negotiation_class = _AnyAccept
+    return view
+
+
+@extend_schema(
+    operation_id="assets_download",
+    auth=[],
+    parameters=[
+        OpenApiParameter("expires", OpenApiTypes.INT, required=True, description="From `url`."),
+        OpenApiParameter("signature", OpenApiTypes.STR, required=True, description="From `url`."),
+    ],
+    responses={
+        (200, "image/*"): OpenApiTypes.BINARY,
+        404: ProblemSerializer,
+        410: ProblemSerializer,
+    },
+)
+@_any_accept
+@api_view(["GET"])
+@authentication_classes([])
+@permission_classes([AllowAny])
+def asset_download(request: Request, asset_id: str) -> FileResponse:
+    """An image's bytes, with its content type and file name. No API key: the link's
+    signature is the permission. A link past its expiry answers 410 `url_expired`
+    (get the asset again for a fresh one); one not signed by us answers 404."""
+    try:
+        asset = services.asset_download_check(
+            asset_id=asset_id,
+            expires=request.query_params.get("expires", ""),
+            signature=request.query_params.get("signature", ""),
+        )
+    except services.AssetUrlError as e:
+        raise Problem.of(e) from e
+    response = FileResponse(
+        asset.file.open("rb"),
+        content_type=asset.mime_type,
+        as_attachment=True,
+        filename=services.asset_filename(asset),
+    )
+    # Cached no longer than the link is valid.
+    remaining = int(request.query_params["expires"]) - int(timezone.now().timestamp())
+    response["Cache-Control"] = f"private, max-age={max(0, remaining)}"
+    return response

@@ -319,7 +319,7 @@ def resolve_params(
             continue
         if value is None or (isinstance(value, str) and value == "" and param.type != "string"):
             continue  # empty form fields mean "not given"
-        if param.is_seed and not partial and _is_random_seed(value):
+        if param.is_seed and not partial and is_random_seed(value):
             continue
         try:
             resolved[name] = param.clean(value)
@@ -340,7 +340,8 @@ def resolve_params(
     return resolved
 
 
-def _is_random_seed(value: Any) -> bool:
+def is_random_seed(value: Any) -> bool:
+    """A seed value that asks for a random seed (-1, empty, or none)."""
     return value in (-1, "-1", "") or value is None
 
 

@@ -86,6 +86,9 @@ class Job(models.Model):
     input_asset = models.ForeignKey(
         "Asset", models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    batch = models.ForeignKey("Batch", models.SET_NULL, null=True, blank=True, related_name="jobs")
+    # No seed was given, so one was drawn: a rerun draws another instead of repeating it.
+    seed_drawn = models.BooleanField(default=False)
     status = models.CharField(
         max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True
     )
@@ -163,6 +166,61 @@ class Job(models.Model):
         if self.started_at and self.completed_at:
             return (self.completed_at - self.started_at).total_seconds()
         return None
+
+
+class BatchQuerySet(models.QuerySet["Batch"]):
+    def for_tenant(self, tenant: Tenant) -> BatchQuerySet:
+        return self.filter(tenant=tenant)
+
+    def with_progress(self) -> BatchQuerySet:
+        """Each batch with its jobs counted by status (`total`, `queued`, ...), in the
+        same query: lists show progress without a query per batch."""
+        jobs = models.Count("jobs")
+        counts = {
+            status.value: models.Count("jobs", filter=models.Q(jobs__status=status))
+            for status in JobStatus
+        }
+        return self.annotate(total=jobs, **counts)
+
+
+class Batch(models.Model):
+    """Jobs submitted together (one model, many product photos), followed as one."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="batches")
+    name = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Set once, by the first look that finds every job finished (`batch_complete_check`).
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = BatchQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "batches"
+        indexes = [models.Index(fields=["tenant", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.name or f"batch {self.id}"
+
+    def progress(self) -> dict[str, int]:
+        """Its jobs counted by status, `done` (finished one way or another) and `percent`
+        (of jobs done); from `with_progress` when annotated, else counted now."""
+        statuses = [status.value for status in JobStatus]
+        if hasattr(self, "total"):
+            counts = {name: int(getattr(self, name)) for name in ["total", *statuses]}
+        else:
+            rows = self.jobs.values("status").annotate(n=models.Count("pk")).order_by()
+            by_status = {row["status"]: row["n"] for row in rows}
+            counts = {name: by_status.get(name, 0) for name in statuses}
+            counts["total"] = sum(by_status.values())
+        done = sum(counts[status] for status in TERMINAL_STATUSES)
+        total = counts["total"]
+        percent = done * 100 // total if total else 0
+        return {**counts, "done": done, "percent": percent}
 
 
 class Lease(models.Model):

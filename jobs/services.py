@@ -12,23 +12,26 @@ import hmac
 import json
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
+from django.core import signing
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Value
+from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.utils.text import slugify
 from PIL import Image
 
@@ -36,8 +39,10 @@ from accounts import services as account_services
 from accounts.models import Tenant, User, WebhookEventType
 from jobs import catalog, fetcher, images, local_engine, provider, scenes
 from jobs.models import (
+    TERMINAL_STATUSES,
     Asset,
     AssetKind,
+    Batch,
     Job,
     JobPrice,
     JobStatus,
@@ -121,6 +126,23 @@ def asset_create(
     original_name: str = "",
 ) -> Asset:
     """Store image bytes in Django's storage as one of `tenant`'s assets."""
+    asset = _asset_stored(
+        tenant=tenant, job=job, kind=kind, data=data, info=info, original_name=original_name
+    )
+    asset.save()
+    return asset
+
+
+def _asset_stored(
+    *,
+    tenant: Tenant,
+    job: Job | None,
+    kind: str,
+    data: bytes,
+    info: images.ImageInfo,
+    original_name: str = "",
+) -> Asset:
+    # The file is written, the row is left to the caller to save.
     asset = Asset(
         id=uuid.uuid4(),
         tenant=tenant,
@@ -135,7 +157,93 @@ def asset_create(
         created_at=timezone.now(),
     )
     asset.file.save(f"{asset.id}.{asset.extension}", ContentFile(data), save=False)
-    asset.save()
+    return asset
+
+
+class AssetUrlError(CodedError):
+    """A download link refused: `not_found` (not signed by us, or no such asset) or
+    `url_expired`."""
+
+
+@dataclass(frozen=True)
+class AssetUrl:
+    """A link to an asset's bytes that needs no API key, valid until `expires_at`; a
+    path on this site (the API makes it absolute) or the storage's own signed URL."""
+
+    url: str
+    expires_at: datetime
+
+
+def asset_filename(asset: Asset) -> str:
+    """The name an asset is downloaded under: its original name, with its format's
+    extension."""
+    filename = asset.original_name or f"{asset.id}.{asset.extension}"
+    if not filename.lower().endswith("." + asset.extension):
+        filename = f"{filename.rsplit('.', 1)[0]}.{asset.extension}"
+    return filename
+
+
+def _asset_signer(asset_id: uuid.UUID | str) -> signing.Signer:
+    # Salted with the asset's id: a signature is worth nothing for another asset.
+    return signing.Signer(salt=f"jobs.asset-download:{uuid.UUID(str(asset_id))}")
+
+
+def asset_download_url(*, asset: Asset) -> AssetUrl:
+    """A download link for `asset`, valid ASSET_URL_TTL_SECONDS: the storage's own
+    presigned URL when it has one (S3 through django-storages), else a path on this site
+    whose signature (keyed with SECRET_KEY and the asset's id) covers its expiry."""
+    ttl = int(settings.ASSET_URL_TTL_SECONDS)
+    expires = int(timezone.now().timestamp()) + ttl
+    expires_at = datetime.fromtimestamp(expires, tz=UTC)
+    presigned = _storage_presigned_url(asset, ttl)
+    if presigned is not None:
+        return AssetUrl(url=presigned, expires_at=expires_at)
+    signature = _asset_signer(asset.pk).signature(str(expires))
+    path = reverse("api_asset_download", args=[asset.pk])
+    return AssetUrl(
+        url=f"{path}?{urlencode({'expires': expires, 'signature': signature})}",
+        expires_at=expires_at,
+    )
+
+
+def _storage_presigned_url(asset: Asset, ttl: int) -> str | None:
+    """S3's own signed URL for the asset (django-storages with `querystring_auth`, its
+    default), which S3 serves itself; None for any other storage."""
+    try:
+        from storages.backends.s3 import S3Storage
+    except ImportError:
+        return None
+    storage = asset.file.storage
+    if not isinstance(storage, S3Storage) or not getattr(storage, "querystring_auth", True):
+        return None
+    disposition = f'attachment; filename="{asset_filename(asset)}"'
+    url: str = storage.url(
+        asset.file.name,
+        parameters={
+            "ResponseContentDisposition": disposition,
+            "ResponseContentType": asset.mime_type,
+        },
+        expire=ttl,
+    )
+    return url
+
+
+def asset_download_check(*, asset_id: uuid.UUID | str, expires: str, signature: str) -> Asset:
+    """The asset a download link names, if we signed the link: `not_found` for a link we
+    did not sign (or a missing asset), `url_expired` for one past its expiry."""
+    not_found = AssetUrlError("not_found", "No such file, or the link is not valid.")
+    if not expires.isdigit() or not signature:
+        raise not_found
+    expected = _asset_signer(asset_id).signature(expires)
+    if not constant_time_compare(expected, signature):
+        raise not_found
+    if int(expires) < timezone.now().timestamp():
+        raise AssetUrlError(
+            "url_expired", "This download link has expired: get the asset again for a new one."
+        )
+    asset = Asset.objects.filter(pk=asset_id).first()
+    if asset is None:
+        raise not_found
     return asset
 
 
@@ -277,6 +385,7 @@ def job_submit(
             price=quote.price,
             status=JobStatus.WAITING_FOR_PROVIDER if pause else JobStatus.QUEUED,
             waiting_since=timezone.now() if pause else None,
+            seed_drawn=_seed_drawn(spec, {**(preset.params if preset else {}), **(params or {})}),
         )
         _job_hold(job=job, user=user)
         job.input_asset = asset_create(
@@ -406,10 +515,13 @@ def job_fail(
             error_message=message,
             completed_at=timezone.now(),
         )
-        # Free jobs hold nothing: skip the ledger on the dispatcher's hot path.
-        if failed and Job.objects.filter(pk=job_id, price__gt=0).exists():
-            account_services.credits_release(job=Job(pk=job_id))
         if failed:
+            price, batch_id = Job.objects.values_list("price", "batch_id").get(pk=job_id)
+            # Free jobs hold nothing: skip the ledger on the dispatcher's hot path.
+            if price:
+                account_services.credits_release(job=Job(pk=job_id))
+            if batch_id is not None:
+                _batch_check_after_commit(batch_id)
             job = Job.objects.select_related("tenant").get(pk=job_id)
             _job_event_emit(job=job, type=WebhookEventType.JOB_FAILED)
     return bool(failed)
@@ -474,6 +586,8 @@ def job_succeed(*, job: Job, outputs: Sequence[tuple[bytes, images.ImageInfo]]) 
             return False
         if job.price:
             account_services.credits_capture(job=job)
+        if job.batch_id is not None:
+            _batch_check_after_commit(job.batch_id)
         for index, (data, info) in enumerate(outputs, start=1):
             suffix = f"-{index}" if len(outputs) > 1 else ""
             asset_create(
@@ -497,7 +611,376 @@ def job_cancel(*, job: Job) -> bool:
         ).update(status=JobStatus.CANCELED, completed_at=timezone.now())
         if canceled and job.price:
             account_services.credits_release(job=job)
+        if canceled and job.batch_id is not None:
+            _batch_check_after_commit(job.batch_id)
     return bool(canceled)
+
+
+# -- reruns and batches ---------------------------------------------------------------------
+
+# Photos of a batch fetched at once: enough to overlap slow hosts, few enough to keep a web
+# process's memory and connections modest (each photo is stored, not kept, once checked).
+BATCH_FETCH_THREADS = 8
+
+
+def _seed_drawn(spec: catalog.ModelSpec, given: Mapping[str, Any]) -> bool:
+    """Whether resolving `given` draws the model's seed (it has one, and none is given)."""
+    return any(
+        param.is_seed and catalog.is_random_seed(given.get(name))
+        for name, param in spec.params.items()
+    )
+
+
+def _paused_for(*, tenant: Tenant, quote: Quote) -> ProviderPause | None:
+    if quote.engine != "segmind":
+        return None
+    return provider_pause_for(key=segmind_key_for(tenant=tenant if quote.own_key else None))
+
+
+def _jobs_send(*, jobs: Sequence[Job], pause: ProviderPause | None) -> None:
+    """Once committed, hand new jobs to what runs them, as `job_submit` does: a task each
+    on the local engine, the dispatcher woken once for Segmind; when their key is paused,
+    they wait, and a probe starts if the pause is due for one."""
+    if pause is not None:
+        if pause.paused_until <= timezone.now():
+            transaction.on_commit(provider_probes_start)
+        return
+    for job in jobs:
+        if job.engine != "segmind":
+            transaction.on_commit(partial(job_enqueue, job_id=job.id, engine=job.engine))
+    if any(job.engine == "segmind" for job in jobs):
+        transaction.on_commit(provider.dispatcher_ensure)
+
+
+def job_rerun(*, job: Job, user: User | None, params: Mapping[str, Any] | None = None) -> Job:
+    """A new job like `job`: its model, product photo, preset and parameters, with
+    `params` on top. A seed that was drawn is drawn again; one that was given is kept.
+
+    The stored photo is used, not fetched again (nor sent to Segmind as its URL), so the
+    rerun works from the very image the job did. The new job holds its own credits, or
+    is refused with `insufficient_credits`.
+    """
+    tenant = job.tenant
+    overrides = dict(params or {})
+    source = job.input_asset
+    if source is None:
+        raise JobError(
+            "not_rerunnable", "The job's product photo is no longer kept: create a new job."
+        )
+    engine, _ = job_engine(tenant=tenant)
+    spec = _model_for_job(job.model, engine)
+    if spec.image_param in overrides:
+        raise JobError(
+            "validation_error",
+            f"{spec.image_param}: a rerun uses the job's product photo; create a new job "
+            "for another photo.",
+            field=spec.image_param,
+        )
+    kept = {
+        name: value
+        for name, value in job.params.items()
+        if name != spec.image_param
+        and not (job.seed_drawn and name in spec.params and spec.params[name].is_seed)
+    }
+    given = {**kept, **overrides}
+    resolved = job_resolve_params(tenant=tenant, spec=spec, overrides=given, upload_attached=True)
+    quote = job_quote(tenant=tenant, spec=spec, params=resolved)
+    pause = _paused_for(tenant=tenant, quote=quote)
+    with transaction.atomic():
+        rerun = Job.objects.create(
+            tenant=tenant,
+            created_by=user,
+            model=spec.slug,
+            engine=quote.engine,
+            params=resolved,
+            preset=job.preset,
+            input_asset=source,
+            backdrop=_job_backdrop(
+                spec=spec, engine=quote.engine, preset=job.preset, params=resolved
+            ),
+            own_key=quote.own_key,
+            price=quote.price,
+            status=JobStatus.WAITING_FOR_PROVIDER if pause else JobStatus.QUEUED,
+            waiting_since=timezone.now() if pause else None,
+            seed_drawn=_seed_drawn(spec, given),
+        )
+        _job_hold(job=rerun, user=user)
+        _jobs_send(jobs=[rerun], pause=pause)
+    return rerun
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One product photo of a batch, with its own parameters over the batch's."""
+
+    image_url: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    image_url: str
+    params: dict[str, Any]
+    quote: Quote
+    seed_drawn: bool
+
+
+def _batch_refused(errors: Mapping[str, str]) -> JobError:
+    # The detail names a few fields; `errors` has them all.
+    shown = [f"{name}: {rule}" for name, rule in list(errors.items())[:3]]
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    error = JobError("validation_error", "; ".join(shown) + more)
+    error.errors = dict(errors)
+    return error
+
+
+def _batch_plan(
+    *,
+    tenant: Tenant,
+    spec: catalog.ModelSpec,
+    items: Sequence[BatchItem],
+    preset: Preset | None,
+    params: Mapping[str, Any],
+) -> list[_Planned]:
+    """Each item's resolved parameters and price, or every error at once, each naming
+    its place in the request: `params.<name>`, `items.<i>.image_url`,
+    `items.<i>.params.<name>`."""
+    errors: dict[str, str] = {}
+    if preset is not None and preset.tenant_id not in (None, tenant.pk):
+        errors["preset"] = "this preset does not exist"
+    elif preset is not None and preset.model != spec.slug:
+        errors["preset"] = f"{preset.name} is a preset for {preset.model_title}, not {spec.title}"
+    if spec.image_param in params:
+        errors[f"params.{spec.image_param}"] = "each item brings its photo as its image_url"
+    try:
+        catalog.resolve_params(spec, params, partial=True)
+    except catalog.ParamsError as e:
+        errors.update({f"params.{name}": rule for name, rule in e.errors.items()})
+    preset_params = preset.params if preset is not None and "preset" not in errors else {}
+    shared = {**preset_params, **params}
+    planned = []
+    for index, item in enumerate(items):
+        at = f"items.{index}"
+        own = dict(item.params)
+        url = item.image_url.strip()
+        if not url:
+            errors[f"{at}.image_url"] = "give the URL of a product photo"
+        if spec.image_param in own:
+            errors[f"{at}.params.{spec.image_param}"] = "the item's photo is its image_url"
+            continue
+        given = {**shared, **own}
+        try:
+            resolved = catalog.resolve_params(
+                spec,
+                {**given, spec.image_param: url} if url else given,
+                attached=frozenset() if url else frozenset({spec.image_param}),
+            )
+        except catalog.ParamsError as e:
+            for name, rule in e.errors.items():
+                if name == spec.image_param:
+                    errors[f"{at}.image_url"] = rule
+                elif name in params and name not in own:
+                    # The batch's own value is wrong: said once, above or here.
+                    errors.setdefault(f"params.{name}", rule)
+                else:
+                    errors[f"{at}.params.{name}"] = rule
+            continue
+        quote = job_quote(tenant=tenant, spec=spec, params=resolved)
+        planned.append(_Planned(url, resolved, quote, _seed_drawn(spec, given)))
+    if errors:
+        raise _batch_refused(errors)
+    return planned
+
+
+def _batch_inputs_fetch(
+    *, tenant: Tenant, urls: Sequence[str]
+) -> tuple[dict[str, Asset], dict[str, str]]:
+    """Fetch and check every photo, several at a time; each is written to storage as
+    soon as it is checked, so only a few photos are in memory at once. Returns the
+    unsaved assets by URL, and what is wrong with each URL that was refused."""
+
+    def fetch(url: str) -> Asset:
+        source = _read_input(image_url=url, upload=None)
+        return _asset_stored(
+            tenant=tenant,
+            job=None,
+            kind=AssetKind.INPUT,
+            data=source.data,
+            info=source.info,
+            original_name=source.name,
+        )
+
+    with ThreadPoolExecutor(max_workers=max(1, min(BATCH_FETCH_THREADS, len(urls)))) as pool:
+        futures = {url: pool.submit(fetch, url) for url in urls}
+    stored: dict[str, Asset] = {}
+    refused: dict[str, str] = {}
+    unexpected: Exception | None = None
+    for url, future in futures.items():
+        try:
+            stored[url] = future.result()
+        except JobError as e:
+            refused[url] = e.message.removeprefix("image_url: ")
+        except Exception as e:
+            unexpected = unexpected or e
+    if unexpected is not None:
+        _assets_discard(stored.values())
+        raise unexpected
+    return stored, refused
+
+
+def _assets_discard(assets: Iterable[Asset]) -> None:
+    """Delete the files of assets that will not be saved (a refused batch)."""
+    for asset in assets:
+        asset.file.delete(save=False)
+
+
+def batch_submit(
+    *,
+    tenant: Tenant,
+    user: User | None,
+    model: str,
+    items: Sequence[BatchItem],
+    preset: Preset | None = None,
+    params: Mapping[str, Any] | None = None,
+    name: str = "",
+) -> Batch:
+    """Submit one job per item, all of them or none.
+
+    Every item is checked first (parameters, then the price of all of them against the
+    balance, then each photo, fetched and checked), every error naming its item
+    (`items.3.image_url`); only then are the batch, its jobs and their holds created, in
+    one transaction. A refused batch leaves no job, no hold and no stored photo. Photos
+    are fetched before the transaction (no lock is held meanwhile), one fetch per
+    distinct URL: items with the same photo share its stored input.
+    """
+    limit = settings.BATCH_MAX_ITEMS
+    if not 1 <= len(items) <= limit:
+        raise _batch_refused({"items": f"send 1 to {limit} items, not {len(items)}"})
+    engine, _ = job_engine(tenant=tenant)
+    spec = _model_for_job(model, engine)
+    planned = _batch_plan(tenant=tenant, spec=spec, items=items, preset=preset, params=params or {})
+    total = sum(plan.quote.price for plan in planned)
+    balance = Tenant.objects.values_list("credit_balance", flat=True).get(pk=tenant.pk)
+    if total > balance:
+        raise _batch_short(total=total, balance=balance, jobs=len(planned))
+    urls = list(dict.fromkeys(plan.image_url for plan in planned))
+    inputs, refused = _batch_inputs_fetch(tenant=tenant, urls=urls)
+    if refused:
+        _assets_discard(inputs.values())
+        raise _batch_refused(
+            {
+                f"items.{index}.image_url": refused[plan.image_url]
+                for index, plan in enumerate(planned)
+                if plan.image_url in refused
+            }
+        )
+    # One pause for all: the jobs share the workspace's key.
+    pause = _paused_for(tenant=tenant, quote=planned[0].quote)
+    try:
+        with transaction.atomic():
+            batch = Batch.objects.create(tenant=tenant, name=name.strip()[:200], created_by=user)
+            for asset in inputs.values():
+                asset.save()
+            jobs = []
+            # A microsecond apart, so that the jobs sort in the items' order.
+            first_at = timezone.now()
+            for index, plan in enumerate(planned):
+                job = Job.objects.create(
+                    tenant=tenant,
+                    batch=batch,
+                    created_at=first_at + timedelta(microseconds=index),
+                    created_by=user,
+                    model=spec.slug,
+                    engine=plan.quote.engine,
+                    params=plan.params,
+                    preset=preset,
+                    source_url=plan.image_url,
+                    input_asset=inputs[plan.image_url],
+                    backdrop=_job_backdrop(
+                        spec=spec, engine=plan.quote.engine, preset=preset, params=plan.params
+                    ),
+                    own_key=plan.quote.own_key,
+                    price=plan.quote.price,
+                    status=JobStatus.WAITING_FOR_PROVIDER if pause else JobStatus.QUEUED,
+                    waiting_since=timezone.now() if pause else None,
+                    seed_drawn=plan.seed_drawn,
+                )
+                _job_hold(job=job, user=user)
+                jobs.append(job)
+            # Each stored photo belongs to the first job made from it.
+            first_jobs = {}
+            for job in reversed(jobs):
+                first_jobs[job.input_asset_id] = job
+            for asset in inputs.values():
+                Asset.objects.filter(pk=asset.pk).update(job=first_jobs[asset.pk])
+            _jobs_send(jobs=jobs, pause=pause)
+    except JobError as e:
+        _assets_discard(inputs.values())
+        if e.code == "insufficient_credits":
+            # Spent meanwhile (another job or batch): refused as a whole, like above.
+            balance = Tenant.objects.values_list("credit_balance", flat=True).get(pk=tenant.pk)
+            raise _batch_short(total=total, balance=balance, jobs=len(planned)) from e
+        raise
+    except BaseException:
+        _assets_discard(inputs.values())
+        raise
+    return batch
+
+
+def _batch_short(*, total: int, balance: int, jobs: int) -> JobError:
+    return JobError(
+        "insufficient_credits",
+        f"This batch of {jobs} job{'s' if jobs != 1 else ''} needs {total} credits and the "
+        f"workspace has {balance}.",
+    )
+
+
+def _batch_check_after_commit(batch_id: uuid.UUID) -> None:
+    # After the commit, not inside it: two jobs of a batch finishing in two transactions
+    # at once would each see the other unfinished. After both commits, the later check
+    # sees both finished. Robust: a failed check must not fail the job's caller (the
+    # sweeper completes the batch later).
+    transaction.on_commit(partial(batch_complete_check, batch_id=batch_id), robust=True)
+
+
+def batch_complete_check(*, batch_id: uuid.UUID | str) -> bool:
+    """Set the batch's `completed_at` if every job of it has finished; True only for the
+    one call that sets it.
+
+    One conditional update (`completed_at` still empty, no unfinished job): of checks
+    racing after their jobs' commits, the database lets exactly one through; the others
+    find it set.
+    """
+    unfinished = Job.objects.filter(batch_id=OuterRef("pk")).exclude(status__in=TERMINAL_STATUSES)
+    with transaction.atomic():
+        completed = (
+            Batch.objects.filter(pk=batch_id, completed_at__isnull=True)
+            .exclude(Exists(unfinished))
+            .update(completed_at=timezone.now())
+        )
+        if completed:
+            # In the same transaction: the event exists exactly when the completion does.
+            batch = Batch.objects.select_related("tenant").get(pk=batch_id)
+            account_services.webhook_event_emit(
+                tenant=batch.tenant,
+                type=WebhookEventType.BATCH_COMPLETED,
+                data=partial(_batch_event_data, batch_id=batch.pk),
+            )
+    return bool(completed)
+
+
+def _batch_event_data(*, batch_id: uuid.UUID) -> dict[str, Any]:
+    from jobs.api import batch_event_data  # the API's one representation of a batch
+
+    return dict(batch_event_data(batch_id=batch_id))
+
+
+def batches_complete_pending() -> int:
+    """Complete the batches whose jobs have all finished but that no check completed (a
+    process stopped between a job's commit and its check): the sweeper's safety net."""
+    unfinished = Job.objects.filter(batch_id=OuterRef("pk")).exclude(status__in=TERMINAL_STATUSES)
+    pending = Batch.objects.filter(completed_at__isnull=True).exclude(Exists(unfinished))
+    return sum(batch_complete_check(batch_id=pk) for pk in pending.values_list("pk", flat=True))
 
 
 def jobs_sweep(*, stale_after: timedelta | None = None, max_attempts: int = 3) -> dict[str, int]:
@@ -554,6 +1037,7 @@ def jobs_sweep(*, stale_after: timedelta | None = None, max_attempts: int = 3) -
         "resent": len(lost),
         "probes": probes,
         "expired": expired,
+        "batches_completed": batches_complete_pending(),
     }
 
 
@@ -871,13 +1355,25 @@ def provider_pause_notify(*, pause_id: int) -> bool:
 
 
 class PresetError(CodedError):
-    """A refused preset; `errors` maps each field to what is wrong with it."""
+    """A refused preset; `errors` maps each field to what is wrong with it. The code is
+    `validation_error`, or `forbidden` for a system preset, which is read-only."""
 
-    def __init__(self, errors: Mapping[str, str]) -> None:
+    def __init__(self, errors: Mapping[str, str], *, code: str = "validation_error") -> None:
         self.errors = dict(errors)
-        super().__init__(
-            "validation_error", "; ".join(f"{field}: {rule}" for field, rule in errors.items())
+        super().__init__(code, "; ".join(f"{field}: {rule}" for field, rule in errors.items()))
+
+
+def preset_own_check(*, tenant: Tenant, preset: Preset, action: str) -> None:
+    """Refuse to change (`action`: "edited", "deleted") a preset that is not the
+    tenant's own: `forbidden` for a system preset, which is read-only for everyone."""
+    if preset.tenant_id == tenant.pk:
+        return
+    if preset.is_system:
+        raise PresetError(
+            {"preset": f"system presets can't be {action}; copy it to make your own"},
+            code="forbidden",
         )
+    raise PresetError({"preset": f"only your workspace's own presets can be {action}"})
 
 
 def preset_params_validate(*, spec: catalog.ModelSpec, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -943,8 +1439,7 @@ def preset_update(
 ) -> Preset:
     """Edit one of the tenant's own presets (system presets are copied, not edited);
     ``backdrop`` None keeps the preset's."""
-    if preset.tenant_id != tenant.pk:
-        raise PresetError({"preset": "only your workspace's own presets can be edited"})
+    preset_own_check(tenant=tenant, preset=preset, action="edited")
     spec = catalog.get_model(preset.model)
     assert spec is not None
     name = name.strip()
@@ -987,8 +1482,7 @@ def preset_copy(*, tenant: Tenant, user: User | None, preset: Preset) -> Preset:
 
 def preset_delete(*, tenant: Tenant, preset: Preset) -> None:
     """Delete one of the tenant's own presets; jobs made with it keep their parameters."""
-    if preset.tenant_id != tenant.pk:
-        raise PresetError({"preset": "only your workspace's own presets can be deleted"})
+    preset_own_check(tenant=tenant, preset=preset, action="deleted")
     preset.delete()
 
 

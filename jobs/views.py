@@ -292,14 +292,11 @@ def asset_file(request: HttpRequest, membership: Membership, asset_id: UUID) -> 
     """An asset's bytes, served only to members of its workspace."""
     asset = get_object_or_404(Asset.objects.for_tenant(membership.tenant), pk=asset_id)
     download = request.GET.get("download") == "1"
-    filename = asset.original_name or f"{asset.id}.{asset.extension}"
-    if not filename.lower().endswith("." + asset.extension):
-        filename = f"{filename.rsplit('.', 1)[0]}.{asset.extension}"
     response = FileResponse(
         asset.file.open("rb"),
         content_type=asset.mime_type,
         as_attachment=download,
-        filename=filename,
+        filename=services.asset_filename(asset),
     )
     response["Cache-Control"] = "private, max-age=86400"
     return response

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.http import Http404
-from rest_framework import exceptions
+from drf_spectacular.utils import inline_serializer
+from rest_framework import exceptions, serializers
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 
@@ -39,6 +40,8 @@ STATUS_OF_CODE = {
     "idempotency_in_progress": 409,
     "idempotency_mismatch": 422,
     "endpoint_disabled": 409,
+    "not_rerunnable": 409,
+    "url_expired": 410,
     "model_unavailable": 422,
     "rate_limited": 429,
 }
@@ -100,7 +103,15 @@ def _field_errors(detail: Any, prefix: str = "") -> dict[str, str]:
         found: dict[str, str] = {}
         for key, value in detail.items():
             name = f"{prefix}.{key}" if prefix else str(key)
-            found.update(_field_errors(value, "" if key == "non_field_errors" else name))
+            # An object's own errors (not a field's) belong to the object: `items.3`.
+            found.update(_field_errors(value, prefix if key == "non_field_errors" else name))
+        return found
+    if isinstance(detail, list) and any(isinstance(item, Mapping | list) for item in detail):
+        # A list of objects (`items`): each one's errors under its index, `items.3.image_url`.
+        found = {}
+        for index, item in enumerate(detail):
+            if item:
+                found.update(_field_errors(item, f"{prefix}.{index}" if prefix else str(index)))
         return found
     if isinstance(detail, list):
         return {prefix or "request": " ".join(str(item) for item in detail)}
@@ -143,3 +154,24 @@ def problem_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Res
     return Response(
         body, status=problem.status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE
     )
+
+
+# Every error of the API, in the schema (RFC 9457, `application/problem+json`).
+ProblemSerializer = inline_serializer(
+    "Problem",
+    {
+        "type": serializers.CharField(),
+        "title": serializers.CharField(),
+        "status": serializers.IntegerField(),
+        "detail": serializers.CharField(),
+        "code": serializers.CharField(help_text="Stable: validation_error, insufficient_credits…"),
+        "errors": serializers.DictField(
+            child=serializers.CharField(),
+            required=False,
+            help_text="What is wrong with each field.",
+        ),
+        "buy_url": serializers.URLField(required=False, help_text="With insufficient_credits."),
+    },
+)
+
+PROBLEMS = dict.fromkeys((400, 401, 402, 404, 409, 422), ProblemSerializer)

@@ -3,7 +3,7 @@ Replicate's: stable under inserts, opaque cursors, `next` / `previous` as full U
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
@@ -34,7 +34,8 @@ def paginate(
 ) -> Response:
     """One page of `queryset` as `{"next", "previous", "results"}`."""
     paginator = Cursor()
-    paginator.ordering = ordering  # type: ignore[assignment]  # DRF takes a tuple too
+    # DRF takes a tuple of fields too; some versions of its stubs say only a string.
+    cast(Any, paginator).ordering = ordering
     page = paginator.paginate_queryset(queryset, request)
     serializer = serializer_class(page, many=True, context={"request": request, **(context or {})})
     return paginator.get_paginated_response(serializer.data)

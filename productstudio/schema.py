@@ -70,7 +70,7 @@ class ApiSchema(AutoSchema):
         responses = super()._get_response_bodies(direction)
         if not self._is_api() or direction != "response":
             return responses
-        from jobs.api import ProblemSerializer
+        from productstudio.errors import ProblemSerializer
 
         for code, response in responses.items():
             content = response.get("content", {})

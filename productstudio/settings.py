@@ -278,14 +278,20 @@ IDEMPOTENCY_LOCK_SECONDS = env_int("IDEMPOTENCY_LOCK_SECONDS", 300)
 API_RATE_LIMIT_READ = env("API_RATE_LIMIT_READ", "1200/min")
 API_RATE_LIMIT_WRITE = env("API_RATE_LIMIT_WRITE", "300/min")
 
+# The most jobs one batch (POST /api/v1/batches) may hold; their photos are fetched while
+# the request waits, several at a time.
+BATCH_MAX_ITEMS = env_int("BATCH_MAX_ITEMS", 100)
+# How long the API's signed download URLs of assets stay valid.
+ASSET_URL_TTL_SECONDS = env_int("ASSET_URL_TTL_SECONDS", 3600)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "accounts.api.ApiKeyAuthentication",
+        "accounts.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "productstudio.errors.problem_exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["accounts.api.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.authentication.ApiKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "productstudio.schema.ApiSchema",
 }
 SPECTACULAR_SETTINGS = {

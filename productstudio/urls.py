@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts import api as accounts_api
 from accounts import billing_views, webhooks_api
 from accounts import views as account_views
 from accounts.forms import EmailAuthenticationForm
@@ -78,6 +79,17 @@ api_patterns = [
     path("jobs", jobs_api.jobs_list, name="api_jobs"),
     path("jobs/<uuid:job_id>", jobs_api.job_retrieve, name="api_job"),
     path("jobs/<uuid:job_id>/cancel", jobs_api.job_cancel, name="api_job_cancel"),
+    path("jobs/<uuid:job_id>/rerun", jobs_api.job_rerun, name="api_job_rerun"),
+    path("presets", jobs_api.presets_list, name="api_presets"),
+    path("presets/<int:preset_id>", jobs_api.preset_detail, name="api_preset"),
+    path("presets/<int:preset_id>/copy", jobs_api.preset_copy, name="api_preset_copy"),
+    path("batches", jobs_api.batches_list, name="api_batches"),
+    path("batches/<uuid:batch_id>", jobs_api.batch_retrieve, name="api_batch"),
+    path("assets", jobs_api.assets_list, name="api_assets"),
+    path("assets/<uuid:asset_id>", jobs_api.asset_retrieve, name="api_asset"),
+    path("assets/<uuid:asset_id>/download", jobs_api.asset_download, name="api_asset_download"),
+    path("credits", accounts_api.credits_retrieve, name="api_credits"),
+    path("credits/ledger", accounts_api.credits_ledger, name="api_credits_ledger"),
     path("webhooks", webhooks_api.webhooks_list, name="api_webhooks"),
     path("webhooks/secret", webhooks_api.webhook_secret, name="api_webhook_secret"),
     path("webhooks/<uuid:endpoint_id>", webhooks_api.webhook_detail, name="api_webhook"),

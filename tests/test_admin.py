@@ -24,7 +24,7 @@ from accounts.models import (
     WebhookEndpoint,
 )
 from jobs import services
-from jobs.models import Asset, Job, JobPrice, Preset
+from jobs.models import Asset, Batch, Job, JobPrice, JobStatus, Preset
 
 MODELS = [
     User,
@@ -42,6 +42,7 @@ MODELS = [
     JobPrice,
     Asset,
     Preset,
+    Batch,
 ]
 
 
@@ -83,6 +84,7 @@ def test_every_model_is_registered_with_a_useful_changelist(model):
         WebhookDelivery,
         Job,
         Asset,
+        Batch,
     ],
     ids=lambda m: m.__name__,
 )
@@ -401,3 +403,14 @@ def test_a_jobs_price_and_key_are_read_only_in_the_admin(operator_client: Client
     page = operator_client.get(f"/admin/jobs/job/{a_job.pk}/change/").content.decode()
     for field in ("price", "own_key", "waiting_since"):
         assert f'name="{field}"' not in page
+
+
+def test_a_batch_page_shows_its_progress(operator_client, tenant):
+    batch = Batch.objects.create(tenant=tenant, name="Summer mugs")
+    for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.QUEUED):
+        Job.objects.create(tenant=tenant, model="bria-product-packshot", status=status, batch=batch)
+
+    page = operator_client.get(reverse("admin:jobs_batch_change", args=[batch.pk]))
+
+    assert page.status_code == 200
+    assert "2 of 3 done (66 %): 1 succeeded, 1 failed, 0 canceled" in page.content.decode()

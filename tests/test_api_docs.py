@@ -23,6 +23,21 @@ OPERATIONS = {
     "webhooks_test",
     "webhooks_deliveries_list",
     "webhooks_secret_retrieve",
+    "jobs_rerun",
+    "presets_list",
+    "presets_create",
+    "presets_retrieve",
+    "presets_update",
+    "presets_destroy",
+    "presets_copy",
+    "batches_list",
+    "batches_create",
+    "batches_retrieve",
+    "assets_list",
+    "assets_retrieve",
+    "assets_download",
+    "credits_retrieve",
+    "credits_ledger",
 }
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -626,8 +627,18 @@ def test_a_succeeded_job_sends_job_succeeded_with_the_job_as_the_api_shows_it(
     owner_client.get(f"/w/{tenant.slug}/")  # the workspace the session uses
     shown = owner_client.get(f"/api/v1/jobs/{job.pk}").json()
     assert shown["status"] == "succeeded" and shown["outputs"]
+    # Download links are signed when they are made, each with its own expiry.
+    sent_outputs = payload["data"].pop("outputs")
+    shown_outputs = shown.pop("outputs")
     assert payload["data"] == shown
     assert payload["data"]["urls"]["self"] == f"http://testserver/api/v1/jobs/{job.pk}"
+    for sent, seen in zip(sent_outputs, shown_outputs, strict=True):
+        signed = {"url", "expires_at"}
+        assert {k: v for k, v in sent.items() if k not in signed} == {
+            k: v for k, v in seen.items() if k not in signed
+        }
+        assert sent["url"].startswith(f"http://testserver/api/v1/assets/{seen['id']}/download?")
+        assert Client().get(sent["url"]).status_code == 200
 
 
 def test_job_urls_in_events_are_absolute_from_the_site_url(
