@@ -21,7 +21,7 @@ class Cursor(CursorPagination):
     page_size = DEFAULT_LIMIT
     page_size_query_param = "limit"
     max_page_size = MAX_LIMIT
-    ordering = "-created_at"
+    ordering: str | tuple[str, ...] = "-created_at"
 
 
 def paginate(
