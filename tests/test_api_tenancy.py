@@ -201,7 +201,9 @@ def caller_b(request, outsider: User, workspace_b: Tenant) -> Client:
 
 def _snapshot(tenant: Tenant) -> dict[str, list[dict[str, Any]]]:
     """Every row of the workspace, in every model with a foreign key to it."""
-    rows = {"tenant": [Tenant.objects.filter(pk=tenant.pk).values().get()]}
+    rows: dict[str, list[dict[str, Any]]] = {
+        "tenant": [dict(Tenant.objects.filter(pk=tenant.pk).values().get())]
+    }
     for model in apps.get_models():
         for field in model._meta.get_fields():
             if isinstance(field, models.ForeignKey) and field.related_model is Tenant:
@@ -290,7 +292,7 @@ def test_workspace_a_reaches_its_own_objects(name, method, tenant, objects):
 def test_the_tables_name_only_routes_and_methods_that_exist():
     pairs = {(r.name, m) for r in ROUTES for m in r.methods}
     names = {r.name for r in ROUTES}
-    stale = [key for key in (*CASES, *LIST_CASES) if key not in pairs]
+    stale: list[Any] = [key for key in (*CASES, *LIST_CASES) if key not in pairs]
     stale += [name for name in NOT_OBJECT_ROUTES if name not in names]
     assert not stale, f"cases for routes or methods the API no longer has: {stale}"
     assert not [key for key in CASES if key in LIST_CASES], "a pair is in CASES and LIST_CASES"
