@@ -25,7 +25,7 @@ from accounts.api import ApiKeyUser
 from accounts.models import Tenant, User
 from jobs import catalog, services
 from jobs.models import Asset, Job, JobPrice, Preset
-from productstudio.errors import Problem
+from productstudio.errors import PROBLEM_CONTENT_TYPE, Problem
 from productstudio.pagination import PAGE_PARAMETERS, page_of, paginate
 
 
@@ -122,7 +122,10 @@ class JobCreateSerializer(serializers.Serializer[Any]):
     params = serializers.DictField(required=False, help_text="Any of the model's parameters.")
 
 
-PROBLEMS = dict.fromkeys((400, 401, 402, 404, 409, 422), ProblemSerializer)
+# Keyed by (status, media type): errors come as application/problem+json, not JSON.
+PROBLEMS = {
+    (status, PROBLEM_CONTENT_TYPE): ProblemSerializer for status in (400, 401, 402, 404, 409, 422)
+}
 
 
 def _tenant(request: Request) -> Tenant:
@@ -180,9 +183,14 @@ def _preset(tenant: Tenant, value: Any) -> Preset | None:
         return None
     visible = Preset.objects.visible_to(tenant)
     text = str(value)
-    query = Q(slug=text) | Q(pk=int(text)) if text.isdigit() else Q(slug=text)
-    # Not by ordering on tenant_id: databases disagree on where NULL (system) sorts.
-    preset = visible.filter(query, tenant=tenant).first() or visible.filter(query).first()
+    # ASCII digits only: int() refuses "²", which isdigit() accepts.
+    is_id = text.isascii() and text.isdigit() and len(text) < 19
+    query = Q(slug=text) | Q(pk=int(text)) if is_id else Q(slug=text)
+    preset = None
+    # PostgreSQL refuses NUL in a query, and no slug has one.
+    if "\x00" not in text:
+        # Not by ordering on tenant_id: databases disagree on where NULL (system) sorts.
+        preset = visible.filter(query, tenant=tenant).first() or visible.filter(query).first()
     if preset is None:
         raise Problem(
             "validation_error",
@@ -343,7 +351,8 @@ def model_retrieve(request: Request, slug: str) -> Response:
 
 @extend_schema(
     operation_id="models_resolve",
-    request=OpenApiTypes.OBJECT,
+    # JSON only: a form cannot carry typed parameters, and the view refuses one.
+    request={"application/json": OpenApiTypes.OBJECT},
     responses={200: OpenApiTypes.OBJECT, **PROBLEMS},
 )
 @api_view(["POST"])

@@ -7,7 +7,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
@@ -104,11 +105,7 @@ def _field_errors(detail: Any, prefix: str = "") -> dict[str, str]:
     return {prefix or "request": str(detail)}
 
 
-def problem_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | None:
-    """DRF's exception handler: every error of the API in one shape."""
-    problem = _drf_problem(exc)
-    if problem is None:
-        return None  # a bug: Django's 500 handling (and its logging) takes it
+def _problem_body(problem: Problem) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"/api/docs/#error-{problem.code}",
         "title": problem.code.replace("_", " ").capitalize(),
@@ -119,6 +116,15 @@ def problem_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Res
     if problem.errors:
         body["errors"] = problem.errors
     body.update(problem.extra)
+    return body
+
+
+def problem_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | None:
+    """DRF's exception handler: every error of the API in one shape."""
+    problem = _drf_problem(exc)
+    if problem is None:
+        return None  # a bug: Django's 500 handling (and its logging) takes it
+    body = _problem_body(problem)
     headers = {}
     wait = getattr(exc, "wait", None)
     if isinstance(exc, exceptions.Throttled) and wait is not None:
@@ -130,3 +136,12 @@ def problem_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Res
     return Response(
         body, status=problem.status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE
     )
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 404 (`handler404`), for URLs no route matches: in the problem shape under
+    /api/, where clients read JSON, and the portal's page elsewhere."""
+    if not request.path.startswith("/api/"):
+        return defaults.page_not_found(request, exception)
+    problem = Problem("not_found", f"No API route {request.path}: see /api/docs/.")
+    return JsonResponse(_problem_body(problem), status=404, content_type=PROBLEM_CONTENT_TYPE)

@@ -98,3 +98,5 @@ urlpatterns = [
     path("admin/assets/<uuid:asset_id>/", job_views.staff_asset_file, name="staff_asset_file"),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "productstudio.errors.page_not_found"
