@@ -67,6 +67,16 @@ class SegmindKeyForm(forms.Form):
     )
 
 
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(
+        label="Key name",
+        max_length=100,
+        help_text="Where the key is used, so you know which one to revoke: “Shopify sync”, “CI”.",
+        error_messages={"required": "name: give the key a name."},
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+
+
 class DateInput(forms.DateInput):
     input_type = "date"
 

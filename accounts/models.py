@@ -243,7 +243,12 @@ class ApiKey(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.name} ({API_KEY_PREFIX}{self.prefix}_…)"
+        return f"{self.name} ({self.masked})"
+
+    @property
+    def masked(self) -> str:
+        """How the key is shown once created: enough to recognise it, nothing to use."""
+        return f"{API_KEY_PREFIX}{self.prefix}_…"
 
     @staticmethod
     def digest_secret(secret: str) -> str:

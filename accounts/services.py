@@ -263,8 +263,21 @@ class NewApiKey:
     secret: str  # the whole key, shown once and never stored
 
 
+def _require_key_manager(tenant: Tenant, user: User) -> None:
+    # A key acts for the whole workspace, with no person behind it, and outlives its
+    # creator's membership: only those who manage the team hand one out or take it back.
+    if not _actor(tenant, user).can_manage_team:
+        raise AccountError("forbidden", "Only owners and admins can manage API keys.")
+
+
 def api_key_create(*, tenant: Tenant, name: str, created_by: User | None = None) -> NewApiKey:
-    """Create an API key for `tenant`; the plain key exists only in the returned value."""
+    """Create an API key for `tenant`; the plain key exists only in the returned value.
+
+    A person (`created_by`) must be an owner or admin of the workspace; commands and
+    operators create keys with no person.
+    """
+    if created_by is not None:
+        _require_key_manager(tenant, created_by)
     for _ in range(5):
         prefix = secrets.token_hex(4)
         secret = secrets.token_urlsafe(32)
@@ -299,9 +312,18 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     return key
 
 
-def api_key_revoke(*, tenant: Tenant, key_id: str) -> None:
-    """Revoke one of `tenant`'s keys; it stops working at once."""
-    ApiKey.objects.for_tenant(tenant).active().filter(pk=key_id).update(revoked_at=timezone.now())
+def api_key_revoke(*, tenant: Tenant, key_id: str | uuid.UUID, by: User | None = None) -> bool:
+    """Revoke one of `tenant`'s keys; it stops working at once (each request looks the
+    key up). False when it was revoked already. A person (`by`) must be an owner or admin."""
+    if by is not None:
+        _require_key_manager(tenant, by)
+    revoked = (
+        ApiKey.objects.for_tenant(tenant)
+        .active()
+        .filter(pk=key_id)
+        .update(revoked_at=timezone.now())
+    )
+    return bool(revoked)
 
 
 # -- idempotency -----------------------------------------------------------------------

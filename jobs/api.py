@@ -30,9 +30,15 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers
-from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.decorators import (
+    api_view,
+    authentication_classes,
+    parser_classes,
+    permission_classes,
+)
 from rest_framework.exceptions import NotFound
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -270,11 +276,22 @@ JOB_FILTERS = [
 ]
 
 
+def _empty_filters(request: Request, names: tuple[str, ...]) -> dict[str, str]:
+    """Filters sent with no value: refused rather than read as "no filter", which a
+    client building the query wrongly would never notice."""
+    query = request.query_params
+    return {
+        name: "must not be empty" for name in names if name in query and not query[name].strip()
+    }
+
+
 def _jobs_filtered(request: Request, tenant: Tenant) -> Any:
     """The workspace's jobs narrowed by the list's filters; 400 naming each bad one."""
     jobs = _jobs(tenant)
     query = request.query_params
-    errors: dict[str, str] = {}
+    errors = _empty_filters(
+        request, ("status", "model", "batch", "created_after", "created_before")
+    )
     if status := query.get("status", "").strip():
         wanted = [s.strip() for s in status.split(",") if s.strip()]
         unknown = [s for s in wanted if s not in JobStatus.values]
@@ -323,6 +340,7 @@ def _jobs_filtered(request: Request, tenant: Tenant) -> Any:
     responses={201: JobSerializer, **PROBLEMS},
 )
 @api_view(["GET", "POST"])
+@parser_classes([JSONParser, MultiPartParser])
 def jobs_list(request: Request) -> Response:
     """GET: the workspace's latest jobs. POST: create a job (JSON, or multipart with an
     `image` file)."""
@@ -340,9 +358,14 @@ def _preset(tenant: Tenant, value: Any) -> Preset | None:
         return None
     visible = Preset.objects.visible_to(tenant)
     text = str(value)
-    query = Q(slug=text) | Q(pk=int(text)) if text.isdigit() else Q(slug=text)
-    # Not by ordering on tenant_id: databases disagree on where NULL (system) sorts.
-    preset = visible.filter(query, tenant=tenant).first() or visible.filter(query).first()
+    # ASCII digits only: int() refuses "²", which isdigit() accepts.
+    is_id = text.isascii() and text.isdigit() and len(text) < 19
+    query = Q(slug=text) | Q(pk=int(text)) if is_id else Q(slug=text)
+    preset = None
+    # PostgreSQL refuses NUL in a query, and no slug has one.
+    if "\x00" not in text:
+        # Not by ordering on tenant_id: databases disagree on where NULL (system) sorts.
+        preset = visible.filter(query, tenant=tenant).first() or visible.filter(query).first()
     if preset is None:
         raise Problem(
             "validation_error",
@@ -511,7 +534,8 @@ def model_retrieve(request: Request, slug: str) -> Response:
 
 @extend_schema(
     operation_id="models_resolve",
-    request=OpenApiTypes.OBJECT,
+    # JSON only: a form cannot carry typed parameters, and the view refuses one.
+    request={"application/json": OpenApiTypes.OBJECT},
     responses={200: OpenApiTypes.OBJECT, **PROBLEMS},
 )
 @api_view(["POST"])
@@ -568,6 +592,17 @@ class StrictSerializer(serializers.Serializer[Any]):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError(dict.fromkeys(unknown, "unknown field"))
+            # DRF turns a number sent for a text field into text; the schema says string.
+            not_text = sorted(
+                name
+                for name, field in self.fields.items()
+                if type(field) is serializers.CharField
+                and name in data
+                and data[name] is not None
+                and not isinstance(data[name], str)
+            )
+            if not_text:
+                raise serializers.ValidationError(dict.fromkeys(not_text, "must be a string"))
         return super().to_internal_value(data)
 
 
@@ -1097,7 +1132,7 @@ def assets_list(request: Request) -> Response:
     (`output`), each with a download `url` that expires."""
     tenant = _tenant(request)
     assets = Asset.objects.for_tenant(tenant)
-    errors = {}
+    errors = _empty_filters(request, ("kind", "job"))
     if kind := request.query_params.get("kind", "").strip():
         if kind not in AssetKind.values:
             errors["kind"] = f"'{kind}' is not a kind; use input or output"

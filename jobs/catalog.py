@@ -95,6 +95,9 @@ class ParamSpec:
 
     def clean(self, value: Any) -> Any:
         """The value in its canonical type, or ValueError with the rule broken."""
+        if isinstance(value, str) and "\x00" in value:
+            # PostgreSQL cannot store it (the job's parameters), and no model wants it.
+            raise ValueError("must not contain NUL characters")
         cleaned = _CLEANERS[self.type](self, value)
         if self.enum is not None and cleaned not in self.enum:
             raise ValueError(self.rule())

@@ -7,7 +7,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.exceptions import APIException
@@ -134,15 +135,20 @@ def problem_body(
     return body
 
 
+def _problem_body(problem: Problem) -> dict[str, Any]:
+    body = problem_body(
+        problem.code, problem.message, status=problem.status_code, errors=problem.errors
+    )
+    body.update(problem.extra)
+    return body
+
+
 def problem_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | None:
     """DRF's exception handler: every error of the API in one shape."""
     problem = _drf_problem(exc)
     if problem is None:
         return None  # a bug: Django's 500 handling (and its logging) takes it
-    body = problem_body(
-        problem.code, problem.message, status=problem.status_code, errors=problem.errors
-    )
-    body.update(problem.extra)
+    body = _problem_body(problem)
     headers = {}
     wait = getattr(exc, "wait", None)
     if isinstance(exc, exceptions.Throttled) and wait is not None:
@@ -175,3 +181,12 @@ ProblemSerializer = inline_serializer(
 )
 
 PROBLEMS = dict.fromkeys((400, 401, 402, 404, 409, 422), ProblemSerializer)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 404 (`handler404`), for URLs no route matches: in the problem shape under
+    /api/, where clients read JSON, and the portal's page elsewhere."""
+    if not request.path.startswith("/api/"):
+        return defaults.page_not_found(request, exception)
+    problem = Problem("not_found", f"No API route {request.path}: see /api/docs/.")
+    return JsonResponse(_problem_body(problem), status=404, content_type=PROBLEM_CONTENT_TYPE)

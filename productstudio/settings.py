@@ -291,6 +291,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "productstudio.errors.problem_exception_handler",
+    # JSON bodies only, but where a view says otherwise (a job's photo may be uploaded).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["accounts.authentication.ApiKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "productstudio.schema.ApiSchema",
 }

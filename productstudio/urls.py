@@ -57,6 +57,8 @@ workspace_patterns = [
     path("presets/<int:preset_id>/copy/", job_views.preset_copy, name="preset_copy"),
     path("presets/<int:preset_id>/delete/", job_views.preset_delete, name="preset_delete"),
     path("settings/", account_views.workspace_settings, name="workspace_settings"),
+    path("api-keys/", account_views.api_keys, name="api_keys"),
+    path("api-keys/<uuid:key_id>/revoke/", account_views.api_key_revoke, name="api_key_revoke"),
     path("credits/", billing_views.credits, name="credits"),
     path("credits/export.csv", billing_views.credits_export, name="credits_export"),
     path("credits/threshold/", billing_views.credits_threshold, name="credits_threshold"),
@@ -117,3 +119,5 @@ urlpatterns = [
     path("admin/assets/<uuid:asset_id>/", job_views.staff_asset_file, name="staff_asset_file"),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "productstudio.errors.page_not_found"

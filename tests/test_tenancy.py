@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, reverse
 
 from accounts import services as account_services
-from accounts.models import Invitation, Membership, Tenant
+from accounts.models import ApiKey, Invitation, Membership, Tenant
 from jobs import services as job_services
 from jobs.models import AssetKind, Job, Preset
 from productstudio.urls import workspace_patterns
@@ -27,6 +27,7 @@ OBJECT_ROUTES = [
 ]
 # Routes that only accept POST (GET answers 405).
 POST_ONLY = {
+    "api_key_revoke",
     "credits_buy",
     "credits_threshold",
     "job_cancel",
@@ -59,7 +60,9 @@ def objects(tenant: Tenant, owner, member, product_jpeg, django_capture_on_commi
         name="House white",
         params={"background_color": "#FAFAFA"},
     )
+    key = account_services.api_key_create(tenant=tenant, name="Shop sync")
     return {
+        "key_id": key.key.pk,
         "preset_id": preset.pk,
         "job_id": job.id,
         "asset_id": job.assets.get(kind=AssetKind.OUTPUT).id,
@@ -117,6 +120,7 @@ def test_an_outsider_gets_404_for_the_tenants_objects_through_their_own_workspac
     assert Invitation.objects.filter(pk=objects["invitation_id"]).exists()
     assert Job.objects.get(pk=objects["job_id"]).status == "succeeded"
     assert Preset.objects.filter(pk=objects["preset_id"], name="House white").exists()
+    assert ApiKey.objects.get(pk=objects["key_id"]).is_active
     assert str(objects["asset_id"]) not in response.content.decode()
 
 
