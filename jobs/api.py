@@ -234,7 +234,7 @@ JOB_URLS = {
     "cancel": f"https://studio.example.com/api/v1/jobs/{JOB_ID}/cancel",
     "rerun": f"https://studio.example.com/api/v1/jobs/{JOB_ID}/rerun",
 }
-JOB_EXAMPLE = {
+JOB_EXAMPLE: dict[str, Any] = {
     "id": JOB_ID,
     "model": "bria-product-packshot",
     "status": "succeeded",

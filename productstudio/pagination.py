@@ -104,7 +104,7 @@ def page_of(serializer: serializers.BaseSerializer[Any], name: str) -> Any:
     # A new list around the item: DRF rebuilds fields from their constructor's arguments,
     # so a help_text set on the given instance would be lost.
     item = getattr(serializer, "child", serializer)
-    results = serializers.ListSerializer(
+    results: serializers.ListSerializer[Any] = serializers.ListSerializer(
         child=type(item)(), help_text="This page's items, in the list's order."
     )
     return inline_serializer(

@@ -149,9 +149,9 @@ def _undescribed(schema: dict, node: dict, where: str, seen: set[str]) -> Iterat
 
 def _all_undescribed(schema: dict) -> list[str]:
     seen: set[str] = set()
-    found = []
+    found: list[str] = []
     for label, operation in _operations(schema):
-        bodies = [operation.get("requestBody", {})] + list(operation["responses"].values())
+        bodies = [operation.get("requestBody", {}), *operation["responses"].values()]
         for body in bodies:
             for media in body.get("content", {}).values():
                 found += _undescribed(schema, media.get("schema", {}), label, seen)
