@@ -118,6 +118,40 @@ def credits_retrieve(request: Request) -> Response:
         ),
     ],
     responses={200: page_of(CreditEntrySerializer(many=True), "CreditEntryPage"), **PROBLEMS},
+    examples=[
+        OpenApiExample(
+            "A job's price held, then charged",
+            value={
+                "next": None,
+                "previous": None,
+                "results": [
+                    {
+                        "id": 812,
+                        "kind": "capture",
+                        "amount": 0,
+                        "balance_after": 96,
+                        "held_after": 0,
+                        "job": "8d9e0f1a-2b3c-4d5e-8f70-819203a4b5c6",
+                        "memo": "",
+                        "created_by": None,
+                        "created_at": "2025-06-01T12:00:30Z",
+                    },
+                    {
+                        "id": 811,
+                        "kind": "hold",
+                        "amount": -4,
+                        "balance_after": 96,
+                        "held_after": 4,
+                        "job": "8d9e0f1a-2b3c-4d5e-8f70-819203a4b5c6",
+                        "memo": "",
+                        "created_by": "olive@example.com",
+                        "created_at": "2025-06-01T12:00:00Z",
+                    },
+                ],
+            },
+            response_only=True,
+        )
+    ],
 )
 @api_view(["GET"])
 def credits_ledger(request: Request) -> Response:

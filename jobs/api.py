@@ -109,10 +109,20 @@ class AssetSerializer(serializers.ModelSerializer[Asset]):
 
 
 class JobSerializer(serializers.ModelSerializer[Job]):
-    error = serializers.SerializerMethodField()
+    """A job: one product photo made into an image by a model, its credits held until it
+    finishes (charged if it succeeds, given back if not)."""
+
+    error = serializers.SerializerMethodField(
+        help_text="Why it failed: `code` (listed in the API's description) and `message`, "
+        "for a person; null unless `failed`."
+    )
     waiting = serializers.SerializerMethodField()
-    outputs = serializers.SerializerMethodField()
-    urls = serializers.SerializerMethodField()
+    outputs = serializers.SerializerMethodField(
+        help_text="The images it made, once `succeeded`; empty before."
+    )
+    urls = serializers.SerializerMethodField(
+        help_text="`self`, `cancel` (POST) and `rerun` (POST): this job's routes."
+    )
     batch = serializers.UUIDField(
         source="batch_id", read_only=True, allow_null=True, help_text="Its batch, if any."
     )
@@ -134,6 +144,22 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "urls",
             "batch",
         ]
+        extra_kwargs = {
+            "id": {"help_text": "The job's id."},
+            "model": {"help_text": "The model's slug."},
+            "status": {
+                "help_text": "`queued`, `running`, `waiting_for_provider` (Segmind is out of "
+                "credit: see `waiting`), then `succeeded`, `failed` or `canceled`."
+            },
+            "params": {
+                "help_text": "The parameters it runs with: the model's defaults, the preset's "
+                "and the request's, checked (a seed of -1 is drawn)."
+            },
+            "price": {"help_text": "Credits held for it; charged only if it succeeds."},
+            "created_at": {"help_text": "When it was created."},
+            "started_at": {"help_text": "When it started running; null until then."},
+            "completed_at": {"help_text": "When it finished; null until then."},
+        }
 
     def get_error(self, job: Job) -> dict[str, str] | None:
         if not job.error_code:
@@ -185,6 +211,76 @@ class JobCreateSerializer(serializers.Serializer[Any]):
         help_text="Also send this job's `job.succeeded` / `job.failed` here, signed with the "
         "workspace's secret (GET /api/v1/webhooks/secret). Private addresses are refused.",
     )
+
+
+ASSET_EXAMPLE = {
+    "id": "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d",
+    "kind": "output",
+    "job": "8d9e0f1a-2b3c-4d5e-8f70-819203a4b5c6",
+    "width": 1280,
+    "height": 768,
+    "format": "JPEG",
+    "byte_size": 182044,
+    "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "created_at": "2025-06-01T12:00:30Z",
+    "url": "https://studio.example.com/api/v1/assets/0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d/"
+    "download?expires=1748782830&signature=3xJ…",
+    "expires_at": "2025-06-01T13:00:30Z",
+}
+
+JOB_ID = "8d9e0f1a-2b3c-4d5e-8f70-819203a4b5c6"
+JOB_URLS = {
+    "self": f"https://studio.example.com/api/v1/jobs/{JOB_ID}",
+    "cancel": f"https://studio.example.com/api/v1/jobs/{JOB_ID}/cancel",
+    "rerun": f"https://studio.example.com/api/v1/jobs/{JOB_ID}/rerun",
+}
+JOB_EXAMPLE: dict[str, Any] = {
+    "id": JOB_ID,
+    "model": "bria-product-packshot",
+    "status": "succeeded",
+    "params": {"background_color": "#FAFAFA", "content_moderation": True, "force_rmbg": False},
+    "price": 4,
+    "created_at": "2025-06-01T12:00:00Z",
+    "started_at": "2025-06-01T12:00:01Z",
+    "completed_at": "2025-06-01T12:00:30Z",
+    "error": None,
+    "waiting": None,
+    "outputs": [ASSET_EXAMPLE],
+    "urls": JOB_URLS,
+    "batch": None,
+}
+JOB_QUEUED_EXAMPLE = {
+    **JOB_EXAMPLE,
+    "status": "queued",
+    "started_at": None,
+    "completed_at": None,
+    "outputs": [],
+}
+JOB_FAILED_EXAMPLE = {
+    **JOB_EXAMPLE,
+    "status": "failed",
+    "error": {
+        "code": "provider_failed",
+        "message": "Segmind could not make the image: the input image has no product.",
+    },
+    "outputs": [],
+}
+JOB_WAITING_EXAMPLE = {
+    **JOB_QUEUED_EXAMPLE,
+    "status": "waiting_for_provider",
+    "waiting": {
+        "code": "provider_insufficient_credits",
+        "message": "Segmind's account is out of credit; the job will be sent when it has "
+        "credit again.",
+        "since": "2025-06-01T12:00:00Z",
+        "gives_up_at": "2025-06-02T12:00:00Z",
+    },
+}
+JOB_CANCELED_EXAMPLE = {
+    **JOB_QUEUED_EXAMPLE,
+    "status": "canceled",
+    "completed_at": "2025-06-01T12:00:05Z",
+}
 
 
 def _tenant(request: Request) -> Tenant:
@@ -332,12 +428,53 @@ def _jobs_filtered(request: Request, tenant: Tenant) -> Any:
         **PROBLEMS,
     },
     parameters=[*PAGE_PARAMETERS, *JOB_FILTERS],
+    examples=[
+        OpenApiExample(
+            "A page of jobs",
+            value={
+                "next": "https://studio.example.com/api/v1/jobs?cursor=cD0yMDI1LTA2LTAx",
+                "previous": None,
+                "results": [JOB_EXAMPLE, JOB_FAILED_EXAMPLE],
+            },
+            response_only=True,
+        )
+    ],
 )
 @extend_schema(
     methods=["POST"],
     operation_id="jobs_create",
     request={"application/json": JobCreateSerializer, "multipart/form-data": JobCreateSerializer},
     responses={201: JobSerializer, **PROBLEMS},
+    examples=[
+        OpenApiExample(
+            "A packshot of a photo on the web",
+            value={
+                "model": "bria-product-packshot",
+                "image_url": "https://shop.example.com/mug-red.jpg",
+                "params": {"background_color": "#FAFAFA"},
+            },
+            request_only=True,
+        ),
+        OpenApiExample(
+            "With a preset, and a webhook",
+            value={
+                "model": "bria-product-packshot",
+                "image_url": "https://shop.example.com/mug-red.jpg",
+                "preset": "house-white",
+                "webhook_url": "https://shop.example.com/hooks/job-done",
+            },
+            request_only=True,
+        ),
+        OpenApiExample(
+            "An uploaded photo",
+            value={"model": "bria-product-packshot", "image": "(the photo's bytes)"},
+            request_only=True,
+            media_type="multipart/form-data",
+        ),
+        OpenApiExample(
+            "The job, queued", value=JOB_QUEUED_EXAMPLE, response_only=True, status_codes=[201]
+        ),
+    ],
 )
 @api_view(["GET", "POST"])
 @parser_classes([JSONParser, MultiPartParser])
@@ -433,14 +570,30 @@ def _job_create(request: Request, tenant: Tenant) -> Job:
         raise Problem.of(e) from e
 
 
-@extend_schema(operation_id="jobs_retrieve", responses={200: JobSerializer, **PROBLEMS})
+@extend_schema(
+    operation_id="jobs_retrieve",
+    responses={200: JobSerializer, **PROBLEMS},
+    examples=[
+        OpenApiExample("Succeeded", value=JOB_EXAMPLE, response_only=True),
+        OpenApiExample("Failed", value=JOB_FAILED_EXAMPLE, response_only=True),
+        OpenApiExample("Waiting for Segmind", value=JOB_WAITING_EXAMPLE, response_only=True),
+    ],
+)
 @api_view(["GET"])
 def job_retrieve(request: Request, job_id: str) -> Response:
+    """A job of the workspace: its status, parameters and price, its output images once
+    it has succeeded (each with a download `url` that expires), or why it failed (`error`)
+    or waits (`waiting`). Poll it, or have a webhook tell you when it finishes."""
     job = get_object_or_404(_jobs(_tenant(request)), pk=job_id)
     return Response(_job_data(job, request))
 
 
-@extend_schema(operation_id="jobs_cancel", request=None, responses={200: JobSerializer, **PROBLEMS})
+@extend_schema(
+    operation_id="jobs_cancel",
+    request=None,
+    responses={200: JobSerializer, **PROBLEMS},
+    examples=[OpenApiExample("Canceled", value=JOB_CANCELED_EXAMPLE, response_only=True)],
+)
 @api_view(["POST"])
 def job_cancel(request: Request, job_id: str) -> Response:
     """Cancel a job that has not started (or waits for Segmind): its held credits come
@@ -515,17 +668,154 @@ def _catalog(request: Request, specs: list[catalog.ModelSpec]) -> list[dict[str,
     ]
 
 
-@extend_schema(operation_id="models_list", responses={200: OpenApiTypes.OBJECT, **PROBLEMS})
+# -- the catalog's shapes, for the schema (the views build plain dicts) -----------------
+
+
+class ModelPriceSerializer(serializers.Serializer[Any]):
+    credits = serializers.IntegerField(
+        help_text="Credits per job (for a model sized by megapixel: its base)."
+    )
+    credits_per_megapixel = serializers.IntegerField(
+        help_text="Credits added for each started megapixel of the output; 0 for most models."
+    )
+    own_key = serializers.BooleanField(
+        help_text="The workspace runs jobs on its own Segmind key: Segmind bills it, and "
+        "`credits` is only the platform's fee."
+    )
+    default_price = serializers.IntegerField(
+        help_text="Credits for a job with the model's default parameters."
+    )
+
+
+class OutputSizeSerializer(serializers.Serializer[Any]):
+    width = serializers.IntegerField(help_text="Width in pixels.")
+    height = serializers.IntegerField(help_text="Height in pixels.")
+
+
+class CatalogModelSerializer(serializers.Serializer[Any]):
+    """A model of the catalog, as the caller's workspace would run it."""
+
+    slug = serializers.CharField(help_text="Its name in jobs' `model` and in URLs.")
+    title = serializers.CharField(help_text="Its name, for people.")
+    summary = serializers.CharField(help_text="What it makes, in a sentence.")
+    kind = serializers.ChoiceField(
+        choices=["v2", "workflow"],
+        help_text="`v2`: one Segmind model; `workflow`: a Segmind PixelFlow workflow.",
+    )
+    typical_seconds = serializers.FloatField(
+        allow_null=True, help_text="How long a job usually takes on Segmind, if known."
+    )
+    input_image_params = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Its parameters that take a picture; the first is the product photo.",
+    )
+    engine = serializers.ChoiceField(
+        choices=["local", "segmind"],
+        help_text="The engine the caller's jobs run on: `segmind`, or `local` (this studio's "
+        "own, for a few models).",
+    )
+    available = serializers.BooleanField(help_text="Whether `engine` can run this model.")
+    price = ModelPriceSerializer(help_text="Its price for the caller's workspace, in credits.")
+    defaults = serializers.DictField(
+        help_text="The value of each parameter a job leaves out (those that have one)."
+    )
+    output_size = OutputSizeSerializer(
+        allow_null=True, help_text="The size of its images with the defaults; null if it varies."
+    )
+    params_schema = serializers.DictField(
+        help_text="Its parameters as a JSON Schema (2020-12): types, ranges, required ones."
+    )
+
+
+class ModelResolveRequestSerializer(serializers.Serializer[Any]):
+    params = serializers.DictField(
+        required=False,
+        help_text="The parameters to check (the body itself is read as them when it has no "
+        "`params`).",
+    )
+
+
+class ModelResolveSerializer(serializers.Serializer[Any]):
+    model = serializers.CharField(help_text="The model's slug.")
+    params = serializers.DictField(
+        help_text="The parameters a job would store and send: checked, with the defaults."
+    )
+    output_size = OutputSizeSerializer(
+        allow_null=True, help_text="The size of the image these parameters make, if known."
+    )
+    price = serializers.IntegerField(
+        required=False, help_text="Credits a job with these parameters would hold."
+    )
+    balance = serializers.IntegerField(
+        required=False, help_text="Credits the workspace has available."
+    )
+    enough_credits = serializers.BooleanField(
+        required=False, help_text="Whether `balance` pays for `price`."
+    )
+
+
+MODEL_EXAMPLE = {
+    "slug": "bria-product-packshot",
+    "title": "Bria Product Packshot",
+    "summary": "A clean marketplace packshot: background removed, centred.",
+    "kind": "v2",
+    "typical_seconds": 16.56,
+    "input_image_params": ["image_url"],
+    "engine": "segmind",
+    "available": True,
+    "price": {"credits": 4, "credits_per_megapixel": 0, "own_key": False, "default_price": 4},
+    "defaults": {"background_color": "#FFFFFF", "content_moderation": True, "force_rmbg": False},
+    "output_size": None,
+    "params_schema": {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {
+            "image_url": {"type": "string", "format": "uri", "contentMediaType": "image/*"},
+            "background_color": {
+                "type": "string",
+                "default": "#FFFFFF",
+                "pattern": "^(transparent|#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6})$",
+            },
+            "content_moderation": {"type": "boolean", "default": True},
+            "force_rmbg": {"type": "boolean", "default": False},
+            "sku": {"type": "string"},
+        },
+        "required": ["image_url"],
+        "additionalProperties": False,
+    },
+}
+
+
+@extend_schema(
+    operation_id="models_list",
+    responses={200: page_of(CatalogModelSerializer(many=True), "CatalogModelPage"), **PROBLEMS},
+    examples=[
+        OpenApiExample(
+            "The catalog",
+            value={"next": None, "previous": None, "results": [MODEL_EXAMPLE]},
+            response_only=True,
+        )
+    ],
+)
 @api_view(["GET"])
 def models_list(request: Request) -> Response:
     """The catalog: every model, whether this engine can run it, its price for the
-    caller's workspace, and its parameters' schema."""
-    return Response({"results": _catalog(request, list(catalog.all_models()))})
+    caller's workspace, and its parameters' schema. One page holds the whole catalog:
+    `next` and `previous` are always null."""
+    models = _catalog(request, list(catalog.all_models()))
+    return Response({"next": None, "previous": None, "results": models})
 
 
-@extend_schema(operation_id="models_retrieve", responses={200: OpenApiTypes.OBJECT, **PROBLEMS})
+@extend_schema(
+    operation_id="models_retrieve",
+    responses={200: CatalogModelSerializer, **PROBLEMS},
+    examples=[OpenApiExample("A model", value=MODEL_EXAMPLE, response_only=True)],
+)
 @api_view(["GET"])
 def model_retrieve(request: Request, slug: str) -> Response:
+    """A model of the catalog, as in the list: whether this engine can run it, its price
+    for the caller's workspace, its defaults and its parameters' schema. An unknown
+    slug answers 404 `not_found`."""
     spec = catalog.get_model(slug)
     if spec is None:
         raise NotFound(f"No model '{slug}'.")
@@ -535,8 +825,31 @@ def model_retrieve(request: Request, slug: str) -> Response:
 @extend_schema(
     operation_id="models_resolve",
     # JSON only: a form cannot carry typed parameters, and the view refuses one.
-    request={"application/json": OpenApiTypes.OBJECT},
-    responses={200: OpenApiTypes.OBJECT, **PROBLEMS},
+    request={"application/json": ModelResolveRequestSerializer},
+    responses={200: ModelResolveSerializer, **PROBLEMS},
+    examples=[
+        OpenApiExample(
+            "A grey background",
+            value={"params": {"background_color": "#EEEEEE"}},
+            request_only=True,
+        ),
+        OpenApiExample(
+            "What a job would run with",
+            value={
+                "model": "bria-product-packshot",
+                "params": {
+                    "background_color": "#EEEEEE",
+                    "content_moderation": True,
+                    "force_rmbg": False,
+                },
+                "output_size": None,
+                "price": 4,
+                "balance": 100,
+                "enough_credits": True,
+            },
+            response_only=True,
+        ),
+    ],
 )
 @api_view(["POST"])
 def model_resolve(request: Request, slug: str) -> Response:
@@ -751,6 +1064,13 @@ def _preset_data(preset: Preset, request: Request) -> Any:
         OpenApiParameter("model", OpenApiTypes.STR, description="Only this model's presets."),
     ],
     responses={200: page_of(PresetSerializer(many=True), "PresetPage"), **PROBLEMS},
+    examples=[
+        OpenApiExample(
+            "A page of presets",
+            value={"next": None, "previous": None, "results": [PRESET_EXAMPLE]},
+            response_only=True,
+        )
+    ],
 )
 @extend_schema(
     methods=["POST"],
@@ -800,7 +1120,10 @@ def presets_list(request: Request) -> Response:
 
 
 @extend_schema(
-    methods=["GET"], operation_id="presets_retrieve", responses={200: PresetSerializer, **PROBLEMS}
+    methods=["GET"],
+    operation_id="presets_retrieve",
+    responses={200: PresetSerializer, **PROBLEMS},
+    examples=[OpenApiExample("A preset", value=PRESET_EXAMPLE, response_only=True)],
 )
 @extend_schema(
     methods=["PATCH"],
@@ -812,7 +1135,16 @@ def presets_list(request: Request) -> Response:
             "A new background",
             value={"params": {"background_color": "#FFFFFF"}},
             request_only=True,
-        )
+        ),
+        OpenApiExample(
+            "The preset, changed",
+            value={
+                **PRESET_EXAMPLE,
+                "params": {"background_color": "#FFFFFF"},
+                "updated_at": "2025-06-02T09:30:00Z",
+            },
+            response_only=True,
+        ),
     ],
 )
 @extend_schema(
@@ -851,7 +1183,26 @@ def preset_detail(request: Request, preset_id: int) -> Response:
 
 
 @extend_schema(
-    operation_id="presets_copy", request=None, responses={201: PresetSerializer, **PROBLEMS}
+    operation_id="presets_copy",
+    request=None,
+    responses={201: PresetSerializer, **PROBLEMS},
+    examples=[
+        OpenApiExample(
+            "The copy, the workspace's own",
+            value={
+                **PRESET_EXAMPLE,
+                "id": 43,
+                "slug": "house-white-copy",
+                "name": "House white (copy)",
+                "urls": {
+                    "self": "https://studio.example.com/api/v1/presets/43",
+                    "copy": "https://studio.example.com/api/v1/presets/43/copy",
+                },
+            },
+            response_only=True,
+            status_codes=[201],
+        )
+    ],
 )
 @api_view(["POST"])
 def preset_copy(request: Request, preset_id: int) -> Response:
@@ -887,6 +1238,20 @@ class JobRerunSerializer(StrictSerializer):
             "Another background",
             value={"params": {"background_color": "#000000"}},
             request_only=True,
+        ),
+        OpenApiExample(
+            "The new job, queued",
+            value={
+                **JOB_QUEUED_EXAMPLE,
+                "id": "9e0f1a2b-3c4d-4e5f-8a81-92a3b4c5d6e7",
+                "params": {**JOB_EXAMPLE["params"], "background_color": "#000000"},
+                "urls": {
+                    name: url.replace(JOB_ID, "9e0f1a2b-3c4d-4e5f-8a81-92a3b4c5d6e7")
+                    for name, url in JOB_URLS.items()
+                },
+            },
+            response_only=True,
+            status_codes=[201],
         ),
     ],
 )
@@ -1025,6 +1390,17 @@ def _batches(tenant: Tenant) -> Any:
     operation_id="batches_list",
     parameters=PAGE_PARAMETERS,
     responses={200: page_of(BatchSerializer(many=True), "BatchPage"), **PROBLEMS},
+    examples=[
+        OpenApiExample(
+            "A page of batches",
+            value={
+                "next": None,
+                "previous": None,
+                "results": [{k: v for k, v in BATCH_EXAMPLE.items() if k != "jobs"}],
+            },
+            response_only=True,
+        )
+    ],
 )
 @extend_schema(
     methods=["POST"],
@@ -1097,22 +1473,6 @@ def batch_retrieve(request: Request, batch_id: str) -> Response:
 # -- assets ---------------------------------------------------------------------------------------
 
 
-ASSET_EXAMPLE = {
-    "id": "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d",
-    "kind": "output",
-    "job": "8d9e0f1a-2b3c-4d5e-8f70-819203a4b5c6",
-    "width": 1280,
-    "height": 768,
-    "format": "JPEG",
-    "byte_size": 182044,
-    "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-    "created_at": "2025-06-01T12:00:30Z",
-    "url": "https://studio.example.com/api/v1/assets/0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d/"
-    "download?expires=1748782830&signature=3xJ…",
-    "expires_at": "2025-06-01T13:00:30Z",
-}
-
-
 @extend_schema(
     operation_id="assets_list",
     parameters=[
@@ -1125,6 +1485,13 @@ ASSET_EXAMPLE = {
         ),
     ],
     responses={200: page_of(AssetSerializer(many=True), "AssetPage"), **PROBLEMS},
+    examples=[
+        OpenApiExample(
+            "A page of images",
+            value={"next": None, "previous": None, "results": [ASSET_EXAMPLE]},
+            response_only=True,
+        )
+    ],
 )
 @api_view(["GET"])
 def assets_list(request: Request) -> Response:
@@ -1188,6 +1555,15 @@ def _any_accept(view: Any) -> Any:
         404: ProblemSerializer,
         410: ProblemSerializer,
     },
+    examples=[
+        OpenApiExample(
+            "The image",
+            summary="The image's bytes (JPEG, PNG or WEBP), as an attachment",
+            value="(the image's bytes)",
+            response_only=True,
+            media_type="image/*",
+        )
+    ],
 )
 @_any_accept
 @api_view(["GET"])

@@ -166,11 +166,16 @@ def problem_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Res
 ProblemSerializer = inline_serializer(
     "Problem",
     {
-        "type": serializers.CharField(),
-        "title": serializers.CharField(),
-        "status": serializers.IntegerField(),
-        "detail": serializers.CharField(),
-        "code": serializers.CharField(help_text="Stable: validation_error, insufficient_credits…"),
+        "type": serializers.CharField(
+            help_text="A link to the code's entry in the docs: `/api/docs/#error-<code>`."
+        ),
+        "title": serializers.CharField(help_text="The code in words, for a person."),
+        "status": serializers.IntegerField(help_text="The HTTP status, again."),
+        "detail": serializers.CharField(help_text="What went wrong, for a person."),
+        "code": serializers.CharField(
+            help_text="Stable, for programs: validation_error, insufficient_credits… (every "
+            "code is listed in the API's description)."
+        ),
         "errors": serializers.DictField(
             child=serializers.CharField(),
             required=False,

@@ -99,7 +99,14 @@ PAGE_PARAMETERS = [
 
 
 def page_of(serializer: serializers.BaseSerializer[Any], name: str) -> Any:
-    """The schema of one page of a list, for `@extend_schema(responses=...)`."""
+    """The schema of one page of a list, for `@extend_schema(responses=...)`; `serializer`
+    describes the items (`Item(many=True)`)."""
+    # A new list around the item: DRF rebuilds fields from their constructor's arguments,
+    # so a help_text set on the given instance would be lost.
+    item = getattr(serializer, "child", serializer)
+    results: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=type(item)(), help_text="This page's items, in the list's order."
+    )
     return inline_serializer(
         name,
         {
@@ -109,6 +116,6 @@ def page_of(serializer: serializers.BaseSerializer[Any], name: str) -> Any:
             "previous": serializers.URLField(
                 allow_null=True, help_text="The previous page, or null on the first."
             ),
-            "results": serializer,
+            "results": results,
         },
     )

@@ -30,14 +30,17 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 
 # What each error status means, whichever operation answers it (`code` is in the body).
 ERROR_DESCRIPTIONS = {
-    "400": "`validation_error`: the request is not valid; `errors` names each field at fault.",
+    "400": "`validation_error`: the request is not valid; `errors` names each field at fault "
+    "(a product photo that can't be fetched or read has its own code: `dns_failed`, "
+    "`not_an_image`…, listed in the API's description).",
     "401": "`not_authenticated`: no API key, or one that is invalid or revoked.",
     "402": "`insufficient_credits`: the workspace has too few credits; `buy_url` is where to "
     "buy more. Nothing was created and nothing was charged.",
     "403": "`forbidden`: the key's workspace may not do this (a system preset, for one).",
     "404": "`not_found`: no such object in the caller's workspace.",
-    "409": "`not_cancelable` (the job is past canceling) or `idempotency_in_progress` (a "
-    "request with this Idempotency-Key is still running).",
+    "409": "`not_cancelable` (the job is past canceling), `not_rerunnable` (its photo is no "
+    "longer kept), `endpoint_disabled` (a disabled webhook endpoint) or "
+    "`idempotency_in_progress` (a request with this Idempotency-Key is still running).",
     "410": "`url_expired`: the signed link has expired; get a fresh one.",
     "422": "`model_unavailable` (this engine can't run the model) or `idempotency_mismatch` "
     "(the Idempotency-Key was first used with another request).",
@@ -45,9 +48,28 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+# The path parameters of every route, by name (drf-spectacular finds no model to describe
+# them from in a function view).
+PATH_PARAMETERS = {
+    "job_id": "The job's `id`.",
+    "batch_id": "The batch's `id`.",
+    "asset_id": "The asset's `id`.",
+    "preset_id": "The preset's `id`.",
+    "endpoint_id": "The webhook endpoint's `id`.",
+    "slug": "The model's `slug` (GET /api/v1/models lists them).",
+}
+
+
 class ApiSchema(AutoSchema):
     def _is_api(self) -> bool:
         return self.path.startswith("/api/v1/")
+
+    def _resolve_path_parameters(self, variables: Any) -> list[dict[str, Any]]:
+        parameters: list[dict[str, Any]] = super()._resolve_path_parameters(variables)
+        for parameter in parameters:
+            if not parameter.get("description"):
+                parameter["description"] = PATH_PARAMETERS.get(parameter["name"], "")
+        return parameters
 
     def get_override_parameters(self) -> list[Any]:
         parameters = list(super().get_override_parameters())

@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from productstudio.api_docs import DESCRIPTION as API_DESCRIPTION
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -298,8 +300,8 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ProductStudio API",
-    "DESCRIPTION": "Product photos for small shops: models, jobs and their results. "
-    "Authenticate with a workspace's API key: `Authorization: Bearer ps_...`.",
+    # With every error code, anchored at /api/docs/#error-<code> (a problem's `type`).
+    "DESCRIPTION": API_DESCRIPTION,
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     # The docs' JavaScript and CSS come from the drf-spectacular-sidecar package.

@@ -163,3 +163,12 @@ def test_the_api_refuses_parameters_that_are_not_an_object(api):
     )
     assert response.status_code == 400
     assert "params" in response.json()["errors"]
+
+
+def test_the_models_list_is_one_page_shaped_like_every_list(api):
+    body = api.get("/api/v1/models").json()
+
+    assert set(body) == {"next", "previous", "results"}
+    assert body["next"] is None
+    assert body["previous"] is None
+    assert {item["slug"] for item in body["results"]} == SLUGS
