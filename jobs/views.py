@@ -85,7 +85,8 @@ def _presets_by_model(membership: Membership) -> dict[str, list[Preset]]:
 def _chosen_preset(membership: Membership, value: str) -> Preset | None:
     if not value:
         return None
-    if not value.isdigit():
+    # ASCII digits of a size an id can have: int() refuses "²", which isdigit() accepts.
+    if not (value.isascii() and value.isdigit() and len(value) < 19):
         raise services.JobError("validation_error", "preset: choose a preset from the list.")
     preset = Preset.objects.visible_to(membership.tenant).filter(pk=int(value)).first()
     if preset is None:
