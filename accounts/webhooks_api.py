@@ -15,14 +15,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import services
-from accounts.models import Tenant, User, WebhookDelivery, WebhookEndpoint
+from accounts.models import Membership, Tenant, User, WebhookDelivery, WebhookEndpoint
 from jobs.api import PROBLEMS, _tenant
-from productstudio.errors import Problem
+from productstudio.errors import Problem, ProblemSerializer
 from productstudio.pagination import PAGE_PARAMETERS, page_of, paginate
 
 # -- webhooks: the workspace's endpoints, their deliveries, the per-job secret ----------
 
-WEBHOOK_PROBLEMS = {code: PROBLEMS[code] for code in (400, 401, 404, 409)}
+WEBHOOK_PROBLEMS = {
+    **{code: PROBLEMS[code] for code in (400, 401, 404, 409)},
+    # A signed-in member who is not an owner or admin.
+    403: ProblemSerializer,
+}
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer[WebhookEndpoint]):
@@ -161,6 +165,21 @@ _DELIVERY_EXAMPLE = {
 _CREATE_FIELDS = {"url", "event_types", "description"}
 
 
+def _manager_tenant(request: Request) -> Tenant:
+    """The caller's workspace, if the caller may manage its webhooks: a key acts for the
+    whole workspace; a person must be one of its owners or admins, as for API keys (an
+    endpoint receives the workspace's events, and the secret signs them)."""
+    tenant = _tenant(request)
+    if isinstance(request.user, User):
+        membership = Membership.objects.for_tenant(tenant).filter(user=request.user).first()
+        if membership is None or not membership.can_manage_team:
+            raise Problem(
+                "forbidden",
+                "Only the workspace's owners and admins manage its webhooks; ask one of them.",
+            )
+    return tenant
+
+
 def _endpoints(tenant: Tenant) -> Any:
     return WebhookEndpoint.objects.for_tenant(tenant)
 
@@ -222,7 +241,7 @@ def webhooks_list(request: Request) -> Response:
     `whsec_` secret. Any 2xx answer is success; 410 Gone disables the endpoint; a
     redirect is not followed (a failure); anything else, or no answer within
     `WEBHOOK_TIMEOUT_SECONDS`, is retried with exponential backoff for up to a day."""
-    tenant = _tenant(request)
+    tenant = _manager_tenant(request)
     if request.method == "GET":
         return paginate(request, _endpoints(tenant), WebhookEndpointSerializer)
     data = request.data
@@ -265,7 +284,7 @@ def webhooks_list(request: Request) -> Response:
 def webhook_detail(request: Request, endpoint_id: str) -> Response:
     """GET: one endpoint (its secret is never shown again). DELETE: remove it with its
     delivery log; deliveries still pending are not sent."""
-    tenant = _tenant(request)
+    tenant = _manager_tenant(request)
     endpoint = get_object_or_404(_endpoints(tenant), pk=endpoint_id)
     if request.method == "DELETE":
         services.webhook_endpoint_delete(tenant=tenant, endpoint_id=str(endpoint.pk))
@@ -291,7 +310,7 @@ def webhook_test(request: Request, endpoint_id: str) -> Response:
     """Send a `webhook.test` event to this endpoint now, signed like every event, and
     return its delivery with the outcome of the first attempt (a failed one is retried
     like any other). A disabled endpoint answers 409 `endpoint_disabled`."""
-    tenant = _tenant(request)
+    tenant = _manager_tenant(request)
     endpoint = get_object_or_404(_endpoints(tenant), pk=endpoint_id)
     try:
         delivery = services.webhook_test_send(tenant=tenant, endpoint_id=str(endpoint.pk))
@@ -319,7 +338,7 @@ def webhook_test(request: Request, endpoint_id: str) -> Response:
 def webhook_deliveries(request: Request, endpoint_id: str) -> Response:
     """The endpoint's deliveries, newest first: each message, its attempts so far, the
     last answer's status and first bytes, and when the next attempt is due."""
-    tenant = _tenant(request)
+    tenant = _manager_tenant(request)
     endpoint = get_object_or_404(_endpoints(tenant), pk=endpoint_id)
     deliveries = WebhookDelivery.objects.for_tenant(tenant).filter(endpoint=endpoint)
     return paginate(request, deliveries, WebhookDeliverySerializer)
@@ -335,4 +354,4 @@ def webhook_secret(request: Request) -> Response:
     """The workspace's signing secret for jobs' own `webhook_url` (the `webhook_url` of
     `POST /api/v1/jobs`): those deliveries carry the job's `job.succeeded` or
     `job.failed`, signed with this secret. Endpoints have secrets of their own."""
-    return Response({"secret": services.webhook_workspace_secret(tenant=_tenant(request))})
+    return Response({"secret": services.webhook_workspace_secret(tenant=_manager_tenant(request))})

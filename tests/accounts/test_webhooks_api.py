@@ -273,17 +273,34 @@ def _routes(endpoint: WebhookEndpoint) -> list[tuple[str, str]]:
     ]
 
 
-@pytest.mark.parametrize("role", ["owner", "member"])
-def test_the_workspaces_people_reach_its_endpoints_through_their_session(
-    role: str, tenant: Tenant, endpoint: WebhookEndpoint, request: Any
+def test_the_workspaces_owner_reaches_its_endpoints_through_the_session(
+    tenant: Tenant, endpoint: WebhookEndpoint, owner: User
 ):
-    client = login_client(request.getfixturevalue(role))
+    client = login_client(owner)
     client.get(f"/w/{tenant.slug}/")  # the workspace the session uses
 
     listed = client.get("/api/v1/webhooks").json()["results"]
     assert [e["id"] for e in listed] == [str(endpoint.pk)]
     for method, url in _routes(endpoint):
         assert getattr(client, method)(url).status_code in (200, 201, 204), (method, url)
+
+
+def test_a_member_who_is_not_an_owner_or_admin_may_not_manage_webhooks(
+    tenant: Tenant, endpoint: WebhookEndpoint, member: User, http_server: Any
+):
+    client = login_client(member)
+    client.get(f"/w/{tenant.slug}/")
+
+    routes = [("get", "/api/v1/webhooks"), ("get", "/api/v1/webhooks/secret"), *_routes(endpoint)]
+    for method, url in routes:
+        body = _problem(getattr(client, method)(url), 403, "forbidden")
+        assert "owners and admins" in body["detail"]
+    created = client.post(
+        "/api/v1/webhooks", {"url": http_server.url("/x")}, content_type="application/json"
+    )
+    _problem(created, 403, "forbidden")
+    assert WebhookEndpoint.objects.for_tenant(tenant).count() == 1
+    assert http_server.received == []
 
 
 def test_another_workspaces_key_gets_a_404_on_every_endpoint_route(
