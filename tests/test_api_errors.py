@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -15,6 +14,7 @@ from django.test import Client
 from accounts import services as account_services
 from accounts.models import Tenant
 from jobs.models import Job
+from tests.api_helpers import assert_problem
 
 
 @pytest.fixture
@@ -23,21 +23,13 @@ def api(tenant: Tenant) -> Client:
     return Client(HTTP_AUTHORIZATION=f"Bearer {key}")
 
 
-def _problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code and body["status"] == status
-    return body
-
-
 def _cursor(raw: str) -> str:
     return base64.b64encode(raw.encode()).decode()
 
 
 @pytest.mark.parametrize("limit", ["0", "-1", "101", "abc", "null", "1.5", "٣", "1" * 5000])
 def test_a_bad_limit_is_refused_naming_the_field(api: Client, limit: str):
-    body = _problem(api.get("/api/v1/jobs", {"limit": limit}), 400, "validation_error")
+    body = assert_problem(api.get("/api/v1/jobs", {"limit": limit}), 400, "validation_error")
 
     assert body["errors"] == {"limit": "must be a whole number from 1 to 100"}
     assert body["detail"] == "limit: must be a whole number from 1 to 100."
@@ -60,16 +52,16 @@ def test_the_limits_bounds_are_accepted(api: Client, limit: str):
     ],
 )
 def test_a_forged_cursor_is_refused_naming_the_field(api: Client, cursor: str):
-    body = _problem(api.get("/api/v1/jobs", {"cursor": cursor}), 400, "validation_error")
+    body = assert_problem(api.get("/api/v1/jobs", {"cursor": cursor}), 400, "validation_error")
 
     assert set(body["errors"]) == {"cursor"}
 
 
 def test_an_unknown_api_url_answers_in_the_problem_shape(api: Client):
-    body = _problem(api.get("/api/v1/jobs/not-a-uuid"), 404, "not_found")
+    body = assert_problem(api.get("/api/v1/jobs/not-a-uuid"), 404, "not_found")
 
     assert "/api/v1/jobs/not-a-uuid" in body["detail"]
-    _problem(Client().get("/api/v1/nothing-here"), 404, "not_found")
+    assert_problem(Client().get("/api/v1/nothing-here"), 404, "not_found")
 
 
 def test_an_unknown_portal_url_still_gets_the_portals_page(owner_client: Client):
@@ -87,7 +79,7 @@ def test_a_preset_that_cannot_exist_is_refused_naming_the_field(api: Client, pre
         content_type="application/json",
     )
 
-    body = _problem(response, 400, "validation_error")
+    body = assert_problem(response, 400, "validation_error")
     assert set(body["errors"]) == {"preset"}
 
 
@@ -111,6 +103,6 @@ def test_a_nul_character_in_a_parameter_is_refused_naming_it(
         },
     )
 
-    body = _problem(response, 400, "validation_error")
+    body = assert_problem(response, 400, "validation_error")
     assert body["errors"] == dict.fromkeys(params, "must not contain NUL characters")
     assert not Job.objects.exists()

@@ -38,6 +38,7 @@ from accounts.models import Tenant, User
 from jobs import services as job_services
 from jobs.models import AssetKind, Batch, Job
 from productstudio.urls import api_patterns
+from tests.api_helpers import key_client
 from tests.conftest import login_client
 
 PACKSHOT = "bria-product-packshot"
@@ -241,11 +242,6 @@ def workspace_b(outsider: User) -> Tenant:
     return Tenant.objects.get(memberships__user=outsider)
 
 
-def _key_client(tenant: Tenant) -> Client:
-    key = account_services.api_key_create(tenant=tenant, name="idor").secret
-    return Client(HTTP_AUTHORIZATION=f"Bearer {key}")
-
-
 def _session_client(user: User, tenant: Tenant) -> Client:
     client = login_client(user)
     # The API's session door uses the workspace last opened in the portal.
@@ -256,7 +252,7 @@ def _session_client(user: User, tenant: Tenant) -> Client:
 @pytest.fixture(params=["api_key", "session"])
 def caller_b(request, outsider: User, workspace_b: Tenant) -> Client:
     if request.param == "api_key":
-        return _key_client(workspace_b)
+        return key_client(workspace_b)
     return _session_client(outsider, workspace_b)
 
 
@@ -344,7 +340,7 @@ def test_workspace_a_reaches_its_own_objects(name, method, tenant, objects):
     route = next(r for r in ROUTES if r.name == name)
 
     response = _send(
-        _key_client(tenant), method, route, Case() if isinstance(case, str) else case, objects
+        key_client(tenant), method, route, Case() if isinstance(case, str) else case, objects
     )
 
     assert response.status_code != 404, response.content
@@ -376,7 +372,7 @@ def test_the_matrix_covers_the_jobs_routes():
 def test_options_describes_the_view_without_reaching_the_object(name, workspace_b, objects):
     route = next(r for r in ROUTES if r.name == name)
 
-    response = _send(_key_client(workspace_b), "OPTIONS", route, Case(), objects)
+    response = _send(key_client(workspace_b), "OPTIONS", route, Case(), objects)
 
     assert response.status_code == 200
     assert set(response.json()) <= {"name", "description", "renders", "parses"}

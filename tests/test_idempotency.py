@@ -18,20 +18,16 @@ from django.utils import timezone
 from accounts import services as account_services
 from accounts.models import CreditEntry, CreditKind, IdempotencyKey, Tenant, User
 from jobs.models import Job, JobPrice
+from tests.api_helpers import key_client
 
 pytestmark = pytest.mark.usefixtures("no_trial_credits")
 
 PACKSHOT = "bria-product-packshot"
 
 
-def _key_client(tenant: Tenant, **extra: Any) -> Client:
-    key = account_services.api_key_create(tenant=tenant, name="t").secret
-    return Client(HTTP_AUTHORIZATION=f"Bearer {key}", **extra)
-
-
 @pytest.fixture
 def api(no_trial_credits: None, tenant: Tenant) -> Client:
-    return _key_client(tenant)
+    return key_client(tenant)
 
 
 @pytest.fixture
@@ -175,7 +171,7 @@ def test_keys_are_per_workspace(api: Client, tenant: Tenant, outsider: User, pho
     body = {"model": PACKSHOT, "image_url": photo_url}
 
     mine = _post(api, body, "shared-name")
-    other = _post(_key_client(theirs), body, "shared-name")
+    other = _post(key_client(theirs), body, "shared-name")
 
     assert (mine.status_code, other.status_code) == (201, 201)
     assert not other.has_header("Idempotent-Replayed")
@@ -220,7 +216,7 @@ def test_the_hourly_sweep_deletes_keys_older_than_a_day(api: Client, photo_url: 
 def test_a_server_error_rolls_back_its_work_and_frees_the_key(
     tenant: Tenant, photo_url: str, monkeypatch: pytest.MonkeyPatch
 ):
-    api = _key_client(tenant, raise_request_exception=False)
+    api = key_client(tenant, raise_request_exception=False)
     body = {"model": PACKSHOT, "image_url": photo_url}
     from jobs import api as jobs_api
 

@@ -6,20 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.test import Client
 
-from accounts import services as account_services
 from accounts.models import Tenant, User
-
-
-def _key_client(tenant: Tenant) -> Client:
-    key = account_services.api_key_create(tenant=tenant, name="t").secret
-    return Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+from tests.api_helpers import key_client
 
 
 def test_a_key_past_its_read_limit_gets_429_with_retry_after(tenant: Tenant, settings: Any):
     settings.API_RATE_LIMIT_READ = "3/min"
-    api = _key_client(tenant)
+    api = key_client(tenant)
 
     answers = [api.get("/api/v1/jobs") for _ in range(4)]
 
@@ -32,8 +26,8 @@ def test_a_key_past_its_read_limit_gets_429_with_retry_after(tenant: Tenant, set
 
 def test_each_key_has_its_own_budget(tenant: Tenant, outsider: User, settings: Any):
     settings.API_RATE_LIMIT_READ = "1/min"
-    busy, calm = _key_client(tenant), _key_client(tenant)
-    theirs = _key_client(Tenant.objects.get(memberships__user=outsider))
+    busy, calm = key_client(tenant), key_client(tenant)
+    theirs = key_client(Tenant.objects.get(memberships__user=outsider))
 
     assert busy.get("/api/v1/jobs").status_code == 200
     assert busy.get("/api/v1/jobs").status_code == 429
@@ -44,7 +38,7 @@ def test_each_key_has_its_own_budget(tenant: Tenant, outsider: User, settings: A
 def test_writes_have_their_own_limit(tenant: Tenant, settings: Any):
     settings.API_RATE_LIMIT_READ = "100/min"
     settings.API_RATE_LIMIT_WRITE = "1/min"
-    api = _key_client(tenant)
+    api = key_client(tenant)
 
     first = api.post("/api/v1/jobs", {}, content_type="application/json")
     second = api.post("/api/v1/jobs", {}, content_type="application/json")
@@ -57,7 +51,7 @@ def test_writes_have_their_own_limit(tenant: Tenant, settings: Any):
 @pytest.mark.parametrize("rate", ["2/min", "2/hour"])
 def test_the_limits_come_from_the_settings(tenant: Tenant, settings: Any, rate: str):
     settings.API_RATE_LIMIT_READ = rate
-    api = _key_client(tenant)
+    api = key_client(tenant)
 
     statuses = [api.get("/api/v1/models").status_code for _ in range(3)]
 

@@ -11,19 +11,15 @@ from django.test import Client
 from accounts import services as account_services
 from accounts.models import Tenant, User
 from jobs.models import Job
+from tests.api_helpers import key_client
 from tests.conftest import login_client
 
 pytestmark = pytest.mark.usefixtures("no_trial_credits")
 
 
-def _key_client(tenant: Tenant) -> Client:
-    key = account_services.api_key_create(tenant=tenant, name="t").secret
-    return Client(HTTP_AUTHORIZATION=f"Bearer {key}")
-
-
 @pytest.fixture
 def api(tenant: Tenant) -> Client:
-    return _key_client(tenant)
+    return key_client(tenant)
 
 
 @pytest.fixture
@@ -97,7 +93,7 @@ def test_a_member_signed_in_reads_the_workspaces_credits(member: User, tenant: T
 
 def test_another_workspace_sees_only_its_own_credits(ledger: Job, outsider: User):
     other_tenant = Tenant.objects.get(memberships__user=outsider)
-    other = _key_client(other_tenant)
+    other = key_client(other_tenant)
     outsider_session = login_client(outsider)
     outsider_session.get(f"/w/{other_tenant.slug}/")
 

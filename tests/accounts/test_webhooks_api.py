@@ -14,32 +14,20 @@ from standardwebhooks import Webhook
 from accounts import services
 from accounts.models import DeliveryStatus, Tenant, User, WebhookDelivery, WebhookEndpoint
 from jobs.models import Job
+from tests.api_helpers import assert_problem, key_client
 from tests.conftest import login_client
 
 pytestmark = pytest.mark.usefixtures("no_trial_credits")
 
 
-def _key_client(tenant: Tenant) -> Client:
-    key = services.api_key_create(tenant=tenant, name="t").secret
-    return Client(HTTP_AUTHORIZATION=f"Bearer {key}")
-
-
 @pytest.fixture
 def api(tenant: Tenant) -> Client:
-    return _key_client(tenant)
+    return key_client(tenant)
 
 
 @pytest.fixture
 def other_tenant(outsider: User) -> Tenant:
     return Tenant.objects.get(memberships__user=outsider)
-
-
-def _problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    return body
 
 
 def _create(client: Client, **body: Any) -> Any:
@@ -84,7 +72,7 @@ def test_no_event_types_means_all_of_them(api: Client, http_server: Any):
     ["http://192.168.0.10/hooks", "http://127.0.0.1:9/hooks", "ftp://example.com/x", "nope", ""],
 )
 def test_a_bad_or_private_url_is_a_400_naming_url(api: Client, url: str):
-    body = _problem(_create(api, url=url), 400, "validation_error")
+    body = assert_problem(_create(api, url=url), 400, "validation_error")
 
     assert set(body["errors"]) == {"url"}
     assert body["detail"].startswith("url: ")
@@ -92,7 +80,7 @@ def test_a_bad_or_private_url_is_a_400_naming_url(api: Client, url: str):
 
 
 def test_a_missing_url_is_a_400_naming_url(api: Client):
-    body = _problem(_create(api, event_types=["job.failed"]), 400, "validation_error")
+    body = assert_problem(_create(api, event_types=["job.failed"]), 400, "validation_error")
 
     assert set(body["errors"]) == {"url"}
 
@@ -100,7 +88,7 @@ def test_a_missing_url_is_a_400_naming_url(api: Client):
 def test_an_unknown_event_type_is_a_400_naming_event_types(api: Client, http_server: Any):
     response = _create(api, url=http_server.url("/hooks"), event_types=["job.failed", "job.won"])
 
-    body = _problem(response, 400, "validation_error")
+    body = assert_problem(response, 400, "validation_error")
     assert set(body["errors"]) == {"event_types"}
     assert "job.won" in body["errors"]["event_types"]
     assert not WebhookEndpoint.objects.exists()
@@ -109,11 +97,13 @@ def test_an_unknown_event_type_is_a_400_naming_event_types(api: Client, http_ser
 def test_the_test_event_cannot_be_subscribed_to(api: Client, http_server: Any):
     response = _create(api, url=http_server.url("/hooks"), event_types=["webhook.test"])
 
-    assert set(_problem(response, 400, "validation_error")["errors"]) == {"event_types"}
+    assert set(assert_problem(response, 400, "validation_error")["errors"]) == {"event_types"}
 
 
 def test_an_unknown_field_is_refused(api: Client, http_server: Any):
-    body = _problem(_create(api, url=http_server.url("/h"), secret="mine"), 400, "validation_error")
+    body = assert_problem(
+        _create(api, url=http_server.url("/h"), secret="mine"), 400, "validation_error"
+    )
 
     assert body["errors"] == {"secret": "unknown field"}
 
@@ -158,7 +148,9 @@ def test_a_disabled_endpoint_answers_409_to_a_test(api: Client, http_server: Any
         enabled=False, disabled_reason="the receiver answered 410 Gone"
     )
 
-    body = _problem(api.post(f"/api/v1/webhooks/{created['id']}/test"), 409, "endpoint_disabled")
+    body = assert_problem(
+        api.post(f"/api/v1/webhooks/{created['id']}/test"), 409, "endpoint_disabled"
+    )
 
     assert "410" in body["detail"]
     assert http_server.received == []
@@ -204,7 +196,7 @@ def test_the_workspace_secret_is_readable_and_stable(api: Client, tenant: Tenant
     assert secret.startswith("whsec_")
     assert api.get("/api/v1/webhooks/secret").json()["secret"] == secret
     other = Tenant.objects.get(memberships__user=outsider)
-    assert _key_client(other).get("/api/v1/webhooks/secret").json()["secret"] != secret
+    assert key_client(other).get("/api/v1/webhooks/secret").json()["secret"] != secret
 
 
 def test_a_job_created_with_a_webhook_url_sends_its_result_there(
@@ -248,7 +240,7 @@ def test_a_job_with_a_bad_webhook_url_is_refused_and_costs_nothing(
         },
     )
 
-    body = _problem(response, 400, "validation_error")
+    body = assert_problem(response, 400, "validation_error")
     assert set(body["errors"]) == {"webhook_url"}
     assert not Job.objects.exists()
     assert Tenant.objects.get(pk=tenant.pk).credit_balance == 5
@@ -293,12 +285,12 @@ def test_a_member_who_is_not_an_owner_or_admin_may_not_manage_webhooks(
 
     routes = [("get", "/api/v1/webhooks"), ("get", "/api/v1/webhooks/secret"), *_routes(endpoint)]
     for method, url in routes:
-        body = _problem(getattr(client, method)(url), 403, "forbidden")
+        body = assert_problem(getattr(client, method)(url), 403, "forbidden")
         assert "owners and admins" in body["detail"]
     created = client.post(
         "/api/v1/webhooks", {"url": http_server.url("/x")}, content_type="application/json"
     )
-    _problem(created, 403, "forbidden")
+    assert_problem(created, 403, "forbidden")
     assert WebhookEndpoint.objects.for_tenant(tenant).count() == 1
     assert http_server.received == []
 
@@ -306,11 +298,11 @@ def test_a_member_who_is_not_an_owner_or_admin_may_not_manage_webhooks(
 def test_another_workspaces_key_gets_a_404_on_every_endpoint_route(
     endpoint: WebhookEndpoint, other_tenant: Tenant, http_server: Any
 ):
-    other = _key_client(other_tenant)
+    other = key_client(other_tenant)
 
     assert other.get("/api/v1/webhooks").json()["results"] == []
     for method, url in _routes(endpoint):
-        _problem(getattr(other, method)(url), 404, "not_found")
+        assert_problem(getattr(other, method)(url), 404, "not_found")
     assert WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()
     assert http_server.received == []
 
@@ -328,8 +320,8 @@ def test_an_outsider_in_their_own_workspace_gets_a_404(
 
 def test_without_a_key_or_session_the_webhooks_api_is_refused(endpoint: WebhookEndpoint):
     for url in ("/api/v1/webhooks", "/api/v1/webhooks/secret"):
-        _problem(Client().get(url), 401, "not_authenticated")
-    _problem(
+        assert_problem(Client().get(url), 401, "not_authenticated")
+    assert_problem(
         Client().post("/api/v1/webhooks", {}, content_type="application/json"),
         401,
         "not_authenticated",

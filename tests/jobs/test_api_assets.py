@@ -15,22 +15,17 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 
-from accounts import services as account_services
 from accounts.models import Tenant, User
 from jobs.models import Asset, AssetKind, Job
+from tests.api_helpers import assert_problem, key_client
 from tests.conftest import login_client
 
 PACKSHOT = "bria-product-packshot"
 
 
-def _key_client(tenant: Tenant) -> Client:
-    key = account_services.api_key_create(tenant=tenant, name="t").secret
-    return Client(HTTP_AUTHORIZATION=f"Bearer {key}")
-
-
 @pytest.fixture
 def api(tenant: Tenant) -> Client:
-    return _key_client(tenant)
+    return key_client(tenant)
 
 
 @pytest.fixture
@@ -43,15 +38,6 @@ def done_job(api: Client, product_jpeg: bytes, django_capture_on_commit_callback
     job = Job.objects.get(pk=created.json()["id"])
     assert job.status == "succeeded"
     return job
-
-
-def _problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    assert body["detail"]
-    return body
 
 
 def _content(response: Any) -> bytes:
@@ -95,7 +81,7 @@ def test_the_download_answers_an_image_accept_header(api: Client, done_job: Job)
 
     assert Client().get(url, HTTP_ACCEPT="image/jpeg").status_code == 200
     tampered = url.replace("expires=", "expires=1")
-    _problem(Client().get(tampered, HTTP_ACCEPT="image/png"), 404, "not_found")
+    assert_problem(Client().get(tampered, HTTP_ACCEPT="image/png"), 404, "not_found")
 
 
 def test_an_expired_link_answers_410(
@@ -106,7 +92,7 @@ def test_an_expired_link_answers_410(
     later = timezone.now() + timedelta(seconds=61)
     monkeypatch.setattr(timezone, "now", lambda: later)
 
-    body = _problem(Client().get(url), 410, "url_expired")
+    body = assert_problem(Client().get(url), 410, "url_expired")
 
     assert "expired" in body["detail"]
 
@@ -128,7 +114,7 @@ def test_a_tampered_link_answers_404(api: Client, done_job: Job, product_jpeg: b
         f"{base}?signature={signature}",
         f"{base}?expires=soon&signature={signature}",
     ):
-        _problem(Client().get(bad), 404, "not_found")
+        assert_problem(Client().get(bad), 404, "not_found")
     assert Client().get(f"{base}?expires={expires}&signature={signature}").status_code == 200
 
 
@@ -181,17 +167,17 @@ def test_bad_filters_are_refused_naming_the_parameter(
 
     response = api.get("/api/v1/assets?" + query.replace("OTHER", str(theirs.pk)))
 
-    body = _problem(response, 400, "validation_error")
+    body = assert_problem(response, 400, "validation_error")
     assert set(body["errors"]) == {field}
 
 
 def test_another_workspaces_key_gets_404_for_an_asset_and_an_empty_list(
     done_job: Job, outsider: User
 ):
-    other = _key_client(Tenant.objects.get(memberships__user=outsider))
+    other = key_client(Tenant.objects.get(memberships__user=outsider))
 
-    _problem(other.get(f"/api/v1/assets/{_output(done_job).pk}"), 404, "not_found")
-    _problem(other.get(f"/api/v1/assets/{done_job.input_asset_id}"), 404, "not_found")
+    assert_problem(other.get(f"/api/v1/assets/{_output(done_job).pk}"), 404, "not_found")
+    assert_problem(other.get(f"/api/v1/assets/{done_job.input_asset_id}"), 404, "not_found")
     assert other.get("/api/v1/assets").json()["results"] == []
 
 

@@ -16,6 +16,7 @@ from accounts import services as account_services
 from accounts.models import CreditEntry, Tenant, User
 from jobs import services
 from jobs.models import Asset, Batch, Job, JobPrice, JobStatus
+from tests.api_helpers import assert_problem, key_client
 from tests.conftest import login_client
 
 # Every credit below is the test's own: the ledgers start empty.
@@ -25,14 +26,9 @@ PACKSHOT = "bria-product-packshot"
 SCENE = "ai-product-photography"
 
 
-def _key_client(tenant: Tenant) -> Client:
-    key = account_services.api_key_create(tenant=tenant, name="t").secret
-    return Client(HTTP_AUTHORIZATION=f"Bearer {key}")
-
-
 @pytest.fixture
 def api(tenant: Tenant) -> Client:
-    return _key_client(tenant)
+    return key_client(tenant)
 
 
 @pytest.fixture
@@ -41,15 +37,6 @@ def photos(http_server: Any, product_jpeg: bytes) -> dict[str, str]:
         name: http_server.route(f"/{name}.jpg", product_jpeg, Content_Type="image/jpeg")
         for name in ("red", "blue", "green")
     }
-
-
-def _problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    assert body["detail"]
-    return body
 
 
 def _post(api: Client, payload: dict[str, Any]) -> Any:
@@ -268,7 +255,7 @@ def test_a_bad_batch_is_refused_naming_the_item_and_nothing_is_made(
         if isinstance(item, dict) and item.get("image_url") in wanted:
             item["image_url"] = wanted[item["image_url"]]
 
-    body = _problem(_post(api, payload), 400, "validation_error")
+    body = assert_problem(_post(api, payload), 400, "validation_error")
 
     assert field in body["errors"], body
     _nothing_made(tenant, settings)
@@ -282,7 +269,7 @@ def test_more_items_than_allowed_are_refused(
 
     response = _post(api, {"model": PACKSHOT, "items": [{"image_url": photos["red"]}] * 3})
 
-    body = _problem(response, 400, "validation_error")
+    body = assert_problem(response, 400, "validation_error")
     assert body["errors"] == {"items": "send 1 to 2 items, not 3"}
     _nothing_made(tenant, settings)
 
@@ -307,7 +294,7 @@ def test_one_photo_that_cannot_be_fetched_refuses_the_whole_batch_and_keeps_no_f
         },
     )
 
-    body = _problem(response, 400, "validation_error")
+    body = assert_problem(response, 400, "validation_error")
     assert set(body["errors"]) == {"items.1.image_url", "items.3.image_url"}
     assert "404" in body["errors"]["items.1.image_url"]
     _nothing_made(tenant, settings)
@@ -326,7 +313,7 @@ def test_a_batch_the_workspace_cannot_pay_for_in_full_is_refused_before_fetching
         {"model": PACKSHOT, "items": [{"image_url": photos["red"]}, {"image_url": photos["blue"]}]},
     )
 
-    body = _problem(response, 402, "insufficient_credits")
+    body = assert_problem(response, 402, "insufficient_credits")
     assert body["detail"] == "This batch of 2 jobs needs 6 credits and the workspace has 5."
     assert body["buy_url"] == f"http://testserver/w/{tenant.slug}/credits/"
     assert http_server.requests == []
@@ -360,7 +347,7 @@ def test_credit_spent_while_the_photos_were_fetched_refuses_the_whole_batch(
         {"model": PACKSHOT, "items": [{"image_url": photos["red"]}, {"image_url": photos["blue"]}]},
     )
 
-    body = _problem(response, 402, "insufficient_credits")
+    body = assert_problem(response, 402, "insufficient_credits")
     assert body["detail"] == "This batch of 2 jobs needs 6 credits and the workspace has 2."
     _nothing_made(tenant, settings)
     tenant.refresh_from_db()
@@ -404,11 +391,11 @@ def test_another_workspaces_batch_is_404_and_not_listed(
     api: Client, outsider: User, photos: dict[str, str]
 ):
     body = _post(api, {"model": PACKSHOT, "items": [{"image_url": photos["red"]}]}).json()
-    other = _key_client(Tenant.objects.get(memberships__user=outsider))
+    other = key_client(Tenant.objects.get(memberships__user=outsider))
 
-    _problem(other.get(f"/api/v1/batches/{body['id']}"), 404, "not_found")
+    assert_problem(other.get(f"/api/v1/batches/{body['id']}"), 404, "not_found")
     assert other.get("/api/v1/batches").json()["results"] == []
-    refused = _problem(other.get(f"/api/v1/jobs?batch={body['id']}"), 400, "validation_error")
+    refused = assert_problem(other.get(f"/api/v1/jobs?batch={body['id']}"), 400, "validation_error")
     assert set(refused["errors"]) == {"batch"}
 
 

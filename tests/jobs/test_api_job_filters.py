@@ -10,23 +10,18 @@ from urllib.parse import urlencode
 import pytest
 from django.test import Client
 
-from accounts import services as account_services
 from accounts.models import Tenant, User
 from jobs.models import Batch, Job, JobStatus
+from tests.api_helpers import key_client
 
 PACKSHOT = "bria-product-packshot"
 SCENE = "ai-product-photography"
 NOON = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 
-def _key_client(tenant: Tenant) -> Client:
-    key = account_services.api_key_create(tenant=tenant, name="t").secret
-    return Client(HTTP_AUTHORIZATION=f"Bearer {key}")
-
-
 @pytest.fixture
 def api(tenant: Tenant) -> Client:
-    return _key_client(tenant)
+    return key_client(tenant)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from accounts import services as account_services
 from accounts.models import CreditEntry, Tenant, User
 from jobs import catalog
 from jobs.models import Job, JobPrice, JobStatus, Preset
+from tests.api_helpers import assert_problem, key_client
 from tests.conftest import login_client
 
 pytestmark = pytest.mark.usefixtures("no_trial_credits")
@@ -21,14 +22,9 @@ PACKSHOT = "bria-product-packshot"
 SCENE = "ai-product-photography"
 
 
-def _key_client(tenant: Tenant) -> Client:
-    key = account_services.api_key_create(tenant=tenant, name="t").secret
-    return Client(HTTP_AUTHORIZATION=f"Bearer {key}")
-
-
 @pytest.fixture
 def api(tenant: Tenant) -> Client:
-    return _key_client(tenant)
+    return key_client(tenant)
 
 
 @pytest.fixture
@@ -41,15 +37,6 @@ def seeds(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def photo_url(http_server: Any, product_jpeg: bytes) -> str:
     return str(http_server.route("/mug.jpg", product_jpeg, Content_Type="image/jpeg"))
-
-
-def _problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    assert body["detail"]
-    return body
 
 
 def _create(api: Client, **payload: Any) -> Job:
@@ -134,7 +121,7 @@ def test_a_rerun_the_workspace_cannot_pay_for_is_refused_with_where_to_buy(
     account_services.credits_grant(tenant=tenant, amount=4, user=None, memo="test")
     job = _create(api, model=PACKSHOT, image_url=photo_url)
 
-    body = _problem(_rerun(api, job), 402, "insufficient_credits")
+    body = assert_problem(_rerun(api, job), 402, "insufficient_credits")
 
     assert body["buy_url"] == f"http://testserver/w/{tenant.slug}/credits/"
     assert Job.objects.count() == 1
@@ -157,7 +144,7 @@ def test_a_bad_rerun_is_refused_naming_the_field_and_nothing_is_made(
 ):
     job = _create(api, model=PACKSHOT, image_url=photo_url)
 
-    refused = _problem(_rerun(api, job, body), 400, "validation_error")
+    refused = assert_problem(_rerun(api, job, body), 400, "validation_error")
 
     assert field in refused["errors"], refused
     assert Job.objects.count() == 1
@@ -167,7 +154,7 @@ def test_a_job_whose_photo_is_gone_cannot_be_rerun(api: Client, photo_url: str):
     job = _create(api, model=PACKSHOT, image_url=photo_url)
     Job.objects.filter(pk=job.pk).update(input_asset=None)
 
-    _problem(_rerun(api, job), 409, "not_rerunnable")
+    assert_problem(_rerun(api, job), 409, "not_rerunnable")
 
 
 def test_a_member_signed_in_reruns_as_themselves(
@@ -185,9 +172,9 @@ def test_a_member_signed_in_reruns_as_themselves(
 
 def test_another_workspaces_key_gets_404(api: Client, outsider: User, photo_url: str):
     job = _create(api, model=PACKSHOT, image_url=photo_url)
-    other = _key_client(Tenant.objects.get(memberships__user=outsider))
+    other = key_client(Tenant.objects.get(memberships__user=outsider))
 
-    _problem(_rerun(other, job), 404, "not_found")
+    assert_problem(_rerun(other, job), 404, "not_found")
     assert Job.objects.count() == 1
 
 

@@ -13,6 +13,7 @@ from django.test import Client
 from accounts import services as account_services
 from accounts.models import Tenant, User
 from jobs.models import Asset, Job, JobPrice, JobStatus, Preset
+from tests.api_helpers import assert_problem, key_client
 
 # Every credit below is the test's own: the ledgers start empty.
 pytestmark = pytest.mark.usefixtures("no_trial_credits")
@@ -21,29 +22,13 @@ PACKSHOT = "bria-product-packshot"
 SCENE = "ai-product-photography"
 
 
-def _key_client(tenant: Tenant) -> Client:
-    key = account_services.api_key_create(tenant=tenant, name="t").secret
-    return Client(HTTP_AUTHORIZATION=f"Bearer {key}")
-
-
 @pytest.fixture
 def api(tenant: Tenant) -> Client:
-    return _key_client(tenant)
+    return key_client(tenant)
 
 
 def _upload(product_jpeg: bytes) -> SimpleUploadedFile:
     return SimpleUploadedFile("mug.jpg", product_jpeg, content_type="image/jpeg")
-
-
-def _problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    assert body["status"] == status
-    assert body["type"].endswith(code)
-    assert body["title"] and body["detail"]
-    return body
 
 
 def test_a_job_is_created_from_a_pasted_url(api: Client, http_server: Any, product_jpeg: bytes):
@@ -125,7 +110,7 @@ def test_another_workspaces_preset_is_refused_by_name(
         "/api/v1/jobs", {"model": PACKSHOT, "image": _upload(product_jpeg), "preset": theirs.pk}
     )
 
-    body = _problem(response, 400, "validation_error")
+    body = assert_problem(response, 400, "validation_error")
     assert set(body["errors"]) == {"preset"}
     assert not Job.objects.exists()
 
@@ -154,7 +139,7 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_made(
 ):
     response = api.post("/api/v1/jobs", payload, content_type="application/json")
 
-    body = _problem(response, 400, "validation_error")
+    body = assert_problem(response, 400, "validation_error")
     assert field in body["errors"], body
     assert not Job.objects.exists()
     assert not Asset.objects.exists()
@@ -168,7 +153,7 @@ def test_a_job_the_workspace_cannot_pay_for_is_refused_with_where_to_buy(
 
     response = api.post("/api/v1/jobs", {"model": PACKSHOT, "image": _upload(product_jpeg)})
 
-    body = _problem(response, 402, "insufficient_credits")
+    body = assert_problem(response, 402, "insufficient_credits")
     assert body["detail"] == "This needs 3 credits and the workspace has 2."
     assert body["buy_url"] == f"http://testserver/w/{tenant.slug}/credits/"
     assert not Job.objects.exists()
@@ -197,7 +182,7 @@ def test_a_finished_job_cannot_be_canceled(api: Client, tenant: Tenant, product_
     created = api.post("/api/v1/jobs", {"model": PACKSHOT, "image": _upload(product_jpeg)}).json()
     Job.objects.filter(pk=created["id"]).update(status=JobStatus.SUCCEEDED)
 
-    body = _problem(api.post(created["urls"]["cancel"]), 409, "not_cancelable")
+    body = assert_problem(api.post(created["urls"]["cancel"]), 409, "not_cancelable")
 
     assert "succeeded" in body["detail"]
 
@@ -206,18 +191,18 @@ def test_another_workspaces_key_gets_a_404_on_every_job_route(
     api: Client, outsider: User, product_jpeg: bytes
 ):
     created = api.post("/api/v1/jobs", {"model": PACKSHOT, "image": _upload(product_jpeg)}).json()
-    other = _key_client(Tenant.objects.get(memberships__user=outsider))
+    other = key_client(Tenant.objects.get(memberships__user=outsider))
 
-    _problem(other.get(f"/api/v1/jobs/{created['id']}"), 404, "not_found")
-    _problem(other.post(f"/api/v1/jobs/{created['id']}/cancel"), 404, "not_found")
+    assert_problem(other.get(f"/api/v1/jobs/{created['id']}"), 404, "not_found")
+    assert_problem(other.post(f"/api/v1/jobs/{created['id']}/cancel"), 404, "not_found")
     assert other.get("/api/v1/jobs").json()["results"] == []
     assert Job.objects.get(pk=created["id"]).status == JobStatus.QUEUED
 
 
 def test_errors_without_a_key_or_with_a_bad_one_have_the_same_shape(db):
-    _problem(Client().get("/api/v1/jobs"), 401, "not_authenticated")
+    assert_problem(Client().get("/api/v1/jobs"), 401, "not_authenticated")
     bad = Client(HTTP_AUTHORIZATION="Bearer ps_nope_nope")
-    body = _problem(bad.get("/api/v1/jobs"), 401, "not_authenticated")
+    body = assert_problem(bad.get("/api/v1/jobs"), 401, "not_authenticated")
     assert "revoked" in body["detail"]
 
 

@@ -8,37 +8,23 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from accounts import services as account_services
 from accounts.models import Tenant, User
 from jobs.models import Preset
+from tests.api_helpers import assert_problem, key_client
 from tests.conftest import login_client
 
 PACKSHOT = "bria-product-packshot"
 SCENE = "ai-product-photography"
 
 
-def _key_client(tenant: Tenant) -> Client:
-    key = account_services.api_key_create(tenant=tenant, name="t").secret
-    return Client(HTTP_AUTHORIZATION=f"Bearer {key}")
-
-
 @pytest.fixture
 def api(tenant: Tenant) -> Client:
-    return _key_client(tenant)
+    return key_client(tenant)
 
 
 @pytest.fixture
 def other_tenant(outsider: User) -> Tenant:
     return Tenant.objects.get(memberships__user=outsider)
-
-
-def _problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    assert body["detail"]
-    return body
 
 
 def _own(tenant: Tenant, name: str = "House white", model: str = PACKSHOT) -> Preset:
@@ -94,7 +80,7 @@ def test_the_list_keeps_one_models_presets_and_refuses_an_unknown_model(
     presets = _all_pages(api, f"/api/v1/presets?model={SCENE}&limit=100")
 
     assert presets and {p["model"] for p in presets} == {SCENE}
-    body = _problem(api.get("/api/v1/presets?model=no-such-model"), 400, "validation_error")
+    body = assert_problem(api.get("/api/v1/presets?model=no-such-model"), 400, "validation_error")
     assert set(body["errors"]) == {"model"}
 
 
@@ -160,7 +146,7 @@ def test_a_bad_preset_is_refused_naming_the_field_and_nothing_is_saved(
 ):
     response = api.post("/api/v1/presets", payload, content_type="application/json")
 
-    body = _problem(response, 400, "validation_error")
+    body = assert_problem(response, 400, "validation_error")
     assert field in body["errors"], body
     assert not Preset.objects.for_tenant(tenant).exists()
 
@@ -205,7 +191,7 @@ def test_a_bad_patch_is_refused_naming_the_field_and_changes_nothing(
 
     response = api.patch(f"/api/v1/presets/{preset.pk}", payload, content_type="application/json")
 
-    body = _problem(response, 400, "validation_error")
+    body = assert_problem(response, 400, "validation_error")
     assert field in body["errors"], body
     preset.refresh_from_db()
     assert (preset.name, preset.model) == ("House white", PACKSHOT)
@@ -219,7 +205,7 @@ def test_a_preset_is_deleted(api: Client, tenant: Tenant):
 
     assert response.status_code == 204
     assert not Preset.objects.filter(pk=preset.pk).exists()
-    _problem(api.get(f"/api/v1/presets/{preset.pk}"), 404, "not_found")
+    assert_problem(api.get(f"/api/v1/presets/{preset.pk}"), 404, "not_found")
 
 
 def test_a_system_preset_is_readable_but_changing_or_deleting_it_is_forbidden(api: Client):
@@ -234,7 +220,7 @@ def test_a_system_preset_is_readable_but_changing_or_deleting_it_is_forbidden(ap
 
     assert got.status_code == 200 and got.json()["system"] is True
     for response, verb in ((patched, "edited"), (deleted, "deleted")):
-        body = _problem(response, 403, "forbidden")
+        body = assert_problem(response, 403, "forbidden")
         assert f"system presets can't be {verb}" in body["detail"]
         assert "copy" in body["detail"]
     system.refresh_from_db()
@@ -262,13 +248,13 @@ def test_another_workspaces_preset_is_404_on_every_route(
     outsider_session.get(f"/w/{other_tenant.slug}/")
     mine = _own(tenant)
 
-    _problem(api.get(url), 404, "not_found")
-    _problem(api.patch(url, {"name": "x"}, content_type="application/json"), 404, "not_found")
-    _problem(api.delete(url), 404, "not_found")
-    _problem(api.post(f"{url}/copy"), 404, "not_found")
+    assert_problem(api.get(url), 404, "not_found")
+    assert_problem(api.patch(url, {"name": "x"}, content_type="application/json"), 404, "not_found")
+    assert_problem(api.delete(url), 404, "not_found")
+    assert_problem(api.post(f"{url}/copy"), 404, "not_found")
     # And the other way round, signed in as the other workspace's owner.
-    _problem(outsider_session.get(f"/api/v1/presets/{mine.pk}"), 404, "not_found")
-    _problem(outsider_session.delete(f"/api/v1/presets/{mine.pk}"), 404, "not_found")
+    assert_problem(outsider_session.get(f"/api/v1/presets/{mine.pk}"), 404, "not_found")
+    assert_problem(outsider_session.delete(f"/api/v1/presets/{mine.pk}"), 404, "not_found")
     theirs.refresh_from_db()
     assert theirs.name == "Their secret"
     assert Preset.objects.filter(pk=mine.pk).exists()
