@@ -87,6 +87,9 @@ class Job(models.Model):
         "Asset", models.SET_NULL, null=True, blank=True, related_name="+"
     )
     batch = models.ForeignKey("Batch", models.SET_NULL, null=True, blank=True, related_name="jobs")
+    # The shop's own product code, given with the photo (a CSV's `sku` column); the
+    # gallery filters and searches on it.
+    sku = models.CharField(max_length=100, blank=True)
     # No seed was given, so one was drawn: a rerun draws another instead of repeating it.
     seed_drawn = models.BooleanField(default=False)
     status = models.CharField(
@@ -109,7 +112,10 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["tenant", "-created_at"])]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"]),
+            models.Index(fields=["tenant", "sku"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.model} job {self.id}"
@@ -256,6 +262,10 @@ def asset_upload_to(instance: Asset, filename: str) -> str:
     return f"assets/{instance.tenant_id}/{instance.created_at:%Y/%m}/{instance.id}.{ext}"
 
 
+def asset_thumbnail_upload_to(instance: Asset, filename: str) -> str:
+    return f"assets/{instance.tenant_id}/{instance.created_at:%Y/%m}/{instance.id}.thumb.jpg"
+
+
 class Asset(models.Model):
     """An image kept for good: a job's input or one of its outputs."""
 
@@ -270,6 +280,9 @@ class Asset(models.Model):
     format = models.CharField(max_length=10, help_text="JPEG, PNG or WEBP.")
     byte_size = models.PositiveBigIntegerField()
     sha256 = models.CharField(max_length=64, db_index=True)
+    # A small JPEG made once, when the asset is stored: galleries never send full images.
+    thumbnail = models.FileField(upload_to=asset_thumbnail_upload_to, max_length=300, blank=True)
+    favourite = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     objects = AssetQuerySet.as_manager()
