@@ -265,6 +265,21 @@ def job_cancel(request: HttpRequest, membership: Membership, job_id: UUID) -> Ht
     return redirect("job_detail", workspace=membership.tenant.slug, job_id=job.id)
 
 
+@require_POST
+@workspace_view
+def job_rerun(request: HttpRequest, membership: Membership, job_id: UUID) -> HttpResponse:
+    """The same job again: its stored photo, preset and parameters, and its seed unless
+    that was drawn (then another is drawn)."""
+    job = _job(membership, job_id)
+    try:
+        rerun = services.job_rerun(job=job, user=membership.user)
+    except services.JobError as e:
+        messages.error(request, e.message)
+        return redirect("job_detail", workspace=membership.tenant.slug, job_id=job.id)
+    messages.success(request, "Submitted again with the same photo and settings.")
+    return redirect("job_detail", workspace=membership.tenant.slug, job_id=rerun.id)
+
+
 @workspace_view
 def gallery(request: HttpRequest, membership: Membership) -> HttpResponse:
     assets = (

@@ -32,6 +32,7 @@ POST_ONLY = {
     "credits_threshold",
     "job_cancel",
     "job_preview",
+    "job_rerun",
     "preset_copy",
     "preset_delete",
     "team_invite",
