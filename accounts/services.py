@@ -17,7 +17,7 @@ import random
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -1236,6 +1236,18 @@ def _message_id() -> str:
     return f"msg_{uuid.uuid4().hex}"
 
 
+def webhook_endpoints_listening(*, tenant_ids: Iterable[int]) -> dict[int, list[WebhookEndpoint]]:
+    """The enabled endpoints of these workspaces, by workspace, in one query.
+
+    The Segmind dispatcher stores many results in one transaction: it loads them once
+    for all instead of a query per finished job (most workspaces have none).
+    """
+    listening: dict[int, list[WebhookEndpoint]] = {tenant_id: [] for tenant_id in tenant_ids}
+    for endpoint in WebhookEndpoint.objects.enabled().filter(tenant_id__in=list(listening)):
+        listening[endpoint.tenant_id].append(endpoint)
+    return listening
+
+
 def webhook_event_emit(
     *,
     tenant: Tenant,
@@ -1243,6 +1255,7 @@ def webhook_event_emit(
     data: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
     job: Job | None = None,
     endpoint: WebhookEndpoint | None = None,
+    listening: Sequence[WebhookEndpoint] | None = None,
     send: bool = True,
 ) -> list[WebhookDelivery]:
     """Record one event for every enabled endpoint of `tenant` that subscribes to its
@@ -1252,7 +1265,9 @@ def webhook_event_emit(
     `type` is one of ``WebhookEventType`` (``job.succeeded``, ``job.failed``,
     ``batch.completed``, ``credits.low``, ``webhook.test``); `data` becomes the payload's
     ``data``, or is a function that makes it, called only when someone listens.
-    `endpoint` sends to that endpoint alone (a test event). With `send` False nothing is
+    `endpoint` sends to that endpoint alone (a test event). `listening` is the tenant's
+    enabled endpoints when the caller loaded them for many events at once (see
+    `webhook_endpoints_listening`). With `send` False nothing is
     queued: the caller sends (or the next sweep does). Inside the caller's transaction,
     so an event exists exactly when what it reports was committed.
     """
@@ -1261,9 +1276,12 @@ def webhook_event_emit(
     if endpoint is not None:
         endpoints = [endpoint]
     else:
-        endpoints = [
-            e for e in WebhookEndpoint.objects.for_tenant(tenant).enabled() if e.subscribes_to(type)
-        ]
+        candidates: Iterable[WebhookEndpoint] = (
+            listening
+            if listening is not None
+            else WebhookEndpoint.objects.for_tenant(tenant).enabled()
+        )
+        endpoints = [e for e in candidates if e.subscribes_to(type)]
     job_url = job.webhook_url if job is not None and type in JOB_EVENT_TYPES else ""
     if not endpoints and not job_url:
         return []

@@ -52,7 +52,8 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.models import Tenant
+from accounts import services as account_services
+from accounts.models import Tenant, WebhookEndpoint
 
 # `services` imports this module; its functions are looked up at call time.
 from jobs import catalog, fetcher, images, segmind, services
@@ -542,8 +543,11 @@ class _Dispatcher:
         # One transaction per batch: on SQLite every commit is a disk sync.
         with transaction.atomic():
             jobs = Job.objects.select_related("tenant").in_bulk(done) if done else {}
+            listening = account_services.webhook_endpoints_listening(
+                tenant_ids={job.tenant_id for job in jobs.values()}
+            )
             for event in batch:
-                self._apply(event, to_track, jobs)
+                self._apply(event, to_track, jobs, listening)
         # Polling starts only once the request ids are committed.
         for event in to_track:
             self._start(
@@ -557,7 +561,13 @@ class _Dispatcher:
                 )
             )
 
-    def _apply(self, event: _Event, to_track: list[_Submitted], jobs: dict[uuid.UUID, Job]) -> None:
+    def _apply(
+        self,
+        event: _Event,
+        to_track: list[_Submitted],
+        jobs: dict[uuid.UUID, Job],
+        listening: dict[int, list[WebhookEndpoint]],
+    ) -> None:
         # Whatever became of it, a probe is over once its submit has an answer.
         pause_id = self.probes.pop(event.job_id, None) if self.probes else None
         if isinstance(event, _Submitted):
@@ -587,7 +597,9 @@ class _Dispatcher:
                 job_id=event.job_id, code=event.code, message=event.message
             )
         elif isinstance(event, _Completed) and (job := jobs.get(event.job_id)) is not None:
-            self.counts["finished"] += services.job_succeed(job=job, outputs=event.outputs)
+            self.counts["finished"] += services.job_succeed(
+                job=job, outputs=event.outputs, listening=listening[job.tenant_id]
+            )
         self.pending.discard(event.job_id)
 
     # --- the event loop side ----------------------------------------------------------------

@@ -36,7 +36,7 @@ from django.utils.text import slugify
 from PIL import Image
 
 from accounts import services as account_services
-from accounts.models import Tenant, User, WebhookEventType
+from accounts.models import Tenant, User, WebhookEndpoint, WebhookEventType
 from jobs import catalog, fetcher, images, local_engine, provider, scenes
 from jobs.models import (
     TERMINAL_STATUSES,
@@ -527,7 +527,9 @@ def job_fail(
     return bool(failed)
 
 
-def _job_event_emit(*, job: Job, type: str) -> None:
+def _job_event_emit(
+    *, job: Job, type: str, listening: Sequence[WebhookEndpoint] | None = None
+) -> None:
     """The job's webhook event, in the transaction that finished it. Its data is the
     job as the API shows it, built only when an endpoint or the job's URL listens."""
 
@@ -536,7 +538,9 @@ def _job_event_emit(*, job: Job, type: str) -> None:
 
         return job_event_data(job_id=job.pk)
 
-    account_services.webhook_event_emit(tenant=job.tenant, type=type, data=data, job=job)
+    account_services.webhook_event_emit(
+        tenant=job.tenant, type=type, data=data, job=job, listening=listening
+    )
 
 
 def job_run(*, job_id: uuid.UUID | str) -> bool:
@@ -570,8 +574,16 @@ def job_run(*, job_id: uuid.UUID | str) -> bool:
     return True
 
 
-def job_succeed(*, job: Job, outputs: Sequence[tuple[bytes, images.ImageInfo]]) -> bool:
+def job_succeed(
+    *,
+    job: Job,
+    outputs: Sequence[tuple[bytes, images.ImageInfo]],
+    listening: Sequence[WebhookEndpoint] | None = None,
+) -> bool:
     """Move a running job to succeeded and store its outputs, once.
+
+    `listening`: the workspace's enabled webhook endpoints, when the caller loaded them
+    for many jobs at once; else they are looked up here.
 
     Only the run whose conditional update moved the job stores the outputs, so a task
     delivered twice, or two dispatchers, never store them twice.
@@ -598,7 +610,7 @@ def job_succeed(*, job: Job, outputs: Sequence[tuple[bytes, images.ImageInfo]]) 
                 info=info,
                 original_name=f"{job.model}-{str(job.pk)[:8]}{suffix}.{info.format.lower()}",
             )
-        _job_event_emit(job=job, type=WebhookEventType.JOB_SUCCEEDED)
+        _job_event_emit(job=job, type=WebhookEventType.JOB_SUCCEEDED, listening=listening)
     return True
 
 

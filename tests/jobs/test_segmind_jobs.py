@@ -408,3 +408,69 @@ def test_a_storm_of_429s_is_waited_out_and_every_job_is_submitted_once(
     assert stats["submissions"] == 20
     # Retry-After was honoured: two rounds of 429s cost at least two seconds.
     assert time.monotonic() - started >= 2.0
+
+
+def test_jobs_the_dispatcher_finishes_send_their_events_to_their_own_workspace_only(
+    fake, tenant, owner, outsider, product_jpeg, http_server, django_capture_on_commit_callbacks
+):
+    from accounts import services as account_services
+    from accounts.models import Tenant, WebhookDelivery
+
+    http_server.route("/hooks")
+    account_services.webhook_endpoint_create(
+        tenant=tenant, url=http_server.url("/hooks"), event_types=["job.succeeded"]
+    )
+    other = Tenant.objects.get(memberships__user=outsider)
+
+    def upload() -> SimpleUploadedFile:
+        return SimpleUploadedFile("mug.jpg", product_jpeg, content_type="image/jpeg")
+
+    # Submitted without running the dispatcher, which then finishes them all in one run.
+    with django_capture_on_commit_callbacks(execute=False):
+        ours = [
+            services.job_submit(
+                tenant=tenant, user=owner, model="bria-product-packshot", upload=upload()
+            )
+            for _ in range(3)
+        ]
+        services.job_submit(
+            tenant=other, user=outsider, model="bria-product-packshot", upload=upload()
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        provider.segmind_dispatch(budget_seconds=20)
+
+    assert set(Job.objects.values_list("status", flat=True)) == {JobStatus.SUCCEEDED}
+    sent = WebhookDelivery.objects.filter(event_type="job.succeeded")
+    assert sorted(str(d.job_id) for d in sent) == sorted(str(j.pk) for j in ours)
+    assert not WebhookDelivery.objects.filter(tenant=other).exists()
+
+
+def test_a_job_given_its_workspaces_endpoints_does_not_look_them_up_again(
+    tenant, owner, product_jpeg, django_capture_on_commit_callbacks
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from jobs import images
+
+    def running_job() -> Job:
+        upload = SimpleUploadedFile("mug.jpg", product_jpeg, content_type="image/jpeg")
+        with django_capture_on_commit_callbacks(execute=False):
+            job = services.job_submit(
+                tenant=tenant, user=owner, model="bria-product-packshot", upload=upload
+            )
+        Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+        return job
+
+    output = [(product_jpeg, images.inspect_image(product_jpeg))]
+    given, looked_up = running_job(), running_job()
+    with CaptureQueriesContext(connection) as given_queries:
+        assert services.job_succeed(job=given, outputs=output, listening=[])
+    with CaptureQueriesContext(connection) as looked_up_queries:
+        assert services.job_succeed(job=looked_up, outputs=output)
+
+    def endpoint_queries(captured: CaptureQueriesContext) -> list[str]:
+        return [q["sql"] for q in captured.captured_queries if "webhookendpoint" in q["sql"]]
+
+    assert endpoint_queries(given_queries) == []
+    assert len(endpoint_queries(looked_up_queries)) == 1
