@@ -199,7 +199,7 @@ def test_a_failed_job_page_shows_its_message_a_retry_button_and_a_change_paramet
 ) -> None:
     job = _fail(_submit(tenant, owner, product_jpeg))
     page = member_client.get(reverse("job_detail", args=[tenant.slug, job.id])).content.decode()
-    assert '<div id="job-failed" class="card alert">' in page  # shown, not hidden
+    assert '<div id="job-failed" class="card alert" role="alert">' in page  # shown, not hidden
     assert "No product could be told apart from the background." in page
     assert f'action="{reverse("job_rerun", args=[tenant.slug, job.id])}"' in page
     assert f'href="{reverse("job_new", args=[tenant.slug])}?from={job.id}"' in page
@@ -211,7 +211,7 @@ def test_a_running_job_page_hides_the_failure_box_and_shows_its_progress(
 ) -> None:
     job = _set(_submit(tenant, owner, product_jpeg), JobStatus.RUNNING)
     page = owner_client.get(reverse("job_detail", args=[tenant.slug, job.id])).content.decode()
-    assert '<div id="job-failed" class="card alert" hidden>' in page
+    assert '<div id="job-failed" class="card alert" role="alert" hidden>' in page
     assert 'id="job-progress-bar" max="1.0"' in page
     assert reverse("job_status", args=[tenant.slug, job.id]) in page
     assert "Working on it" in page
