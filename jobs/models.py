@@ -31,6 +31,9 @@ class JobStatus(models.TextChoices):
 
 TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
 
+# How long a job on the local engine usually takes (it composes; nothing is generated).
+LOCAL_TYPICAL_SECONDS = 1.0
+
 
 class JobQuerySet(models.QuerySet["Job"]):
     def for_tenant(self, tenant: Tenant) -> JobQuerySet:
@@ -87,6 +90,11 @@ class Job(models.Model):
         "Asset", models.SET_NULL, null=True, blank=True, related_name="+"
     )
     batch = models.ForeignKey("Batch", models.SET_NULL, null=True, blank=True, related_name="jobs")
+    # The job this one runs again (`job_rerun`): a batch's "retry failed jobs" skips the
+    # failed jobs that already have a rerun in the batch, so pressing it twice is harmless.
+    rerun_of = models.ForeignKey(
+        "self", models.SET_NULL, null=True, blank=True, related_name="reruns"
+    )
     # The shop's own product code, given with the photo (a CSV's `sku` column); the
     # gallery filters and searches on it.
     sku = models.CharField(max_length=100, blank=True)
@@ -146,6 +154,27 @@ class Job(models.Model):
         if self.status in (JobStatus.FAILED, JobStatus.CANCELED):
             return f"{credits} given back: not charged"
         return f"{credits} held until it finishes"
+
+    @property
+    def status_label(self) -> str:
+        """The status as the portal's badge says it."""
+        if self.status == JobStatus.WAITING_FOR_PROVIDER:
+            return "Waiting for Segmind"
+        return self.get_status_display()
+
+    @property
+    def typical_seconds(self) -> float | None:
+        """How long a job like this one usually takes, if known: the local engine is
+        quick; Segmind's time is the catalog's, per model."""
+        if self.engine != "segmind":
+            return LOCAL_TYPICAL_SECONDS
+        spec = self.spec
+        return spec.typical_seconds if spec else None
+
+    def elapsed_seconds(self, now: datetime | None = None) -> float:
+        """Seconds since the job was submitted, until it finished (or `now`)."""
+        end = self.completed_at or now or timezone.now()
+        return max(0.0, (end - self.created_at).total_seconds())
 
     @property
     def is_waiting_for_provider(self) -> bool:
@@ -211,6 +240,11 @@ class Batch(models.Model):
 
     def __str__(self) -> str:
         return self.name or f"batch {self.id}"
+
+    def elapsed_seconds(self, now: datetime | None = None) -> float:
+        """Seconds since the batch was submitted, until its last job finished (or `now`)."""
+        end = self.completed_at or now or timezone.now()
+        return max(0.0, (end - self.created_at).total_seconds())
 
     def progress(self) -> dict[str, int]:
         """Its jobs counted by status, `done` (finished one way or another) and `percent`

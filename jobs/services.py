@@ -664,15 +664,24 @@ def _jobs_send(*, jobs: Sequence[Job], pause: ProviderPause | None) -> None:
         transaction.on_commit(provider.dispatcher_ensure)
 
 
-def job_rerun(*, job: Job, user: User | None, params: Mapping[str, Any] | None = None) -> Job:
-    """A new job like `job`: its model, product photo, preset and parameters, with
+def job_rerun(
+    *,
+    job: Job,
+    user: User | None,
+    params: Mapping[str, Any] | None = None,
+    batch: Batch | None = None,
+) -> Job:
+    """A new job like `job`: its model, product photo, preset, SKU and parameters, with
     `params` on top. A seed that was drawn is drawn again; one that was given is kept.
 
     The stored photo is used, not fetched again (nor sent to Segmind as its URL), so the
     rerun works from the very image the job did. The new job holds its own credits, or
-    is refused with `insufficient_credits`.
+    is refused with `insufficient_credits`. Given a `batch` (of the job's workspace), the
+    new job joins it, and the batch is followed again until its new job finishes.
     """
     tenant = job.tenant
+    if batch is not None and batch.tenant_id != tenant.pk:
+        raise JobError("validation_error", "batch: this batch does not exist.", field="batch")
     overrides = dict(params or {})
     source = job.input_asset
     if source is None:
@@ -715,10 +724,51 @@ def job_rerun(*, job: Job, user: User | None, params: Mapping[str, Any] | None =
             status=JobStatus.WAITING_FOR_PROVIDER if pause else JobStatus.QUEUED,
             waiting_since=timezone.now() if pause else None,
             seed_drawn=_seed_drawn(spec, given),
+            sku=job.sku,
+            batch=batch,
+            rerun_of=job,
         )
         _job_hold(job=rerun, user=user)
+        if batch is not None:
+            # Unfinished again: its completion is checked (and announced) once more when
+            # the new job finishes.
+            Batch.objects.filter(pk=batch.pk).update(completed_at=None)
         _jobs_send(jobs=[rerun], pause=pause)
     return rerun
+
+
+def batch_retry_failed(*, batch: Batch, user: User | None) -> list[Job]:
+    """Run each failed job of the batch once more, into the batch; all of them or none.
+
+    A failed job that already has a rerun in the batch is skipped, so pressing "retry"
+    twice (or two people at once: the batch's row is locked meanwhile) retries each job
+    once. Returns the new jobs (none when nothing is left to retry).
+    """
+    already = Job.objects.filter(rerun_of=OuterRef("pk"), batch_id=batch.pk)
+    with transaction.atomic():
+        Batch.objects.select_for_update().filter(pk=batch.pk).first()
+        failed = list(
+            Job.objects.filter(batch_id=batch.pk, status=JobStatus.FAILED)
+            .exclude(Exists(already))
+            .select_related("tenant", "input_asset", "preset")
+            .order_by("created_at", "pk")
+        )
+        try:
+            return [job_rerun(job=job, user=user, batch=batch) for job in failed]
+        except JobError as e:
+            count = f"{len(failed)} failed job{'s' if len(failed) != 1 else ''}"
+            if e.code == "insufficient_credits":
+                balance = Tenant.objects.values_list("credit_balance", flat=True).get(
+                    pk=batch.tenant_id
+                )
+                raise JobError(
+                    e.code,
+                    f"Retrying the {count} needs more credits than the workspace's {balance}. "
+                    "No job was retried.",
+                ) from e
+            raise JobError(
+                e.code, f"The {count} could not be retried: {e.message} No job was retried."
+            ) from e
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Portal pages for jobs: dashboard, new job, job detail, gallery and asset files."""
+"""Portal pages for jobs: dashboard, new job, job detail, batches, gallery and asset files."""
 
 from collections.abc import Mapping
 from datetime import timedelta
@@ -8,7 +8,8 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.db.models import Q
+from django.core.paginator import Paginator
+from django.db.models import Exists, OuterRef, Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,10 +20,12 @@ from accounts.decorators import workspace_view
 from accounts.models import CreditKind, Membership
 from jobs import catalog, samples, scenes, services
 from jobs.forms import NewJobForm, PresetForm, param_field_name, params_from_post
-from jobs.models import Asset, AssetKind, Job, JobPrice, JobStatus, Preset
+from jobs.models import Asset, AssetKind, Batch, Job, JobPrice, JobStatus, Preset
 
 # Failed jobs stay listed in the gallery this long (then only on the dashboard).
 GALLERY_FAILED_DAYS = 7
+BATCHES_PAGE_SIZE = 20
+DASHBOARD_BATCHES = 5
 
 
 @workspace_view
@@ -39,7 +42,12 @@ def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
         )
     }
     recent = jobs.select_related("created_by").order_by("-created_at")[:10]
-    return render(request, "jobs/dashboard.html", {"recent_jobs": recent, "counts": counts})
+    batches = Batch.objects.for_tenant(membership.tenant).with_progress()[:DASHBOARD_BATCHES]
+    return render(
+        request,
+        "jobs/dashboard.html",
+        {"recent_jobs": recent, "counts": counts, "recent_batches": batches},
+    )
 
 
 def _param_controls(spec: catalog.ModelSpec, values: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -222,6 +230,62 @@ def _job(membership: Membership, job_id: UUID) -> Job:
     )
 
 
+def _outputs_json(slug: str, outputs: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": str(asset.id),
+            "url": reverse("asset_file", args=[slug, asset.id]),
+            "download_url": reverse("asset_file", args=[slug, asset.id]) + "?download=1",
+            # Filled once the gallery serves thumbnails; pages fall back to `url`.
+            "thumb_url": None,
+            "width": asset.width,
+            "height": asset.height,
+            "format": asset.format,
+        }
+        for asset in outputs
+    ]
+
+
+def _seconds_words(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    return f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+def timing_text(*, status: str, elapsed: float, typical: float | None) -> str:
+    """The time a job has taken against the usual, as its page says it (static/js/job.js
+    and batch.js say it the same way between two polls)."""
+    usual = f"about {_seconds_words(typical)}" if typical else ""
+    if status == JobStatus.SUCCEEDED:
+        return f"Took {_seconds_words(elapsed)}" + (f" (usually {usual})" if usual else "")
+    if status in (JobStatus.FAILED, JobStatus.CANCELED):
+        return f"Ended after {_seconds_words(elapsed)}"
+    if not typical:
+        return f"{_seconds_words(elapsed)} so far"
+    if elapsed <= typical:
+        return f"{_seconds_words(elapsed)} of {usual}"
+    return f"{_seconds_words(elapsed)} so far, longer than the usual {_seconds_words(typical)}"
+
+
+def _job_state(job: Job, slug: str, *, now: Any = None) -> dict[str, Any]:
+    """What a job page or a batch row shows of a job and updates as it runs."""
+    return {
+        "id": str(job.id),
+        "status": job.status,
+        "label": job.status_label,
+        "terminal": job.is_terminal,
+        "elapsed_seconds": round(job.elapsed_seconds(now), 1),
+        "typical_seconds": job.typical_seconds,
+        "timing": timing_text(
+            status=job.status, elapsed=job.elapsed_seconds(now), typical=job.typical_seconds
+        ),
+        "error_code": job.error_code if job.status == JobStatus.FAILED else "",
+        "error_message": job.error_message if job.status == JobStatus.FAILED else "",
+        "url": reverse("job_detail", args=[slug, job.id]),
+    }
+
+
 @workspace_view
 def job_detail(request: HttpRequest, membership: Membership, job_id: UUID) -> HttpResponse:
     job = _job(membership, job_id)
@@ -236,6 +300,7 @@ def job_detail(request: HttpRequest, membership: Membership, job_id: UUID) -> Ht
         "jobs/job_detail.html",
         {
             "job": job,
+            "state": _job_state(job, membership.tenant.slug),
             "outputs": outputs,
             "output_size": size,
             "backdrop": backdrop,
@@ -246,10 +311,18 @@ def job_detail(request: HttpRequest, membership: Membership, job_id: UUID) -> Ht
 
 @workspace_view
 def job_status(request: HttpRequest, membership: Membership, job_id: UUID) -> JsonResponse:
-    """What the job page polls to know when to refresh."""
+    """What the job page polls to update itself: the status and its label, the time it
+    has taken against the usual, why it failed or waits, and its images once done."""
     job = _job(membership, job_id)
+    slug = membership.tenant.slug
+    outputs = job.assets.filter(kind=AssetKind.OUTPUT) if job.status == JobStatus.SUCCEEDED else []
     return JsonResponse(
-        {"id": str(job.id), "status": job.status, "terminal": job.is_terminal},
+        {
+            **_job_state(job, slug),
+            "waiting_message": job.waiting_message,
+            "price_note": job.price_note,
+            "outputs": _outputs_json(slug, outputs),
+        },
         headers={"Cache-Control": "no-store"},
     )
 
@@ -271,13 +344,109 @@ def job_rerun(request: HttpRequest, membership: Membership, job_id: UUID) -> Htt
     """The same job again: its stored photo, preset and parameters, and its seed unless
     that was drawn (then another is drawn)."""
     job = _job(membership, job_id)
+    # A failed job of a batch is retried within it, so the batch's page follows it.
+    batch = job.batch if job.batch_id and job.status == JobStatus.FAILED else None
     try:
-        rerun = services.job_rerun(job=job, user=membership.user)
+        rerun = services.job_rerun(job=job, user=membership.user, batch=batch)
     except services.JobError as e:
         messages.error(request, e.message)
         return redirect("job_detail", workspace=membership.tenant.slug, job_id=job.id)
     messages.success(request, "Submitted again with the same photo and settings.")
     return redirect("job_detail", workspace=membership.tenant.slug, job_id=rerun.id)
+
+
+@workspace_view
+def batch_list(request: HttpRequest, membership: Membership) -> HttpResponse:
+    batches = Batch.objects.for_tenant(membership.tenant).with_progress().order_by("-created_at")
+    page = Paginator(batches, BATCHES_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "jobs/batch_list.html", {"page": page})
+
+
+def _batch(membership: Membership, batch_id: UUID) -> Batch:
+    return get_object_or_404(
+        Batch.objects.for_tenant(membership.tenant).with_progress().select_related("created_by"),
+        pk=batch_id,
+    )
+
+
+def _batch_jobs(batch: Batch) -> Any:
+    """The batch's jobs in one query, each knowing whether it was retried in the batch."""
+    retried = Job.objects.filter(rerun_of=OuterRef("pk"), batch_id=batch.pk)
+    return (
+        Job.objects.filter(batch_id=batch.pk)
+        .select_related("input_asset")
+        .annotate(retried=Exists(retried))
+        .order_by("created_at", "pk")
+    )
+
+
+def _finished_at(jobs: Any) -> Any:
+    # The batch's own `completed_at` is set just after its last job's commit: until then
+    # the batch ended when its last job did.
+    return max((job.completed_at for job in jobs if job.completed_at), default=None)
+
+
+def _batch_state(batch: Batch, jobs: Any, slug: str) -> dict[str, Any]:
+    now = timezone.now()
+    progress = batch.progress()
+    complete = progress["total"] > 0 and progress["done"] == progress["total"]
+    elapsed = batch.elapsed_seconds(_finished_at(jobs) if complete else now)
+    return {
+        "id": str(batch.id),
+        "name": str(batch),
+        "progress": progress,
+        "complete": complete,
+        "elapsed_seconds": round(elapsed, 1),
+        "elapsed_text": f"{'Took' if complete else 'Running for'} {_seconds_words(elapsed)}",
+        "results": progress["succeeded"],
+        "retryable": sum(1 for job in jobs if job.status == JobStatus.FAILED and not job.retried),
+        "gallery_url": f"{reverse('gallery', args=[slug])}?batch={batch.id}",
+        "jobs": [
+            {
+                **_job_state(job, slug, now=now),
+                "retried": job.retried,
+                "rerun_url": reverse("job_rerun", args=[slug, job.id]),
+            }
+            for job in jobs
+        ],
+    }
+
+
+@workspace_view
+def batch_detail(request: HttpRequest, membership: Membership, batch_id: UUID) -> HttpResponse:
+    batch = _batch(membership, batch_id)
+    jobs = list(_batch_jobs(batch))
+    state = _batch_state(batch, jobs, membership.tenant.slug)
+    rows = list(zip(jobs, state["jobs"], strict=True))
+    return render(request, "jobs/batch_detail.html", {"batch": batch, "rows": rows, "state": state})
+
+
+@workspace_view
+def batch_status(request: HttpRequest, membership: Membership, batch_id: UUID) -> JsonResponse:
+    """What the batch page polls: its progress and each job's status, in a fixed number
+    of queries whatever the batch's size."""
+    batch = _batch(membership, batch_id)
+    state = _batch_state(batch, list(_batch_jobs(batch)), membership.tenant.slug)
+    return JsonResponse(state, headers={"Cache-Control": "no-store"})
+
+
+@require_POST
+@workspace_view
+def batch_retry_failed(
+    request: HttpRequest, membership: Membership, batch_id: UUID
+) -> HttpResponse:
+    batch = _batch(membership, batch_id)
+    try:
+        reruns = services.batch_retry_failed(batch=batch, user=membership.user)
+    except services.JobError as e:
+        messages.error(request, e.message)
+    else:
+        if reruns:
+            n = len(reruns)
+            messages.success(request, f"Retrying {n} failed job{'s' if n != 1 else ''}.")
+        else:
+            messages.info(request, "No failed job is left to retry.")
+    return redirect("batch_detail", workspace=membership.tenant.slug, batch_id=batch.id)
 
 
 @workspace_view

@@ -15,7 +15,7 @@ from django.urls import URLPattern, reverse
 from accounts import services as account_services
 from accounts.models import ApiKey, Invitation, Membership, Tenant
 from jobs import services as job_services
-from jobs.models import AssetKind, Job, Preset
+from jobs.models import AssetKind, Batch, Job, Preset
 from productstudio.urls import workspace_patterns
 
 ROUTES = [p.name for p in workspace_patterns if isinstance(p, URLPattern)]
@@ -28,6 +28,7 @@ OBJECT_ROUTES = [
 # Routes that only accept POST (GET answers 405).
 POST_ONLY = {
     "api_key_revoke",
+    "batch_retry_failed",
     "credits_buy",
     "credits_threshold",
     "job_cancel",
@@ -51,6 +52,8 @@ def objects(tenant: Tenant, owner, member, product_jpeg, django_capture_on_commi
             model="bria-product-packshot",
             upload=SimpleUploadedFile("mug.jpg", product_jpeg, content_type="image/jpeg"),
         )
+    batch = Batch.objects.create(tenant=tenant, name="Spring mugs", created_by=owner)
+    Job.objects.filter(pk=job.pk).update(batch=batch)
     invitation, _ = account_services.invitation_create(
         tenant=tenant, invited_by=owner, email="later@shop.test"
     )
@@ -66,6 +69,7 @@ def objects(tenant: Tenant, owner, member, product_jpeg, django_capture_on_commi
         "key_id": key.key.pk,
         "preset_id": preset.pk,
         "job_id": job.id,
+        "batch_id": batch.id,
         "asset_id": job.assets.get(kind=AssetKind.OUTPUT).id,
         "member_id": Membership.objects.get(user=member).pk,
         "invitation_id": invitation.pk,
