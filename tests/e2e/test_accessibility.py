@@ -147,3 +147,46 @@ def test_the_workspace_pages_have_labels_landmarks_focus_and_contrast(
     assert not failures, "\n".join(
         f"{name}:\n  " + "\n  ".join(problems) for name, problems in failures.items()
     )
+
+
+def test_on_a_phone_the_navigation_folds_behind_a_menu_button_that_works_with_the_keyboard(
+    browser, live_server, owner, tenant
+):
+    client = Client()
+    client.force_login(owner)
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    context.add_cookies(
+        [
+            {
+                "name": settings.SESSION_COOKIE_NAME,
+                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                "url": live_server.url,
+            }
+        ]
+    )
+    page = context.new_page()
+    try:
+        page.goto(live_server.url + reverse("credits", args=[tenant.slug]))
+        button = page.get_by_role("button", name="Menu")
+        nav = page.get_by_role("navigation", name="Workspace")
+        assert button.get_attribute("aria-expanded") == "false"
+        assert not nav.is_visible()
+        # Skip link, brand, then the button: Enter opens the menu, Tab goes into it.
+        for _ in range(3):
+            page.keyboard.press("Tab")
+        assert button.evaluate("b => b === document.activeElement")
+        page.keyboard.press("Enter")
+        assert button.get_attribute("aria-expanded") == "true"
+        assert nav.is_visible()
+        assert nav.get_by_role("link", name="Credits").get_attribute("aria-current") == "page"
+        page.keyboard.press("Tab")
+        assert page.evaluate("() => document.activeElement.textContent.trim()") == "Dashboard"
+        # Escape closes it and gives the focus back to the button.
+        page.keyboard.press("Escape")
+        assert button.get_attribute("aria-expanded") == "false"
+        assert not nav.is_visible()
+        assert button.evaluate("b => b === document.activeElement")
+        # The page fits the phone's width.
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
