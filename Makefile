@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: run test lint install install-dev clean
+.PHONY: run test lint install install-dev clean screenshots
 
 # Reinstall when pyproject.toml changes; the stamp files record what was installed.
 $(VENV)/.stamp-run: pyproject.toml
@@ -38,6 +38,11 @@ lint: install-dev
 # pytest exits 5 when it collects no test; that is not a failure of the suite.
 test: install-dev lint
 	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
+
+# The README's screenshots (docs/screenshots/*.png): a throw-away studio on SQLite in a temp
+# dir, driven by Playwright with Debian's Chromium (tests/e2e/screenshots.py).
+screenshots: install-dev
+	$(PY) tests/e2e/screenshots.py
 
 clean:
 	rm -rf $(VENV) productstudio.sqlite3* media staticfiles .mypy_cache .pytest_cache .ruff_cache

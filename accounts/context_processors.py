@@ -1,11 +1,34 @@
-"""Template context for the navigation: the current workspace, the user's others, and
-whether the workspace's balance is below its low-balance warning."""
+"""Template context for the navigation: the current workspace, the user's others, the
+section the page belongs to, and whether the workspace's balance is below its low-balance
+warning."""
 
 from typing import Any
 
 from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
 
 from accounts.models import Membership
+
+# The navigation's sections and the pages (URL names) each one holds: the section's link is
+# marked as the current one on all of them.
+NAV_SECTIONS = {
+    "dashboard": {"dashboard", "job_detail"},
+    "job_new": {"job_new"},
+    "batch_list": {"batch_list", "batch_detail"},
+    "gallery": {"gallery"},
+    "preset_list": {"preset_list", "preset_new", "preset_edit"},
+    "credits": {"credits"},
+    "team": {"team"},
+    "workspace_settings": {"workspace_settings", "workspace_rename", "api_keys"},
+}
+
+
+def _optional_url(name: str, slug: str) -> str | None:
+    # A section whose pages are not installed (yet) is left out of the navigation.
+    try:
+        return reverse(name, args=[slug])
+    except NoReverseMatch:
+        return None
 
 
 def workspace(request: HttpRequest) -> dict[str, Any]:
@@ -21,10 +44,17 @@ def workspace(request: HttpRequest) -> dict[str, Any]:
         )
 
     tenant = membership.tenant
+    match = getattr(request, "resolver_match", None)
+    url_name = match.url_name if match else None
+    section = next((s for s, names in NAV_SECTIONS.items() if url_name in names), None)
     return {
         "membership": membership,
         "tenant": tenant,
         "other_memberships": others,
         # The tenant came with the membership: the banner costs no query.
         "low_balance": tenant.credit_balance < tenant.low_balance_threshold,
+        "nav_section": section,
+        # "page" on the section's own page, "true" on the pages under it (a job, a preset).
+        "nav_current": "page" if section == url_name else "true",
+        "batch_list_url": _optional_url("batch_list", tenant.slug),
     }

@@ -56,6 +56,15 @@ class WorkspaceForm(forms.Form):
     name = forms.CharField(label="Workspace name", max_length=100)
 
 
+class WorkspaceNameForm(forms.Form):
+    name = forms.CharField(
+        label="Workspace name",
+        max_length=100,
+        help_text="Shown in the navigation and in emails; the address of its pages stays the same.",
+        error_messages={"required": "name: a workspace needs a name."},
+    )
+
+
 class SegmindKeyForm(forms.Form):
     segmind_key = forms.CharField(
         label="Your Segmind API key",

@@ -101,6 +101,20 @@ def tenant_create(*, name: str, owner: User) -> Tenant:
     return tenant
 
 
+def tenant_rename(*, tenant: Tenant, by: User, name: str) -> Tenant:
+    """Rename a workspace; its slug, and so every URL and API key, stays the same."""
+    name = name.strip()
+    if not name:
+        raise AccountError("invalid_name", "name: a workspace needs a name.")
+    if len(name) > 100:
+        raise AccountError("invalid_name", "name: at most 100 characters.")
+    if not _actor(tenant, by).can_manage_team:
+        raise AccountError("forbidden", "Only owners and admins can rename the workspace.")
+    Tenant.objects.filter(pk=tenant.pk).update(name=name)
+    tenant.name = name
+    return tenant
+
+
 def user_signup(*, email: str, password: str, workspace_name: str, name: str = "") -> User:
     """Create a user with a workspace of their own, owned by them."""
     email = email.strip().lower()

@@ -21,6 +21,7 @@ from accounts.forms import (
     SegmindKeyForm,
     SignupForm,
     WorkspaceForm,
+    WorkspaceNameForm,
 )
 from accounts.models import ApiKey, Invitation, Membership, User
 from jobs import services as job_services
@@ -250,8 +251,37 @@ def workspace_settings(request: HttpRequest, membership: Membership) -> HttpResp
     return render(
         request,
         "accounts/workspace_settings.html",
-        {"form": form, "own_key_fee": settings.SEGMIND_OWN_KEY_FEE},
+        {
+            "form": form,
+            "name_form": WorkspaceNameForm(initial={"name": tenant.name}),
+            "own_key_fee": settings.SEGMIND_OWN_KEY_FEE,
+        },
     )
+
+
+@require_POST
+@workspace_view
+def workspace_rename(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """The settings page's name form: a new name, same URLs."""
+    tenant = membership.tenant
+    form = WorkspaceNameForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request,
+            "accounts/workspace_settings.html",
+            {
+                "form": SegmindKeyForm(),
+                "name_form": form,
+                "own_key_fee": settings.SEGMIND_OWN_KEY_FEE,
+            },
+        )
+    try:
+        services.tenant_rename(tenant=tenant, by=membership.user, name=form.cleaned_data["name"])
+    except services.AccountError as e:
+        messages.error(request, e.message)
+    else:
+        messages.success(request, f"The workspace is now called “{tenant.name}”.")
+    return redirect("workspace_settings", workspace=tenant.slug)
 
 
 # Never cached: the response to a creation holds the new key, which exists nowhere else.

@@ -521,7 +521,8 @@ def preset_list(request: HttpRequest, membership: Membership) -> HttpResponse:
         }
         for spec in catalog.all_models()
     ]
-    return render(request, "jobs/presets.html", {"groups": groups})
+    has_own = any(g["own"] for g in groups)
+    return render(request, "jobs/presets.html", {"groups": groups, "has_own": has_own})
 
 
 def _own_preset(membership: Membership, preset_id: int) -> Preset:

@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "productstudio.idempotency.IdempotencyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "productstudio.csp.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "productstudio.urls"
@@ -321,6 +322,17 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
+# Every page's Content-Security-Policy (productstudio/csp.py): scripts, styles, fonts and
+# images from this site only (images also as data: and blob: URLs, which the new-job page's
+# previews use); no inline script or style, no plugin, no framing. `form-action` is left
+# out on purpose: buying credits redirects a form's POST to Stripe Checkout.
+CSP_DIRECTIVES: dict[str, list[str]] = {
+    "default-src": ["'self'"],
+    "img-src": ["'self'", "data:", "blob:"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 

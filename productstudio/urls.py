@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts import api as accounts_api
 from accounts import billing_views, webhooks_api
@@ -11,6 +11,7 @@ from accounts import views as account_views
 from accounts.forms import EmailAuthenticationForm
 from jobs import api as jobs_api
 from jobs import views as job_views
+from productstudio.csp import csp_extend
 
 auth_patterns = [
     path(
@@ -66,6 +67,7 @@ workspace_patterns = [
     path("presets/<int:preset_id>/copy/", job_views.preset_copy, name="preset_copy"),
     path("presets/<int:preset_id>/delete/", job_views.preset_delete, name="preset_delete"),
     path("settings/", account_views.workspace_settings, name="workspace_settings"),
+    path("settings/name/", account_views.workspace_rename, name="workspace_rename"),
     path("api-keys/", account_views.api_keys, name="api_keys"),
     path("api-keys/<uuid:key_id>/revoke/", account_views.api_key_revoke, name="api_key_revoke"),
     path("credits/", billing_views.credits, name="credits"),
@@ -120,7 +122,11 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="api_schema"),
     path(
         "api/docs/",
-        SpectacularSwaggerView.as_view(url_name="api_schema", permission_classes=[]),
+        # The split view loads its script from a URL rather than inline; the page still
+        # has a small inline <style> of drf-spectacular's template.
+        csp_extend(style_src=["'unsafe-inline'"])(
+            SpectacularSwaggerSplitView.as_view(url_name="api_schema", permission_classes=[])
+        ),
         name="api_docs",
     ),
     path("stripe/webhook/", billing_views.stripe_webhook, name="stripe_webhook"),

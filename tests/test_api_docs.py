@@ -90,7 +90,11 @@ def test_the_docs_page_loads_its_assets_from_this_site_only(db):
         assert asset.startswith("/static/"), asset
         assert finders.find(asset.removeprefix("/static/")), asset
     assert "cdn" not in page.lower()
-    assert "/api/schema/" in page
+    # The page's own script comes from this site too (no inline script: see the CSP).
+    assert '<script src="/api/docs/?script="></script>' in page
+    script = Client().get("/api/docs/", {"script": ""})
+    assert script["Content-Type"].startswith("application/javascript")
+    assert "/api/schema/" in script.content.decode()
 
 
 def test_every_post_takes_an_idempotency_key_and_every_error_is_a_described_problem(db):

@@ -40,6 +40,7 @@ POST_ONLY = {
     "team_change_role",
     "team_remove",
     "team_revoke_invitation",
+    "workspace_rename",
 }
 
 
