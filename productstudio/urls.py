@@ -50,6 +50,7 @@ workspace_patterns = [
     path("jobs/<uuid:job_id>/status/", job_views.job_status, name="job_status"),
     path("jobs/<uuid:job_id>/cancel/", job_views.job_cancel, name="job_cancel"),
     path("jobs/<uuid:job_id>/rerun/", job_views.job_rerun, name="job_rerun"),
+    path("batches/<uuid:batch_id>/", job_views.batch_detail, name="batch_detail"),
     path("gallery/", job_views.gallery, name="gallery"),
     path("assets/<uuid:asset_id>/", job_views.asset_file, name="asset_file"),
     path("presets/", job_views.preset_list, name="preset_list"),

@@ -15,7 +15,7 @@ from django.urls import URLPattern, reverse
 from accounts import services as account_services
 from accounts.models import ApiKey, Invitation, Membership, Tenant
 from jobs import services as job_services
-from jobs.models import AssetKind, Job, Preset
+from jobs.models import AssetKind, Batch, Job, Preset
 from productstudio.urls import workspace_patterns
 
 ROUTES = [p.name for p in workspace_patterns if isinstance(p, URLPattern)]
@@ -62,7 +62,9 @@ def objects(tenant: Tenant, owner, member, product_jpeg, django_capture_on_commi
         params={"background_color": "#FAFAFA"},
     )
     key = account_services.api_key_create(tenant=tenant, name="Shop sync")
+    batch = Batch.objects.create(tenant=tenant, created_by=owner)
     return {
+        "batch_id": batch.id,
         "key_id": key.key.pk,
         "preset_id": preset.pk,
         "job_id": job.id,
