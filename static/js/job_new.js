@@ -147,9 +147,10 @@
       return;
     }
     var count = data.count || 1;
-    document.getElementById("price").textContent = count > 1
-      ? count + " images × " + credits(data.price) + " = " + credits(data.total)
-      : credits(data.price);
+    var price = credits(data.price);
+    if (count > 1) price = data.price === 0 ? count + " images, free" : count + " images × " + price + " = " + credits(data.total);
+    document.getElementById("price").textContent = price;
+    showResolved(data.params);
     document.getElementById("balance").textContent = data.balance;
     priceLine.hidden = false;
     notEnough.hidden = data.enough_credits;
@@ -168,6 +169,20 @@
     }
     document.getElementById("submit-job").textContent = count > 1 ? "Submit " + count + " jobs" : "Submit job";
     drawPlacement();
+  }
+
+  // What applies to each empty control (the preset's value or the default), for the
+  // sliders, switches and placement marker to show.
+  function showResolved(params) {
+    var section = form.querySelector('.model-settings[data-model="' + selectedModel() + '"]');
+    if (!section) return;
+    var prefix = "param-" + selectedModel() + "-";
+    section.querySelectorAll("[name^='" + prefix + "']").forEach(function (control) {
+      var name = control.name.slice(prefix.length);
+      if (!(name in params) || typeof params[name] === "object") return;
+      control.dataset.resolved = String(params[name]);
+      control.dispatchEvent(new Event("param-refresh"));
+    });
   }
 
   function add(list, name, value, isError) {
@@ -209,7 +224,8 @@
   }
 
   function valueOf(input) {
-    return input.value !== "" ? Number(input.value) : Number(input.placeholder || 0);
+    if (input.value !== "") return Number(input.value);
+    return Number(input.dataset.resolved !== undefined ? input.dataset.resolved : input.placeholder || 0);
   }
 
   function drawPlacement() {

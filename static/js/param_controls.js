@@ -1,7 +1,8 @@
 // Parameter controls rendered from a model's JSON Schema (templates/jobs/_param_controls.html).
 // The named number field or select is what the form sends, and empty means "not given"
 // (the preset's or the default applies). Here bounded numbers get a slider and booleans
-// a switch that mirror it; "Use default" empties it again.
+// a switch that mirror it; "Use default" empties it again. A control's `data-resolved`
+// (set by the page from the server's preview) is the value that applies while it is empty.
 (function () {
   function numberOf(input) {
     return input.value === "" ? null : Number(input.value);
@@ -11,14 +12,16 @@
     var input = document.getElementById(range.dataset.rangeFor);
     var state = range.closest(".param").querySelector(".slider-state");
     var output = state.querySelector("output");
-    var fallback = input.placeholder;
     range.hidden = false;
     state.hidden = false;
     function show() {
       var value = numberOf(input);
+      // Unset: what applies instead, as the page last resolved it (the preset's value
+      // or the default), else the schema's default.
+      var fallback = input.dataset.resolved !== undefined ? input.dataset.resolved : input.placeholder;
       if (value === null) {
         range.value = fallback !== "" ? fallback : range.min;
-        output.textContent = fallback !== "" ? "Default: " + fallback : "Not set";
+        output.textContent = fallback !== "" ? "Not set: " + fallback + " applies" : "Not set";
         range.classList.add("unset");
       } else {
         range.value = value;
@@ -33,6 +36,7 @@
     // Focusing the slider says its value to a screen reader; so does the output.
     input.addEventListener("input", show);
     input.addEventListener("change", show);
+    input.addEventListener("param-refresh", show);
     show();
   }
 
@@ -40,15 +44,16 @@
     var select = document.getElementById(row.dataset.switchFor);
     var box = row.querySelector("input[type=checkbox]");
     var state = row.querySelector("output");
-    var fallback = row.dataset.default === "true";
     select.hidden = true;
     row.hidden = false;
     document.getElementById(select.id + "-label").htmlFor = box.id;
     function show() {
-      var on = select.value === "" ? fallback : select.value === "true";
+      var resolved = select.dataset.resolved !== undefined ? select.dataset.resolved : row.dataset.default;
+      var on = select.value === "" ? resolved === "true" : select.value === "true";
       box.checked = on;
-      state.textContent = (on ? "On" : "Off") + (select.value === "" ? " (default)" : "");
+      state.textContent = (on ? "On" : "Off") + (select.value === "" ? " (not set: the preset or default)" : "");
     }
+    select.addEventListener("param-refresh", show);
     box.addEventListener("change", function () {
       select.value = box.checked ? "true" : "false";
       select.dispatchEvent(new Event("change", { bubbles: true }));
