@@ -884,7 +884,9 @@ def batch_submit(
         preset=preset,
         name=name,
         new_jobs=[
-            _NewJob(plan.params, plan.quote, plan.seed_drawn, inputs[plan.image_url], plan.image_url)
+            _NewJob(
+                plan.params, plan.quote, plan.seed_drawn, inputs[plan.image_url], plan.image_url
+            )
             for plan in planned
         ],
         short=short,
@@ -1034,8 +1036,7 @@ def batch_submit_portal(
     if len(sources) > limit:
         raise JobError(
             "validation_error",
-            f"image_url: a batch takes at most {limit} photos; you gave {len(sources)}.",
-            field="image_url",
+            f"A batch takes at most {limit} photos; you gave {len(sources)}: split them.",
         )
     engine, _ = job_engine(tenant=tenant)
     spec = _model_for_job(model, engine)
@@ -1062,7 +1063,9 @@ def batch_submit_portal(
             skipped[index] = f"{source.label}: {e.errors.get(spec.image_param, e.message)}"
             continue
         planned[index] = (resolved, job_quote(tenant=tenant, spec=spec, params=resolved))
-    urls = list(dict.fromkeys(sources[i].image_url.strip() for i in planned if not sources[i].upload))
+    urls = list(
+        dict.fromkeys(sources[i].image_url.strip() for i in planned if not sources[i].upload)
+    )
     fetched, refused = _batch_inputs_fetch(tenant=tenant, urls=urls)
     stored: dict[int, Asset] = {}
     try:
@@ -1078,9 +1081,12 @@ def batch_submit_portal(
             try:
                 stored[index] = _portal_upload_store(tenant=tenant, upload=source.upload)
             except JobError as e:
-                # "image: mug.jpg is larger…" and "image: notes.txt: This file isn't…"
-                reason = e.message.removeprefix("image: ").removeprefix(f"{source.upload.name}: ")
-                skipped[index] = f"{source.label}: {reason}"
+                # "image: mug.jpg is larger than…", "image: notes.txt: This file isn't…":
+                # both name the file already.
+                reason = e.message.removeprefix("image: ")
+                file_name = source.upload.name or ""
+                named_file = bool(file_name) and reason.startswith(file_name)
+                skipped[index] = reason if named_file else f"{source.label}: {reason}"
     except BaseException:
         _assets_discard([*fetched.values(), *stored.values()])
         raise
@@ -1088,11 +1094,7 @@ def batch_submit_portal(
     if not stored:
         _assets_discard(fetched.values())
         shown = "; ".join(named[:5]) + (f" (and {len(named) - 5} more)" if len(named) > 5 else "")
-        raise JobError(
-            "validation_error",
-            f"image_url: none of the photos could be used: {shown}",
-            field="image_url",
-        )
+        raise JobError("validation_error", f"None of the photos could be used: {shown}")
     total = sum(planned[i][1].price for i in stored)
     short = partial(_batch_portal_short, total=total)
     balance = Tenant.objects.values_list("credit_balance", flat=True).get(pk=tenant.pk)

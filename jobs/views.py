@@ -204,7 +204,7 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
             "typical": _typical_time(m, engine),
             "presets": presets.get(m.slug, []),
             "controls": _param_controls(m, overrides if m.slug == posted_model else {}),
-            "placement": PLACEMENT_PARAMS <= set(m.params),
+            "placement": set(m.params) >= PLACEMENT_PARAMS,
             "errors": param_errors if m.slug == posted_model else {},
         }
         for m in catalog.all_models()
@@ -240,8 +240,8 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
 PLACEMENT_PARAMS = frozenset({"x_value", "y_value", "scale"})
 
 
-def _typical_time(spec: catalog.ModelSpec, engine: str) -> str:
-    if not spec.runs_on(engine):  # type: ignore[arg-type]
+def _typical_time(spec: catalog.ModelSpec, engine: catalog.Engine) -> str:
+    if not spec.runs_on(engine):
         return ""
     if engine == "local":
         if spec.composed_locally:
@@ -266,9 +266,7 @@ def _batch_submitted(
             f"{skipped} photo{'s were' if skipped != 1 else ' was'} left out: "
             + "; ".join(submitted.skipped),
         )
-    return redirect(
-        "batch_detail", workspace=membership.tenant.slug, batch_id=submitted.batch.id
-    )
+    return redirect("batch_detail", workspace=membership.tenant.slug, batch_id=submitted.batch.id)
 
 
 def _price_label(price: JobPrice | None, *, own_key: bool) -> str:

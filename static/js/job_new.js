@@ -232,13 +232,20 @@
     var p = placementParts();
     if (!p) return;
     var canvas = p.canvas;
-    var ratio = firstPhoto ? firstPhoto.naturalWidth / firstPhoto.naturalHeight : outputRatio || 1;
+    // The position is in the output's frame: its shape when the preview knows it, the
+    // photo's otherwise; the photo is fitted inside it.
+    var photoRatio = firstPhoto ? firstPhoto.naturalWidth / firstPhoto.naturalHeight : null;
+    var ratio = outputRatio || photoRatio || 1;
     canvas.width = 320;
     canvas.height = Math.round(320 / ratio);
     var ctx = canvas.getContext("2d");
     ctx.fillStyle = "#eef0f6";
     ctx.fillRect(0, 0, canvas.width, canvas.height);
-    if (firstPhoto) ctx.drawImage(firstPhoto, 0, 0, canvas.width, canvas.height);
+    if (firstPhoto) {
+      var fit = Math.min(canvas.width / firstPhoto.naturalWidth, canvas.height / firstPhoto.naturalHeight);
+      var w = firstPhoto.naturalWidth * fit, h = firstPhoto.naturalHeight * fit;
+      ctx.drawImage(firstPhoto, (canvas.width - w) / 2, (canvas.height - h) / 2, w, h);
+    }
     var x = valueOf(p.x) / 100 * canvas.width;
     var y = valueOf(p.y) / 100 * canvas.height;
     var side = Math.max(6, valueOf(p.scale) * Math.min(canvas.width, canvas.height));

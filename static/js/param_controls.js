@@ -51,7 +51,7 @@
       var resolved = select.dataset.resolved !== undefined ? select.dataset.resolved : row.dataset.default;
       var on = select.value === "" ? resolved === "true" : select.value === "true";
       box.checked = on;
-      state.textContent = (on ? "On" : "Off") + (select.value === "" ? " (not set: the preset or default)" : "");
+      state.textContent = (on ? "On" : "Off") + (select.value === "" ? " (preset or default)" : "");
     }
     select.addEventListener("param-refresh", show);
     box.addEventListener("change", function () {

@@ -49,6 +49,11 @@ def _jpeg(name: str, data: bytes) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, data, content_type="image/jpeg")
 
 
+def _input_name(job: Job) -> str:
+    assert job.input_asset is not None
+    return job.input_asset.original_name
+
+
 def _assert_nothing_created() -> None:
     assert not Batch.objects.exists()
     assert not Job.objects.exists()
@@ -104,7 +109,7 @@ def test_several_uploaded_files_make_a_batch(owner_client, tenant, product_jpeg)
 
     batch = Batch.objects.get()
     assert response["Location"] == reverse("batch_detail", args=[tenant.slug, batch.id])
-    names = [job.input_asset.original_name for job in batch.jobs.order_by("created_at")]
+    names = [_input_name(job) for job in batch.jobs.order_by("created_at")]
     assert names == ["mug.jpg", "cup.jpg"]
 
 
@@ -136,7 +141,7 @@ def test_a_file_that_is_not_an_image_is_refused_with_its_name(owner_client, tena
 
     assert response.status_code == 200
     page = _text(response)
-    assert "none of the photos could be used" in page
+    assert "None of the photos could be used" in page
     assert "photo.txt: This file isn&#x27;t a picture" in page
     assert "notes.txt: " in page
     _assert_nothing_created()
@@ -151,9 +156,24 @@ def test_a_text_file_among_photos_is_left_out_and_named(owner_client, tenant, pr
     response = owner_client.post(_new(tenant), {"image": files, "model": PACKSHOT})
 
     job = Batch.objects.get().jobs.get()
-    assert job.input_asset.original_name == "mug.jpg"
+    assert _input_name(job) == "mug.jpg"
     assert "photo.txt: This file isn&#x27;t a picture" in _messages(owner_client, response)
     assert Asset.objects.filter(original_name="photo.txt").count() == 0
+
+
+def test_photos_over_the_size_limit_are_refused_with_their_names(
+    owner_client, tenant, product_jpeg, settings
+):
+    settings.FETCH_MAX_BYTES = 1000
+    files = [_jpeg("mug.jpg", product_jpeg), _jpeg("cup.jpg", product_jpeg)]
+
+    response = owner_client.post(_new(tenant), {"image": files, "model": PACKSHOT})
+
+    page = _text(response)
+    assert "mug.jpg is larger than" in page
+    assert "cup.jpg is larger than" in page
+    assert "mug.jpg: mug.jpg" not in page
+    _assert_nothing_created()
 
 
 def test_a_batch_over_the_balance_creates_nothing_and_says_what_it_needs(
@@ -194,7 +214,7 @@ def test_more_photos_than_a_batch_takes_are_refused(owner_client, tenant, settin
 
     response = owner_client.post(_new(tenant), {"image_url": lines, "model": PACKSHOT})
 
-    assert "a batch takes at most 2 photos; you gave 3" in _text(response)
+    assert "A batch takes at most 2 photos; you gave 3" in _text(response)
     _assert_nothing_created()
 
 
@@ -245,9 +265,7 @@ def test_a_member_can_submit_a_batch(member_client, member, tenant, product_jpeg
     assert Batch.objects.get(tenant=tenant).created_by == member
 
 
-def test_the_batch_page_is_the_workspaces_own(
-    owner_client, outsider_client, tenant, product_jpeg
-):
+def test_the_batch_page_is_the_workspaces_own(owner_client, outsider_client, tenant, product_jpeg):
     files = [_jpeg("a.jpg", product_jpeg), _jpeg("b.jpg", product_jpeg)]
     response = owner_client.post(_new(tenant), {"image": files, "model": PACKSHOT})
     batch = Batch.objects.get()
@@ -326,9 +344,7 @@ def test_from_a_job_of_another_workspace_is_404(
     assert outsider_client.get(_new(theirs) + "?from=not-a-uuid").status_code == 404
 
 
-def test_a_member_can_start_from_a_job_of_the_workspace(
-    member_client, owner, tenant, product_jpeg
-):
+def test_a_member_can_start_from_a_job_of_the_workspace(member_client, owner, tenant, product_jpeg):
     job = _scene_job(tenant, owner, product_jpeg)
 
     response = member_client.get(_new(tenant) + f"?from={job.id}")
@@ -357,12 +373,10 @@ def test_bounded_numbers_get_sliders_enums_selects_and_booleans_switches(owner_c
     assert f'id="{param_field_name(SCENE, "seed")}-range"' not in page
     assert f'<select id="{param_field_name(SCENE, "aspect_ratio")}"' in page
     assert f'id="{param_field_name(SCENE, "aspect_ratio")}-range"' not in page
-    switch = re.search(
-        rf'<input type="checkbox" class="switch" role="switch" id="{param_field_name(PACKSHOT, "force_rmbg")}-switch"',
-        page,
-    )
-    assert switch
-    assert f'data-unset="{param_field_name(PACKSHOT, "force_rmbg")}"' in page
+    force_rmbg = param_field_name(PACKSHOT, "force_rmbg")
+    switch = f'<input type="checkbox" class="switch" role="switch" id="{force_rmbg}-switch"'
+    assert switch in page
+    assert f'data-unset="{force_rmbg}"' in page
     assert f'id="{param_field_name(SCENE, "prompt")}-range"' not in page
 
 
