@@ -4,31 +4,65 @@ Model parameters are not Django form fields: they are rendered from each model's
 Schema and checked by the catalog's validator, the same one the API and the workers use.
 """
 
+import csv
+import io
 from typing import Any
 
 from django import forms
+from django.core.files.uploadedfile import UploadedFile
 from django.http import QueryDict
 
 from jobs import catalog, scenes
+from jobs.services import PhotoSource
 
 PACKSHOT = "bria-product-packshot"
 
 
+# A CSV of product URLs is read whole: a few hundred lines are far below this.
+CSV_MAX_BYTES = 1024 * 1024
+# Pasted URLs: BATCH_MAX_ITEMS lines of long URLs fit; a paste of a whole page does not.
+URLS_MAX_CHARS = 400_000
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.Field):
+    """Several files under one name. Each file is checked by the job service, which
+    names the one at fault, so a bad file is not a form error here."""
+
+    widget = MultipleFileInput
+
+    def clean(self, value: Any) -> list[UploadedFile]:
+        files = value if isinstance(value, list | tuple) else [value] if value else []
+        return [f for f in files if f]
+
+
 class NewJobForm(forms.Form):
-    image_url = forms.URLField(
-        label="Product image URL",
+    image_url = forms.CharField(
+        label="Product image URLs",
         required=False,
-        max_length=2000,
-        assume_scheme="https",
-        widget=forms.URLInput(attrs={"placeholder": "https://shop.example/photos/mug.jpg"}),
+        max_length=URLS_MAX_CHARS,
+        help_text="One URL per line: one line makes a job, several lines a batch.",
+        widget=forms.Textarea(
+            attrs={"rows": 4, "placeholder": "https://shop.example/photos/mug.jpg"}
+        ),
     )
-    image = forms.FileField(
-        label="or upload a photo",
+    csv_file = forms.FileField(
+        label="or a CSV of URLs",
         required=False,
-        widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
+        help_text="A header row with a url column and, if you like, a sku column.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+    )
+    image = MultipleFileField(
+        label="or upload photos",
+        required=False,
+        widget=MultipleFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
     )
     model = forms.ChoiceField(label="Model")
     preset = forms.CharField(required=False)
+    batch_name = forms.CharField(label="Batch name", required=False, max_length=200)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -42,13 +76,70 @@ class NewJobForm(forms.Form):
         runnable = [m.slug for m in catalog.all_models() if m.runs_on(engine)]
         field.initial = PACKSHOT if PACKSHOT in runnable else next(iter(runnable), None)
 
+    def clean_csv_file(self) -> list[PhotoSource]:
+        upload = self.cleaned_data.get("csv_file")
+        if not upload:
+            return []
+        if upload.size is not None and upload.size > CSV_MAX_BYTES:
+            raise forms.ValidationError(
+                f"{upload.name} is larger than {CSV_MAX_BYTES // 1024} KB: split it in batches."
+            )
+        try:
+            text = upload.read(CSV_MAX_BYTES + 1).decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise forms.ValidationError(f"{upload.name}: save it as UTF-8 text.") from e
+        return csv_sources(text, name=upload.name or "the CSV")
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if not data.get("image_url") and not data.get("image") and not self.errors:
+        if self.errors:
+            return data
+        sources = url_sources(data.get("image_url") or "")
+        sources += data.get("csv_file") or []
+        sources += [PhotoSource(label=f.name or "upload", upload=f) for f in data["image"]]
+        if not sources:
             raise forms.ValidationError("Paste the URL of a product photo or upload one.")
-        if data.get("image_url") and data.get("image"):
-            raise forms.ValidationError("Give a URL or a file, not both.")
+        data["sources"] = sources
         return data
+
+
+def url_sources(text: str) -> list[PhotoSource]:
+    """One photo per non-blank line, named by its line number."""
+    return [
+        PhotoSource(label=f"line {number}: {line.strip()[:200]}", image_url=line.strip())
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]
+
+
+def csv_sources(text: str, *, name: str) -> list[PhotoSource]:
+    """The photos of a CSV with a header row, a `url` column and an optional `sku`
+    column; each is named by its row number as a spreadsheet shows it (the header is
+    row 1). Blank rows are passed over."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as e:
+        raise forms.ValidationError(f"{name}: line {reader.line_num}: {e}") from e
+    if not rows:
+        raise forms.ValidationError(f"{name} is empty: give a header row and one URL a row.")
+    header = [cell.strip().lower() for cell in rows[0]]
+    if "url" not in header:
+        raise forms.ValidationError(
+            f"{name}: the header row needs a url column (and optionally sku); it has "
+            f"{', '.join(repr(h) for h in header) or 'nothing'}."
+        )
+    url_at = header.index("url")
+    sku_at = header.index("sku") if "sku" in header else None
+    sources = []
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        url = row[url_at].strip() if url_at < len(row) else ""
+        sku = row[sku_at].strip() if sku_at is not None and sku_at < len(row) else ""
+        label = f"row {number}: {url[:200]}" if url else f"row {number}"
+        sources.append(PhotoSource(label=label, image_url=url, sku=sku))
+    return sources
 
 
 def param_field_name(model: str, name: str) -> str:

@@ -12,7 +12,7 @@ import hmac
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -338,6 +338,7 @@ def job_submit(
     preset: Preset | None = None,
     params: Mapping[str, Any] | None = None,
     webhook_url: str = "",
+    sku: str = "",
 ) -> Job:
     """Check the parameters and the input, store the input, create the job, queue it.
 
@@ -379,6 +380,7 @@ def job_submit(
             params=resolved,
             preset=preset,
             source_url=image_url,
+            sku=sku,
             webhook_url=webhook_url,
             backdrop=_job_backdrop(spec=spec, engine=quote.engine, preset=preset, params=resolved),
             own_key=quote.own_key,
@@ -936,36 +938,78 @@ def batch_submit(
                 if plan.image_url in refused
             }
         )
+    short = partial(_batch_short, total=total, jobs=len(planned))
+    return _batch_create(
+        tenant=tenant,
+        user=user,
+        spec=spec,
+        preset=preset,
+        name=name,
+        new_jobs=[
+            _NewJob(
+                plan.params, plan.quote, plan.seed_drawn, inputs[plan.image_url], plan.image_url
+            )
+            for plan in planned
+        ],
+        short=short,
+    )
+
+
+@dataclass(frozen=True)
+class _NewJob:
+    params: dict[str, Any]
+    quote: Quote
+    seed_drawn: bool
+    input: Asset  # stored, not yet saved; shared by the jobs of the same photo
+    source_url: str = ""
+    sku: str = ""
+
+
+def _batch_create(
+    *,
+    tenant: Tenant,
+    user: User | None,
+    spec: catalog.ModelSpec,
+    preset: Preset | None,
+    name: str,
+    new_jobs: Sequence[_NewJob],
+    short: Callable[..., JobError],
+) -> Batch:
+    """Create the batch, its jobs (each holding its price) and their stored photos in one
+    transaction, then queue the jobs. Any failure deletes the stored files; a hold refused
+    because the balance was spent meanwhile refuses the whole batch as `short(balance=)`."""
+    inputs = list({id(job.input): job.input for job in new_jobs}.values())
     # One pause for all: the jobs share the workspace's key.
-    pause = _paused_for(tenant=tenant, quote=planned[0].quote)
+    pause = _paused_for(tenant=tenant, quote=new_jobs[0].quote)
     try:
         with transaction.atomic():
             batch = Batch.objects.create(tenant=tenant, name=name.strip()[:200], created_by=user)
-            for asset in inputs.values():
+            for asset in inputs:
                 asset.save()
             jobs = []
             # A microsecond apart, so that the jobs sort in the items' order.
             first_at = timezone.now()
-            for index, plan in enumerate(planned):
+            for index, new in enumerate(new_jobs):
                 job = Job.objects.create(
                     tenant=tenant,
                     batch=batch,
                     created_at=first_at + timedelta(microseconds=index),
                     created_by=user,
                     model=spec.slug,
-                    engine=plan.quote.engine,
-                    params=plan.params,
+                    engine=new.quote.engine,
+                    params=new.params,
                     preset=preset,
-                    source_url=plan.image_url,
-                    input_asset=inputs[plan.image_url],
+                    source_url=new.source_url,
+                    sku=new.sku,
+                    input_asset=new.input,
                     backdrop=_job_backdrop(
-                        spec=spec, engine=plan.quote.engine, preset=preset, params=plan.params
+                        spec=spec, engine=new.quote.engine, preset=preset, params=new.params
                     ),
-                    own_key=plan.quote.own_key,
-                    price=plan.quote.price,
+                    own_key=new.quote.own_key,
+                    price=new.quote.price,
                     status=JobStatus.WAITING_FOR_PROVIDER if pause else JobStatus.QUEUED,
                     waiting_since=timezone.now() if pause else None,
-                    seed_drawn=plan.seed_drawn,
+                    seed_drawn=new.seed_drawn,
                 )
                 _job_hold(job=job, user=user)
                 jobs.append(job)
@@ -973,20 +1017,179 @@ def batch_submit(
             first_jobs = {}
             for job in reversed(jobs):
                 first_jobs[job.input_asset_id] = job
-            for asset in inputs.values():
+            for asset in inputs:
                 Asset.objects.filter(pk=asset.pk).update(job=first_jobs[asset.pk])
             _jobs_send(jobs=jobs, pause=pause)
     except JobError as e:
-        _assets_discard(inputs.values())
+        _assets_discard(inputs)
         if e.code == "insufficient_credits":
-            # Spent meanwhile (another job or batch): refused as a whole, like above.
+            # Spent meanwhile (another job or batch): refused as a whole, like before.
             balance = Tenant.objects.values_list("credit_balance", flat=True).get(pk=tenant.pk)
-            raise _batch_short(total=total, balance=balance, jobs=len(planned)) from e
+            raise short(balance=balance) from e
         raise
     except BaseException:
-        _assets_discard(inputs.values())
+        _assets_discard(inputs)
         raise
     return batch
+
+
+SKU_MAX_LENGTH = Job._meta.get_field("sku").max_length or 100
+
+
+@dataclass(frozen=True)
+class PhotoSource:
+    """One product photo given on the new-job page: a pasted URL or an uploaded file.
+    `label` names it when it is left out ("line 3: https://…", "row 2: …", "mug.jpg")."""
+
+    label: str
+    image_url: str = ""
+    upload: UploadedFile | None = None
+    sku: str = ""
+
+
+@dataclass(frozen=True)
+class PortalBatch:
+    """A batch made from the new-job page, and the photos left out of it, each named
+    with why ("line 3: https://…: The server answered 404.")."""
+
+    batch: Batch
+    skipped: list[str]
+
+
+def _portal_upload_store(*, tenant: Tenant, upload: UploadedFile) -> Asset:
+    source = _read_input(image_url="", upload=upload)
+    return _asset_stored(
+        tenant=tenant,
+        job=None,
+        kind=AssetKind.INPUT,
+        data=source.data,
+        info=source.info,
+        original_name=source.name,
+    )
+
+
+def batch_submit_portal(
+    *,
+    tenant: Tenant,
+    user: User | None,
+    model: str,
+    sources: Sequence[PhotoSource],
+    preset: Preset | None = None,
+    params: Mapping[str, Any] | None = None,
+    name: str = "",
+) -> PortalBatch:
+    """Submit one job per photo as a batch, leaving out the photos that can't be used.
+
+    Unlike `batch_submit` (the API's, all or nothing), a bad photo among good ones does
+    not refuse the batch: a malformed URL, a refused host, a failed fetch or a file that
+    is not an image is left out and named in `skipped`, and the others become jobs. What
+    concerns every photo is still refused as a whole: the model, the preset and the
+    parameters (checked first, nothing fetched), no usable photo at all, and a total
+    price over the balance (checked on the usable photos before any job is created).
+    A refused batch leaves no job, no hold and no stored photo.
+    """
+    limit = settings.BATCH_MAX_ITEMS
+    if not sources:
+        raise JobError(
+            "validation_error",
+            "image_url: paste the URL of a product photo or upload one.",
+            field="image_url",
+        )
+    if len(sources) > limit:
+        raise JobError(
+            "validation_error",
+            f"A batch takes at most {limit} photos; you gave {len(sources)}: split them.",
+        )
+    engine, _ = job_engine(tenant=tenant)
+    spec = _model_for_job(model, engine)
+    # Parameters wrong for every photo refuse the batch, field by field, before any fetch.
+    job_resolve_params(
+        tenant=tenant, spec=spec, preset=preset, overrides=params, upload_attached=True
+    )
+    given = {**(preset.params if preset else {}), **(params or {})}
+    skipped: dict[int, str] = {}
+    planned: dict[int, tuple[dict[str, Any], Quote]] = {}
+    for index, source in enumerate(sources):
+        url = source.image_url.strip()
+        if len(source.sku.strip()) > SKU_MAX_LENGTH:
+            skipped[index] = f"{source.label}: the sku is longer than {SKU_MAX_LENGTH} characters"
+            continue
+        try:
+            # Each photo is resolved on its own: a drawn seed is drawn for each job.
+            resolved = catalog.resolve_params(
+                spec,
+                {**given, spec.image_param: url} if source.upload is None else given,
+                attached=frozenset({spec.image_param}) if source.upload else frozenset(),
+            )
+        except catalog.ParamsError as e:
+            skipped[index] = f"{source.label}: {e.errors.get(spec.image_param, e.message)}"
+            continue
+        planned[index] = (resolved, job_quote(tenant=tenant, spec=spec, params=resolved))
+    urls = list(
+        dict.fromkeys(sources[i].image_url.strip() for i in planned if not sources[i].upload)
+    )
+    fetched, refused = _batch_inputs_fetch(tenant=tenant, urls=urls)
+    stored: dict[int, Asset] = {}
+    try:
+        for index in list(planned):
+            source = sources[index]
+            if source.upload is None:
+                url = source.image_url.strip()
+                if url in refused:
+                    skipped[index] = f"{source.label}: {refused[url]}"
+                else:
+                    stored[index] = fetched[url]
+                continue
+            try:
+                stored[index] = _portal_upload_store(tenant=tenant, upload=source.upload)
+            except JobError as e:
+                # "image: mug.jpg is larger than…", "image: notes.txt: This file isn't…":
+                # both name the file already.
+                reason = e.message.removeprefix("image: ")
+                file_name = source.upload.name or ""
+                named_file = bool(file_name) and reason.startswith(file_name)
+                skipped[index] = reason if named_file else f"{source.label}: {reason}"
+    except BaseException:
+        _assets_discard([*fetched.values(), *stored.values()])
+        raise
+    named = [skipped[i] for i in sorted(skipped)]
+    if not stored:
+        _assets_discard(fetched.values())
+        shown = "; ".join(named[:5]) + (f" (and {len(named) - 5} more)" if len(named) > 5 else "")
+        raise JobError("validation_error", f"None of the photos could be used: {shown}")
+    total = sum(planned[i][1].price for i in stored)
+    short = partial(_batch_portal_short, total=total)
+    balance = Tenant.objects.values_list("credit_balance", flat=True).get(pk=tenant.pk)
+    if total > balance:
+        _assets_discard([*fetched.values(), *stored.values()])
+        raise short(balance=balance)
+    batch = _batch_create(
+        tenant=tenant,
+        user=user,
+        spec=spec,
+        preset=preset,
+        name=name,
+        new_jobs=[
+            _NewJob(
+                params=planned[index][0],
+                quote=planned[index][1],
+                seed_drawn=_seed_drawn(spec, given),
+                input=stored[index],
+                source_url=sources[index].image_url.strip(),
+                sku=sources[index].sku.strip(),
+            )
+            for index in sorted(stored)
+        ],
+        short=short,
+    )
+    return PortalBatch(batch=batch, skipped=named)
+
+
+def _batch_portal_short(*, total: int, balance: int) -> JobError:
+    return JobError(
+        "insufficient_credits",
+        f"This batch needs {total} credits; your balance is {balance}.",
+    )
 
 
 def _batch_short(*, total: int, balance: int, jobs: int) -> JobError:
