@@ -51,7 +51,15 @@ workspace_patterns = [
     path("jobs/<uuid:job_id>/cancel/", job_views.job_cancel, name="job_cancel"),
     path("jobs/<uuid:job_id>/rerun/", job_views.job_rerun, name="job_rerun"),
     path("gallery/", job_views.gallery, name="gallery"),
+    path("assets/zip/", job_views.assets_zip, name="assets_zip"),
+    path("assets/delete/", job_views.assets_delete, name="assets_delete"),
     path("assets/<uuid:asset_id>/", job_views.asset_file, name="asset_file"),
+    path("assets/<uuid:asset_id>/thumb/", job_views.asset_thumbnail, name="asset_thumbnail"),
+    path("assets/<uuid:asset_id>/view/", job_views.asset_detail, name="asset_detail"),
+    path(
+        "assets/<uuid:asset_id>/favourite/", job_views.asset_favourite, name="asset_favourite"
+    ),
+    path("assets/<uuid:asset_id>/delete/", job_views.asset_delete, name="asset_delete"),
     path("presets/", job_views.preset_list, name="preset_list"),
     path("presets/new/", job_views.preset_new, name="preset_new"),
     path("presets/<int:preset_id>/", job_views.preset_edit, name="preset_edit"),
