@@ -234,6 +234,9 @@ class _Failed:
 class _Completed:
     job_id: uuid.UUID
     outputs: list[tuple[bytes, images.ImageInfo]]
+    # Made in the I/O thread with the download: the dispatcher's own thread (and its
+    # transaction) only writes them.
+    thumbnails: list[bytes | None]
 
 
 @dataclass(frozen=True)
@@ -587,7 +590,9 @@ class _Dispatcher:
                 job_id=event.job_id, code=event.code, message=event.message
             )
         elif isinstance(event, _Completed) and (job := jobs.get(event.job_id)) is not None:
-            self.counts["finished"] += services.job_succeed(job=job, outputs=event.outputs)
+            self.counts["finished"] += services.job_succeed(
+                job=job, outputs=event.outputs, thumbnails=event.thumbnails
+            )
         self.pending.discard(event.job_id)
 
     # --- the event loop side ----------------------------------------------------------------
@@ -728,4 +733,7 @@ def _fetch_outputs(job_id: uuid.UUID, poll: segmind.Poll) -> _Completed | _Faile
             stored.append((data, info))
     except (fetcher.FetchError, images.ImageError) as e:
         return _Failed(job_id, "output_unavailable", f"The result could not be saved: {e.message}")
-    return _Completed(job_id, stored)
+    # The gallery's thumbnails need the pixels decoded: done here, off the dispatcher's
+    # thread (Pillow lets other threads run while it decodes and resizes).
+    thumbnails = [services.asset_thumbnail_make(data) for data, _ in stored]
+    return _Completed(job_id, stored, thumbnails)

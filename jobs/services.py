@@ -130,10 +130,18 @@ def asset_create(
     data: bytes,
     info: images.ImageInfo,
     original_name: str = "",
+    thumbnail: bytes | None = None,
 ) -> Asset:
-    """Store image bytes in Django's storage as one of `tenant`'s assets."""
+    """Store image bytes in Django's storage as one of `tenant`'s assets, with its
+    thumbnail (`thumbnail` if made already, else made now)."""
     asset = _asset_stored(
-        tenant=tenant, job=job, kind=kind, data=data, info=info, original_name=original_name
+        tenant=tenant,
+        job=job,
+        kind=kind,
+        data=data,
+        info=info,
+        original_name=original_name,
+        thumbnail=thumbnail,
     )
     asset.save()
     return asset
@@ -147,8 +155,9 @@ def _asset_stored(
     data: bytes,
     info: images.ImageInfo,
     original_name: str = "",
+    thumbnail: bytes | None = None,
 ) -> Asset:
-    # The file is written, the row is left to the caller to save.
+    # The files are written, the row is left to the caller to save.
     asset = Asset(
         id=uuid.uuid4(),
         tenant=tenant,
@@ -163,8 +172,20 @@ def _asset_stored(
         created_at=timezone.now(),
     )
     asset.file.save(f"{asset.id}.{asset.extension}", ContentFile(data), save=False)
-    _asset_thumbnail_write(asset=asset, data=data)
+    if thumbnail is not None:
+        asset.thumbnail.save(f"{asset.id}.thumb.jpg", ContentFile(thumbnail), save=False)
+    else:
+        _asset_thumbnail_write(asset=asset, data=data)
     return asset
+
+
+def asset_thumbnail_make(data: bytes) -> bytes | None:
+    """The thumbnail of image bytes, or None when they cannot be read (then `asset_create`
+    tries again and logs it); for callers that make it off their hot path."""
+    try:
+        return images.thumbnail_jpeg(data, max_pixels=settings.IMAGE_MAX_PIXELS)
+    except images.ImageError:
+        return None
 
 
 def _asset_thumbnail_write(*, asset: Asset, data: bytes) -> bool:
@@ -192,8 +213,11 @@ def asset_thumbnail_ensure(*, asset: Asset) -> bool:
         return False
     won = Asset.objects.filter(pk=asset.pk, thumbnail="").update(thumbnail=asset.thumbnail.name)
     if not won:
-        asset.thumbnail.delete(save=False)
+        mine = asset.thumbnail.name
         asset.refresh_from_db(fields=["thumbnail"])
+        # A storage that overwrites (S3) gave both the same name: that file is the winner's.
+        if mine != asset.thumbnail.name:
+            asset.thumbnail.storage.delete(mine)
     return bool(won)
 
 
@@ -704,8 +728,14 @@ def job_run(*, job_id: uuid.UUID | str) -> bool:
     return True
 
 
-def job_succeed(*, job: Job, outputs: Sequence[tuple[bytes, images.ImageInfo]]) -> bool:
-    """Move a running job to succeeded and store its outputs, once.
+def job_succeed(
+    *,
+    job: Job,
+    outputs: Sequence[tuple[bytes, images.ImageInfo]],
+    thumbnails: Sequence[bytes | None] = (),
+) -> bool:
+    """Move a running job to succeeded and store its outputs, once, with their
+    thumbnails (`thumbnails`, by output, when made already; the others are made here).
 
     Only the run whose conditional update moved the job stores the outputs, so a task
     delivered twice, or two dispatchers, never store them twice.
@@ -731,6 +761,7 @@ def job_succeed(*, job: Job, outputs: Sequence[tuple[bytes, images.ImageInfo]]) 
                 data=data,
                 info=info,
                 original_name=f"{job.model}-{str(job.pk)[:8]}{suffix}.{info.format.lower()}",
+                thumbnail=thumbnails[index - 1] if index <= len(thumbnails) else None,
             )
         _job_event_emit(job=job, type=WebhookEventType.JOB_SUCCEEDED)
     return True
