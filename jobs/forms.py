@@ -85,7 +85,7 @@ class PresetForm(forms.Form):
 
 # The gallery's "status" filter: results (outputs of succeeded jobs) or jobs that made none.
 GALLERY_STATUSES = [
-    ("", "Results, and jobs waiting or failed lately"),
+    ("", "All"),
     ("succeeded", "Results only"),
     ("queued", "Queued"),
     ("running", "Running"),
