@@ -18,6 +18,7 @@ from django.http import (
     HttpResponseNotModified,
     JsonResponse,
 )
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -423,7 +424,9 @@ def asset_file(request: HttpRequest, membership: Membership, asset_id: UUID) -> 
 
 
 @workspace_view
-def asset_thumbnail(request: HttpRequest, membership: Membership, asset_id: UUID) -> HttpResponse:
+def asset_thumbnail(
+    request: HttpRequest, membership: Membership, asset_id: UUID
+) -> HttpResponseBase:
     """An asset's thumbnail. It never changes once made, so browsers keep it for good; an
     asset stored before thumbnails existed gets its thumbnail now, once."""
     asset = _asset(membership, asset_id)
@@ -489,7 +492,10 @@ def _delete_confirm(
     return render(
         request,
         "jobs/assets_delete_confirm.html",
-        {"assets": assets, "next": _next_url(request, reverse("gallery", args=[membership.tenant.slug]))},
+        {
+            "assets": assets,
+            "next": _next_url(request, reverse("gallery", args=[membership.tenant.slug])),
+        },
     )
 
 
@@ -534,7 +540,7 @@ def _selected_assets(request: HttpRequest, membership: Membership) -> list[Asset
 
 @require_POST
 @workspace_view
-def assets_zip(request: HttpRequest, membership: Membership) -> HttpResponse:
+def assets_zip(request: HttpRequest, membership: Membership) -> HttpResponseBase:
     """The selected results' full images in one ZIP."""
     gallery_url = _next_url(request, reverse("gallery", args=[membership.tenant.slug]))
     limit = settings.GALLERY_ZIP_MAX_ASSETS

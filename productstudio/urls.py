@@ -56,9 +56,7 @@ workspace_patterns = [
     path("assets/<uuid:asset_id>/", job_views.asset_file, name="asset_file"),
     path("assets/<uuid:asset_id>/thumb/", job_views.asset_thumbnail, name="asset_thumbnail"),
     path("assets/<uuid:asset_id>/view/", job_views.asset_detail, name="asset_detail"),
-    path(
-        "assets/<uuid:asset_id>/favourite/", job_views.asset_favourite, name="asset_favourite"
-    ),
+    path("assets/<uuid:asset_id>/favourite/", job_views.asset_favourite, name="asset_favourite"),
     path("assets/<uuid:asset_id>/delete/", job_views.asset_delete, name="asset_delete"),
     path("presets/", job_views.preset_list, name="preset_list"),
     path("presets/new/", job_views.preset_new, name="preset_new"),

@@ -111,9 +111,7 @@ def test_the_grid_shows_thumbnails_and_never_a_full_image(owner_client, tenant):
 def test_it_filters_by_model(owner_client, tenant):
     packshots = _results(tenant, 2)
     scenes = _results(tenant, 2, model="segmind-scenecraft-v01")
-    assert set(_tiles(_page(owner_client, tenant, model="segmind-scenecraft-v01"))) == _ids(
-        scenes
-    )
+    assert set(_tiles(_page(owner_client, tenant, model="segmind-scenecraft-v01"))) == _ids(scenes)
     assert set(_tiles(_page(owner_client, tenant, model="bria-product-packshot"))) == _ids(
         packshots
     )
@@ -295,7 +293,7 @@ def test_a_page_costs_the_same_queries_with_10_or_10000_results(owner_client, te
         tenant=tenant, model="bria-product-packshot", slug="white", name="White"
     )
     batch = Batch.objects.create(tenant=tenant, name="Big batch")
-    common = {"preset": preset, "batch": batch, "sku": "SKU-1"}
+    common: dict[str, Any] = {"preset": preset, "batch": batch, "sku": "SKU-1"}
     filters = {
         "model": "bria-product-packshot",
         "preset": preset.pk,
@@ -306,9 +304,7 @@ def test_a_page_costs_the_same_queries_with_10_or_10000_results(owner_client, te
         "date_to": "2026-12-31",
     }
     _results(tenant, 10, **common)
-    small = {
-        page: _count_queries(owner_client, tenant, page=page, **filters)[0] for page in (1, 3)
-    }
+    small = {page: _count_queries(owner_client, tenant, page=page, **filters)[0] for page in (1, 3)}
     small_unfiltered = _count_queries(owner_client, tenant)[0]
 
     _results(tenant, 9_990, start=START - timedelta(days=10), **common)

@@ -6,8 +6,8 @@ import io
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from PIL import Image
@@ -40,6 +40,10 @@ def _store(tenant: Tenant, data: bytes, kind: str = AssetKind.OUTPUT) -> Asset:
     return services.asset_create(
         tenant=tenant, job=None, kind=kind, data=data, info=images.inspect_image(data)
     )
+
+
+def _content(response: Any) -> bytes:
+    return b"".join(response.streaming_content)
 
 
 def _thumb(asset: Asset) -> Image.Image:
@@ -122,7 +126,7 @@ def test_the_route_serves_it_with_long_private_caching_and_answers_304_to_its_et
     assert response["Content-Type"] == "image/jpeg"
     assert "private" in response["Cache-Control"] and "immutable" in response["Cache-Control"]
     assert "max-age=31536000" in response["Cache-Control"]
-    body = b"".join(response.streaming_content)
+    body = _content(response)
     assert Image.open(io.BytesIO(body)).size == (480, 480)
     again = owner_client.get(url, HTTP_IF_NONE_MATCH=response["ETag"])
     assert again.status_code == 304
@@ -159,7 +163,7 @@ def test_an_older_asset_gets_its_thumbnail_on_first_request_and_never_again(
     assert stored and calls == [1]
     second = owner_client.get(url)
     assert second.status_code == 200
-    assert b"".join(second.streaming_content) == b"".join(first.streaming_content)
+    assert _content(second) == _content(first)
     assert calls == [1]
     assert Asset.objects.get(pk=asset.pk).thumbnail.name == stored
 
