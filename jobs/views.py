@@ -441,7 +441,11 @@ def asset_thumbnail(
             raise Http404("This image's file is missing.") from None
         if not asset.thumbnail:
             raise Http404("This image has no thumbnail.")
-    return FileResponse(asset.thumbnail.open("rb"), content_type="image/jpeg", headers=caching)
+    try:
+        thumbnail = asset.thumbnail.open("rb")
+    except FileNotFoundError:
+        raise Http404("This image's thumbnail is missing.") from None
+    return FileResponse(thumbnail, content_type="image/jpeg", headers=caching)
 
 
 @workspace_view
@@ -475,6 +479,7 @@ def _next_url(request: HttpRequest, fallback: str) -> str:
 @require_POST
 @workspace_view
 def asset_favourite(request: HttpRequest, membership: Membership, asset_id: UUID) -> HttpResponse:
+    """Mark (`favourite=1`) or unmark an image; JSON for the gallery's script, else back."""
     asset = _asset(membership, asset_id)
     favourite = request.POST.get("favourite") == "1"
     services.asset_favourite_set(asset=asset, favourite=favourite)
@@ -502,6 +507,7 @@ def _delete_confirm(
 @require_POST
 @workspace_view
 def asset_delete(request: HttpRequest, membership: Membership, asset_id: UUID) -> HttpResponse:
+    """Delete one result once confirmed (`confirm=1`); without it, the confirmation page."""
     asset = _asset(membership, asset_id)
     if request.POST.get("confirm") != "1":
         return _delete_confirm(request, membership, [asset])

@@ -41,7 +41,7 @@ def test_a_shop_zips_two_results_and_compares_one_with_its_photo(
         for src in page.locator(".gallery img").evaluate_all("l => l.map(i => i.src)")
     )
 
-    boxes = page.get_by_label("Select this image")
+    boxes = page.get_by_label(re.compile("^Select this image"))
     boxes.nth(0).check()
     boxes.nth(2).check()
     page.get_by_text("2 selected").wait_for()
