@@ -234,9 +234,6 @@ class _Failed:
 class _Completed:
     job_id: uuid.UUID
     outputs: list[tuple[bytes, images.ImageInfo]]
-    # Made in the I/O thread with the download: the dispatcher's own thread (and its
-    # transaction) only writes them.
-    thumbnails: list[bytes | None]
 
 
 @dataclass(frozen=True)
@@ -590,8 +587,11 @@ class _Dispatcher:
                 job_id=event.job_id, code=event.code, message=event.message
             )
         elif isinstance(event, _Completed) and (job := jobs.get(event.job_id)) is not None:
+            # No thumbnail here: it needs the pixels decoded (a 2000 x 2000 PNG costs
+            # more than the rest of the job's orchestration), and the dispatcher's CPU
+            # bounds its throughput. The gallery makes it on first view, once.
             self.counts["finished"] += services.job_succeed(
-                job=job, outputs=event.outputs, thumbnails=event.thumbnails
+                job=job, outputs=event.outputs, thumbnails=False
             )
         self.pending.discard(event.job_id)
 
@@ -733,7 +733,4 @@ def _fetch_outputs(job_id: uuid.UUID, poll: segmind.Poll) -> _Completed | _Faile
             stored.append((data, info))
     except (fetcher.FetchError, images.ImageError) as e:
         return _Failed(job_id, "output_unavailable", f"The result could not be saved: {e.message}")
-    # The gallery's thumbnails need the pixels decoded: done here, off the dispatcher's
-    # thread (Pillow lets other threads run while it decodes and resizes).
-    thumbnails = [services.asset_thumbnail_make(data) for data, _ in stored]
-    return _Completed(job_id, stored, thumbnails)
+    return _Completed(job_id, stored)

@@ -130,10 +130,10 @@ def asset_create(
     data: bytes,
     info: images.ImageInfo,
     original_name: str = "",
-    thumbnail: bytes | None = None,
+    thumbnail: bool = True,
 ) -> Asset:
     """Store image bytes in Django's storage as one of `tenant`'s assets, with its
-    thumbnail (`thumbnail` if made already, else made now)."""
+    thumbnail unless `thumbnail` is False (then the gallery makes it on first view)."""
     asset = _asset_stored(
         tenant=tenant,
         job=job,
@@ -155,7 +155,7 @@ def _asset_stored(
     data: bytes,
     info: images.ImageInfo,
     original_name: str = "",
-    thumbnail: bytes | None = None,
+    thumbnail: bool = True,
 ) -> Asset:
     # The files are written, the row is left to the caller to save.
     asset = Asset(
@@ -172,20 +172,9 @@ def _asset_stored(
         created_at=timezone.now(),
     )
     asset.file.save(f"{asset.id}.{asset.extension}", ContentFile(data), save=False)
-    if thumbnail is not None:
-        asset.thumbnail.save(f"{asset.id}.thumb.jpg", ContentFile(thumbnail), save=False)
-    else:
+    if thumbnail:
         _asset_thumbnail_write(asset=asset, data=data)
     return asset
-
-
-def asset_thumbnail_make(data: bytes) -> bytes | None:
-    """The thumbnail of image bytes, or None when they cannot be read (then `asset_create`
-    tries again and logs it); for callers that make it off their hot path."""
-    try:
-        return images.thumbnail_jpeg(data, max_pixels=settings.IMAGE_MAX_PIXELS)
-    except images.ImageError:
-        return None
 
 
 def _asset_thumbnail_write(*, asset: Asset, data: bytes) -> bool:
@@ -734,10 +723,10 @@ def job_succeed(
     *,
     job: Job,
     outputs: Sequence[tuple[bytes, images.ImageInfo]],
-    thumbnails: Sequence[bytes | None] = (),
+    thumbnails: bool = True,
 ) -> bool:
     """Move a running job to succeeded and store its outputs, once, with their
-    thumbnails (`thumbnails`, by output, when made already; the others are made here).
+    thumbnails unless `thumbnails` is False (see `asset_create`).
 
     Only the run whose conditional update moved the job stores the outputs, so a task
     delivered twice, or two dispatchers, never store them twice.
@@ -763,7 +752,7 @@ def job_succeed(
                 data=data,
                 info=info,
                 original_name=f"{job.model}-{str(job.pk)[:8]}{suffix}.{info.format.lower()}",
-                thumbnail=thumbnails[index - 1] if index <= len(thumbnails) else None,
+                thumbnail=thumbnails,
             )
         _job_event_emit(job=job, type=WebhookEventType.JOB_SUCCEEDED)
     return True

@@ -15,6 +15,8 @@ from PIL import Image
 from accounts.models import Tenant
 from jobs import images, services
 from jobs.models import Asset, AssetKind, Job, JobStatus
+from tests.jobs.test_segmind_jobs import _submit as _segmind_submit
+from tests.jobs.test_segmind_jobs import fake  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -96,24 +98,37 @@ def test_a_submitted_jobs_photo_and_result_both_get_thumbnails(
     assert kinds == {AssetKind.INPUT: True, AssetKind.OUTPUT: True}
 
 
-def test_a_thumbnail_made_off_the_hot_path_is_stored_as_given(tenant, monkeypatch):
-    # The Segmind dispatcher makes thumbnails in its download threads: storing the result
-    # must not decode the image a second time.
+def test_a_result_stored_without_a_thumbnail_gets_one_on_first_view(
+    owner_client: Client, tenant, monkeypatch
+):
+    # The Segmind dispatcher stores results without decoding them: no thumbnail yet.
     job = Job.objects.create(tenant=tenant, model="bria-product-packshot", status="running")
     data = _jpeg(800, 600)
-    made = services.asset_thumbnail_make(data)
-    assert made is not None
-
-    def refuse(*args: Any, **kwargs: Any) -> bytes:
-        raise AssertionError("the thumbnail was made again")
-
-    monkeypatch.setattr(images, "thumbnail_jpeg", refuse)
     assert services.job_succeed(
-        job=job, outputs=[(data, images.inspect_image(data))], thumbnails=[made]
+        job=job, outputs=[(data, images.inspect_image(data))], thumbnails=False
     )
     output = job.assets.get()
-    with output.thumbnail.open("rb") as fh:
-        assert fh.read() == made
+    assert not output.thumbnail
+    response = owner_client.get(reverse("asset_thumbnail", args=[tenant.slug, output.id]))
+    assert Image.open(io.BytesIO(_content(response))).size == (480, 360)
+    assert Asset.objects.get(pk=output.pk).thumbnail
+
+
+@pytest.mark.usefixtures("fake")
+def test_a_segmind_result_is_stored_undecoded_and_thumbnailed_on_first_view(
+    owner_client: Client, tenant, owner, product_jpeg, django_capture_on_commit_callbacks
+):
+    job = _segmind_submit(
+        tenant, owner, product_jpeg, "bria-product-packshot", django_capture_on_commit_callbacks
+    )
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    output = job.assets.get(kind=AssetKind.OUTPUT)
+    # The dispatcher's CPU bounds its throughput: it leaves the thumbnail to the gallery.
+    assert not output.thumbnail
+    assert job.input_asset is not None and job.input_asset.thumbnail
+    response = owner_client.get(reverse("asset_thumbnail", args=[tenant.slug, output.id]))
+    assert response.status_code == 200
+    assert max(Image.open(io.BytesIO(_content(response))).size) == 480
 
 
 def test_the_route_serves_it_with_long_private_caching_and_answers_304_to_its_etag(
