@@ -191,9 +191,10 @@ def _asset_thumbnail_write(*, asset: Asset, data: bytes) -> bool:
 
 
 def asset_thumbnail_ensure(*, asset: Asset) -> bool:
-    """Give an asset stored without a thumbnail (before thumbnails existed) its thumbnail,
-    once: True when one was made now. Safe to run twice and concurrently: the row is
-    only updated while it has none, and a loser's file is deleted."""
+    """Give an asset stored without a thumbnail (a Segmind result, or one stored before
+    thumbnails existed) its thumbnail, once: True when one was made now. Safe to run
+    twice and concurrently: the row is only updated while it has none, and a loser's file
+    is deleted."""
     if asset.thumbnail:
         return False
     with asset.file.open("rb") as fh:
