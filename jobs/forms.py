@@ -172,3 +172,78 @@ class PresetForm(forms.Form):
         super().__init__(*args, **kwargs)
         if not spec.composed_locally:
             del self.fields["backdrop"]
+
+
+# The gallery's "status" filter: results (outputs of succeeded jobs) or jobs that made none.
+GALLERY_STATUSES = [
+    ("", "All"),
+    ("succeeded", "Results only"),
+    ("queued", "Queued"),
+    ("running", "Running"),
+    ("waiting_for_provider", "Waiting for Segmind"),
+    ("failed", "Failed"),
+    ("canceled", "Canceled"),
+]
+
+
+class GalleryFilterForm(forms.Form):
+    """The gallery's GET filters; a bad value is a field error, the others still apply."""
+
+    q = forms.CharField(
+        label="Search",
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": "SKU, URL, file, preset or model"}
+        ),
+    )
+    model = forms.ChoiceField(label="Model", required=False)
+    preset = forms.TypedChoiceField(
+        label="Preset",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        error_messages={"invalid_choice": "Preset: choose one from the list."},
+    )
+    batch = forms.UUIDField(
+        label="Batch",
+        required=False,
+        widget=forms.HiddenInput,
+        error_messages={"invalid": "Batch: not a batch's id."},
+    )
+    status = forms.ChoiceField(label="Status", required=False, choices=GALLERY_STATUSES)
+    sku = forms.CharField(label="SKU", required=False, max_length=100)
+    date_from = forms.DateField(
+        label="From",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "From: enter a date as YYYY-MM-DD."},
+    )
+    date_to = forms.DateField(
+        label="To",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "To: enter a date as YYYY-MM-DD."},
+    )
+    favourites = forms.BooleanField(label="Favourites only", required=False)
+    page = forms.IntegerField(required=False, min_value=1, max_value=100_000)
+
+    def __init__(self, *args: Any, presets: list[tuple[int, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        model = self.fields["model"]
+        preset = self.fields["preset"]
+        assert isinstance(model, forms.ChoiceField) and isinstance(preset, forms.ChoiceField)
+        model.choices = [("", "All models")] + [(m.slug, m.title) for m in catalog.all_models()]
+        preset.choices = [("", "All presets"), *presets]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", "To: must be on or after the From date.")
+        return data
+
+    @property
+    def filtering(self) -> bool:
+        """Whether any filter is given (the page number is not a filter)."""
+        return any(self.data.get(name) for name in self.fields if name != "page")

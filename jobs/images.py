@@ -34,6 +34,7 @@ __all__ = [
     "ImageInfo",
     "inspect_image",
     "open_image",
+    "thumbnail_jpeg",
 ]
 
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
@@ -269,3 +270,50 @@ def upright_bytes(data: bytes, *, max_pixels: int = 50_000_000) -> bytes:
         options.update(quality=95)
     upright.save(out, format=fmt, **options)
     return out.getvalue()
+
+
+THUMBNAIL_SIDE = 480
+# Light enough for tiles, and the JPEG stays a few tens of kilobytes.
+THUMBNAIL_QUALITY = 80
+
+
+def thumbnail_jpeg(
+    data: bytes, *, longest_side: int = THUMBNAIL_SIDE, max_pixels: int = 50_000_000
+) -> bytes:
+    """A small upright JPEG of ``data`` (at most ``longest_side`` on its longest side),
+    transparency laid on white, for galleries that should never send full images.
+
+    Made to be cheap, as every stored image gets one: a JPEG is decoded at a reduced
+    scale (``draft``), and any image is first shrunk by an integer factor (a box
+    average) before the last, small resampling.
+    """
+    with _opened(data, max_pixels, ALLOWED_FORMATS) as image:
+        width, height = image.size
+        scale = min(1.0, longest_side / max(width, height))
+        target = (max(1, round(width * scale)), max(1, round(height * scale)))
+        if _format_of(image) == "JPEG":
+            # The DCT scales down by 1/2..1/8 while decoding: most pixels are never made.
+            # Either orientation fits: the EXIF rotation is applied after.
+            side = max(target)
+            image.draft("RGB", (side, side) if width == height else target)
+        _decode(image)
+        try:
+            upright = ImageOps.exif_transpose(image)
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise _not_an_image() from exc
+    if upright.mode not in ("RGB", "RGBA", "L", "LA"):
+        upright = upright.convert("RGBA" if _has_alpha(upright) else "RGB")
+    upright.thumbnail((longest_side, longest_side), Image.Resampling.BILINEAR, reducing_gap=1.0)
+    if upright.mode in ("RGBA", "LA"):
+        rgba = upright.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        upright = Image.alpha_composite(white, rgba)
+    if upright.mode != "RGB":
+        upright = upright.convert("RGB")
+    out = io.BytesIO()
+    upright.save(out, format="JPEG", quality=THUMBNAIL_QUALITY)
+    return out.getvalue()
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info

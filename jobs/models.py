@@ -39,6 +39,14 @@ class JobQuerySet(models.QuerySet["Job"]):
     def for_tenant(self, tenant: Tenant) -> JobQuerySet:
         return self.filter(tenant=tenant)
 
+    def filtered(self, **filters: Any) -> JobQuerySet:
+        """Jobs that pass the gallery's filters (see `job_filter`)."""
+        return self.filter(job_filter(**filters))
+
+    def search(self, q: str) -> JobQuerySet:
+        """Jobs matching `q` (see `job_search`)."""
+        return self.filter(job_search("", q))
+
     def active(self) -> JobQuerySet:
         return self.filter(
             status__in=[JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.WAITING_FOR_PROVIDER]
@@ -282,12 +290,69 @@ class AssetKind(models.TextChoices):
     OUTPUT = "output", "Output"
 
 
+def job_filter(
+    prefix: str = "",
+    *,
+    model: str = "",
+    preset_id: int | None = None,
+    batch_id: uuid.UUID | None = None,
+    sku: str = "",
+    status: str = "",
+    created_from: datetime | None = None,
+    created_before: datetime | None = None,
+) -> models.Q:
+    """The gallery's filters on a job, as a Q on jobs (`prefix` "") or on rows that name
+    their job (`prefix` "job__"); dates are on the job's creation, empty values ignored."""
+    lookups: dict[str, Any] = {
+        "model": model or None,
+        "preset_id": preset_id,
+        "batch_id": batch_id,
+        "sku__iexact": sku or None,
+        "status": status or None,
+        "created_at__gte": created_from,
+        "created_at__lt": created_before,
+    }
+    return models.Q(**{prefix + k: v for k, v in lookups.items() if v is not None})
+
+
+def job_search(prefix: str, q: str) -> models.Q:
+    """Jobs whose SKU, source URL, photo's file name, preset's name or model's title
+    contain `q` (case-insensitive)."""
+    from jobs.catalog import all_models
+
+    q = q.strip()
+    if not q:
+        return models.Q()
+    titled = [spec.slug for spec in all_models() if q.lower() in spec.title.lower()]
+    match = (
+        models.Q(**{prefix + "sku__icontains": q})
+        | models.Q(**{prefix + "source_url__icontains": q})
+        | models.Q(**{prefix + "input_asset__original_name__icontains": q})
+        | models.Q(**{prefix + "preset__name__icontains": q})
+    )
+    if titled:
+        match |= models.Q(**{prefix + "model__in": titled})
+    return match
+
+
 class AssetQuerySet(models.QuerySet["Asset"]):
     def for_tenant(self, tenant: Tenant) -> AssetQuerySet:
         return self.filter(tenant=tenant)
 
     def outputs(self) -> AssetQuerySet:
         return self.filter(kind=AssetKind.OUTPUT)
+
+    def filtered(self, *, favourite: bool = False, **job_filters: Any) -> AssetQuerySet:
+        """Assets whose job passes the gallery's filters (see `job_filter`), and only
+        favourites if `favourite`."""
+        assets = self.filter(job_filter("job__", **job_filters))
+        return assets.filter(favourite=True) if favourite else assets
+
+    def search(self, q: str) -> AssetQuerySet:
+        """Assets whose job matches `q` (see `job_search`), or whose own file name does."""
+        if not q.strip():
+            return self
+        return self.filter(job_search("job__", q) | models.Q(original_name__icontains=q.strip()))
 
 
 def asset_upload_to(instance: Asset, filename: str) -> str:

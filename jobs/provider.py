@@ -597,8 +597,14 @@ class _Dispatcher:
                 job_id=event.job_id, code=event.code, message=event.message
             )
         elif isinstance(event, _Completed) and (job := jobs.get(event.job_id)) is not None:
+            # No thumbnail here: it needs the pixels decoded (a 2000 x 2000 PNG costs
+            # more than the rest of the job's orchestration), and the dispatcher's CPU
+            # bounds its throughput. The gallery makes it on first view, once.
             self.counts["finished"] += services.job_succeed(
-                job=job, outputs=event.outputs, listening=listening[job.tenant_id]
+                job=job,
+                outputs=event.outputs,
+                listening=listening[job.tenant_id],
+                thumbnails=False,
             )
         self.pending.discard(event.job_id)
 

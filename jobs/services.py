@@ -11,14 +11,17 @@ import hashlib
 import hmac
 import json
 import logging
+import shutil
+import tempfile
 import uuid
+import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
@@ -56,6 +59,9 @@ from jobs.models import (
 from productstudio.errors import CodedError
 
 logger = logging.getLogger(__name__)
+
+# A gallery's ZIP stays in memory up to this size, then goes to a temporary file.
+GALLERY_ZIP_SPOOL_BYTES = 32 * 1024 * 1024
 
 INTERNAL_ERROR_MESSAGE = (
     "Something went wrong while making this image. Try again; if it keeps failing, contact support."
@@ -124,10 +130,18 @@ def asset_create(
     data: bytes,
     info: images.ImageInfo,
     original_name: str = "",
+    thumbnail: bool = True,
 ) -> Asset:
-    """Store image bytes in Django's storage as one of `tenant`'s assets."""
+    """Store image bytes in Django's storage as one of `tenant`'s assets, with its
+    thumbnail unless `thumbnail` is False (then the gallery makes it on first view)."""
     asset = _asset_stored(
-        tenant=tenant, job=job, kind=kind, data=data, info=info, original_name=original_name
+        tenant=tenant,
+        job=job,
+        kind=kind,
+        data=data,
+        info=info,
+        original_name=original_name,
+        thumbnail=thumbnail,
     )
     asset.save()
     return asset
@@ -141,8 +155,9 @@ def _asset_stored(
     data: bytes,
     info: images.ImageInfo,
     original_name: str = "",
+    thumbnail: bool = True,
 ) -> Asset:
-    # The file is written, the row is left to the caller to save.
+    # The files are written, the row is left to the caller to save.
     asset = Asset(
         id=uuid.uuid4(),
         tenant=tenant,
@@ -157,7 +172,142 @@ def _asset_stored(
         created_at=timezone.now(),
     )
     asset.file.save(f"{asset.id}.{asset.extension}", ContentFile(data), save=False)
+    if thumbnail:
+        _asset_thumbnail_write(asset=asset, data=data)
     return asset
+
+
+def _asset_thumbnail_write(*, asset: Asset, data: bytes) -> bool:
+    """Write the asset's thumbnail from its bytes (the row is left to the caller to save);
+    False when the image cannot be read: the gallery then shows no thumbnail rather than
+    the job losing its image."""
+    try:
+        thumb = images.thumbnail_jpeg(data, max_pixels=settings.IMAGE_MAX_PIXELS)
+    except images.ImageError:
+        logger.warning("asset %s: no thumbnail, its image cannot be read", asset.pk)
+        return False
+    asset.thumbnail.save(f"{asset.id}.thumb.jpg", ContentFile(thumb), save=False)
+    return True
+
+
+def asset_thumbnail_ensure(*, asset: Asset) -> bool:
+    """Give an asset stored without a thumbnail (a Segmind result, or one stored before
+    thumbnails existed) its thumbnail, once: True when one was made now. Safe to run
+    twice and concurrently: the row is only updated while it has none, and a loser's file
+    is deleted."""
+    if asset.thumbnail:
+        return False
+    with asset.file.open("rb") as fh:
+        data = fh.read()
+    if not _asset_thumbnail_write(asset=asset, data=data):
+        return False
+    won = Asset.objects.filter(pk=asset.pk, thumbnail="").update(thumbnail=asset.thumbnail.name)
+    if not won:
+        mine = asset.thumbnail.name
+        asset.refresh_from_db(fields=["thumbnail"])
+        # A storage that overwrites (S3) gave both the same name: that file is the winner's.
+        if mine != asset.thumbnail.name:
+            asset.thumbnail.storage.delete(mine)
+    return bool(won)
+
+
+def assets_thumbnails_backfill(*, batch_size: int = 200) -> int:
+    """Thumbnails for every asset that has none; returns how many were made."""
+    made = 0
+    last = None
+    while True:
+        page = Asset.objects.filter(thumbnail="").order_by("pk")
+        if last is not None:
+            page = page.filter(pk__gt=last)
+        assets = list(page[:batch_size])
+        if not assets:
+            return made
+        for asset in assets:
+            try:
+                made += asset_thumbnail_ensure(asset=asset)
+            except FileNotFoundError:
+                logger.warning("asset %s: its file is missing, no thumbnail", asset.pk)
+        last = assets[-1].pk
+
+
+def asset_favourite_set(*, asset: Asset, favourite: bool) -> None:
+    """Mark or unmark an asset as one of the workspace's favourites."""
+    Asset.objects.filter(pk=asset.pk).update(favourite=favourite)
+    asset.favourite = favourite
+
+
+def _asset_files_delete(names: Iterable[tuple[Any, str]]) -> None:
+    for storage, name in names:
+        try:
+            storage.delete(name)
+        except OSError:
+            # A file already gone is what we wanted; others are kept for an operator.
+            logger.warning("could not delete stored file %s", name, exc_info=True)
+
+
+def assets_delete(*, tenant: Tenant, assets: Iterable[Asset]) -> int:
+    """Delete `tenant`'s outputs among `assets` and, once that is committed, their files
+    and thumbnails; returns how many were deleted.
+
+    Only results are deleted: the photos jobs were made from stay, as reruns and the
+    before/after comparison need them (and a batch's jobs may share one).
+    """
+    ids = [asset.pk for asset in assets]
+    with transaction.atomic():
+        doomed = list(
+            Asset.objects.for_tenant(tenant)
+            .outputs()
+            .filter(pk__in=ids)
+            .select_for_update()
+            .order_by("pk")
+        )
+        files = [
+            (field.storage, field.name)
+            for asset in doomed
+            for field in (asset.file, asset.thumbnail)
+            if field
+        ]
+        Asset.objects.filter(pk__in=[a.pk for a in doomed]).delete()
+        transaction.on_commit(partial(_asset_files_delete, files))
+    return len(doomed)
+
+
+def _zip_member_name(asset: Asset, taken: set[str]) -> str:
+    job = asset.job
+    base = slugify(job.sku if job and job.sku else (job.model if job else "")) or "image"
+    name = f"{base}-{asset.pk.hex[:8]}.{asset.extension}"
+    number = 2
+    while name in taken:
+        name = f"{base}-{asset.pk.hex[:8]}-{number}.{asset.extension}"
+        number += 1
+    taken.add(name)
+    return name
+
+
+def assets_zip(*, tenant: Tenant, assets: Iterable[Asset]) -> IO[bytes]:
+    """A ZIP of `tenant`'s `assets` (full images, each named `<sku-or-model>-<short
+    id>.<ext>`, names unique), rewound and ready to send. Built in a spooled temporary
+    file: in memory while small, on disk beyond GALLERY_ZIP_SPOOL_BYTES."""
+    # Handed over open: the response that sends it closes it.
+    spool = tempfile.SpooledTemporaryFile(max_size=GALLERY_ZIP_SPOOL_BYTES)  # noqa: SIM115
+    taken: set[str] = set()
+    # Stored, not deflated: JPEG, PNG and WebP are compressed already.
+    with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_STORED) as archive:
+        for asset in assets:
+            if asset.tenant_id != tenant.pk:
+                continue
+            with (
+                asset.file.open("rb") as source,
+                archive.open(_zip_member_name(asset, taken), "w") as target,
+            ):
+                shutil.copyfileobj(source, target)
+    spool.seek(0)
+    return spool
+
+
+def asset_delete(*, tenant: Tenant, asset: Asset) -> bool:
+    """Delete one of `tenant`'s assets, its file and its thumbnail."""
+    return bool(assets_delete(tenant=tenant, assets=[asset]))
 
 
 class AssetUrlError(CodedError):
@@ -581,8 +731,10 @@ def job_succeed(
     job: Job,
     outputs: Sequence[tuple[bytes, images.ImageInfo]],
     listening: Sequence[WebhookEndpoint] | None = None,
+    thumbnails: bool = True,
 ) -> bool:
-    """Move a running job to succeeded and store its outputs, once.
+    """Move a running job to succeeded and store its outputs, once, with their
+    thumbnails unless `thumbnails` is False (see `asset_create`).
 
     `listening`: the workspace's enabled webhook endpoints, when the caller loaded them
     for many jobs at once; else they are looked up here.
@@ -611,6 +763,7 @@ def job_succeed(
                 data=data,
                 info=info,
                 original_name=f"{job.model}-{str(job.pk)[:8]}{suffix}.{info.format.lower()}",
+                thumbnail=thumbnails,
             )
         _job_event_emit(job=job, type=WebhookEventType.JOB_SUCCEEDED, listening=listening)
     return True
@@ -896,6 +1049,8 @@ def _assets_discard(assets: Iterable[Asset]) -> None:
     """Delete the files of assets that will not be saved (a refused batch)."""
     for asset in assets:
         asset.file.delete(save=False)
+        if asset.thumbnail:
+            asset.thumbnail.delete(save=False)
 
 
 def batch_submit(

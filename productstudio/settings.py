@@ -286,6 +286,9 @@ API_RATE_LIMIT_WRITE = env("API_RATE_LIMIT_WRITE", "300/min")
 BATCH_MAX_ITEMS = env_int("BATCH_MAX_ITEMS", 100)
 # How long the API's signed download URLs of assets stay valid.
 ASSET_URL_TTL_SECONDS = env_int("ASSET_URL_TTL_SECONDS", 3600)
+# The most images one ZIP of the gallery's selection may hold (full images, built while
+# the request waits).
+GALLERY_ZIP_MAX_ASSETS = env_int("GALLERY_ZIP_MAX_ASSETS", 200)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

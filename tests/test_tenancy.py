@@ -28,6 +28,10 @@ OBJECT_ROUTES = [
 # Routes that only accept POST (GET answers 405).
 POST_ONLY = {
     "api_key_revoke",
+    "asset_delete",
+    "asset_favourite",
+    "assets_delete",
+    "assets_zip",
     "batch_retry_failed",
     "credits_buy",
     "credits_threshold",

@@ -112,7 +112,7 @@ def test_a_new_shop_turns_three_urls_into_a_batch_and_downloads_the_results_as_a
     page.get_by_role("button", name="Select all on this page").click()
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Download ZIP").click()
-    archive = zipfile.ZipFile(io.BytesIO(open(download_info.value.path(), "rb").read()))
+    archive = zipfile.ZipFile(download_info.value.path())
     names = archive.namelist()
     assert len(names) == 3 and len(set(names)) == 3
     for name in names:

@@ -45,7 +45,7 @@ def test_a_pasted_url_becomes_a_packshot_in_the_gallery(
     assert (output.width, output.height) == (output.height, output.width)  # square
     assert output.format in {"JPEG", "PNG"}
     gallery = owner_client.get(reverse("gallery", args=[tenant.slug]))
-    assert reverse("asset_file", args=[tenant.slug, output.id]) in gallery.content.decode()
+    assert reverse("asset_thumbnail", args=[tenant.slug, output.id]) in gallery.content.decode()
     image = Image.open(
         io.BytesIO(
             owner_client.get(reverse("asset_file", args=[tenant.slug, output.id])).getvalue()
