@@ -66,6 +66,9 @@
   var compare = document.getElementById("compare");
   var range = document.getElementById("compare-range");
   if (compare && range) {
+    // Sized from the script: the CSP refuses style attributes in the page's HTML.
+    compare.style.aspectRatio = compare.dataset.width + " / " + compare.dataset.height;
+    compare.style.maxWidth = compare.dataset.width + "px";
     var move = function () {
       compare.style.setProperty("--split", range.value + "%");
       range.setAttribute("aria-valuetext", (100 - range.value) + "% of the width shows the result");

@@ -56,7 +56,7 @@ def test_a_new_shop_turns_three_urls_into_a_batch_and_downloads_the_results_as_a
     page.locator("textarea[name=image_url]").fill("\n".join(urls))
     page.get_by_label(re.compile("Product Packshot")).check()
     page.locator("#price-line", has_text="3 images").wait_for()
-    page.get_by_role("button", name="Submit job").click()
+    page.get_by_role("button", name="Submit 3 jobs").click()
 
     page.wait_for_url(re.compile(r"/batches/[0-9a-f-]+/$"))
     batch = Batch.objects.for_tenant(tenant).get()
@@ -74,7 +74,7 @@ def test_a_new_shop_turns_three_urls_into_a_batch_and_downloads_the_results_as_a
             arg=jobs.index(job) + 1,
             timeout=15_000,
         )
-    page.get_by_text(re.compile("All done")).wait_for(timeout=15_000)
+    page.locator("#batch-done", has_text="All done: 3 results").wait_for(timeout=15_000)
     assert page.evaluate("window.__notReloaded === true"), "the batch page reloaded"
     assert page.locator("progress").first.evaluate("p => p.value === p.max")
     _shot(page, "flow-batch-done")
