@@ -184,6 +184,23 @@ class Job(models.Model):
         end = self.completed_at or now or timezone.now()
         return max(0.0, (end - self.created_at).total_seconds())
 
+    def params_chosen(self) -> dict[str, Any]:
+        """The parameters the shop chose: those that differ from what the job's preset
+        and the model's defaults give, less the photo and a seed that was drawn (a new job
+        from this one draws its own)."""
+        spec = self.spec
+        if spec is None:
+            return {}
+        base = {**spec.defaults(), **(self.preset.params if self.preset else {})}
+        return {
+            name: value
+            for name, value in self.params.items()
+            if name in spec.params
+            and name != spec.image_param
+            and not (spec.params[name].is_seed and self.seed_drawn)
+            and base.get(name) != value
+        }
+
     @property
     def is_waiting_for_provider(self) -> bool:
         return self.status == JobStatus.WAITING_FOR_PROVIDER

@@ -133,27 +133,14 @@ def _chosen_preset(membership: Membership, value: str) -> Preset | None:
 
 
 def _job_prefill(membership: Membership, job_id: str) -> tuple[Job, dict[str, Any]]:
-    """A job of the workspace (404 otherwise) and the parameters to prefill the form
-    with: those that differ from what its preset and the model's defaults give, so the
-    form shows what the shop chose. A drawn seed is not repeated."""
+    """A job of the workspace (404 otherwise) and the parameters its shop chose, to
+    prefill the new-job form with (see `Job.params_chosen`)."""
     try:
         pk = UUID(job_id)
     except ValueError:
         raise Http404("No such job.") from None
     job = _job(membership, pk)
-    spec = job.spec
-    if spec is None:
-        return job, {}
-    base = {**spec.defaults(), **(job.preset.params if job.preset else {})}
-    chosen = {
-        name: value
-        for name, value in job.params.items()
-        if name in spec.params
-        and name != spec.image_param
-        and not (spec.params[name].is_seed and job.seed_drawn)
-        and base.get(name) != value
-    }
-    return job, chosen
+    return job, job.params_chosen()
 
 
 @workspace_view
