@@ -20,11 +20,12 @@ import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from django.urls import reverse
+from django.urls import URLPattern, reverse
 
 from accounts import services as account_services
 from jobs import services as job_services
-from jobs.models import Preset
+from jobs.models import AssetKind, Batch, Job, Preset
+from productstudio.urls import workspace_patterns
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -38,6 +39,11 @@ PAGES = [
     "api_keys",
     "job_new",
     "gallery",
+    "batch_list",
+    # Pages of one object: the busy workspace's finished job, its batch and its result.
+    "job_detail",
+    "batch_detail",
+    "asset_detail",
 ]
 
 # Whose text must reach 4.5:1 against its background.
@@ -91,6 +97,14 @@ def _page_problems(page: Any, url: str) -> list[str]:
     return problems
 
 
+def _url(name: str, tenant: Any, objects: dict[str, Any]) -> str:
+    """The page's URL in the workspace, naming its object for a page of one object."""
+    pattern = next(p for p in workspace_patterns if isinstance(p, URLPattern) and p.name == name)
+    kwargs = {"workspace": tenant.slug}
+    kwargs.update((key, objects[key]) for key in pattern.pattern.converters if key in objects)
+    return reverse(name, kwargs=kwargs)
+
+
 @pytest.fixture
 def busy_workspace(tenant, owner, member, product_jpeg, django_capture_on_commit_callbacks):
     """A workspace with something on each page: a finished job, a preset, a key, a member."""
@@ -103,17 +117,24 @@ def busy_workspace(tenant, owner, member, product_jpeg, django_capture_on_commit
         )
     job.refresh_from_db()
     assert job.status == "succeeded", job.error_message
+    batch = Batch.objects.create(tenant=tenant, name="Spring mugs", created_by=owner)
+    Job.objects.filter(pk=job.pk).update(batch=batch, sku="MUG-001")
+    objects = {
+        "job_id": job.pk,
+        "batch_id": batch.pk,
+        "asset_id": job.assets.get(kind=AssetKind.OUTPUT).pk,
+    }
     system = Preset.objects.system().first()
     assert system is not None
     job_services.preset_copy(tenant=tenant, user=owner, preset=system)
     account_services.api_key_create(tenant=tenant, name="Shop sync", created_by=owner)
-    return tenant
+    return tenant, objects
 
 
 def test_the_workspace_pages_have_labels_landmarks_focus_and_contrast(
     browser, live_server, owner, busy_workspace
 ):
-    tenant = busy_workspace
+    tenant, objects = busy_workspace
     client = Client()
     client.force_login(owner)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -137,7 +158,7 @@ def test_the_workspace_pages_have_labels_landmarks_focus_and_contrast(
     failures = {}
     try:
         for name in PAGES:
-            problems = _page_problems(page, live_server.url + reverse(name, args=[tenant.slug]))
+            problems = _page_problems(page, live_server.url + _url(name, tenant, objects))
             problems += [f"refused by the CSP: {text}" for text in refused]
             refused.clear()
             if problems:
