@@ -35,7 +35,7 @@ def test_a_shop_zips_two_results_and_compares_one_with_its_photo(
     page.get_by_role("link", name="Gallery", exact=True).click()
     tiles = page.locator(".gallery .tile")
     assert tiles.count() == 3
-    page.wait_for_function("Array.from(document.images).every(img => img.complete)")
+    page.wait_for_function("() => Array.from(document.images).every(img => img.complete)")
     assert all(
         "/thumb/" in src
         for src in page.locator(".gallery img").evaluate_all("l => l.map(i => i.src)")

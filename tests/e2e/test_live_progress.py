@@ -71,7 +71,7 @@ def test_a_queued_jobs_page_shows_the_result_when_the_job_finishes_without_reloa
 
     result = page.get_by_alt_text("The result of this job")
     result.wait_for(timeout=10_000)
-    page.wait_for_function("document.querySelector('#job-outputs img').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('#job-outputs img').naturalWidth > 0")
     assert badge.inner_text() == "Succeeded"
     assert page.locator("#job-announce").inner_text() == "Job status: Succeeded"
     assert page.locator("#job-timing").inner_text().startswith("Took ")

@@ -34,7 +34,7 @@ def _assert_job_page_and_gallery_show_it(page, shot: str) -> None:
     assert tiles.count() == 1
     # A thumbnail, not the job page's image: a Segmind result's is made on this first view.
     assert "/thumb/" in tiles.first.evaluate("img => img.src")
-    page.wait_for_function("Array.from(document.images).every(img => img.complete)")
+    page.wait_for_function("() => Array.from(document.images).every(img => img.complete)")
     assert tiles.first.evaluate("img => img.complete && img.naturalWidth > 0")
 
 
@@ -72,7 +72,7 @@ def test_a_shop_turns_a_pasted_url_into_a_packshot_in_the_gallery(
     assert tiles.count() == 1
     # A thumbnail, not the job page's image: a Segmind result's is made on this first view.
     assert "/thumb/" in tiles.first.evaluate("img => img.src")
-    page.wait_for_function("Array.from(document.images).every(img => img.complete)")
+    page.wait_for_function("() => Array.from(document.images).every(img => img.complete)")
     assert tiles.first.evaluate("img => img.complete && img.naturalWidth > 0")
     _shot(page, "gallery")
 
