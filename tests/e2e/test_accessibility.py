@@ -105,6 +105,21 @@ def _url(name: str, tenant: Any, objects: dict[str, Any]) -> str:
     return reverse(name, kwargs=kwargs)
 
 
+def _logged_in_context(
+    browser: Any, live_server: Any, user: Any, *, width: int, height: int
+) -> Any:
+    """A browser context of this size, signed in as `user` (the session made by Django's
+    test client), so the checks start on the pages themselves."""
+    client = Client()
+    client.force_login(user)
+    context = browser.new_context(viewport={"width": width, "height": height})
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}]
+    )
+    return context
+
+
 @pytest.fixture
 def busy_workspace(tenant, owner, member, product_jpeg, django_capture_on_commit_callbacks):
     """A workspace with something on each page: a finished job, a preset, a key, a member."""
@@ -135,18 +150,7 @@ def test_the_workspace_pages_have_labels_landmarks_focus_and_contrast(
     browser, live_server, owner, busy_workspace
 ):
     tenant, objects = busy_workspace
-    client = Client()
-    client.force_login(owner)
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.add_cookies(
-        [
-            {
-                "name": settings.SESSION_COOKIE_NAME,
-                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-                "url": live_server.url,
-            }
-        ]
-    )
+    context = _logged_in_context(browser, live_server, owner, width=1280, height=900)
     page = context.new_page()
     # The browser enforces the Content-Security-Policy here: anything it refuses (an inline
     # script or style="" the page needs) is a failure too.
@@ -173,18 +177,7 @@ def test_the_workspace_pages_have_labels_landmarks_focus_and_contrast(
 def test_on_a_phone_the_navigation_folds_behind_a_menu_button_that_works_with_the_keyboard(
     browser, live_server, owner, tenant
 ):
-    client = Client()
-    client.force_login(owner)
-    context = browser.new_context(viewport={"width": 390, "height": 844})
-    context.add_cookies(
-        [
-            {
-                "name": settings.SESSION_COOKIE_NAME,
-                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-                "url": live_server.url,
-            }
-        ]
-    )
+    context = _logged_in_context(browser, live_server, owner, width=390, height=844)
     page = context.new_page()
     try:
         page.goto(live_server.url + reverse("credits", args=[tenant.slug]))
