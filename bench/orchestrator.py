@@ -129,10 +129,10 @@ class RssSampler(threading.Thread):
 class FakeProcess:
     """`python -m tests.fake_segmind` in a subprocess; stats over its HTTP control API."""
 
-    def __init__(self, latency: float) -> None:
+    def __init__(self, latency: float, extra: list[str] | tuple[str, ...] = ()) -> None:
         self.proc = subprocess.Popen(
             [PYTHON, "-m", "tests.fake_segmind", "--port", "0", "--latency", str(latency),
-             "--api-key", API_KEY],
+             "--api-key", API_KEY, *extra],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
