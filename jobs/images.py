@@ -110,6 +110,7 @@ def inspect_image(
     allowed_formats: frozenset[str] = ALLOWED_FORMATS,
     decode: bool = True,
     large_pixels: int = LARGE_PIXELS,
+    large_decodes: int = LARGE_DECODES,
 ) -> ImageInfo:
     """Check that ``data`` is a complete image we accept and describe it.
 
@@ -127,7 +128,9 @@ def inspect_image(
         width, height = image.size
         large = decode and width * height > large_pixels
         if large:
-            _check_bounded(image, image_format, data)
+            _check_bounded(
+                image, image_format, data, large_pixels=large_pixels, large_decodes=large_decodes
+            )
         elif decode:
             _decode(image)
         else:
@@ -164,8 +167,10 @@ def open_image(
         width, height = image.size
         if max_side is not None and max(width, height) > max_side and _format_of(image) == "JPEG":
             scale = max_side / max(width, height)
-            image.draft(image.mode, (math.ceil(width * scale), math.ceil(height * scale)))
-        with large_decode_slot(image.size, large_pixels=large_pixels, limit=large_decodes):
+            # Floored: Pillow picks the largest scale whose result is at least this.
+            image.draft(image.mode, (max(1, int(width * scale)), max(1, int(height * scale))))
+        cost = _decode_cost(image, (width, height))
+        with large_decode_slot(cost, large_pixels=large_pixels, limit=large_decodes):
             _decode(image)
             work = image
             if max_side is not None and max(image.size) > max_side:
@@ -267,13 +272,25 @@ def _check_complete(image_format: str, data: bytes) -> None:
         raise _not_an_image()
 
 
-def _check_bounded(image: Image.Image, image_format: str, data: bytes) -> None:
+def _decode_cost(image: Image.Image, original: tuple[int, int]) -> tuple[int, int]:
+    """The size whose pixels decoding `image` holds at once: what it was reduced to, but
+    a progressive JPEG keeps every coefficient of the full image while it decodes."""
+    if _format_of(image) == "JPEG" and not image.info.get("progressive"):
+        return image.size
+    return original
+
+
+def _check_bounded(
+    image: Image.Image, image_format: str, data: bytes, *, large_pixels: int, large_decodes: int
+) -> None:
     """A large image's integrity without holding its pixels: see the module."""
     if image_format == "JPEG":
         width, height = image.size
         # The smallest DCT scale (1/8): every coded block is still read and checked.
         image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
-        _decode(image)
+        cost = _decode_cost(image, (width, height))
+        with large_decode_slot(cost, large_pixels=large_pixels, limit=large_decodes):
+            _decode(image)
     elif image_format == "PNG":
         _check_complete(image_format, data)
         _check_png_stream(image, data)
@@ -499,7 +516,8 @@ def thumbnail_jpeg(
             # Either orientation fits: the EXIF rotation is applied after.
             side = max(target)
             image.draft("RGB", (side, side) if width == height else target)
-        with large_decode_slot(image.size, large_pixels=large_pixels, limit=large_decodes):
+        cost = _decode_cost(image, (width, height))
+        with large_decode_slot(cost, large_pixels=large_pixels, limit=large_decodes):
             _decode(image)
             if image.mode not in ("RGB", "RGBA", "L", "LA"):
                 image = image.convert("RGBA" if _has_alpha(image) else "RGB")

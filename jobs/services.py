@@ -131,6 +131,7 @@ def _read_input(*, image_url: str, upload: UploadedFile | None) -> _Input:
             images.inspect_image,
             max_pixels=settings.IMAGE_MAX_PIXELS,
             large_pixels=settings.IMAGE_LARGE_PIXELS,
+            large_decodes=settings.IMAGE_LARGE_DECODES,
         )
         info = check(data)
         upright = images.upright_bytes(data, **_image_limits())

@@ -132,8 +132,9 @@ def test_a_49_megapixel_jpeg_upload_is_accepted_with_a_decode_at_one_eighth_scal
 def test_a_large_rotated_jpeg_is_stored_upright_from_a_half_scale_decode(
     api: Client, decodes: list[tuple[int, int]]
 ):
-    # Shot sideways: stored 7000 x 5000 with orientation 6 (turn 90° clockwise to view).
-    sideways = _photo(SIDE, 5000)
+    # Shot sideways: stored 7001 x 5001 with orientation 6 (turn 90° clockwise to view);
+    # odd sides, as a half-scale decode rounds them up.
+    sideways = _photo(SIDE + 1, 5001)
     exif = Image.Exif()
     exif[0x0112] = 6
     data = _encoded(sideways, "JPEG", quality=85, exif=exif.tobytes())
@@ -142,13 +143,35 @@ def test_a_large_rotated_jpeg_is_stored_upright_from_a_half_scale_decode(
     response = api.post("/api/v1/jobs", {"model": PACKSHOT, "image": upload})
 
     assert response.status_code == 201, response.content
-    assert _largest(decodes) <= SIDE * 5000 // 4 + SIDE
+    assert _largest(decodes) == 3501 * 2501
     asset = Job.objects.select_related("input_asset").get().input_asset
     assert asset is not None
-    assert (asset.width, asset.height) == (2500, 3500)
+    assert (asset.width, asset.height) == (2501, 3501)
     with Image.open(asset.file.open("rb")) as stored:
-        assert stored.size == (2500, 3500)
+        assert stored.size == (2501, 3501)
         assert stored.getexif().get(0x0112, 1) == 1
+
+
+def test_a_progressive_large_jpeg_is_checked_in_a_decode_slot_as_it_holds_every_coefficient(
+    big_jpeg: bytes, monkeypatch: pytest.MonkeyPatch
+):
+    progressive = _encoded(_photo(SIDE, SIDE), "JPEG", quality=85, progressive=True)
+    asked: list[tuple[int, int]] = []
+    original = images.large_decode_slot
+
+    def slot(size: tuple[int, int], **options: Any) -> Any:
+        asked.append(size)
+        return original(size, **options)
+
+    monkeypatch.setattr(images, "large_decode_slot", slot)
+
+    images.inspect_image(progressive)
+    assert asked == [(SIDE, SIDE)]
+    asked.clear()
+    images.inspect_image(big_jpeg)
+    # A baseline JPEG at 1/8 scale holds only that: it needs no slot.
+    assert asked == [(SIDE // 8, SIDE // 8)]
+    assert not images.is_large(*asked[0])
 
 
 def _png_with_idat(data: bytes, idat: bytes) -> bytes:
