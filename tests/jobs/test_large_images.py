@@ -174,6 +174,35 @@ def test_a_progressive_large_jpeg_is_checked_in_a_decode_slot_as_it_holds_every_
     assert not images.is_large(*asked[0])
 
 
+@pytest.fixture(scope="module")
+def large_webp() -> bytes:
+    return _encoded(_photo(5000, 4000), "WEBP", quality=80, method=0)
+
+
+def test_a_large_webp_upload_is_accepted_from_its_chunks_without_a_decode(
+    api: Client, large_webp: bytes, decodes: list[tuple[int, int]]
+):
+    upload = SimpleUploadedFile("big.webp", large_webp, content_type="image/webp")
+
+    response = api.post("/api/v1/jobs", {"model": PACKSHOT, "image": upload})
+
+    assert response.status_code == 201, response.content
+    assert decodes == []
+    asset = Job.objects.select_related("input_asset").get().input_asset
+    assert asset is not None
+    assert (asset.format, asset.width, asset.height) == ("WEBP", 5000, 4000)
+
+
+def test_a_truncated_large_webp_is_refused(api: Client, large_webp: bytes):
+    upload = SimpleUploadedFile("cut.webp", large_webp[: len(large_webp) - 100])
+
+    response = api.post("/api/v1/jobs", {"model": PACKSHOT, "image": upload})
+
+    body = assert_problem(response, 400, "not_an_image")
+    assert "image" in body["errors"]
+    assert not Job.objects.exists()
+
+
 def _png_with_idat(data: bytes, idat: bytes) -> bytes:
     """`data` with its image data replaced, every chunk's checksum still right."""
     pos, chunks = 8, []
