@@ -178,7 +178,6 @@ def open_image(
                     # Palette and bilevel images would be resized by nearest neighbour.
                     alpha = _has_alpha(work)
                     work = work.convert("RGBA" if alpha else "L" if work.mode == "1" else "RGB")
-                    work.info = dict(image.info)
                 # In place: the whole image's memory goes as soon as the reduction is made.
                 work.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
             try:
@@ -456,12 +455,14 @@ def upright_bytes(
     thumbnails apply.
     """
     with _opened(data, max_pixels, ALLOWED_FORMATS) as image:
-        if _orientation(image, loaded=False) in (1, 0):
+        width, height = image.size
+        large = is_large(width, height, large_pixels=large_pixels)
+        # A small PNG's EXIF after its pixels is found by decoding them, as accepting it did.
+        if _orientation(image, loaded=not large) in (1, 0):
             return data
         fmt = _format_of(image)
-        width, height = image.size
     max_side: int | None = None
-    if is_large(width, height, large_pixels=large_pixels):
+    if large:
         if fmt != "JPEG":
             return data
         max_side = math.ceil(max(width, height) / 2)

@@ -337,6 +337,32 @@ def test_an_ordinary_photo_is_decoded_whole_and_not_resized(product_jpeg: bytes)
     assert image.size == (400, 300)
 
 
+def _exif_moved_after_pixels(data: bytes) -> bytes:
+    """A PNG with its eXIf chunk after the image data, as some writers put it."""
+    pos, chunks = 8, []
+    while pos < len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        chunks.append((data[pos + 4 : pos + 8], data[pos : pos + 12 + length]))
+        pos += 12 + length
+    exif = [raw for kind, raw in chunks if kind == b"eXIf"]
+    others = [raw for kind, raw in chunks if kind != b"eXIf"]
+    assert exif
+    return data[:8] + b"".join(others[:-1] + exif + others[-1:])
+
+
+def test_a_small_png_whose_exif_follows_its_pixels_is_still_stored_upright():
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = _exif_moved_after_pixels(_encoded(_photo(60, 40), "PNG", exif=exif.tobytes()))
+    assert images.inspect_image(data).width == 40
+
+    upright = images.upright_bytes(data)
+
+    assert upright is not data
+    with Image.open(io.BytesIO(upright)) as stored:
+        assert stored.size == (40, 60)
+
+
 @pytest.fixture
 def slot_holder() -> Iterator[threading.Event]:
     release = threading.Event()
