@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import struct
 import threading
 import warnings
 import zlib
@@ -135,7 +136,7 @@ def inspect_image(
             _decode(image)
         else:
             _check_complete(image_format, data)
-        if _orientation(image, loaded=decode and not large) in _SWAPPING_ORIENTATIONS:
+        if _orientation(image, loaded=decode and not large, data=data) in _SWAPPING_ORIENTATIONS:
             width, height = height, width
     return ImageInfo(
         format=image_format,
@@ -312,23 +313,29 @@ _ADAM7 = (
 _INFLATE_PIECE = 1 << 20
 
 
+def _png_chunks(data: bytes) -> Iterator[tuple[bytes, memoryview]]:
+    """Each chunk's type and body, up to IEND (the checksums are `_check_complete`'s)."""
+    view = memoryview(data)
+    pos = 8
+    while pos + 8 <= len(data):
+        length = int.from_bytes(view[pos : pos + 4], "big")
+        kind = bytes(view[pos + 4 : pos + 8])
+        if kind == b"IEND":
+            return
+        yield kind, view[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+
+
 def _check_png_stream(image: Image.Image, data: bytes) -> None:
     """Inflate the PNG's image data a megabyte at a time and check it is exactly as long
     as its header says, with a valid filter on each row: what a decode would find wrong,
     without the pixels."""
-    view = memoryview(data)
-    pos, header, idat = 8, b"", []
-    while pos + 8 <= len(data):
-        length = int.from_bytes(view[pos : pos + 4], "big")
-        kind = bytes(view[pos + 4 : pos + 8])
-        body = view[pos + 8 : pos + 8 + length]
+    header, idat = b"", []
+    for kind, body in _png_chunks(data):
         if kind == b"IHDR":
             header = bytes(body)
         elif kind == b"IDAT":
             idat.append(body)
-        elif kind == b"IEND":
-            break
-        pos += 12 + length
     if len(header) != 13 or not idat:
         raise _not_an_image()
     width, height = image.size
@@ -388,11 +395,20 @@ def _check_webp_chunks(data: bytes) -> None:
         raise _not_an_image()
 
 
-def _orientation(image: Image.Image, *, loaded: bool = True) -> int:
+def _orientation(image: Image.Image, *, loaded: bool = True, data: bytes = b"") -> int:
     if not loaded and image.format == "PNG" and "exif" not in image.info:
         # A PNG's EXIF may follow its pixels, and getexif() would decode them all to
         # find it; one that comes before them (as the spec asks) is in `info` already.
-        return 1
+        # Walking the chunks finds one after them, when the bytes are at hand.
+        exif = next((bytes(body) for kind, body in _png_chunks(data) if kind == b"eXIf"), b"")
+        if not exif:
+            return 1
+        try:
+            parsed = Image.Exif()
+            parsed.load(exif)
+            return int(parsed.get(_ORIENTATION_TAG, 1))
+        except (OSError, ValueError, SyntaxError, TypeError, struct.error):
+            return 1
     try:
         return int(image.getexif().get(_ORIENTATION_TAG, 1))
     except (OSError, ValueError, SyntaxError, TypeError):
@@ -458,7 +474,7 @@ def upright_bytes(
         width, height = image.size
         large = is_large(width, height, large_pixels=large_pixels)
         # A small PNG's EXIF after its pixels is found by decoding them, as accepting it did.
-        if _orientation(image, loaded=not large) in (1, 0):
+        if _orientation(image, loaded=not large, data=data) in (1, 0):
             return data
         fmt = _format_of(image)
     max_side: int | None = None

@@ -363,6 +363,32 @@ def test_a_small_png_whose_exif_follows_its_pixels_is_still_stored_upright():
         assert stored.size == (40, 60)
 
 
+def test_a_large_png_whose_exif_follows_its_pixels_keeps_its_tag_and_shows_upright(
+    api: Client, http_server: Any, settings: Any, decodes: list[tuple[int, int]]
+):
+    settings.IMAGE_LARGE_PIXELS = 1_000_000
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways = _encoded(_photo(1500, 1000), "PNG", exif=exif.tobytes())
+    data = _exif_moved_after_pixels(sideways)
+    url = http_server.route("/sideways.png", data)
+
+    response = api.post(
+        "/api/v1/jobs", {"model": PACKSHOT, "image_url": url}, content_type="application/json"
+    )
+
+    assert response.status_code == 201, response.content
+    assert decodes == []
+    asset = Job.objects.select_related("input_asset").get().input_asset
+    assert asset is not None
+    # Stored as sent (tag and all), described as displayed.
+    assert (asset.width, asset.height) == (1000, 1500)
+    with asset.file.open("rb") as fh:
+        assert fh.read() == data
+    upright = images.open_image(data, max_side=600)
+    assert upright.size == (400, 600)
+
+
 @pytest.fixture
 def slot_holder() -> Iterator[threading.Event]:
     release = threading.Event()
