@@ -11,6 +11,14 @@ Pillow is only ever allowed to parse the allowed formats, and the pixel count is
 checked from the header before any pixel is decoded, so a small file declaring a
 gigantic canvas (a decompression bomb) is refused without allocating it.
 
+Memory stays bounded per image. An image over ``large_pixels`` ("large") is never
+decoded in full where it is accepted: its integrity is checked from its structure and a
+bounded decode (a JPEG at 1/8 scale, which still reads all its data; a PNG's compressed
+pixel stream inflated a piece at a time and counted; a WebP's RIFF chunks). Where its
+pixels are needed, a JPEG is decoded at reduced scale (``draft``) and any image is
+brought down to the working size at once, with at most ``large_decodes`` large images
+being decoded at a time in a process.
+
 Every failure is an :class:`ImageError` with a stable ``code`` and a ``message``
 that can be shown to a shop owner as is.
 """
@@ -19,7 +27,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
+import struct
+import threading
 import warnings
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,11 +45,17 @@ __all__ = [
     "ImageError",
     "ImageInfo",
     "inspect_image",
+    "is_large",
     "open_image",
     "thumbnail_jpeg",
+    "thumbnail_jpeg_of",
 ]
 
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
+
+# The defaults of the IMAGE_* settings (productstudio/settings.py passes them in).
+LARGE_PIXELS = 16_000_000
+LARGE_DECODES = 1
 
 _ORIENTATION_TAG = 0x0112
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk and its CRC
@@ -92,13 +110,16 @@ def inspect_image(
     max_pixels: int = 50_000_000,
     allowed_formats: frozenset[str] = ALLOWED_FORMATS,
     decode: bool = True,
+    large_pixels: int = LARGE_PIXELS,
+    large_decodes: int = LARGE_DECODES,
 ) -> ImageInfo:
     """Check that ``data`` is a complete image we accept and describe it.
 
     With ``decode=False`` the pixels are not decoded (a 2000 x 2000 PNG costs ~30 ms to
     decode): the headers are checked, and the file's completeness from its structure
     (PNG chunk checksums, JPEG's end marker, WebP's RIFF length). That is for images we
-    only store, from a source we pay (Segmind's outputs); what a user sends is decoded.
+    only store, from a source we pay (Segmind's outputs); what a user sends is decoded,
+    in full up to ``large_pixels``, and above that with a bounded decode (see the module).
 
     Raises :class:`ImageError` with code ``empty``, ``not_an_image``,
     ``format_not_allowed`` or ``too_many_pixels``.
@@ -106,11 +127,16 @@ def inspect_image(
     with _opened(data, max_pixels, allowed_formats) as image:
         image_format = _format_of(image)
         width, height = image.size
-        if decode:
+        large = decode and width * height > large_pixels
+        if large:
+            _check_bounded(
+                image, image_format, data, large_pixels=large_pixels, large_decodes=large_decodes
+            )
+        elif decode:
             _decode(image)
         else:
             _check_complete(image_format, data)
-        if _orientation(image, loaded=decode) in _SWAPPING_ORIENTATIONS:
+        if _orientation(image, loaded=decode and not large, data=data) in _SWAPPING_ORIENTATIONS:
             width, height = height, width
     return ImageInfo(
         format=image_format,
@@ -122,19 +148,69 @@ def inspect_image(
     )
 
 
-def open_image(data: bytes, *, max_pixels: int = 50_000_000) -> Image.Image:
+def open_image(
+    data: bytes,
+    *,
+    max_pixels: int = 50_000_000,
+    max_side: int | None = None,
+    large_pixels: int = LARGE_PIXELS,
+    large_decodes: int = LARGE_DECODES,
+) -> Image.Image:
     """Open ``data`` with the same checks as :func:`inspect_image`, upright and loaded.
 
-    The EXIF orientation is applied, so the result looks as the photo was shot.
+    The EXIF orientation is applied, so the result looks as the photo was shot. With
+    ``max_side``, the result is at most that on its longest side, and a larger image is
+    never held whole for longer than it takes to shrink it: a JPEG is decoded at the
+    smallest DCT scale at least that large, and a large image of any format waits for
+    one of the process's ``large_decodes`` slots.
     """
     with _opened(data, max_pixels, ALLOWED_FORMATS) as image:
-        _decode(image)
-        try:
-            upright = ImageOps.exif_transpose(image)
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise _not_an_image() from exc
-        upright.load()
-        return upright
+        width, height = image.size
+        if max_side is not None and max(width, height) > max_side and _format_of(image) == "JPEG":
+            scale = max_side / max(width, height)
+            # Floored: Pillow picks the largest scale whose result is at least this.
+            image.draft(image.mode, (max(1, int(width * scale)), max(1, int(height * scale))))
+        cost = _decode_cost(image, (width, height))
+        with large_decode_slot(cost, large_pixels=large_pixels, limit=large_decodes):
+            _decode(image)
+            work = image
+            if max_side is not None and max(image.size) > max_side:
+                if work.mode in ("P", "1"):
+                    # Palette and bilevel images would be resized by nearest neighbour.
+                    alpha = _has_alpha(work)
+                    work = work.convert("RGBA" if alpha else "L" if work.mode == "1" else "RGB")
+                # In place: the whole image's memory goes as soon as the reduction is made.
+                work.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+            try:
+                upright = ImageOps.exif_transpose(work)
+            except (OSError, ValueError, SyntaxError) as exc:
+                raise _not_an_image() from exc
+            upright.load()
+            return upright
+
+
+def is_large(width: int, height: int, *, large_pixels: int = LARGE_PIXELS) -> bool:
+    """Whether an image of this size is "large": checked without a full decode when
+    accepted, and decoded by a limited number of threads at once."""
+    return width * height > large_pixels
+
+
+_slots_lock = threading.Lock()
+_slots: dict[int, threading.BoundedSemaphore] = {}
+
+
+@contextmanager
+def large_decode_slot(size: tuple[int, int], *, large_pixels: int, limit: int) -> Iterator[None]:
+    """Hold one of the process's ``limit`` slots while a large image's pixels are in
+    memory; a small image needs none. Each limit has its own semaphore (one in practice,
+    from the settings)."""
+    if not is_large(*size, large_pixels=large_pixels):
+        yield
+        return
+    with _slots_lock:
+        slot = _slots.setdefault(limit, threading.BoundedSemaphore(max(1, limit)))
+    with slot:
+        yield
 
 
 @contextmanager
@@ -196,11 +272,143 @@ def _check_complete(image_format: str, data: bytes) -> None:
         raise _not_an_image()
 
 
-def _orientation(image: Image.Image, *, loaded: bool = True) -> int:
+def _decode_cost(image: Image.Image, original: tuple[int, int]) -> tuple[int, int]:
+    """The size whose pixels decoding `image` holds at once: what it was reduced to, but
+    a progressive JPEG keeps every coefficient of the full image while it decodes."""
+    if _format_of(image) == "JPEG" and not image.info.get("progressive"):
+        return image.size
+    return original
+
+
+def _check_bounded(
+    image: Image.Image, image_format: str, data: bytes, *, large_pixels: int, large_decodes: int
+) -> None:
+    """A large image's integrity without holding its pixels: see the module."""
+    if image_format == "JPEG":
+        width, height = image.size
+        # The smallest DCT scale (1/8): every coded block is still read and checked.
+        image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
+        cost = _decode_cost(image, (width, height))
+        with large_decode_slot(cost, large_pixels=large_pixels, limit=large_decodes):
+            _decode(image)
+    elif image_format == "PNG":
+        _check_complete(image_format, data)
+        _check_png_stream(image, data)
+    else:
+        _check_complete(image_format, data)
+        _check_webp_chunks(data)
+
+
+# Samples per pixel of each PNG colour type.
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_ADAM7 = (
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+)
+_INFLATE_PIECE = 1 << 20
+
+
+def _png_chunks(data: bytes) -> Iterator[tuple[bytes, memoryview]]:
+    """Each chunk's type and body, up to IEND (the checksums are `_check_complete`'s)."""
+    view = memoryview(data)
+    pos = 8
+    while pos + 8 <= len(data):
+        length = int.from_bytes(view[pos : pos + 4], "big")
+        kind = bytes(view[pos + 4 : pos + 8])
+        if kind == b"IEND":
+            return
+        yield kind, view[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+
+
+def _check_png_stream(image: Image.Image, data: bytes) -> None:
+    """Inflate the PNG's image data a megabyte at a time and check it is exactly as long
+    as its header says, with a valid filter on each row: what a decode would find wrong,
+    without the pixels."""
+    header, idat = b"", []
+    for kind, body in _png_chunks(data):
+        if kind == b"IHDR":
+            header = bytes(body)
+        elif kind == b"IDAT":
+            idat.append(body)
+    if len(header) != 13 or not idat:
+        raise _not_an_image()
+    width, height = image.size
+    depth, colour, interlace = header[8], header[9], header[12]
+    bits = depth * _PNG_CHANNELS.get(colour, 0)
+    if not bits:
+        raise _not_an_image()
+
+    def row_bytes(columns: int) -> int:
+        return 1 + (columns * bits + 7) // 8
+
+    if interlace:
+        rows: list[int] = []
+        for x0, y0, dx, dy in _ADAM7:
+            columns, count = (width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy
+            if columns > 0 and count > 0:
+                rows += [row_bytes(columns)] * count
+        expected, stride = sum(rows), 0
+    else:
+        stride = row_bytes(width)
+        expected = stride * height
+    inflater = zlib.decompressobj()
+    produced = 0
+
+    def take(out: bytes) -> None:
+        nonlocal produced
+        # Filter types are 0-4, one at the start of every row.
+        if stride and out and max(out[(-produced) % stride :: stride], default=0) > 4:
+            raise _not_an_image()
+        produced += len(out)
+        if produced > expected:
+            raise _not_an_image()
+
+    try:
+        for piece in idat:
+            pending: bytes | memoryview = piece
+            while pending:
+                take(inflater.decompress(pending, _INFLATE_PIECE))
+                pending = inflater.unconsumed_tail
+        while not inflater.eof and (out := inflater.decompress(b"", _INFLATE_PIECE)):
+            take(out)
+    except zlib.error as exc:
+        raise _not_an_image() from exc
+    if produced != expected or not inflater.eof:
+        raise _not_an_image()
+
+
+def _check_webp_chunks(data: bytes) -> None:
+    # RIFF chunks, each its length (padded to even) after its header, up to the end.
+    pos, end = 12, min(len(data), 8 + int.from_bytes(data[4:8], "little"))
+    while pos < end:
+        if pos + 8 > end:
+            raise _not_an_image()
+        length = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        pos += 8 + length + (length & 1)
+    if pos > end + 1:  # a last odd chunk may omit its pad byte
+        raise _not_an_image()
+
+
+def _orientation(image: Image.Image, *, loaded: bool = True, data: bytes = b"") -> int:
     if not loaded and image.format == "PNG" and "exif" not in image.info:
         # A PNG's EXIF may follow its pixels, and getexif() would decode them all to
         # find it; one that comes before them (as the spec asks) is in `info` already.
-        return 1
+        # Walking the chunks finds one after them, when the bytes are at hand.
+        exif = next((bytes(body) for kind, body in _png_chunks(data) if kind == b"eXIf"), b"")
+        if not exif:
+            return 1
+        try:
+            parsed = Image.Exif()
+            parsed.load(exif)
+            return int(parsed.get(_ORIENTATION_TAG, 1))
+        except (OSError, ValueError, SyntaxError, TypeError, struct.error):
+            return 1
     try:
         return int(image.getexif().get(_ORIENTATION_TAG, 1))
     except (OSError, ValueError, SyntaxError, TypeError):
@@ -247,17 +455,40 @@ def _too_many_pixels(max_pixels: int) -> ImageError:
     )
 
 
-def upright_bytes(data: bytes, *, max_pixels: int = 50_000_000) -> bytes:
+def upright_bytes(
+    data: bytes,
+    *,
+    max_pixels: int = 50_000_000,
+    large_pixels: int = LARGE_PIXELS,
+    large_decodes: int = LARGE_DECODES,
+) -> bytes:
     """The image with its EXIF orientation applied, in its own format; `data` if upright.
 
     Stored inputs are upright, so Segmind and the local engine see what the shop sees,
-    whether or not they read EXIF themselves.
+    whether or not they read EXIF themselves. A large image is not decoded whole for
+    that: a JPEG is turned from a half-scale decode (at most a quarter of its pixels),
+    and a large PNG or WebP keeps its orientation tag, which the local engine and the
+    thumbnails apply.
     """
     with _opened(data, max_pixels, ALLOWED_FORMATS) as image:
-        if _orientation(image) in (1, 0):
+        width, height = image.size
+        large = is_large(width, height, large_pixels=large_pixels)
+        # A small PNG's EXIF after its pixels is found by decoding them, as accepting it did.
+        if _orientation(image, loaded=not large, data=data) in (1, 0):
             return data
         fmt = _format_of(image)
-    upright = open_image(data, max_pixels=max_pixels)
+    max_side: int | None = None
+    if large:
+        if fmt != "JPEG":
+            return data
+        max_side = math.ceil(max(width, height) / 2)
+    upright = open_image(
+        data,
+        max_pixels=max_pixels,
+        max_side=max_side,
+        large_pixels=large_pixels,
+        large_decodes=large_decodes,
+    )
     exif = upright.getexif()
     exif.pop(_ORIENTATION_TAG, None)
     out = io.BytesIO()
@@ -278,14 +509,20 @@ THUMBNAIL_QUALITY = 80
 
 
 def thumbnail_jpeg(
-    data: bytes, *, longest_side: int = THUMBNAIL_SIDE, max_pixels: int = 50_000_000
+    data: bytes,
+    *,
+    longest_side: int = THUMBNAIL_SIDE,
+    max_pixels: int = 50_000_000,
+    large_pixels: int = LARGE_PIXELS,
+    large_decodes: int = LARGE_DECODES,
 ) -> bytes:
     """A small upright JPEG of ``data`` (at most ``longest_side`` on its longest side),
     transparency laid on white, for galleries that should never send full images.
 
     Made to be cheap, as every stored image gets one: a JPEG is decoded at a reduced
     scale (``draft``), and any image is first shrunk by an integer factor (a box
-    average) before the last, small resampling.
+    average) before the last, small resampling. A large PNG or WebP is decoded whole,
+    in one of the process's ``large_decodes`` slots.
     """
     with _opened(data, max_pixels, ALLOWED_FORMATS) as image:
         width, height = image.size
@@ -296,22 +533,37 @@ def thumbnail_jpeg(
             # Either orientation fits: the EXIF rotation is applied after.
             side = max(target)
             image.draft("RGB", (side, side) if width == height else target)
-        _decode(image)
-        try:
-            upright = ImageOps.exif_transpose(image)
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise _not_an_image() from exc
-    if upright.mode not in ("RGB", "RGBA", "L", "LA"):
-        upright = upright.convert("RGBA" if _has_alpha(upright) else "RGB")
-    upright.thumbnail((longest_side, longest_side), Image.Resampling.BILINEAR, reducing_gap=1.0)
-    if upright.mode in ("RGBA", "LA"):
-        rgba = upright.convert("RGBA")
+        cost = _decode_cost(image, (width, height))
+        with large_decode_slot(cost, large_pixels=large_pixels, limit=large_decodes):
+            _decode(image)
+            if image.mode not in ("RGB", "RGBA", "L", "LA"):
+                image = image.convert("RGBA" if _has_alpha(image) else "RGB")
+            image.thumbnail(
+                (longest_side, longest_side), Image.Resampling.BILINEAR, reducing_gap=1.0
+            )
+            try:
+                upright = ImageOps.exif_transpose(image)
+            except (OSError, ValueError, SyntaxError) as exc:
+                raise _not_an_image() from exc
+    return thumbnail_jpeg_of(upright, longest_side=longest_side)
+
+
+def thumbnail_jpeg_of(image: Image.Image, *, longest_side: int = THUMBNAIL_SIDE) -> bytes:
+    """:func:`thumbnail_jpeg` of an image already decoded and upright (a worker's
+    working copy of a large photo, say)."""
+    if image.mode not in ("RGB", "RGBA", "L", "LA"):
+        image = image.convert("RGBA" if _has_alpha(image) else "RGB")
+    if max(image.size) > longest_side:
+        image = image.copy()
+        image.thumbnail((longest_side, longest_side), Image.Resampling.BILINEAR, reducing_gap=1.0)
+    if image.mode in ("RGBA", "LA"):
+        rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        upright = Image.alpha_composite(white, rgba)
-    if upright.mode != "RGB":
-        upright = upright.convert("RGB")
+        image = Image.alpha_composite(white, rgba)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
     out = io.BytesIO()
-    upright.save(out, format="JPEG", quality=THUMBNAIL_QUALITY)
+    image.save(out, format="JPEG", quality=THUMBNAIL_QUALITY)
     return out.getvalue()
 
 

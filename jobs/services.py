@@ -83,6 +83,23 @@ class _Input:
     name: str
     info: images.ImageInfo
 
+    @property
+    def thumbnail_now(self) -> bool:
+        """Whether storing it makes its thumbnail: a large PNG or WebP would be decoded
+        whole for it, so the worker that runs its job makes it (or the gallery)."""
+        return self.info.format == "JPEG" or not images.is_large(
+            self.info.width, self.info.height, large_pixels=settings.IMAGE_LARGE_PIXELS
+        )
+
+
+def _image_limits() -> dict[str, int]:
+    """The memory settings every decode of a photo takes (see `images`)."""
+    return {
+        "max_pixels": settings.IMAGE_MAX_PIXELS,
+        "large_pixels": settings.IMAGE_LARGE_PIXELS,
+        "large_decodes": settings.IMAGE_LARGE_DECODES,
+    }
+
 
 def _read_input(*, image_url: str, upload: UploadedFile | None) -> _Input:
     if bool(image_url) == bool(upload):
@@ -109,13 +126,17 @@ def _read_input(*, image_url: str, upload: UploadedFile | None) -> _Input:
         data = result.content
         name = urlsplit(result.final_url).path.rsplit("/", 1)[-1] or "image"
     try:
-        info = images.inspect_image(data, max_pixels=settings.IMAGE_MAX_PIXELS)
-        upright = images.upright_bytes(data, max_pixels=settings.IMAGE_MAX_PIXELS)
+        # A large photo is checked from its structure and a bounded decode, never whole.
+        check = partial(
+            images.inspect_image,
+            max_pixels=settings.IMAGE_MAX_PIXELS,
+            large_pixels=settings.IMAGE_LARGE_PIXELS,
+            large_decodes=settings.IMAGE_LARGE_DECODES,
+        )
+        info = check(data)
+        upright = images.upright_bytes(data, **_image_limits())
         if upright is not data:
-            data, info = (
-                upright,
-                images.inspect_image(upright, max_pixels=settings.IMAGE_MAX_PIXELS),
-            )
+            data, info = upright, check(upright)
     except images.ImageError as e:
         prefix = f"{field}: {name}" if upload is not None else field
         raise JobError(e.code, f"{prefix}: {e.message}", field=field) from e
@@ -182,7 +203,7 @@ def _asset_thumbnail_write(*, asset: Asset, data: bytes) -> bool:
     False when the image cannot be read: the gallery then shows no thumbnail rather than
     the job losing its image."""
     try:
-        thumb = images.thumbnail_jpeg(data, max_pixels=settings.IMAGE_MAX_PIXELS)
+        thumb = images.thumbnail_jpeg(data, **_image_limits())
     except images.ImageError:
         logger.warning("asset %s: no thumbnail, its image cannot be read", asset.pk)
         return False
@@ -201,6 +222,12 @@ def asset_thumbnail_ensure(*, asset: Asset) -> bool:
         data = fh.read()
     if not _asset_thumbnail_write(asset=asset, data=data):
         return False
+    return _asset_thumbnail_claim(asset=asset)
+
+
+def _asset_thumbnail_claim(*, asset: Asset) -> bool:
+    """Record the thumbnail file just written for `asset`, unless another run recorded
+    one first (then this one's file is deleted); True when this one was recorded."""
     won = Asset.objects.filter(pk=asset.pk, thumbnail="").update(thumbnail=asset.thumbnail.name)
     if not won:
         mine = asset.thumbnail.name
@@ -547,6 +574,7 @@ def job_submit(
             data=source.data,
             info=source.info,
             original_name=source.name,
+            thumbnail=source.thumbnail_now,
         )
         job.save(update_fields=["input_asset"])
         if pause is None:
@@ -614,7 +642,13 @@ def _render_local(job: Job) -> tuple[bytes, images.ImageInfo]:
     """The job's image from the local engine: a packshot, or a scene composite."""
     assert job.input_asset is not None
     with job.input_asset.file.open("rb") as fh:
-        source = images.open_image(fh.read(), max_pixels=settings.IMAGE_MAX_PIXELS)
+        # Decoded no larger than the engine needs (its packshots are 2000 px): a large
+        # photo is never held whole beyond the reduction.
+        source = images.open_image(
+            fh.read(), max_side=settings.IMAGE_WORK_MAX_SIDE, **_image_limits()
+        )
+    if not job.input_asset.thumbnail:
+        _input_thumbnail_from(asset=job.input_asset, image=source)
     params = job.params
     if job.model in catalog.LOCAL_SCENE_MODELS:
         request = scenes.scene_request(
@@ -638,6 +672,18 @@ def _render_local(job: Job) -> tuple[bytes, images.ImageInfo]:
         fmt = "png" if result.mode == "RGBA" else "jpeg"
         data = scenes.encode(result, image_format=fmt, quality=92)
     return data, images.inspect_image(data, max_pixels=settings.IMAGE_MAX_PIXELS)
+
+
+def _input_thumbnail_from(*, asset: Asset, image: Image.Image) -> None:
+    """A large photo's thumbnail, made from the worker's working copy of it: accepting
+    it did not decode it (see `_Input.thumbnail_now`)."""
+    try:
+        thumb = images.thumbnail_jpeg_of(image)
+        asset.thumbnail.save(f"{asset.id}.thumb.jpg", ContentFile(thumb), save=False)
+        _asset_thumbnail_claim(asset=asset)
+    except Exception:
+        # The gallery makes it on first view instead; the job goes on.
+        logger.warning("asset %s: no thumbnail from its job", asset.pk, exc_info=True)
 
 
 def job_params_check(*, job: Job) -> None:
@@ -1025,6 +1071,7 @@ def _batch_inputs_fetch(
             data=source.data,
             info=source.info,
             original_name=source.name,
+            thumbnail=source.thumbnail_now,
         )
 
     with ThreadPoolExecutor(max_workers=max(1, min(BATCH_FETCH_THREADS, len(urls)))) as pool:
@@ -1220,6 +1267,7 @@ def _portal_upload_store(*, tenant: Tenant, upload: UploadedFile) -> Asset:
         data=source.data,
         info=source.info,
         original_name=source.name,
+        thumbnail=source.thumbnail_now,
     )
 
 

@@ -34,6 +34,19 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def env_positive_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
+    if number < 1:
+        raise ImproperlyConfigured(f"{name} must be at least 1, not {number}.")
+    return number
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
@@ -168,6 +181,12 @@ FETCH_TIMEOUT = float(env("FETCH_TIMEOUT", "20"))
 # private, loopback or link-local address. For tests and local demos only.
 FETCH_ALLOW_PRIVATE_HOSTS = env_list("FETCH_ALLOW_PRIVATE_HOSTS")
 IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_PIXELS", 50_000_000)
+# Memory per image (jobs/images.py): above IMAGE_LARGE_PIXELS a photo is accepted without
+# decoding all its pixels, and a process decodes at most IMAGE_LARGE_DECODES such photos at
+# once; the local engine works on at most IMAGE_WORK_MAX_SIDE pixels on the longest side.
+IMAGE_LARGE_PIXELS = env_positive_int("IMAGE_LARGE_PIXELS", 16_000_000)
+IMAGE_LARGE_DECODES = env_positive_int("IMAGE_LARGE_DECODES", 1)
+IMAGE_WORK_MAX_SIDE = env_positive_int("IMAGE_WORK_MAX_SIDE", 3000)
 
 # Segmind -------------------------------------------------------------------------------
 SEGMIND_API_KEY = env("SEGMIND_API_KEY")

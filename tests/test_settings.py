@@ -145,7 +145,7 @@ def test_every_setting_read_from_the_environment_is_in_the_readme():
 
     names = set(
         re.findall(
-            r'env(?:_bool|_int|_list)?\("([A-Z_]+)"',
+            r'env(?:_[a-z_]+)?\("([A-Z_]+)"',
             (ROOT / "productstudio/settings.py").read_text(),
         )
     )
