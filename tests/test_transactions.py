@@ -18,8 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from accounts.models import Tenant
 from tests.cluster import Setup
@@ -168,3 +170,34 @@ def test_any_other_server_error_is_still_a_500(tenant: Tenant, monkeypatch: pyte
     monkeypatch.setattr(jobs_api, "_jobs_filtered", broken)
 
     assert api.get("/api/v1/jobs").status_code == 500
+
+
+# -- reads write nothing ------------------------------------------------------------------
+
+
+def _writes(queries: CaptureQueriesContext) -> list[str]:
+    verbs = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+    return [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(verbs)]
+
+
+def test_viewing_a_workspace_page_again_writes_nothing(owner: Any, tenant: Tenant):
+    client = login_client(owner)
+    page = reverse("dashboard", args=[tenant.slug])
+    assert client.get(page).status_code == 200
+
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(page).status_code == 200
+
+    assert _writes(queries) == []
+
+
+def test_an_api_read_with_a_key_used_a_moment_ago_writes_nothing(tenant: Tenant):
+    from tests.api_helpers import key_client
+
+    api = key_client(tenant)
+    assert api.get("/api/v1/jobs").status_code == 200
+
+    with CaptureQueriesContext(connection) as queries:
+        assert api.get("/api/v1/jobs").status_code == 200
+
+    assert _writes(queries) == []
