@@ -14,7 +14,8 @@ held while a photo downloads. A retry with the same key:
 
 Answers that say nothing happened are not kept, and the reservation is released so the key
 can be sent again: refusals before the operation ran (400, 401, 403, 405, 413, 415, 429)
-and server errors (each service commits all of its work or none of it).
+and server errors (each service commits all of its work or none of it; a bug raised after
+a service committed, while the answer is written, would let a retry do the work again).
 
 A process that dies after the work committed and before its answer was recorded leaves the
 key reserved: retries get 409 until IDEMPOTENCY_LOCK_SECONDS have passed, then a retry runs
