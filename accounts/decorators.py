@@ -38,7 +38,10 @@ def workspace_view(view: WorkspaceView) -> WorkspaceView:
         membership = get_membership(request, workspace)
         # Templates (the navigation, the workspace switcher) read it from the request.
         setattr(request, "membership", membership)  # noqa: B010
-        request.session["workspace"] = membership.tenant.slug
+        if request.session.get("workspace") != membership.tenant.slug:
+            # Set only when it changes: setting marks the session modified, and saving it
+            # is a write (the database's one write lock on SQLite) on every page view.
+            request.session["workspace"] = membership.tenant.slug
         return view(request, membership, *args, **kwargs)
 
     return wrapper

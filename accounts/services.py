@@ -310,8 +310,13 @@ def api_key_create(*, tenant: Tenant, name: str, created_by: User | None = None)
     raise AccountError("key_collision", "Could not create a unique API key; try again.")
 
 
+# How stale a key's last-used time may get: the portal shows it as "n minutes ago".
+API_KEY_LAST_USED_EVERY = timedelta(minutes=1)
+
+
 def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
-    """The active key matching `raw_key`, with its last-used time touched; None otherwise."""
+    """The active key matching `raw_key`, with its last-used time touched (to the minute);
+    None otherwise."""
     if not raw_key.startswith(API_KEY_PREFIX):
         return None
     prefix, sep, secret = raw_key[len(API_KEY_PREFIX) :].partition("_")
@@ -321,8 +326,18 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     if key is None or not key.matches(secret):
         return None
     now = timezone.now()
-    ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-    key.last_used_at = now
+    stale = now - API_KEY_LAST_USED_EVERY
+    if key.last_used_at is None or key.last_used_at < stale:
+        # At most one write a minute per key: on SQLite every write takes the database's
+        # one write lock, and a read-only API call should not queue for it. Conditional,
+        # so concurrent requests of the same key write once.
+        touched = (
+            ApiKey.objects.filter(pk=key.pk)
+            .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale))
+            .update(last_used_at=now)
+        )
+        if touched:
+            key.last_used_at = now
     return key
 
 
@@ -356,8 +371,9 @@ def idempotency_begin(
 
     Returns the record: complete (replay its answer) or claimed by this caller (run the
     request, then `idempotency_finish` or `idempotency_release`). A key first used by a
-    request that died more than IDEMPOTENCY_LOCK_SECONDS ago is taken over: that request's
-    work was rolled back with its transaction (see productstudio.idempotency).
+    request that died more than IDEMPOTENCY_LOCK_SECONDS ago is taken over (see
+    productstudio.idempotency for what a retry may then repeat). Each statement here is a
+    short transaction of its own: the request's work never runs inside one.
     """
     keys = IdempotencyKey.objects.for_tenant(tenant)
     for _ in range(3):

@@ -69,6 +69,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         429,
         "Too many requests for this key: retry after `Retry-After` seconds.",
     ),
+    "temporarily_unavailable": (
+        503,
+        "The studio's database was too busy to answer; nothing was changed. Retry after "
+        "`Retry-After` seconds (with the same `Idempotency-Key`, if the request had one).",
+    ),
 }
 
 # Why a job failed (its `error.code`) or waits (its `waiting.code`): not an answer to a
@@ -131,7 +136,8 @@ Send an `Idempotency-Key` header (up to 255 characters; a UUID is good) with a P
 mean to do once. A retry with the same key and body gets the first answer again, with the
 header `Idempotent-Replayed: true`; with another body, 422 `idempotency_mismatch`; while
 the first request still runs, 409 `idempotency_in_progress`. Keys are kept 24 hours, per
-workspace.
+workspace. Answers that say nothing happened (refusals before the operation ran, and server
+errors) are not kept: the same key may be sent again.
 
 ## Rate limits
 Each API key may make so many reads (GET) and writes (POST, PATCH, DELETE) a minute.

@@ -3,10 +3,13 @@ the API's rendering of it (problem+json)."""
 
 from __future__ import annotations
 
+import logging
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any
 
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from drf_spectacular.utils import inline_serializer
@@ -45,7 +48,13 @@ STATUS_OF_CODE = {
     "url_expired": 410,
     "model_unavailable": 422,
     "rate_limited": 429,
+    "temporarily_unavailable": 503,
 }
+
+# How long a client is told to wait when the database was too busy to answer.
+BUSY_RETRY_AFTER_SECONDS = 1
+
+logger = logging.getLogger(__name__)
 
 
 class Problem(APIException):
@@ -143,8 +152,30 @@ def _problem_body(problem: Problem) -> dict[str, Any]:
     return body
 
 
+def database_busy(exc: BaseException | None) -> bool:
+    """SQLite's "database is locked": a writer waited its whole busy timeout for the one
+    write lock. Nothing was written, so the request may simply be sent again."""
+    return isinstance(exc, OperationalError) and "is locked" in str(exc)
+
+
+def _busy_problem() -> Problem:
+    return Problem(
+        "temporarily_unavailable",
+        f"The studio is too busy to answer just now; nothing was changed. Retry after "
+        f"{BUSY_RETRY_AFTER_SECONDS} s.",
+    )
+
+
 def problem_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | None:
     """DRF's exception handler: every error of the API in one shape."""
+    if database_busy(exc):
+        logger.warning("Answered 503: the database stayed locked (%s)", exc)
+        return Response(
+            _problem_body(_busy_problem()),
+            status=503,
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
+            content_type=PROBLEM_CONTENT_TYPE,
+        )
     problem = _drf_problem(exc)
     if problem is None:
         return None  # a bug: Django's 500 handling (and its logging) takes it
@@ -195,3 +226,21 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
         return defaults.page_not_found(request, exception)
     problem = Problem("not_found", f"No API route {request.path}: see /api/docs/.")
     return JsonResponse(_problem_body(problem), status=404, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500 (`handler500`), except when the database stayed locked (SQLite, past
+    its busy timeout): that is 503 with `Retry-After`, as nothing was written. Django calls
+    this while handling the exception, so it is still in `sys.exc_info()`."""
+    if not database_busy(sys.exc_info()[1]):
+        return defaults.server_error(request)
+    problem = _busy_problem()
+    response: HttpResponse
+    if request.path.startswith("/api/"):
+        response = JsonResponse(
+            _problem_body(problem), status=503, content_type=PROBLEM_CONTENT_TYPE
+        )
+    else:
+        response = HttpResponse(problem.message, status=503, content_type="text/plain")
+    response["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
+    return response

@@ -1,8 +1,10 @@
 """`Idempotency-Key` on the API's POSTs, with Stripe's semantics.
 
-A key is scoped to the caller's workspace and kept IDEMPOTENCY_KEY_HOURS. The first request
-with a key runs inside one transaction together with the recording of its answer, so either
-both are kept or neither is. A retry with the same key:
+A key is scoped to the caller's workspace and kept IDEMPOTENCY_KEY_HOURS. It is reserved in
+a short transaction of its own before the request runs, and its answer is recorded in
+another one after: the request's work (which fetches photos and checks URLs over the
+network) runs between them, in the services' own short transactions, so no database lock is
+held while a photo downloads. A retry with the same key:
 
 - and the same request (method, path and body, compared by content: JSON key order and
   multipart boundaries don't matter) gets the first answer again, with
@@ -10,25 +12,33 @@ both are kept or neither is. A retry with the same key:
 - and a different request gets 422 `idempotency_mismatch`;
 - while the first is still running gets 409 `idempotency_in_progress`.
 
-Answers that say nothing happened are not kept, so the key can be sent again: refusals
-before the operation ran (400, 401, 403, 405, 413, 415, 429) and server errors (whose work
-is rolled back).
+Answers that say nothing happened are not kept, and the reservation is released so the key
+can be sent again: refusals before the operation ran (400, 401, 403, 405, 413, 415, 429)
+and server errors (each service commits all of its work or none of it; a bug raised after
+a service committed, while the answer is written, would let a retry do the work again).
+
+A process that dies after the work committed and before its answer was recorded leaves the
+key reserved: retries get 409 until IDEMPOTENCY_LOCK_SECONDS have passed, then a retry runs
+the request again (the first run's job may then exist twice; the window is the few
+milliseconds between the service's commit and the recording).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_vary_headers
 
 from accounts import services
 from accounts.models import IdempotencyKey, Tenant
 from productstudio.errors import PROBLEM_CONTENT_TYPE, STATUS_OF_CODE, problem_body
+
+logger = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -73,23 +83,22 @@ class IdempotencyMiddleware:
     def _run(self, request: HttpRequest, record: IdempotencyKey) -> HttpResponse:
         kept = False
         try:
-            with transaction.atomic():
-                response = self.get_response(request)
-                status = response.status_code
-                if status >= 500 or status in NOT_KEPT or response.streaming:
-                    transaction.set_rollback(True)
-                else:
-                    headers = {h: response[h] for h in KEPT_HEADERS if response.has_header(h)}
-                    kept = services.idempotency_finish(
-                        record=record, status=status, body=response.content, headers=headers
+            response = self.get_response(request)
+            status = response.status_code
+            if status < 500 and status not in NOT_KEPT and not response.streaming:
+                headers = {h: response[h] for h in KEPT_HEADERS if response.has_header(h)}
+                kept = services.idempotency_finish(
+                    record=record, status=status, body=response.content, headers=headers
+                )
+                if not kept:
+                    # It ran longer than IDEMPOTENCY_LOCK_SECONDS and a retry took the key
+                    # over; its work is committed, so the client gets its true answer.
+                    logger.warning(
+                        "Idempotency-Key %r of tenant %s was taken over while its request ran",
+                        record.key,
+                        record.tenant_id,
                     )
-                    if not kept:
-                        # Another request took the key over: only one of us may count.
-                        transaction.set_rollback(True)
-                        response = _problem(
-                            "idempotency_in_progress",
-                            f"The Idempotency-Key '{record.key}' was taken over by a retry.",
-                        )
+                    kept = True  # nothing of ours left to release
         finally:
             if not kept:
                 services.idempotency_release(record=record)

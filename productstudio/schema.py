@@ -23,7 +23,8 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
         "again, with `Idempotent-Replayed: true`; with a different body, 422 "
         "`idempotency_mismatch`; while the first is still running, 409 "
         "`idempotency_in_progress`. Keys are kept 24 hours, per workspace. Refusals before "
-        "anything ran (400, 401, 403, 429) are not kept, so the same key can be retried."
+        "anything ran (400, 401, 403, 429) and server errors (500, 503) are not kept, so the "
+        "same key can be retried."
     ),
 )
 

@@ -142,3 +142,4 @@ urlpatterns = [
 ]
 
 handler404 = "productstudio.errors.page_not_found"
+handler500 = "productstudio.errors.server_error"

@@ -2,17 +2,26 @@
 
 Tests may talk to 127.0.0.0/8 and ::1 only. The guard wraps socket connects and name
 lookups: a test that tries any other address fails before a packet leaves.
+
+The same wrappers hold the house rule "no network I/O inside a database transaction": a
+connect or name lookup while the code under test is inside `transaction.atomic` (the test's
+own outer blocks aside) fails the test, unless it is marked
+`network_in_transaction_allowed`. Connections to the database and Redis are exempt.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
+from django.db import connections
 from django.test import Client
 
 from accounts import services as account_services
@@ -40,6 +49,70 @@ def _check_address(family: int, address: Any) -> None:
         raise NetworkGuardError(f"test tried to connect to {host!r}: only loopback is allowed")
 
 
+class NetworkInTransactionError(AssertionError):
+    """Code under test reached the network while inside a database transaction."""
+
+
+class _TransactionGuard:
+    """What the socket wrappers need to know: whether the check is on, and the test
+    thread's connection (a batch's fetch threads work for a request of that thread)."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.test_connection: Any = None
+
+    def open_blocks(self) -> int:
+        """Atomic blocks open by the code under test, in this thread or the test's."""
+        current = connections["default"]  # this thread's (`connection` is a proxy)
+        wrappers = {id(current): current}
+        if self.test_connection is not None:
+            wrappers[id(self.test_connection)] = self.test_connection
+        return sum(
+            1
+            for wrapper in wrappers.values()
+            for block in wrapper.atomic_blocks
+            if not getattr(block, "_from_testcase", False)
+        )
+
+    def check(self, what: str, port: Any = None) -> None:
+        if not self.on or (port is not None and str(port) in _infrastructure_ports()):
+            return
+        if self.open_blocks():
+            raise NetworkInTransactionError(
+                f"{what} inside a database transaction (thread {threading.current_thread().name})"
+                ": network I/O must happen before or after it"
+            )
+
+
+_transaction_guard = _TransactionGuard()
+
+
+def _infrastructure_ports() -> set[str]:
+    ports = {str(django_settings.DATABASES["default"].get("PORT") or "5432")}
+    if getattr(django_settings, "REDIS_URL", ""):
+        ports.add(str(urlsplit(django_settings.REDIS_URL).port or 6379))
+    return ports
+
+
+@pytest.fixture(autouse=True)
+def no_network_in_transactions(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.node.get_closest_marker("network_in_transaction_allowed"):
+        yield
+        return
+    _transaction_guard.on = True
+    _transaction_guard.test_connection = connections["default"]
+    try:
+        yield
+    finally:
+        _transaction_guard.on = False
+        _transaction_guard.test_connection = None
+
+
+def _check_transaction(family: int, address: Any) -> None:
+    if family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
+        _transaction_guard.check(f"connecting to {address[0]}:{address[1]}", port=address[1])
+
+
 @pytest.fixture(autouse=True)
 def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     real_connect = socket.socket.connect
@@ -49,10 +122,12 @@ def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     def connect(self: socket.socket, address: Any) -> None:
         _check_address(self.family, address)
+        _check_transaction(self.family, address)
         return real_connect(self, address)
 
     def connect_ex(self: socket.socket, address: Any) -> int:
         _check_address(self.family, address)
+        _check_transaction(self.family, address)
         return real_connect_ex(self, address)
 
     def sendto(self: socket.socket, data: bytes, *args: Any) -> int:
@@ -73,6 +148,8 @@ def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
                     raise NetworkGuardError(
                         f"test tried to resolve {name!r}: only loopback is allowed"
                     ) from None
+        port = args[0] if args else kwargs.get("port")
+        _transaction_guard.check(f"looking up {name!r}", port=port)
         return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket.socket, "connect", connect)

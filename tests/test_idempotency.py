@@ -125,7 +125,7 @@ def test_a_key_whose_first_request_died_long_ago_runs_again(
 ):
     body = {"model": PACKSHOT, "image_url": photo_url}
     first = _post(api, body, "died-1")
-    # What a request killed mid-way leaves: its claim, and nothing else (rolled back).
+    # What a request killed during its photo's fetch leaves: its claim, and nothing else.
     Job.objects.all().delete()
     stale = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_LOCK_SECONDS + 1)
     IdempotencyKey.objects.filter(key="died-1").update(response_status=None, locked_at=stale)
@@ -218,13 +218,13 @@ def test_a_server_error_rolls_back_its_work_and_frees_the_key(
 ):
     api = key_client(tenant, raise_request_exception=False)
     body = {"model": PACKSHOT, "image_url": photo_url}
-    from jobs import api as jobs_api
+    from jobs import services as job_services
 
     def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("a bug after the job was made")
+        raise RuntimeError("a bug after the job row was made, inside the service's transaction")
 
     with monkeypatch.context() as patch:
-        patch.setattr(jobs_api, "_job_data", broken)
+        patch.setattr(job_services, "asset_create", broken)
         crashed = _post(api, body, "crash-1")
     retried = _post(api, body, "crash-1")
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import socket
+import threading
 
 import pytest
+from django.db import transaction
 
-from tests.conftest import NetworkGuardError
+from tests.conftest import NetworkGuardError, NetworkInTransactionError
 
 
 def test_connecting_outside_loopback_fails_before_a_packet_leaves():
@@ -48,3 +50,39 @@ def test_loopback_is_allowed():
     client = socket.create_connection(server.getsockname(), timeout=2)
     client.close()
     server.close()
+
+
+@pytest.mark.django_db
+def test_reaching_the_network_inside_a_transaction_fails_the_test():
+    with transaction.atomic():
+        with pytest.raises(NetworkInTransactionError):
+            socket.getaddrinfo("127.0.0.1", 80)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            with pytest.raises(NetworkInTransactionError):
+                sock.connect(("127.0.0.1", 9))
+        finally:
+            sock.close()
+
+
+@pytest.mark.django_db
+def test_a_fetch_thread_working_for_a_transaction_of_the_test_thread_is_caught():
+    caught: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            socket.getaddrinfo("127.0.0.1", 80)
+        except NetworkInTransactionError as e:
+            caught.append(e)
+
+    with transaction.atomic():
+        thread = threading.Thread(target=fetch)
+        thread.start()
+        thread.join()
+
+    assert len(caught) == 1
+
+
+@pytest.mark.django_db
+def test_the_network_outside_a_transaction_is_allowed():
+    assert socket.getaddrinfo("127.0.0.1", 80)

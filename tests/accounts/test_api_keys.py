@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts import services
@@ -182,6 +185,27 @@ def test_a_request_sets_the_keys_last_used_time(owner_client, tenant, key):
     key.key.refresh_from_db()
     assert key.key.last_used_at is not None
     assert "ago</time>" in owner_client.get(_page(tenant)).content.decode()
+
+
+def test_the_last_used_time_is_written_at_most_once_a_minute(tenant, key):
+    api = _api(key.secret)
+    api.get("/api/v1/models")
+    key.key.refresh_from_db()
+    first = key.key.last_used_at
+
+    with CaptureQueriesContext(connection) as queries:
+        assert api.get("/api/v1/models").status_code == 200
+    key.key.refresh_from_db()
+
+    assert key.key.last_used_at == first
+    assert not [q for q in queries if q["sql"].lstrip().upper().startswith("UPDATE")]
+
+    a_minute_ago = first - timedelta(seconds=61)
+    ApiKey.objects.filter(pk=key.key.pk).update(last_used_at=a_minute_ago)
+    api.get("/api/v1/models")
+    key.key.refresh_from_db()
+
+    assert key.key.last_used_at > first
 
 
 def test_the_page_lists_each_key_with_its_prefix_creator_and_dates(
