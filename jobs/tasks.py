@@ -4,7 +4,9 @@ from jobs import provider, services
 
 
 def job_run(job_id: str) -> bool:
-    return services.job_run(job_id=job_id)
+    # One task per local job, but it runs whichever queued local job's turn it is: the
+    # id only names the task (and keeps tasks queued before this change valid).
+    return services.job_run_next()
 
 
 def jobs_sweep() -> dict[str, int]:
