@@ -9,6 +9,9 @@ The test process stays on pytest-django's database; this runs with the environme
     sweep             the sweeper, with jobs counted stale at once
     local-turns N     workspace A's N local jobs committed at once, then B's one job
     started           every job's workspace, status and start, in the order they started
+    local NAME N      N local jobs of workspace NAME (made on first use), committed at once
+    hooks NAME URL N  N webhook endpoints of workspace NAME, all posting to URL
+    deliveries NAME   workspace NAME's webhook deliveries: status and attempts of each
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ def main(argv: list[str]) -> Any:
     from PIL import Image
 
     from accounts import services as accounts_services
-    from accounts.models import Membership, User
+    from accounts.models import Membership, User, WebhookDelivery
     from jobs import provider, services
     from jobs.models import AssetKind, Job, Lease
 
@@ -69,6 +72,21 @@ def main(argv: list[str]) -> Any:
         a = local_submit("Alpha", int(args[0]), 1600)
         b = local_submit("Beta", 1, 1600)
         return {"a": a, "b": b}
+    if command == "local":
+        return local_submit(args[0], int(args[1]), 64)
+    if command == "hooks":
+        user = workspace_user(args[0])
+        tenant = Membership.objects.get(user=user).tenant
+        for _ in range(int(args[2])):
+            accounts_services.webhook_endpoint_create(tenant=tenant, url=args[1])
+        return {"endpoints": int(args[2])}
+    if command == "deliveries":
+        return [
+            {"status": status, "attempts": attempts}
+            for status, attempts in WebhookDelivery.objects.filter(
+                tenant__name=args[0]
+            ).values_list("status", "attempts")
+        ]
     if command == "started":
         return [
             {"id": str(pk), "workspace": name, "status": status}
