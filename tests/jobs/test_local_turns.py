@@ -82,3 +82,17 @@ def test_segmind_jobs_and_running_jobs_are_never_claimed_by_the_local_turn(
     assert services.local_job_claim_next() is None
     assert services.job_run_next() is False
     assert Job.objects.get(pk=segmind.pk).status == JobStatus.QUEUED
+
+
+def test_the_sweeper_s_resend_of_a_lost_queued_job_runs_it(
+    tenant, owner, product_jpeg, django_capture_on_commit_callbacks
+):
+    # Its task was lost (the Redis broker is at-most-once): queued long ago, never run.
+    lost = _queued(tenant, owner, product_jpeg, age_seconds=3600)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.jobs_sweep()["resent"] == 1
+
+    lost.refresh_from_db()
+    # The resent task ran inline (tests run django-q2 synchronously), in turn.
+    assert (lost.status, lost.attempts) == (JobStatus.SUCCEEDED, 1)
