@@ -711,33 +711,44 @@ def _local_job_claim(job_id: uuid.UUID | str) -> bool:
 CLAIM_CANDIDATES = 8
 
 
-def local_job_claim_next() -> uuid.UUID | None:
+def local_job_claim_next(*, named: uuid.UUID | str | None = None) -> uuid.UUID | None:
     """Claim the queued local job whose turn it is (see `JobQuerySet.local_in_turn`):
-    its id, or None when no local job is queued."""
+    its id, or None when no local job is queued.
+
+    `named` is the job the task was queued for: when its workspace has the turn, it is
+    run rather than that workspace's oldest (tasks come oldest first anyway), so a job
+    runs on its own task whenever fairness allows.
+    """
     for _ in range(10):
         candidates = list(
-            Job.objects.local_in_turn().values_list("pk", flat=True)[:CLAIM_CANDIDATES]
+            Job.objects.local_in_turn().values_list("pk", "tenant_id")[:CLAIM_CANDIDATES]
         )
-        for job_id in candidates:
+        exhausted = len(candidates) < CLAIM_CANDIDATES
+        if named is not None and candidates:
+            turn = candidates[0][1]
+            if Job.objects.local_queued().filter(pk=named, tenant_id=turn).exists():
+                candidates.insert(0, (uuid.UUID(str(named)), turn))
+        for job_id, _tenant_id in candidates:
             if _local_job_claim(job_id):
                 return job_id
-        if len(candidates) < CLAIM_CANDIDATES:
+        if exhausted:
             return None
     # Many tasks claiming at once took every candidate ten times over: each of them ran
     # a job, and this task's job (if any is left) is run by a later task or the sweeper.
     return None
 
 
-def job_run_next() -> bool:
+def job_run_next(*, named: uuid.UUID | str | None = None) -> bool:
     """Run the queued local job whose turn it is to its end; False when none is queued.
 
-    Each local job has one task, but a task runs whichever job's turn it is, so
-    workspaces take turns on the shared workers instead of first come, first served:
-    a shop's single job starts after about one job per busy workspace, not behind
-    another shop's whole batch. Safe to run twice and concurrently: each claim is a
-    conditional update, and a task that finds nothing queued does nothing.
+    Each local job has one task, but a task runs whichever job's turn it is (its own,
+    `named`, when its workspace has the turn), so workspaces take turns on the shared
+    workers instead of first come, first served: a shop's single job starts after about
+    one job per busy workspace, not behind another shop's whole batch. Safe to run twice
+    and concurrently: each claim is a conditional update, and a task that finds nothing
+    queued does nothing.
     """
-    job_id = local_job_claim_next()
+    job_id = local_job_claim_next(named=named)
     if job_id is None:
         return False
     _job_execute(job_id)

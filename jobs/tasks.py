@@ -4,9 +4,9 @@ from jobs import provider, services
 
 
 def job_run(job_id: str) -> bool:
-    # One task per local job, but it runs whichever queued local job's turn it is: the
-    # id only names the task (and keeps tasks queued before this change valid).
-    return services.job_run_next()
+    # One task per local job, but it runs whichever queued local job's turn it is (its
+    # own when its workspace has the turn).
+    return services.job_run_next(named=job_id)
 
 
 def jobs_sweep() -> dict[str, int]:

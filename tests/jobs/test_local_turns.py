@@ -96,3 +96,17 @@ def test_the_sweeper_s_resend_of_a_lost_queued_job_runs_it(
     lost.refresh_from_db()
     # The resent task ran inline (tests run django-q2 synchronously), in turn.
     assert (lost.status, lost.attempts) == (JobStatus.SUCCEEDED, 1)
+
+
+def test_a_task_runs_its_own_job_when_its_workspace_has_the_turn(
+    tenant, owner, outsider, product_jpeg
+):
+    other = Tenant.objects.get(memberships__user=outsider)
+    older, own = (_queued(tenant, owner, product_jpeg, age_seconds=100 - i) for i in range(2))
+    theirs = _queued(other, outsider, product_jpeg, age_seconds=1)
+    Job.objects.filter(pk=theirs.pk).update(status=JobStatus.RUNNING)
+
+    # The workspace has the turn (the other has a job running): the task's own job runs.
+    assert services.local_job_claim_next(named=own.pk) == own.pk
+    # Now each has one running: the other workspace has no queued job, so the oldest.
+    assert services.local_job_claim_next(named=theirs.pk) == older.pk
