@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 
@@ -608,6 +609,23 @@ class WebhookDeliveryQuerySet(models.QuerySet["WebhookDelivery"]):
         """Pending deliveries whose next attempt is due (a claimed one is not due until
         its claim runs out)."""
         return self.pending().filter(next_attempt_at__lte=now)
+
+    def in_turn(self, *, per_workspace: int) -> WebhookDeliveryQuerySet:
+        """The first `per_workspace` deliveries of each workspace, annotated with
+        `tenant_rank`, their place in their workspace's line (the longest due first), and
+        ordered so each workspace's first comes before anyone's second: workspaces take
+        turns."""
+        return (
+            self.annotate(
+                tenant_rank=models.Window(
+                    RowNumber(),
+                    partition_by=[models.F("tenant_id")],
+                    order_by=[models.F("next_attempt_at").asc(), models.F("created_at").asc()],
+                )
+            )
+            .filter(tenant_rank__lte=per_workspace)
+            .order_by("tenant_rank", "next_attempt_at", "created_at")
+        )
 
 
 class WebhookDelivery(models.Model):

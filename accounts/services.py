@@ -13,12 +13,14 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import random
 import secrets
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -1058,8 +1060,6 @@ WEBHOOK_RETRY_CAPS_SECONDS = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600)
 WEBHOOK_MAX_ATTEMPTS = 12
 # What is kept of a receiver's answer, for the delivery log.
 WEBHOOK_EXCERPT_BYTES = 1024
-# Deliveries one sweep sends at once; each is one short POST.
-WEBHOOK_SEND_THREADS = 8
 # What a verifying receiver accepts by default (the spec's libraries use 5 minutes).
 WEBHOOK_TOLERANCE_SECONDS = 300
 
@@ -1191,18 +1191,35 @@ def webhook_endpoint_create(
 ) -> NewWebhookEndpoint:
     """Add an endpoint for `tenant`'s events (all of them when `event_types` is empty),
     with a new signing secret. The URL is checked now and again at each delivery."""
+    # Refused before the URL is resolved when the workspace is already at its cap.
+    _webhook_endpoints_cap_check(tenant=tenant)
     checked = webhook_url_check(url=url)
     types = _event_types_check(event_types)
     secret = webhook_secret_new()
-    endpoint = WebhookEndpoint.objects.create(
-        tenant=tenant,
-        url=checked,
-        description=description.strip()[:200],
-        event_types=types,
-        secret_encrypted=_secret_seal(secret),
-        created_by=created_by,
-    )
+    with transaction.atomic():
+        # The workspace's row is locked so two requests at once cannot pass the cap.
+        list(Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk"))
+        _webhook_endpoints_cap_check(tenant=tenant)
+        endpoint = WebhookEndpoint.objects.create(
+            tenant=tenant,
+            url=checked,
+            description=description.strip()[:200],
+            event_types=types,
+            secret_encrypted=_secret_seal(secret),
+            created_by=created_by,
+        )
     return NewWebhookEndpoint(endpoint=endpoint, secret=secret)
+
+
+def _webhook_endpoints_cap_check(*, tenant: Tenant) -> None:
+    cap = int(settings.WEBHOOK_MAX_ENDPOINTS)
+    if WebhookEndpoint.objects.for_tenant(tenant).count() >= cap:
+        raise WebhookError(
+            "validation_error",
+            f"url: this workspace already has {cap} webhook endpoints, the most allowed "
+            "(WEBHOOK_MAX_ENDPOINTS). Delete one, or send several event types to one endpoint.",
+            field="url",
+        )
 
 
 def webhook_endpoint_secret(*, endpoint: WebhookEndpoint) -> str:
@@ -1344,14 +1361,25 @@ def webhook_event_emit(
 
 
 def _webhook_deliveries_enqueue(delivery_ids: list[str]) -> None:
+    # The sender finds the new deliveries itself (they are due now).
+    webhook_sender_ensure()
+
+
+def webhook_sender_ensure() -> None:
+    """Make sure the webhook sender will run soon, in its own cluster (call it once the
+    new deliveries are committed). It is queued unless a live sender holds the lease:
+    that one looks for due deliveries every tick, and looks again after it lets go."""
     from django_q.tasks import async_task
 
-    for delivery_id in delivery_ids:
+    from jobs.models import Lease  # the lease table the Segmind dispatcher uses too
+
+    held = Lease.objects.filter(name=WEBHOOK_SENDER_LEASE, leased_until__gt=timezone.now())
+    if not held.exists():
         async_task(
-            "accounts.tasks.webhook_deliver",
-            delivery_id,
-            task_name=f"webhook-{delivery_id}",
+            "accounts.tasks.webhooks_send_due",
+            task_name=f"webhooks-{time.time():.0f}",
             group="webhooks",
+            cluster=settings.WEBHOOK_Q_CLUSTER,
         )
 
 
@@ -1549,28 +1577,170 @@ def webhook_delivery_send(*, delivery_id: str | uuid.UUID) -> bool:
     return True
 
 
-def webhooks_send_due(*, limit: int = 500, budget_seconds: float | None = None) -> dict[str, int]:
-    """Send the deliveries that are due (retries, and first attempts whose task was
-    lost), a few at once: the database work stays on this thread, only the POSTs run
-    in threads. Stops after `limit` attempts or once `budget_seconds` have passed."""
-    budget = budget_seconds if budget_seconds is not None else settings.Q_TIMEOUT / 2
-    stop_at = time.monotonic() + budget
-    counts = {"sent": 0, "succeeded": 0, "failed": 0, "retrying": 0}
-    with ThreadPoolExecutor(max_workers=WEBHOOK_SEND_THREADS) as pool:
-        while counts["sent"] < limit and time.monotonic() < stop_at:
-            size = min(WEBHOOK_SEND_THREADS, limit - counts["sent"])
-            ids = list(
-                WebhookDelivery.objects.due(timezone.now())
-                .order_by("next_attempt_at")
-                .values_list("pk", flat=True)[:size]
-            )
-            if not ids:
-                break
-            attempts = [a for a in (_delivery_claim(i) for i in ids) if a is not None]
-            outcomes = list(pool.map(_delivery_post, attempts))
-            for attempt, outcome in zip(attempts, outcomes, strict=True):
-                status = _delivery_record(attempt.delivery_id, attempt.attempt, outcome)
-                counts["sent"] += 1
-                key = "retrying" if status == DeliveryStatus.PENDING else status
-                counts[key] = counts.get(key, 0) + 1
+WEBHOOK_SENDER_LEASE = "webhook-sender"
+# A dead sender's lease runs out this long after its last renewal.
+WEBHOOK_SENDER_LEASE_SECONDS = 15.0
+WEBHOOK_SENDER_RENEW_SECONDS = 5.0
+# How long the sender waits for an answer before it looks for newly due deliveries again:
+# the delay between an event's commit and its first attempt while the sender runs.
+WEBHOOK_SENDER_TICK_SECONDS = 0.2
+# Due deliveries looked at per query: enough to fill every free thread in turn.
+WEBHOOK_SENDER_CANDIDATES = 200
+
+
+def _sender_lease_take(holder: str) -> bool:
+    from jobs.models import Lease
+
+    now = timezone.now()
+    Lease.objects.get_or_create(name=WEBHOOK_SENDER_LEASE)
+    return bool(
+        Lease.objects.filter(name=WEBHOOK_SENDER_LEASE)
+        .filter(Q(leased_until__isnull=True) | Q(leased_until__lte=now) | Q(holder=holder))
+        .update(
+            holder=holder,
+            leased_until=now + timedelta(seconds=WEBHOOK_SENDER_LEASE_SECONDS),
+        )
+    )
+
+
+def _sender_lease_release(holder: str) -> None:
+    from jobs.models import Lease
+
+    Lease.objects.filter(name=WEBHOOK_SENDER_LEASE, holder=holder).update(
+        leased_until=None, holder=""
+    )
+
+
+def _sender_budget() -> float:
+    # Stop taking new deliveries in time for the last attempts (each up to the receiver's
+    # timeout) to end inside the task's timeout.
+    timeout = float(settings.Q_TIMEOUT)
+    return max(1.0, min(timeout / 2, timeout - 2 * float(settings.WEBHOOK_TIMEOUT_SECONDS) - 5))
+
+
+def webhooks_send_due(
+    *, limit: int | None = None, budget_seconds: float | None = None
+) -> dict[str, int]:
+    """Send the deliveries that are due: first attempts, retries, and attempts whose
+    sender died. Runs in the webhooks cluster, one sender at a time (a lease), until
+    nothing is due and nothing is in flight, `limit` attempts were made, or its budget is
+    spent; then queues itself again if deliveries are still due.
+
+    The POSTs run on `WEBHOOK_SENDER_THREADS` threads, at most
+    `WEBHOOK_WORKSPACE_CONCURRENCY` of them for one workspace, and workspaces take turns
+    for free threads (the fewest in flight first, each workspace's longest due first). So a
+    receiver that never answers holds only its own workspace's share. The database work
+    (claims, outcomes) stays on this thread, never inside a POST.
+    """
+    budget = budget_seconds if budget_seconds is not None else _sender_budget()
+    holder = f"{os.getpid()}-{secrets.token_hex(6)}"
+    if not _sender_lease_take(holder):
+        return {"sent": 0, "succeeded": 0, "failed": 0, "retrying": 0, "skipped": 1}
+    try:
+        counts = _WebhookSender(holder, budget, limit).run()
+    finally:
+        _sender_lease_release(holder)
+    # After the release: a delivery committed before this check is seen here, and one
+    # committed after it finds the lease free and queues a sender itself.
+    if limit is None and WebhookDelivery.objects.due(timezone.now()).exists():
+        transaction.on_commit(webhook_sender_ensure)
     return counts
+
+
+class _WebhookSender:
+    """One run of the sender: claims due deliveries in turn across workspaces, posts them
+    on threads, records each outcome as it comes."""
+
+    def __init__(self, holder: str, budget: float, limit: int | None) -> None:
+        self.holder = holder
+        self.deadline = time.monotonic() + budget
+        self.limit = limit
+        self.threads = int(settings.WEBHOOK_SENDER_THREADS)
+        self.cap = int(settings.WEBHOOK_WORKSPACE_CONCURRENCY)
+        self.in_flight: dict[Future[_Outcome], tuple[_Attempt, int]] = {}
+        self.per_tenant: Counter[int] = Counter()
+        # When each workspace last got a thread (a count of claims): of workspaces with as
+        # many in flight, the one served longest ago goes first.
+        self.last_turn: dict[int, int] = {}
+        self.counts = {"sent": 0, "succeeded": 0, "failed": 0, "retrying": 0}
+        self.claimed = 0
+        self.renew_at = time.monotonic() + WEBHOOK_SENDER_RENEW_SECONDS
+        self.lost_lease = False
+
+    def run(self) -> dict[str, int]:
+        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="webhook") as pool:
+            while True:
+                now = time.monotonic()
+                if now >= self.renew_at:
+                    self.renew_at = now + WEBHOOK_SENDER_RENEW_SECONDS
+                    self.lost_lease = not _sender_lease_take(self.holder)
+                stopping = (
+                    self.lost_lease
+                    or now >= self.deadline
+                    or (self.limit is not None and self.claimed >= self.limit)
+                )
+                found = 0 if stopping else self._fill(pool)
+                if not self.in_flight:
+                    if stopping or not found:
+                        break
+                    continue
+                done, _ = wait(
+                    list(self.in_flight),
+                    timeout=WEBHOOK_SENDER_TICK_SECONDS,
+                    return_when=FIRST_COMPLETED,
+                )
+                for future in done:
+                    self._record(future)
+        return self.counts
+
+    def _fill(self, pool: ThreadPoolExecutor) -> int:
+        """Claim and start due deliveries for the free threads, in turn; the number of
+        due deliveries it looked at (0: none is due that a workspace's share allows)."""
+        free = self.threads - len(self.in_flight)
+        if self.limit is not None:
+            free = min(free, self.limit - self.claimed)
+        if free <= 0:
+            return 1
+        full = [tenant_id for tenant_id, n in self.per_tenant.items() if n >= self.cap]
+        rows = (
+            WebhookDelivery.objects.due(timezone.now())
+            .exclude(tenant_id__in=full)
+            .in_turn(per_workspace=self.cap)
+            .values_list("pk", "tenant_id")[:WEBHOOK_SENDER_CANDIDATES]
+        )
+        # Rows come in rank order, so a workspace's n-th row is its rank n.
+        seen: Counter[int] = Counter()
+        candidates: list[tuple[uuid.UUID, int, int]] = []
+        for delivery_id, tenant_id in rows:
+            seen[tenant_id] += 1
+            candidates.append((delivery_id, tenant_id, seen[tenant_id]))
+        # The workspaces with the fewest deliveries in flight go first, then the one
+        # served longest ago (the sort is stable: then the longest due).
+        candidates.sort(key=lambda c: (self.per_tenant[c[1]] + c[2], self.last_turn.get(c[1], -1)))
+        for delivery_id, tenant_id, _rank in candidates:
+            if free <= 0:
+                break
+            if self.per_tenant[tenant_id] >= self.cap:
+                continue
+            attempt = _delivery_claim(delivery_id)
+            if attempt is None:
+                continue
+            self.last_turn[tenant_id] = self.claimed
+            self.claimed += 1
+            free -= 1
+            self.per_tenant[tenant_id] += 1
+            self.in_flight[pool.submit(_delivery_post, attempt)] = (attempt, tenant_id)
+        return len(candidates)
+
+    def _record(self, future: Future[_Outcome]) -> None:
+        attempt, tenant_id = self.in_flight.pop(future)
+        self.per_tenant[tenant_id] -= 1
+        try:
+            outcome = future.result()
+        except Exception as e:  # a bug in the POST's path: the attempt counts as failed
+            logger.exception("webhook delivery %s: the attempt raised", attempt.delivery_id)
+            outcome = _Outcome(None, f"internal_error: {type(e).__name__}", "")
+        status = _delivery_record(attempt.delivery_id, attempt.attempt, outcome)
+        self.counts["sent"] += 1
+        key = "retrying" if status == DeliveryStatus.PENDING else status
+        self.counts[key] = self.counts.get(key, 0) + 1

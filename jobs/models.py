@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Count, F, OuterRef, Subquery, Value, Window
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from accounts.models import Tenant
@@ -68,6 +70,36 @@ class JobQuerySet(models.QuerySet["Job"]):
     def segmind_in_flight(self) -> JobQuerySet:
         """Jobs whose Segmind request is submitted and not finished yet."""
         return self.filter(status=JobStatus.RUNNING).exclude(provider_request_id="")
+
+    def local_queued(self) -> JobQuerySet:
+        """Local-engine jobs waiting for a worker."""
+        return self.filter(status=JobStatus.QUEUED).exclude(engine="segmind")
+
+    def local_in_turn(self) -> JobQuerySet:
+        """Queued local jobs, the one whose turn it is first: the workspace with the fewest
+        local jobs running now, then each workspace's oldest job before its next ones
+        (its rank among its own queued jobs), then the oldest. So workspaces take turns
+        on the shared workers, and within one workspace jobs go oldest first."""
+        running = (
+            Job.objects.filter(tenant_id=OuterRef("tenant_id"), status=JobStatus.RUNNING)
+            .exclude(engine="segmind")
+            .order_by()
+            .values("tenant_id")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return (
+            self.local_queued()
+            .annotate(
+                tenant_running=Coalesce(Subquery(running), Value(0)),
+                tenant_rank=Window(
+                    RowNumber(),
+                    partition_by=[F("tenant_id")],
+                    order_by=[F("created_at").asc(), F("id").asc()],
+                ),
+            )
+            .order_by("tenant_running", "tenant_rank", "created_at", "id")
+        )
 
 
 class Job(models.Model):

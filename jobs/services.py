@@ -611,8 +611,9 @@ def enqueue(func: str, *args: Any, **options: Any) -> None:
 
 
 def job_enqueue(*, job_id: uuid.UUID, engine: str) -> None:
-    """Hand a committed queued job to what runs it: a task of its own for the local
-    engine; the one dispatcher for Segmind, which claims queued jobs itself."""
+    """Hand a committed queued job to what runs it: the one dispatcher for Segmind, which
+    claims queued jobs itself; for the local engine, one task per job, which runs the
+    local job whose turn it is (`job_run_next`), not necessarily this one."""
     if engine == "segmind":
         provider.dispatcher_ensure()
     else:
@@ -741,35 +742,94 @@ def _job_event_emit(
     )
 
 
-def job_run(*, job_id: uuid.UUID | str) -> bool:
-    """Run a queued job to its end. Returns False when another run already claimed it."""
+def _local_job_claim(job_id: uuid.UUID | str) -> bool:
+    """Move one queued local job to running; of two runs that try, one wins."""
     # Segmind jobs are claimed by the dispatcher (`provider`), never here.
-    claimed = (
-        Job.objects.filter(pk=job_id, status=JobStatus.QUEUED)
-        .exclude(engine="segmind")
+    return bool(
+        Job.objects.local_queued()
+        .filter(pk=job_id)
         .update(status=JobStatus.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1)
     )
-    if not claimed:
+
+
+# Jobs looked at per query when claiming the next in turn: others' tasks may claim the
+# first ones meanwhile, and the next candidates are tried before asking again.
+CLAIM_CANDIDATES = 8
+
+
+def local_job_claim_next(*, named: uuid.UUID | str | None = None) -> uuid.UUID | None:
+    """Claim the queued local job whose turn it is (see `JobQuerySet.local_in_turn`):
+    its id, or None when no local job is queued.
+
+    `named` is the job the task was queued for: when its workspace has the turn, it is
+    run rather than that workspace's oldest (tasks come oldest first anyway), so a job
+    runs on its own task whenever fairness allows.
+    """
+    for _ in range(10):
+        candidates = list(
+            Job.objects.local_in_turn().values_list("pk", "tenant_id")[:CLAIM_CANDIDATES]
+        )
+        exhausted = len(candidates) < CLAIM_CANDIDATES
+        if named is not None and candidates:
+            turn = candidates[0][1]
+            if Job.objects.local_queued().filter(pk=named, tenant_id=turn).exists():
+                candidates.insert(0, (uuid.UUID(str(named)), turn))
+        for job_id, _tenant_id in candidates:
+            if _local_job_claim(job_id):
+                return job_id
+        if exhausted:
+            return None
+    # Many tasks claiming at once took every candidate ten times over: each of them ran
+    # a job, and this task's job (if any is left) is run by a later task or the sweeper.
+    return None
+
+
+def job_run_next(*, named: uuid.UUID | str | None = None) -> bool:
+    """Run the queued local job whose turn it is to its end; False when none is queued.
+
+    Each local job has one task, but a task runs whichever job's turn it is (its own,
+    `named`, when its workspace has the turn), so workspaces take turns on the shared
+    workers instead of first come, first served: a shop's single job starts after about
+    one job per busy workspace, not behind another shop's whole batch. Safe to run twice
+    and concurrently: each claim is a conditional update, and a task that finds nothing
+    queued does nothing.
+    """
+    job_id = local_job_claim_next(named=named)
+    if job_id is None:
         return False
+    _job_execute(job_id)
+    return True
+
+
+def job_run(*, job_id: uuid.UUID | str) -> bool:
+    """Run this queued local job to its end, out of turn. Returns False when another
+    run already claimed it."""
+    if not _local_job_claim(job_id):
+        return False
+    _job_execute(job_id)
+    return True
+
+
+def _job_execute(job_id: uuid.UUID | str) -> None:
+    """Render a claimed (running) local job and record its outcome."""
     job = Job.objects.select_related("input_asset", "tenant").get(pk=job_id)
     try:
         job_params_check(job=job)
     except catalog.ParamsError as e:
         job_fail(job_id=job.pk, code=e.code, message=e.message)
-        return True
+        return
     try:
         if job.input_asset is None:
             raise local_engine.EngineError("missing_input", "The job's input image is missing.")
         data, info = _render_local(job)
     except (local_engine.EngineError, images.ImageError) as e:
         job_fail(job_id=job.pk, code=e.code, message=e.message)
-        return True
+        return
     except Exception:
         logger.exception("job %s failed", job.pk)
         job_fail(job_id=job.pk, code="internal_error", message=INTERNAL_ERROR_MESSAGE)
-        return True
+        return
     job_succeed(job=job, outputs=[(data, info)])
-    return True
 
 
 def job_succeed(

@@ -4,7 +4,9 @@ from jobs import provider, services
 
 
 def job_run(job_id: str) -> bool:
-    return services.job_run(job_id=job_id)
+    # One task per local job, but it runs whichever queued local job's turn it is (its
+    # own when its workspace has the turn).
+    return services.job_run_next(named=job_id)
 
 
 def jobs_sweep() -> dict[str, int]:

@@ -233,6 +233,18 @@ STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 3
 WEBHOOK_TIMEOUT_SECONDS = float(env("WEBHOOK_TIMEOUT_SECONDS", "10"))
 # A message is retried with backoff until this long after its event, then given up.
 WEBHOOK_MAX_AGE_HOURS = env_int("WEBHOOK_MAX_AGE_HOURS", 24)
+# Deliveries run in a django-q2 cluster of their own (`Q_CLUSTER_NAME=webhooks manage.py
+# qcluster`), so a receiver that hangs never holds a worker that runs jobs. Its one sender
+# posts this many deliveries at once, at most WEBHOOK_WORKSPACE_CONCURRENCY of them for
+# one workspace: a hanging receiver costs its own workspace's deliveries, not others'.
+WEBHOOK_Q_CLUSTER = "webhooks"
+WEBHOOK_SENDER_THREADS = env_int("WEBHOOK_SENDER_THREADS", 16)
+WEBHOOK_WORKSPACE_CONCURRENCY = env_int("WEBHOOK_WORKSPACE_CONCURRENCY", 2)
+# Endpoints one workspace may have (each event is one delivery per endpoint).
+WEBHOOK_MAX_ENDPOINTS = env_int("WEBHOOK_MAX_ENDPOINTS", 10)
+for _name in ("WEBHOOK_SENDER_THREADS", "WEBHOOK_WORKSPACE_CONCURRENCY", "WEBHOOK_MAX_ENDPOINTS"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1.")
 
 # Email ---------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -271,8 +283,12 @@ Q_QUEUE_LIMIT = env_int("Q_QUEUE_LIMIT", Q_WORKERS * 2)
 # that queue plus the task's own run, or a task still waiting is delivered a second time.
 Q_LONGEST_QUEUE_WAIT = math.ceil(Q_QUEUE_LIMIT / Q_WORKERS) * Q_TIMEOUT
 Q_RETRY = env_int("Q_RETRY", Q_TIMEOUT + Q_LONGEST_QUEUE_WAIT + 60)
+# The site's name in django-q2 (its queue, and the salt that signs tasks). Not
+# Q_CLUSTER_NAME: django-q2 reads that one itself to pick which cluster a `qcluster`
+# process serves (unset: the jobs cluster; `webhooks`: the webhook sender's).
+Q_NAME = env("Q_NAME", "productstudio")
 Q_CLUSTER: dict[str, object] = {
-    "name": env("Q_CLUSTER_NAME", "productstudio"),
+    "name": Q_NAME,
     "workers": Q_WORKERS,
     "timeout": Q_TIMEOUT,
     "retry": Q_RETRY,
@@ -284,6 +300,15 @@ Q_CLUSTER: dict[str, object] = {
     "catch_up": False,
     "save_limit": 250,
     "label": "Task queue",
+    # One worker: it runs the one webhook sender (a lease keeps it to one), which posts
+    # many deliveries at once on threads; its tasks wait behind at most one more.
+    "ALT_CLUSTERS": {
+        WEBHOOK_Q_CLUSTER: {
+            "workers": 1,
+            "queue_limit": 1,
+            "retry": Q_TIMEOUT * 2 + 60,
+        }
+    },
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL

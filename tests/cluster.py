@@ -146,10 +146,19 @@ class Setup:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def start_cluster(setup: Setup, workers: int = 2) -> tuple[subprocess.Popen[bytes], Path]:
-    """`manage.py qcluster` with `workers` workers, once all its processes are up."""
-    log = setup.tmp / "qcluster.log"
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
+def start_cluster(
+    setup: Setup, workers: int = 2, name: str = ""
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """`manage.py qcluster` with `workers` workers, once all its processes are up.
+
+    `name` "webhooks" starts the webhook sender's cluster instead (one worker, whatever
+    `workers` says); "" the jobs cluster."""
+    log = setup.tmp / f"qcluster{'-' + name if name else ''}.log"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_VERSION", "Q_CLUSTER_NAME")}
+    if name == "webhooks":
+        workers = 1
+    if name:
+        env["Q_CLUSTER_NAME"] = name
     proc = subprocess.Popen(
         [PYTHON, "manage.py", "qcluster"],
         cwd=ROOT,

@@ -7,6 +7,11 @@ The test process stays on pytest-django's database; this runs with the environme
     job ID            the job's state, its outputs and its Segmind request id
     lease             who holds the Segmind dispatcher's lease, and until when
     sweep             the sweeper, with jobs counted stale at once
+    local-turns N     workspace A's N local jobs committed at once, then B's one job
+    started           every job's workspace, status and start, in the order they started
+    local NAME N      N local jobs of workspace NAME (made on first use), committed at once
+    hooks NAME URL N  N webhook endpoints of workspace NAME, all posting to URL
+    deliveries NAME   workspace NAME's webhook deliveries: status and attempts of each
 """
 
 from __future__ import annotations
@@ -28,11 +33,67 @@ def main(argv: list[str]) -> Any:
     from PIL import Image
 
     from accounts import services as accounts_services
-    from accounts.models import Membership, User
+    from accounts.models import Membership, User, WebhookDelivery
     from jobs import provider, services
     from jobs.models import AssetKind, Job, Lease
 
+    def workspace_user(name: str) -> Any:
+        email = f"{name.lower()}@example.com"
+        user = User.objects.filter(email=email).first()
+        if user is None:
+            user = accounts_services.user_signup(
+                email=email, password="cluster-test-2026", workspace_name=name
+            )
+        return user
+
+    def photo(size: int) -> Any:
+        buffer = io.BytesIO()
+        image = Image.new("RGB", (size, size), (240, 240, 240))
+        image.paste((200, 80, 50), (size // 4, size // 4, size * 3 // 4, size * 3 // 4))
+        image.save(buffer, format="JPEG")
+        return SimpleUploadedFile("mug.jpg", buffer.getvalue(), content_type="image/jpeg")
+
+    def local_submit(name: str, count: int, size: int) -> list[str]:
+        user = workspace_user(name)
+        tenant = Membership.objects.get(user=user).tenant
+        with transaction.atomic():
+            return [
+                str(
+                    services.job_submit(
+                        tenant=tenant, user=user, model="bria-product-packshot", upload=photo(size)
+                    ).id
+                )
+                for _ in range(count)
+            ]
+
     command, *args = argv
+    if command == "local-turns":
+        # Big enough photos that a job takes a while: B's job is sent while A's batch runs.
+        a = local_submit("Alpha", int(args[0]), 1600)
+        b = local_submit("Beta", 1, 1600)
+        return {"a": a, "b": b}
+    if command == "local":
+        return local_submit(args[0], int(args[1]), 64)
+    if command == "hooks":
+        user = workspace_user(args[0])
+        tenant = Membership.objects.get(user=user).tenant
+        for _ in range(int(args[2])):
+            accounts_services.webhook_endpoint_create(tenant=tenant, url=args[1])
+        return {"endpoints": int(args[2])}
+    if command == "deliveries":
+        return [
+            {"status": status, "attempts": attempts}
+            for status, attempts in WebhookDelivery.objects.filter(
+                tenant__name=args[0]
+            ).values_list("status", "attempts")
+        ]
+    if command == "started":
+        return [
+            {"id": str(pk), "workspace": name, "status": status}
+            for pk, name, status in Job.objects.filter(started_at__isnull=False)
+            .order_by("started_at")
+            .values_list("pk", "tenant__name", "status")
+        ]
     if command == "submit":
         user = User.objects.filter(email="crash@example.com").first()
         if user is None:

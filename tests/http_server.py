@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,3 +93,65 @@ class LocalServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class HangingServer:
+    """A receiver that accepts connections, reads what is sent, and never answers: what a
+    stuck webhook receiver looks like. It counts connections and how many are open at once.
+    `events` (shared with other servers, if given) records each accept as "hang"."""
+
+    def __init__(self, events: list[str] | None = None) -> None:
+        self.events = events if events is not None else []
+        self.accepted = 0
+        self.open = 0
+        self.most_open = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.2)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def start(self) -> HangingServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.thread.join(timeout=5)
+        self._sock.close()
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self.accepted += 1
+                self.open += 1
+                self.most_open = max(self.most_open, self.open)
+                self.events.append("hang")
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        conn.settimeout(0.2)
+        with conn:
+            while not self._stopping.is_set():
+                try:
+                    if not conn.recv(65536):
+                        break  # the sender gave up and closed
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+        with self._lock:
+            self.open -= 1

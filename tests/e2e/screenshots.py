@@ -147,7 +147,7 @@ def studio_running(workdir: Path) -> Iterator[tuple[str, dict[str, str]]]:
         "FETCH_ALLOW_PRIVATE_HOSTS": "127.0.0.1,localhost",
         "SEGMIND_API_KEY": "",  # the local engine: no network, no model weights
         "STRIPE_SECRET_KEY": "",
-        "Q_CLUSTER_NAME": f"screenshots-{port}",
+        "Q_NAME": f"screenshots-{port}",
         "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
     }
     _manage(env, "migrate", "--no-input")

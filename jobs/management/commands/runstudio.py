@@ -1,4 +1,6 @@
-"""`manage.py runstudio`: the web server and a django-q2 cluster together, for `make run`.
+"""`manage.py runstudio`: the web server and the two django-q2 clusters together, for
+`make run`: the jobs cluster, and the webhooks cluster (`Q_CLUSTER_NAME=webhooks`), whose
+sender posts webhook deliveries where a hanging receiver cannot hold a job's worker.
 
 Both run in sessions of their own, so Ctrl-C reaches only this command, which then stops
 each of them with one SIGTERM: django-q2 shuts its workers down in order (about a second)
@@ -6,6 +8,7 @@ instead of every worker being interrupted at once by the terminal. SIGTERM rathe
 SIGINT, because a process started in the background of a script ignores SIGINT.
 """
 
+import os
 import signal
 import subprocess
 import sys
@@ -22,7 +25,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 class Command(BaseCommand):
-    help = "Run the web server and a django-q2 cluster until Ctrl-C."
+    help = "Run the web server and the django-q2 clusters (jobs, webhooks) until Ctrl-C."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000")
@@ -31,10 +34,19 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, _interrupt)
         signal.signal(signal.SIGHUP, _interrupt)
         manage = [sys.executable, "manage.py"]
+        # django-q2 picks the cluster a process serves from Q_CLUSTER_NAME.
+        env = {k: v for k, v in os.environ.items() if k != "Q_CLUSTER_NAME"}
         processes = [
-            subprocess.Popen([*manage, "qcluster"], start_new_session=True),
+            subprocess.Popen([*manage, "qcluster"], env=env, start_new_session=True),
             subprocess.Popen(
-                [*manage, "runserver", "--noreload", options["addrport"]], start_new_session=True
+                [*manage, "qcluster"],
+                env={**env, "Q_CLUSTER_NAME": "webhooks"},
+                start_new_session=True,
+            ),
+            subprocess.Popen(
+                [*manage, "runserver", "--noreload", options["addrport"]],
+                env=env,
+                start_new_session=True,
             ),
         ]
         self.stdout.write(f"ProductStudio is running on http://{options['addrport']}/")
@@ -45,7 +57,7 @@ class Command(BaseCommand):
             pass
         finally:
             self._stop(processes)
-        self.stdout.write("Stopped the web server and the task cluster.")
+        self.stdout.write("Stopped the web server and the task clusters.")
 
     def _stop(self, processes: list[subprocess.Popen[bytes]]) -> None:
         for p in processes:
