@@ -34,8 +34,9 @@ THROTTLE_MEMORY_SECONDS = 3600.0
 # doubles with each consecutive 429.
 BACKOFF_MIN_SECONDS = 1.0
 # Segmind counts a request when it arrives, we when we send it: a slot frees this much
-# later than the window says (a share of the window, at most a second).
+# later than the window says (a share of the window, between 0.1 s and a second).
 MARGIN_SHARE = 0.02
+MARGIN_MIN_SECONDS = 0.1
 MARGIN_MAX_SECONDS = 1.0
 
 _RATE_RE = re.compile(
@@ -119,7 +120,7 @@ class KeyGate:
 
     @property
     def margin(self) -> float:
-        return min(MARGIN_MAX_SECONDS, self.rate.window * MARGIN_SHARE)
+        return min(MARGIN_MAX_SECONDS, max(MARGIN_MIN_SECONDS, self.rate.window * MARGIN_SHARE))
 
     def _prune(self, now: float) -> None:
         horizon = now - self.rate.window - self.margin
@@ -215,7 +216,9 @@ class KeyGate:
         self, now: float, retry_after: float | None, rng: random.Random | None = None
     ) -> tuple[float, bool]:
         """Close the gate; returns (seconds closed, whether Retry-After was capped)."""
-        already_closed = now < self.closed_until
+        # Several requests refused together are one event, and a refused probe says only
+        # that the wait was too short: the limit drops once, for a paced request refused.
+        lower = now >= self.closed_until and not self.probing
         self.throttles.append(now)
         self.dirty = True
         self.probe_out = False
@@ -230,11 +233,10 @@ class KeyGate:
             base = max(BACKOFF_MIN_SECONDS, slot)
             ceiling = min(self.retry_after_max, base * 2.0 ** min(self.consecutive, 30))
             delay = ceiling / 2 + (rng or random).uniform(0.0, ceiling / 2)
-        # Several requests refused together are one event: the limit drops once.
-        if not already_closed:
+        if now >= self.closed_until:
             self.consecutive += 1
-            if not self.rate.unlimited:
-                self.adaptive = max(1.0, self.adaptive * DECREASE)
+        if lower and not self.rate.unlimited:
+            self.adaptive = max(1.0, self.adaptive * DECREASE)
         self.closed_until = max(self.closed_until, now + delay)
         return self.closed_until - now, capped
 

@@ -26,9 +26,10 @@ Segmind's per-key rate limit: `faults.rate_window(20, 60, retry_after=5, count_p
 (or `--rate-limit 20/60s --retry-after 5 --count-polls`) refuses with 429 any request
 that would make more than 20 counted requests with one key within 60 seconds; refused
 requests are not counted. `stats()["rate_by_api_key"]` gives per key the submissions
-accepted and refused, the polls, when every request arrived and when each 429 was sent
-with which Retry-After (wall-clock seconds), so a test can check that nothing was sent
-before a Retry-After ran out.
+accepted and refused, the polls, when every request arrived (`requests`), when each
+accepted submission and each poll arrived (`submitted`, `polled`), and when each 429 was
+sent with which Retry-After (`throttled`; wall-clock seconds), so a test can check that
+nothing was sent before a Retry-After ran out.
 
 HTTP control: GET /_fake/stats, GET /_fake/faults, POST /_fake/faults (JSON),
 POST /_fake/reset. These need no key.
@@ -734,6 +735,8 @@ class FakeSegmind:
                 "polls": 0,
                 "refused_polls": 0,
                 "requests": [],
+                "submitted": [],
+                "polled": [],
                 "throttled": [],
             }
         return entry
@@ -745,6 +748,7 @@ class FakeSegmind:
             entry["requests"].append(round(time.time(), 4))
             if category == "poll":
                 entry["polls"] += 1
+                entry["polled"].append(round(time.time(), 4))
 
     def _throttled(self, key: str, category: Category, retry_after: str | None) -> None:
         with self._lock:
@@ -858,7 +862,9 @@ class FakeSegmind:
             self._counts["submissions"] += 1
             self._by_key[job.job_key] += 1
             self._by_api_key[_given_key(h)] += 1
-            self._rate_entry(_given_key(h))["submissions"] += 1
+            entry = self._rate_entry(_given_key(h))
+            entry["submissions"] += 1
+            entry["submitted"].append(round(time.time(), 4))
         return job
 
     def _lookup(self, request_id: str, kind: str) -> tuple[_Job, str] | None:
