@@ -366,7 +366,7 @@ class SegmindKeyBudgetAdmin(admin.ModelAdmin):
     list_filter = [("tenant", admin.EmptyFieldListFilter), "tenant"]
     search_fields = ["key_id", "tenant__name", "tenant__slug"]
     list_select_related = ["tenant"]
-    readonly_fields = [
+    readonly_fields = (
         "key_id",
         "tenant",
         "budget",
@@ -376,7 +376,7 @@ class SegmindKeyBudgetAdmin(admin.ModelAdmin):
         "gate",
         "jobs_waiting",
         "updated_at",
-    ]
+    )
     fields = readonly_fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
