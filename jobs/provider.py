@@ -731,6 +731,10 @@ class _Dispatcher:
                 self._apply(event, to_track, jobs, listening)
         # Polling starts only once the request ids are committed.
         for event in to_track:
+            first_delay = settings.SEGMIND_FIRST_POLL_SECONDS
+            if self.counts_polls:
+                # Polls cost budget: the first waits for most of the model's usual time.
+                first_delay = max(first_delay, poll_interval(0.0, self.expected.get(event.model)))
             self._start(
                 self._track(
                     event.job_id,
@@ -738,7 +742,7 @@ class _Dispatcher:
                     event.submission,
                     event.key,
                     waited=0.0,
-                    first_delay=settings.SEGMIND_FIRST_POLL_SECONDS,
+                    first_delay=first_delay,
                 )
             )
 

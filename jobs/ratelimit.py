@@ -247,6 +247,8 @@ class KeyGate:
 
     def to_state(self) -> dict[str, Any]:
         return {
+            "limit": self.rate.limit,
+            "window": self.rate.window,
             "adaptive": round(self.adaptive, 3),
             "sends": [round(t, 3) for t in self.sends],
             "throttles": [round(t, 3) for t in self.throttles],
@@ -260,13 +262,17 @@ class KeyGate:
     def from_state(
         cls, rate: Rate, state: dict[str, Any] | None, *, retry_after_max: float = 300.0
     ) -> KeyGate:
-        """A gate with `rate`, carrying on from a saved state (a changed limit restarts
-        the adaptive limit at the new one if that is lower)."""
+        """A gate with `rate`, carrying on from a saved state. A changed rate (a new plan,
+        a new setting) starts its adaptive limit afresh at the new limit."""
         gate = cls(rate, retry_after_max=retry_after_max)
         if not state:
             return gate
         try:
             adaptive = float(state.get("adaptive", rate.limit))
+            if state.get("limit", rate.limit) != rate.limit or (
+                float(state.get("window", rate.window)) != rate.window
+            ):
+                adaptive = float(rate.limit)
             gate.adaptive = min(float(rate.limit), adaptive) if adaptive > 0 else float(rate.limit)
             gate.sends = deque(sorted(float(t) for t in state.get("sends") or []))
             gate.throttles = deque(sorted(float(t) for t in state.get("throttles") or []))

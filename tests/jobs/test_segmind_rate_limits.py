@@ -359,3 +359,14 @@ def test_the_forecast_says_when_the_nth_next_request_may_go():
     assert gate.forecast(2.0, 1) == pytest.approx(10.0 + gate.margin)
     assert gate.forecast(2.0, 2) == pytest.approx(11.0 + gate.margin)
     assert gate.forecast(2.0, 3) == pytest.approx(20.0 + 2 * gate.margin)
+
+
+def test_a_new_plan_starts_the_adaptive_limit_afresh():
+    gate = ratelimit.KeyGate(ratelimit.Rate(50, 60))
+    gate.on_429(0.0, 1.0)
+    assert gate.limit == 40
+
+    same = ratelimit.KeyGate.from_state(ratelimit.Rate(50, 60), gate.to_state())
+    bigger = ratelimit.KeyGate.from_state(ratelimit.Rate(500, 60), gate.to_state())
+
+    assert (same.limit, bigger.limit) == (40, 500)
