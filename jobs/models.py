@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from accounts.models import Tenant
@@ -64,6 +65,23 @@ class JobQuerySet(models.QuerySet["Job"]):
     def segmind_queued(self) -> JobQuerySet:
         """Segmind jobs waiting for the dispatcher to claim and submit them."""
         return self.filter(status=JobStatus.QUEUED, engine="segmind")
+
+    def segmind_in_turn(self) -> JobQuerySet:
+        """Queued Segmind jobs in the order the dispatcher claims them: in turns across
+        the workspaces (per key: a workspace's own key, or the platform's), each one's
+        oldest job first, then each one's second, and so on; `turn` is the job's rank
+        within its workspace and key."""
+        return (
+            self.segmind_queued()
+            .annotate(
+                turn=models.Window(
+                    RowNumber(),
+                    partition_by=[models.F("tenant_id"), models.F("own_key")],
+                    order_by=[models.F("created_at").asc(), models.F("id").asc()],
+                )
+            )
+            .order_by("turn", "created_at", "id")
+        )
 
     def segmind_in_flight(self) -> JobQuerySet:
         """Jobs whose Segmind request is submitted and not finished yet."""

@@ -1,0 +1,243 @@
+"""A waiting job's place in line and a batch's estimated finish (issue 17, point 7): in
+the service (`jobs.queueing`), the API's job and batch, and the portal's pages and their
+status JSON. Jobs are made queued directly: nothing runs, so the places hold still."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import SegmindPlan, Tenant, User
+from jobs import queueing, ratelimit
+from jobs.models import Batch, Job, JobStatus, Lease, SegmindKeyBudget
+from tests.api_helpers import key_client
+
+PACKSHOT = "bria-product-packshot"
+LOCAL = PACKSHOT
+T0 = timezone.now() - timedelta(minutes=5)
+
+
+@pytest.fixture
+def other_shop(outsider: User) -> Tenant:
+    return Tenant.objects.get(memberships__user=outsider)
+
+
+@pytest.fixture(autouse=True)
+def _platform_limit(settings: Any) -> None:
+    settings.SEGMIND_RATE_LIMIT = "6/min"
+    settings.Q_WORKERS = 2
+
+
+def _job(
+    tenant: Tenant,
+    seconds: float,
+    *,
+    engine: str = "segmind",
+    own_key: bool = False,
+    status: str = JobStatus.QUEUED,
+    batch: Batch | None = None,
+    **fields: Any,
+) -> Job:
+    """A job made `seconds` after T0 (so the order of creation is the test's)."""
+    return Job.objects.create(
+        tenant=tenant,
+        model=PACKSHOT if engine == "segmind" else LOCAL,
+        engine=engine,
+        own_key=own_key,
+        status=status,
+        batch=batch,
+        created_at=T0 + timedelta(seconds=seconds),
+        **fields,
+    )
+
+
+def _place(job: Job, now: datetime | None = None) -> queueing.QueuePlace:
+    job = Job.objects.select_related("tenant").get(pk=job.pk)
+    place = queueing.job_queue_place(job=job, now=now)
+    assert place is not None
+    return place
+
+
+def _budget(tenant: Tenant | None, gate: ratelimit.KeyGate) -> SegmindKeyBudget:
+    return SegmindKeyBudget.objects.create(
+        key_id=f"key-{tenant.pk if tenant else 'platform'}",
+        tenant=tenant,
+        limit=gate.rate.limit,
+        window_seconds=gate.rate.window,
+        adaptive_limit=gate.adaptive,
+        state=gate.to_state(),
+    )
+
+
+# --- the service -----------------------------------------------------------------------
+
+
+def test_only_a_queued_job_has_a_place(tenant: Tenant) -> None:
+    for status in [s for s in JobStatus if s != JobStatus.QUEUED]:
+        job = _job(tenant, 0, status=status)
+        assert queueing.job_queue_place(job=job) is None
+
+
+def test_two_workspaces_segmind_jobs_interleave_in_positions(
+    tenant: Tenant, other_shop: Tenant
+) -> None:
+    batch = [_job(tenant, i) for i in range(5)]
+    single = _job(other_shop, 10)
+    assert [_place(job).position for job in batch] == [1, 3, 4, 5, 6]
+    # The other shop's one job goes second, not behind the whole batch.
+    assert _place(single).position == 2
+    assert _place(single).ahead == 1
+
+
+def test_jobs_claimed_and_not_yet_sent_count_as_ahead(tenant: Tenant, other_shop: Tenant) -> None:
+    _job(other_shop, 0, status=JobStatus.RUNNING)  # claimed, at the key's gate
+    _job(other_shop, 1, status=JobStatus.RUNNING, provider_request_id="req-1")  # sent
+    job = _job(tenant, 2)
+    assert _place(job).ahead == 1
+
+
+def test_an_own_keys_queue_is_apart_from_the_platforms(tenant: Tenant, other_shop: Tenant) -> None:
+    for i in range(4):
+        _job(other_shop, i)
+    own = _job(tenant, 10, own_key=True)
+    platform = _job(tenant, 11)
+    assert _place(own).position == 1
+    assert _place(platform).position == 2
+    # Another workspace's own key is another line too.
+    assert _place(_job(other_shop, 12, own_key=True)).position == 1
+
+
+def test_the_start_follows_the_keys_budget(settings: Any, tenant: Tenant) -> None:
+    now = timezone.now()
+    jobs = [_job(tenant, i) for i in range(8)]
+    # 6 a minute and nothing sent yet: six go now, the seventh a window later.
+    assert _place(jobs[5], now).estimated_start_at == now
+    later = _place(jobs[6], now).estimated_start_at
+    assert 60 <= (later - now).total_seconds() <= 62
+    # A higher limit brings it in.
+    settings.SEGMIND_RATE_LIMIT = "60/min"
+    assert _place(jobs[6], now).estimated_start_at == now
+
+
+def test_a_closed_gate_pushes_the_start_out(tenant: Tenant) -> None:
+    now = timezone.now()
+    job = _job(tenant, 0)
+    assert _place(job, now).estimated_start_at == now
+    gate = ratelimit.KeyGate(ratelimit.parse_rate("6/min"))
+    gate.on_429(now.timestamp(), retry_after=120)
+    _budget(None, gate)
+    start = _place(job, now).estimated_start_at
+    assert 119 <= (start - now).total_seconds() <= 121
+
+
+def test_requests_sent_in_the_window_take_the_budget(tenant: Tenant) -> None:
+    now = timezone.now()
+    gate = ratelimit.KeyGate(ratelimit.parse_rate("6/min"))
+    for i in range(6):
+        gate.take(now.timestamp() - 30 + i)
+    _budget(None, gate)
+    start = _place(_job(tenant, 0), now).estimated_start_at
+    assert 25 <= (start - now).total_seconds() <= 35
+
+
+def test_an_own_key_starts_from_the_workspaces_plan(tenant: Tenant) -> None:
+    now = timezone.now()
+    tenant.segmind_plan = SegmindPlan.FREE  # 5 a minute
+    tenant.save()
+    jobs = [_job(tenant, i, own_key=True) for i in range(6)]
+    assert _place(jobs[4], now).estimated_start_at == now
+    assert (_place(jobs[5], now).estimated_start_at - now).total_seconds() >= 60
+    tenant.segmind_plan = SegmindPlan.PRO  # 120 a minute
+    tenant.save()
+    assert _place(jobs[5], now).estimated_start_at == now
+
+
+def test_local_jobs_take_turns_by_the_workspaces_running_jobs(
+    tenant: Tenant, other_shop: Tenant
+) -> None:
+    # The shop has a local job running: the other shop's queued job goes first.
+    _job(tenant, 0, engine="local", status=JobStatus.RUNNING)
+    mine = [_job(tenant, 1 + i, engine="local") for i in range(3)]
+    theirs = _job(other_shop, 10, engine="local")
+    assert _place(theirs).position == 1
+    assert [_place(job).position for job in mine] == [2, 3, 4]
+    # Segmind jobs are in another line.
+    assert _place(_job(other_shop, 11)).position == 1
+
+
+def test_a_local_start_is_about_one_usual_time_per_round_of_workers(tenant: Tenant) -> None:
+    now = timezone.now()
+    done = now - timedelta(minutes=1)
+    for i in range(3):
+        _job(
+            tenant,
+            -100 - i,
+            engine="local",
+            status=JobStatus.SUCCEEDED,
+            started_at=done,
+            completed_at=done + timedelta(seconds=4),
+        )
+    jobs = [_job(tenant, i, engine="local") for i in range(5)]
+    starts = [(_place(job, now).estimated_start_at - now).total_seconds() for job in jobs]
+    # Two workers, four seconds a job.
+    assert starts == [4, 4, 8, 8, 12]
+
+
+def test_a_batch_finishes_after_its_last_job_in_turn(tenant: Tenant, other_shop: Tenant) -> None:
+    now = timezone.now()
+    Lease.objects.create(name="segmind-dispatcher", state={"expected": {PACKSHOT: 20.0}})
+    batch = Batch.objects.create(tenant=tenant)
+    jobs = [_job(tenant, i, batch=batch) for i in range(8)]
+    _job(other_shop, 100)
+    last = _place(jobs[-1], now)
+    assert last.position == 9
+    finish = queueing.batch_finish_estimate(batch=batch, now=now)
+    assert finish == last.estimated_start_at + timedelta(seconds=20)
+    assert (finish - now).total_seconds() >= 60
+
+
+def test_a_batch_with_nothing_queued_finishes_when_its_running_jobs_should(
+    tenant: Tenant,
+) -> None:
+    now = timezone.now()
+    batch = Batch.objects.create(tenant=tenant)
+    started = now - timedelta(seconds=3)
+    _job(tenant, 0, batch=batch, status=JobStatus.RUNNING, started_at=started)
+    _job(tenant, 1, batch=batch, status=JobStatus.SUCCEEDED)
+    typical = queueing.model_typical_seconds(model=PACKSHOT, engine="segmind")
+    assert queueing.batch_finish_estimate(batch=batch, now=now) == started + timedelta(
+        seconds=typical
+    )
+
+
+def test_a_done_batch_has_no_estimate(tenant: Tenant) -> None:
+    batch = Batch.objects.create(tenant=tenant)
+    _job(tenant, 0, batch=batch, status=JobStatus.SUCCEEDED)
+    _job(tenant, 1, batch=batch, status=JobStatus.FAILED)
+    assert queueing.batch_finish_estimate(batch=batch) is None
+
+
+def test_the_place_takes_a_fixed_number_of_queries(tenant: Tenant, other_shop: Tenant) -> None:
+    def queries(n: int) -> int:
+        for i in range(n):
+            _job(other_shop, 1000 + n * 10 + i)
+            _job(other_shop, 1000 + n * 10 + i, engine="local")
+        segmind_job = _job(tenant, 5000 + n)
+        local_job = _job(tenant, 5000 + n, engine="local")
+        with CaptureQueriesContext(connection) as ctx:
+            _place(segmind_job)
+            _place(local_job)
+        return len(ctx)
+
+    assert queries(1) == queries(30)
+
+
+_ = (time, UTC, reverse, Client, key_client)
