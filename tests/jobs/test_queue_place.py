@@ -4,8 +4,7 @@ status JSON. Jobs are made queued directly: nothing runs, so the places hold sti
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from django.utils import timezone
 from accounts.models import SegmindPlan, Tenant, User
 from jobs import queueing, ratelimit
 from jobs.models import Batch, Job, JobStatus, Lease, SegmindKeyBudget
+from jobs.views import finish_text, queue_text
 from tests.api_helpers import key_client
 
 PACKSHOT = "bria-product-packshot"
@@ -240,4 +240,134 @@ def test_the_place_takes_a_fixed_number_of_queries(tenant: Tenant, other_shop: T
     assert queries(1) == queries(30)
 
 
-_ = (time, UTC, reverse, Client, key_client)
+# --- the API ---------------------------------------------------------------------------
+
+
+def test_the_api_shows_a_queued_jobs_place_and_null_once_it_runs(
+    tenant: Tenant, other_shop: Tenant
+) -> None:
+    _job(other_shop, 0)
+    job = _job(tenant, 1)
+    client = key_client(tenant)
+    body = client.get(reverse("api_job", args=[job.pk])).json()
+    assert body["queue"]["position"] == 2
+    assert body["queue"]["ahead"] == 1
+    assert datetime.fromisoformat(body["queue"]["estimated_start_at"].replace("Z", "+00:00"))
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    assert client.get(reverse("api_job", args=[job.pk])).json()["queue"] is None
+
+
+def test_the_jobs_list_leaves_the_place_to_each_jobs_own_route(tenant: Tenant) -> None:
+    _job(tenant, 0)
+    results = key_client(tenant).get(reverse("api_jobs")).json()["results"]
+    assert [row["queue"] for row in results] == [None]
+
+
+def test_another_workspace_gets_404_for_a_queued_job(tenant: Tenant, other_shop: Tenant) -> None:
+    job = _job(tenant, 0)
+    response = key_client(other_shop).get(reverse("api_job", args=[job.pk]))
+    assert response.status_code == 404
+    assert "queue" not in response.json()
+
+
+def test_the_api_shows_a_batchs_estimated_finish_until_it_is_done(tenant: Tenant) -> None:
+    batch = Batch.objects.create(tenant=tenant)
+    job = _job(tenant, 0, batch=batch)
+    client = key_client(tenant)
+    body = client.get(reverse("api_batch", args=[batch.pk])).json()
+    assert body["estimated_finish_at"] is not None
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED)
+    assert client.get(reverse("api_batch", args=[batch.pk])).json()["estimated_finish_at"] is None
+
+
+def _queries(client: Client, url: str) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx)
+
+
+@pytest.mark.parametrize("route", ["api_job", "job_detail", "job_status"])
+def test_a_queued_jobs_route_takes_as_many_queries_behind_50_jobs_as_behind_1(
+    route: str, owner_client: Client, tenant: Tenant, other_shop: Tenant
+) -> None:
+    client = key_client(tenant) if route == "api_job" else owner_client
+
+    def url(job: Job) -> str:
+        args: list[Any] = [job.pk] if route == "api_job" else [tenant.slug, job.pk]
+        return str(reverse(route, args=args))
+
+    _job(other_shop, 0)
+    first = _job(tenant, 1)
+    few = _queries(client, url(first))
+    for i in range(50):
+        _job(other_shop, 2 + i)
+        _job(tenant, 2 + i, batch=None)
+    last = _job(tenant, 100)
+    assert _place(last).position == 103
+    assert _queries(client, url(last)) == few
+
+
+# --- the portal ------------------------------------------------------------------------
+
+
+def test_queue_words_say_the_place_and_the_wait() -> None:
+    now = timezone.now()
+
+    def text(position: int, seconds: float, engine: str = "segmind") -> str:
+        place = queueing.QueuePlace(position, position - 1, now + timedelta(seconds=seconds))
+        return queue_text(place=place, engine=engine, now=now)
+
+    assert text(12, 40) == "In line: 12th for Segmind · starts in about 40 s"
+    assert text(1, 0) == "In line: 1st for Segmind · should start any moment"
+    assert text(2, 150, "local") == "In line: 2nd for a worker · starts in about 2 min"
+    assert text(13, 3 * 3600) == "In line: 13th for Segmind · starts in about 3 h 00 min"
+    finish = now + timedelta(minutes=3)
+    assert finish_text(finish=finish, now=now) == (
+        f"Estimated finish: about 3 min ({timezone.localtime(finish):%H:%M})"
+    )
+
+
+@pytest.mark.parametrize("who", ["owner", "member"])
+def test_the_job_page_and_its_status_say_a_queued_jobs_place(
+    who: str,
+    owner_client: Client,
+    member_client: Client,
+    tenant: Tenant,
+    other_shop: Tenant,
+) -> None:
+    client = owner_client if who == "owner" else member_client
+    _job(other_shop, 0)
+    job = _job(tenant, 1)
+    page = client.get(reverse("job_detail", args=[tenant.slug, job.pk])).content.decode()
+    assert '<p id="job-queue" class="muted">In line: 2nd for Segmind' in page
+    data = client.get(reverse("job_status", args=[tenant.slug, job.pk])).json()
+    assert data["queue"]["position"] == 2
+    assert data["queue"]["text"].startswith("In line: 2nd for Segmind · ")
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    page = client.get(reverse("job_detail", args=[tenant.slug, job.pk])).content.decode()
+    assert '<p id="job-queue" class="muted" hidden>' in page
+    assert client.get(reverse("job_status", args=[tenant.slug, job.pk])).json()["queue"] is None
+
+
+def test_an_outsider_gets_404_for_a_queued_jobs_page_and_status(
+    outsider_client: Client, tenant: Tenant
+) -> None:
+    job = _job(tenant, 0)
+    for route in ["job_detail", "job_status"]:
+        response = outsider_client.get(reverse(route, args=[tenant.slug, job.pk]))
+        assert response.status_code == 404
+
+
+def test_the_batch_page_and_its_status_say_the_estimated_finish(
+    member_client: Client, tenant: Tenant
+) -> None:
+    batch = Batch.objects.create(tenant=tenant)
+    jobs = [_job(tenant, i, batch=batch) for i in range(3)]
+    page = member_client.get(reverse("batch_detail", args=[tenant.slug, batch.pk])).content
+    assert b'<p id="batch-estimate" class="muted small">Estimated finish: about ' in page
+    data = member_client.get(reverse("batch_status", args=[tenant.slug, batch.pk])).json()
+    assert data["estimated_finish_text"].startswith("Estimated finish: about ")
+    assert data["estimated_finish_at"]
+    Job.objects.filter(pk__in=[j.pk for j in jobs]).update(status=JobStatus.SUCCEEDED)
+    data = member_client.get(reverse("batch_status", args=[tenant.slug, batch.pk])).json()
+    assert (data["estimated_finish_at"], data["estimated_finish_text"]) == (None, "")
