@@ -97,6 +97,28 @@ def test_two_workspaces_segmind_jobs_interleave_in_positions(
     assert _place(single).ahead == 1
 
 
+def test_every_place_is_the_jobs_rank_in_the_order_its_line_is_served(
+    tenant: Tenant, other_shop: Tenant, outsider: User
+) -> None:
+    third = Tenant.objects.create(name="Third Shop", slug="third-shop")
+    # Mixed arrivals: batches and single jobs, two engines, own keys and the platform's.
+    shops = [tenant, other_shop, third]
+    for i in range(36):
+        shop = shops[(i * 7) % 5 % 3]
+        _job(shop, i, engine="local" if i % 4 == 0 else "segmind", own_key=i % 6 == 1)
+    _job(tenant, 100, engine="local", status=JobStatus.RUNNING)
+    platform = list(Job.objects.filter(own_key=False).segmind_in_turn())
+    assert [_place(job).position for job in platform] == list(range(1, len(platform) + 1))
+    own = list(Job.objects.filter(own_key=True, tenant=tenant).segmind_in_turn())
+    assert [_place(job).position for job in own] == list(range(1, len(own) + 1))
+    local = list(
+        queueing._local_in_turn().order_by("tenant_running", "tenant_rank", "created_at", "id")
+    )
+    assert [_place(job).position for job in local] == list(range(1, len(local) + 1))
+    # Turns: no workspace's second job before every workspace's first.
+    assert len({job.tenant_id for job in platform[:3]}) == 3
+
+
 def test_jobs_claimed_and_not_yet_sent_count_as_ahead(tenant: Tenant, other_shop: Tenant) -> None:
     _job(other_shop, 0, status=JobStatus.RUNNING)  # claimed, at the key's gate
     _job(other_shop, 1, status=JobStatus.RUNNING, provider_request_id="req-1")  # sent
