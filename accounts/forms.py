@@ -7,7 +7,7 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
-from accounts.models import CreditKind, Role
+from accounts.models import SEGMIND_CUSTOM_MAX_PER_MINUTE, CreditKind, Role, SegmindPlan
 
 
 class EmailAuthenticationForm(AuthenticationForm):
@@ -74,6 +74,42 @@ class SegmindKeyForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
         help_text="Checked with Segmind (at no cost) before it is saved; stored encrypted.",
     )
+
+
+class SegmindPlanForm(forms.Form):
+    segmind_plan = forms.ChoiceField(
+        label="Your Segmind plan",
+        choices=SegmindPlan.choices,
+        help_text=(
+            "Segmind limits each key to a number of requests a minute by plan (its docs page "
+            "and its pricing page give different numbers). Jobs on your key are sent no "
+            "faster than this; if Segmind refuses some anyway, they wait and go a little "
+            "slower, never failing for it."
+        ),
+        error_messages={"invalid_choice": "segmind_plan: choose one of Segmind's plans."},
+    )
+    segmind_rate_limit = forms.IntegerField(
+        label="Requests a minute (for another limit)",
+        required=False,
+        min_value=1,
+        max_value=SEGMIND_CUSTOM_MAX_PER_MINUTE,
+        error_messages={
+            "min_value": "segmind_rate_limit: at least 1 request a minute.",
+            "max_value": f"segmind_rate_limit: at most {SEGMIND_CUSTOM_MAX_PER_MINUTE}.",
+            "invalid": "segmind_rate_limit: a whole number of requests a minute.",
+        },
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("segmind_plan") == SegmindPlan.CUSTOM and not cleaned.get(
+            "segmind_rate_limit"
+        ):
+            self.add_error(
+                "segmind_rate_limit",
+                "segmind_rate_limit: give your key's limit in requests a minute.",
+            )
+        return cleaned
 
 
 class ApiKeyForm(forms.Form):

@@ -81,6 +81,33 @@ def default_low_balance_threshold() -> int:
     return int(settings.LOW_BALANCE_THRESHOLD)
 
 
+class SegmindPlan(models.TextChoices):
+    """Segmind's plans and their requests a minute per key. Segmind's docs page and its
+    pricing page disagree, so both are offered, each named after its page."""
+
+    FREE = "free", "Free: 5 a minute (Segmind's docs)"
+    PRO_DOCS = "pro-docs", "Pro: 50 a minute (Segmind's docs)"
+    FLEXIBLE = "flexible", "Flexible: 60 a minute (Segmind's pricing page)"
+    PRO = "pro", "Pro: 120 a minute (Segmind's pricing page)"
+    BUSINESS = "business", "Business: 500 a minute (Segmind's pricing page)"
+    SCALE = "scale", "Scale: 1000 a minute (Segmind's pricing page)"
+    CUSTOM = "custom", "Another limit (requests a minute)"
+
+
+SEGMIND_PLAN_PER_MINUTE = {
+    SegmindPlan.FREE: 5,
+    SegmindPlan.PRO_DOCS: 50,
+    SegmindPlan.FLEXIBLE: 60,
+    SegmindPlan.PRO: 120,
+    SegmindPlan.BUSINESS: 500,
+    SegmindPlan.SCALE: 1000,
+}
+# An own key whose plan the shop has not chosen is paced as the docs' Pro plan: a key
+# allowed less converges there after a few 429s, which never fail a job.
+SEGMIND_DEFAULT_PLAN = SegmindPlan.PRO_DOCS
+SEGMIND_CUSTOM_MAX_PER_MINUTE = 100_000
+
+
 class Tenant(models.Model):
     """A shop's workspace: every job, asset and credit belongs to one."""
 
@@ -100,6 +127,12 @@ class Tenant(models.Model):
     segmind_key_encrypted = models.TextField(blank=True)
     segmind_key_last4 = models.CharField(max_length=4, blank=True)
     segmind_key_set_at = models.DateTimeField(null=True, blank=True)
+    # The plan of that key, which sets how many requests a minute the dispatcher sends
+    # with it; `segmind_rate_limit` is the number for a custom limit.
+    segmind_plan = models.CharField(
+        max_length=20, choices=SegmindPlan.choices, default=SEGMIND_DEFAULT_PLAN
+    )
+    segmind_rate_limit = models.PositiveIntegerField(default=0)
     # Signs the webhooks sent to jobs' own `webhook_url`s (endpoints have their own
     # secrets), encrypted at rest; made the first time it is needed.
     webhook_secret_encrypted = models.TextField(blank=True)
@@ -123,6 +156,18 @@ class Tenant(models.Model):
     @property
     def has_own_segmind_key(self) -> bool:
         return bool(self.segmind_key_encrypted)
+
+    @property
+    def segmind_per_minute(self) -> int:
+        """Requests a minute the workspace's own key may send (its plan's, or its own)."""
+        if self.segmind_plan == SegmindPlan.CUSTOM and self.segmind_rate_limit > 0:
+            return int(self.segmind_rate_limit)
+        return SEGMIND_PLAN_PER_MINUTE.get(
+            SegmindPlan(self.segmind_plan)
+            if self.segmind_plan in SegmindPlan.values
+            else SEGMIND_DEFAULT_PLAN,
+            SEGMIND_PLAN_PER_MINUTE[SEGMIND_DEFAULT_PLAN],
+        )
 
     @property
     def is_low_on_credits(self) -> bool:

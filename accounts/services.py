@@ -41,6 +41,7 @@ from django.utils.text import slugify
 from accounts.models import (
     API_KEY_PREFIX,
     JOB_EVENT_TYPES,
+    SEGMIND_CUSTOM_MAX_PER_MINUTE,
     SUBSCRIBABLE_EVENT_TYPES,
     ApiKey,
     CheckoutSession,
@@ -54,6 +55,7 @@ from accounts.models import (
     Invitation,
     Membership,
     Role,
+    SegmindPlan,
     StripeEvent,
     Tenant,
     User,
@@ -114,6 +116,30 @@ def tenant_rename(*, tenant: Tenant, by: User, name: str) -> Tenant:
         raise AccountError("forbidden", "Only owners and admins can rename the workspace.")
     Tenant.objects.filter(pk=tenant.pk).update(name=name)
     tenant.name = name
+    return tenant
+
+
+def tenant_segmind_plan_set(
+    *, tenant: Tenant, by: User, plan: str, per_minute: int | None = None
+) -> Tenant:
+    """Set the plan of the workspace's own Segmind key, which paces the requests sent with
+    it (`per_minute` for a custom limit). Owners and admins only. The dispatcher reads it
+    when it next starts (within about a minute)."""
+    if not _actor(tenant, by).can_manage_team:
+        raise AccountError("forbidden", "Only owners and admins can change the Segmind plan.")
+    if plan not in SegmindPlan.values:
+        raise AccountError("invalid_plan", "segmind_plan: choose one of Segmind's plans.")
+    limit = 0
+    if plan == SegmindPlan.CUSTOM:
+        if per_minute is None or not 1 <= per_minute <= SEGMIND_CUSTOM_MAX_PER_MINUTE:
+            raise AccountError(
+                "invalid_rate_limit",
+                "segmind_rate_limit: give your key's limit in requests a minute "
+                f"(1 to {SEGMIND_CUSTOM_MAX_PER_MINUTE}).",
+            )
+        limit = per_minute
+    Tenant.objects.filter(pk=tenant.pk).update(segmind_plan=plan, segmind_rate_limit=limit)
+    tenant.segmind_plan, tenant.segmind_rate_limit = plan, limit
     return tenant
 
 

@@ -19,11 +19,12 @@ from accounts.forms import (
     InviteForm,
     RoleForm,
     SegmindKeyForm,
+    SegmindPlanForm,
     SignupForm,
     WorkspaceForm,
     WorkspaceNameForm,
 )
-from accounts.models import ApiKey, Invitation, Membership, User
+from accounts.models import ApiKey, Invitation, Membership, Tenant, User
 from jobs import services as job_services
 
 
@@ -254,8 +255,18 @@ def workspace_settings(request: HttpRequest, membership: Membership) -> HttpResp
         {
             "form": form,
             "name_form": WorkspaceNameForm(initial={"name": tenant.name}),
+            "plan_form": _plan_form(tenant),
             "own_key_fee": settings.SEGMIND_OWN_KEY_FEE,
         },
+    )
+
+
+def _plan_form(tenant: Tenant) -> SegmindPlanForm:
+    return SegmindPlanForm(
+        initial={
+            "segmind_plan": tenant.segmind_plan,
+            "segmind_rate_limit": tenant.segmind_rate_limit or None,
+        }
     )
 
 
@@ -272,6 +283,7 @@ def workspace_rename(request: HttpRequest, membership: Membership) -> HttpRespon
             {
                 "form": SegmindKeyForm(),
                 "name_form": form,
+                "plan_form": _plan_form(tenant),
                 "own_key_fee": settings.SEGMIND_OWN_KEY_FEE,
             },
         )
@@ -281,6 +293,39 @@ def workspace_rename(request: HttpRequest, membership: Membership) -> HttpRespon
         messages.error(request, e.message)
     else:
         messages.success(request, f"The workspace is now called “{tenant.name}”.")
+    return redirect("workspace_settings", workspace=tenant.slug)
+
+
+@require_POST
+@workspace_view
+def workspace_segmind_plan(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """The settings page's plan form: how many requests a minute the own key may send."""
+    tenant = membership.tenant
+    form = SegmindPlanForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request,
+            "accounts/workspace_settings.html",
+            {
+                "form": SegmindKeyForm(),
+                "name_form": WorkspaceNameForm(initial={"name": tenant.name}),
+                "plan_form": form,
+                "own_key_fee": settings.SEGMIND_OWN_KEY_FEE,
+            },
+        )
+    try:
+        services.tenant_segmind_plan_set(
+            tenant=tenant,
+            by=membership.user,
+            plan=form.cleaned_data["segmind_plan"],
+            per_minute=form.cleaned_data.get("segmind_rate_limit"),
+        )
+    except services.AccountError as e:
+        messages.error(request, e.message)
+    else:
+        messages.success(
+            request, f"Jobs on your key are now sent at up to {tenant.segmind_per_minute} a minute."
+        )
     return redirect("workspace_settings", workspace=tenant.slug)
 
 

@@ -170,6 +170,8 @@ def make_setup(database_url: str | None, fake: FakeProcess) -> Setup:
         {
             "SEGMIND_API_KEY": API_KEY,
             "SEGMIND_API_BASE": fake.base_url,
+            # The unlimited-capacity figures: no rate limit on the key.
+            "SEGMIND_RATE_LIMIT": "unlimited",
             "FETCH_ALLOW_PRIVATE_HOSTS": "127.0.0.1",
             "Q_WORKERS": str(WORKERS),
             "Q_TIMEOUT": "120",

@@ -24,6 +24,7 @@ from jobs.models import (
     Preset,
     ProviderIncident,
     ProviderPause,
+    SegmindKeyBudget,
 )
 
 
@@ -343,6 +344,82 @@ class ProviderPauseAdmin(admin.ModelAdmin):
             "opts": self.opts,
         }
         return TemplateResponse(request, "admin/jobs/providerpause/clear.html", context)
+
+
+@admin.register(SegmindKeyBudget)
+class SegmindKeyBudgetAdmin(admin.ModelAdmin):
+    """Each Segmind key's pacing, as the dispatcher last saved it (every few seconds while
+    it sends): its budget, its use in the current window, its 429s in the last hour and
+    the jobs waiting for it. Read-only: the platform's limit is SEGMIND_RATE_LIMIT, a
+    workspace's own key's is its plan, set on its settings page."""
+
+    list_display = [
+        "owner",
+        "budget",
+        "allowed_now",
+        "used_in_window",
+        "throttled_last_hour",
+        "gate",
+        "jobs_waiting",
+        "updated_at",
+    ]
+    list_filter = [("tenant", admin.EmptyFieldListFilter), "tenant"]
+    search_fields = ["key_id", "tenant__name", "tenant__slug"]
+    list_select_related = ["tenant"]
+    readonly_fields = (
+        "key_id",
+        "tenant",
+        "budget",
+        "allowed_now",
+        "used_in_window",
+        "throttled_last_hour",
+        "gate",
+        "jobs_waiting",
+        "updated_at",
+    )
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def _view(self, obj: SegmindKeyBudget) -> services.BudgetView:
+        # Worked out once per row: the list shows several columns of it.
+        view: services.BudgetView | None = getattr(obj, "_budget_view", None)
+        if view is None:
+            view = services.segmind_budget_view(budget=obj)
+            obj._budget_view = view  # type: ignore[attr-defined]
+        return view
+
+    @admin.display(description="Budget")
+    def budget(self, obj: SegmindKeyBudget) -> str:
+        if obj.limit == 0:
+            return "unlimited"
+        return f"{obj.limit} per {obj.window_seconds:g} s"
+
+    @admin.display(description="Allowed now (after 429s)")
+    def allowed_now(self, obj: SegmindKeyBudget) -> str:
+        view = self._view(obj)
+        return "unlimited" if obj.limit == 0 else str(view.adaptive_limit)
+
+    @admin.display(description="Used in the window")
+    def used_in_window(self, obj: SegmindKeyBudget) -> int:
+        return self._view(obj).used
+
+    @admin.display(description="429s in the last hour")
+    def throttled_last_hour(self, obj: SegmindKeyBudget) -> int:
+        return self._view(obj).throttled_last_hour
+
+    @admin.display(description="Gate")
+    def gate(self, obj: SegmindKeyBudget) -> str:
+        closed = self._view(obj).closed_until
+        return f"closed until {closed:%H:%M:%S} UTC" if closed else "open"
+
+    @admin.display(description="Jobs waiting")
+    def jobs_waiting(self, obj: SegmindKeyBudget) -> int:
+        return self._view(obj).jobs_waiting
 
 
 @admin.register(ProviderIncident)

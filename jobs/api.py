@@ -45,7 +45,7 @@ from rest_framework.response import Response
 
 from accounts.authentication import ApiKeyUser
 from accounts.models import Tenant, User
-from jobs import catalog, services
+from jobs import catalog, queueing, services
 from jobs.models import Asset, AssetKind, Batch, Job, JobPrice, JobStatus, Preset
 from productstudio.errors import PROBLEMS, Problem, ProblemSerializer
 from productstudio.pagination import PAGE_PARAMETERS, page_of, paginate
@@ -108,6 +108,25 @@ class AssetSerializer(serializers.ModelSerializer[Asset]):
         return str(serializers.DateTimeField().to_representation(self._signed(asset).expires_at))
 
 
+JobQueueSerializer = inline_serializer(
+    "JobQueuePlace",
+    {
+        "position": serializers.IntegerField(
+            help_text="Its place in line: 1 is next. Segmind jobs queue per Segmind key (the "
+            "platform's, or the workspace's own), in turns across workspaces; local jobs "
+            "queue for the shared workers, in turns too."
+        ),
+        "ahead": serializers.IntegerField(help_text="Jobs that go before it."),
+        "estimated_start_at": serializers.DateTimeField(
+            help_text="When it should start: from its Segmind key's requests-a-minute budget "
+            "(and any wait Segmind asked for after a 429), or from the local engine's "
+            "recent times. An estimate: it moves as the line does."
+        ),
+    },
+    allow_null=True,
+)
+
+
 class JobSerializer(serializers.ModelSerializer[Job]):
     """A job: one product photo made into an image by a model, its credits held until it
     finishes (charged if it succeeds, given back if not)."""
@@ -117,6 +136,10 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         "for a person; null unless `failed`."
     )
     waiting = serializers.SerializerMethodField()
+    queue = serializers.SerializerMethodField(
+        help_text="A `queued` job's place in line and estimated start; null otherwise, and "
+        "null in lists (GET /api/v1/jobs/<id> shows it)."
+    )
     outputs = serializers.SerializerMethodField(
         help_text="The images it made, once `succeeded`; empty before."
     )
@@ -140,6 +163,7 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "completed_at",
             "error",
             "waiting",
+            "queue",
             "outputs",
             "urls",
             "batch",
@@ -179,6 +203,22 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "message": job.waiting_message,
             "since": when.to_representation(job.waiting_since) if job.waiting_since else None,
             "gives_up_at": when.to_representation(gives_up_at) if gives_up_at else None,
+        }
+
+    @extend_schema_field(JobQueueSerializer)
+    def get_queue(self, job: Job) -> dict[str, Any] | None:
+        # A few queries per job: shown for one job at a time, never for a list's rows.
+        if job.status != JobStatus.QUEUED or isinstance(self.parent, serializers.ListSerializer):
+            return None
+        place = queueing.job_queue_place(job=job)
+        if place is None:
+            return None
+        return {
+            "position": place.position,
+            "ahead": place.ahead,
+            "estimated_start_at": serializers.DateTimeField().to_representation(
+                place.estimated_start_at
+            ),
         }
 
     def get_urls(self, job: Job) -> dict[str, str]:
@@ -245,6 +285,7 @@ JOB_EXAMPLE: dict[str, Any] = {
     "completed_at": "2025-06-01T12:00:30Z",
     "error": None,
     "waiting": None,
+    "queue": None,
     "outputs": [ASSET_EXAMPLE],
     "urls": JOB_URLS,
     "batch": None,
@@ -254,6 +295,7 @@ JOB_QUEUED_EXAMPLE = {
     "status": "queued",
     "started_at": None,
     "completed_at": None,
+    "queue": {"position": 3, "ahead": 2, "estimated_start_at": "2025-06-01T12:00:04Z"},
     "outputs": [],
 }
 JOB_FAILED_EXAMPLE = {
@@ -268,6 +310,7 @@ JOB_FAILED_EXAMPLE = {
 JOB_WAITING_EXAMPLE = {
     **JOB_QUEUED_EXAMPLE,
     "status": "waiting_for_provider",
+    "queue": None,
     "waiting": {
         "code": "provider_insufficient_credits",
         "message": "Segmind's account is out of credit; the job will be sent when it has "
@@ -279,6 +322,7 @@ JOB_WAITING_EXAMPLE = {
 JOB_CANCELED_EXAMPLE = {
     **JOB_QUEUED_EXAMPLE,
     "status": "canceled",
+    "queue": None,
     "completed_at": "2025-06-01T12:00:05Z",
 }
 
@@ -577,13 +621,15 @@ def _job_create(request: Request, tenant: Tenant) -> Job:
         OpenApiExample("Succeeded", value=JOB_EXAMPLE, response_only=True),
         OpenApiExample("Failed", value=JOB_FAILED_EXAMPLE, response_only=True),
         OpenApiExample("Waiting for Segmind", value=JOB_WAITING_EXAMPLE, response_only=True),
+        OpenApiExample("Queued, third in line", value=JOB_QUEUED_EXAMPLE, response_only=True),
     ],
 )
 @api_view(["GET"])
 def job_retrieve(request: Request, job_id: str) -> Response:
     """A job of the workspace: its status, parameters and price, its output images once
     it has succeeded (each with a download `url` that expires), or why it failed (`error`)
-    or waits (`waiting`). Poll it, or have a webhook tell you when it finishes."""
+    or waits (`waiting`); while `queued`, its place in line and estimated start (`queue`).
+    Poll it, or have a webhook tell you when it finishes."""
     job = get_object_or_404(_jobs(_tenant(request)), pk=job_id)
     return Response(_job_data(job, request))
 
@@ -1323,9 +1369,19 @@ class BatchSerializer(serializers.ModelSerializer[Batch]):
 
 class BatchDetailSerializer(BatchSerializer):
     jobs = serializers.SerializerMethodField(help_text="Its jobs' ids, in the items' order.")
+    estimated_finish_at = serializers.SerializerMethodField(
+        help_text="When its last job should be done: its last queued job's estimated start "
+        "(see a job's `queue`) plus the model's usual time. An estimate; null once it is "
+        "done, or while its only unfinished jobs wait for Segmind (`waiting_for_provider`)."
+    )
 
     class Meta(BatchSerializer.Meta):
-        fields = [*BatchSerializer.Meta.fields, "jobs"]
+        fields = [*BatchSerializer.Meta.fields, "jobs", "estimated_finish_at"]
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_estimated_finish_at(self, batch: Batch) -> str | None:
+        finish = queueing.batch_finish_estimate(batch=batch)
+        return serializers.DateTimeField().to_representation(finish) if finish else None
 
     def get_jobs(self, batch: Batch) -> list[str]:
         ids = batch.jobs.order_by("created_at", "pk").values_list("pk", flat=True)
@@ -1378,6 +1434,7 @@ BATCH_EXAMPLE = {
         "jobs": "https://studio.example.com/api/v1/jobs?batch=3f1c2a9e-5b7d-4c8e-9a10-2b3c4d5e6f70",
     },
     "jobs": ["8d9e0f1a-2b3c-4d5e-8f70-819203a4b5c6", "9e0f1a2b-3c4d-4e5f-8a81-92a3b4c5d6e7"],
+    "estimated_finish_at": "2025-06-01T12:00:45Z",
 }
 
 
@@ -1396,7 +1453,13 @@ def _batches(tenant: Tenant) -> Any:
             value={
                 "next": None,
                 "previous": None,
-                "results": [{k: v for k, v in BATCH_EXAMPLE.items() if k != "jobs"}],
+                "results": [
+                    {
+                        k: v
+                        for k, v in BATCH_EXAMPLE.items()
+                        if k not in ("jobs", "estimated_finish_at")
+                    }
+                ],
             },
             response_only=True,
         )

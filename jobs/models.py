@@ -67,6 +67,23 @@ class JobQuerySet(models.QuerySet["Job"]):
         """Segmind jobs waiting for the dispatcher to claim and submit them."""
         return self.filter(status=JobStatus.QUEUED, engine="segmind")
 
+    def segmind_in_turn(self) -> JobQuerySet:
+        """Queued Segmind jobs in the order the dispatcher claims them: in turns across
+        the workspaces (per key: a workspace's own key, or the platform's), each one's
+        oldest job first, then each one's second, and so on; `turn` is the job's rank
+        within its workspace and key."""
+        return (
+            self.segmind_queued()
+            .annotate(
+                turn=models.Window(
+                    RowNumber(),
+                    partition_by=[models.F("tenant_id"), models.F("own_key")],
+                    order_by=[models.F("created_at").asc(), models.F("id").asc()],
+                )
+            )
+            .order_by("turn", "created_at", "id")
+        )
+
     def segmind_in_flight(self) -> JobQuerySet:
         """Jobs whose Segmind request is submitted and not finished yet."""
         return self.filter(status=JobStatus.RUNNING).exclude(provider_request_id="")
@@ -332,6 +349,39 @@ class Lease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.holder or 'nobody'}"
+
+
+class SegmindKeyBudget(models.Model):
+    """One Segmind key's pacing, carried from one dispatcher run to the next (see
+    `jobs.ratelimit.KeyGate`): written at the dispatcher's lease renewals, not per request.
+    Named by the key's digest (`segmind_key_id`), never the key."""
+
+    key_id = models.CharField(max_length=32, unique=True)
+    # The workspace whose own key it is; None for the platform's key.
+    tenant = models.ForeignKey(
+        Tenant, models.CASCADE, null=True, blank=True, related_name="segmind_budgets"
+    )
+    # The configured budget: `limit` requests per `window_seconds` (0: unlimited).
+    limit = models.PositiveIntegerField(default=0)
+    window_seconds = models.FloatField(default=60.0)
+    # What the dispatcher allows itself now: lowered by 429s, recovering slowly.
+    adaptive_limit = models.FloatField(default=0.0)
+    # A 429 closed the gate until then.
+    closed_until = models.DateTimeField(null=True, blank=True)
+    # The gate's history: send times within the window, 429 times within the hour.
+    state = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant_id", "key_id"]
+
+    def __str__(self) -> str:
+        owner = f"{self.tenant}'s own key" if self.tenant_id else "the platform's key"
+        return f"Segmind budget of {owner}"
+
+    @property
+    def owner(self) -> str:
+        return f"{self.tenant}'s own key" if self.tenant_id else "the platform's key"
 
 
 class AssetKind(models.TextChoices):
@@ -632,6 +682,17 @@ def provider_gave_up_message(*, own_key: bool, last4: str = "", waited_seconds: 
         "Segmind, the service that makes these images, stayed out of credit on "
         f"ProductStudio's side, and this job waited {waited} without being sent, so it was "
         "given up. No credit was taken: this job cost you nothing. Please try again later."
+    )
+
+
+def provider_rate_gave_up_message(*, waited_seconds: float) -> str:
+    """A queued job reached the rate-limit wait limit (SEGMIND_RATE_WAIT_LIMIT_SECONDS)."""
+    waited = _duration_words(waited_seconds)
+    return (
+        "Segmind, the service that makes these images, limits how many requests each key "
+        f"may send a minute, and this job waited {waited} for its turn without being sent, "
+        "so it was given up. No credit was taken: this job cost you nothing. Please try "
+        "again later."
     )
 
 

@@ -18,6 +18,17 @@ account behind a key is out of credit), the key is paused (`services.provider_pa
 jobs for it that are claimed while the pause is open go to `waiting_for_provider`
 instead of being sent, except the pause's probe, whose acceptance clears the pause.
 
+Every key has its own budget of requests per sliding window (`jobs.ratelimit.KeyGate`):
+the platform's is SEGMIND_RATE_LIMIT, a workspace's own key's its plan. Jobs are claimed
+only as far as their key's budget has room, in turns across workspaces (each workspace's
+oldest job first, then each one's second, and so on), so one shop's batch does not hold
+another shop's job back by more than about one turn. A 429 closes the key's gate until
+its Retry-After (or a backoff): the refused job, and the claimed jobs that would follow
+it, go back to `queued` with their attempt given back and their place kept. Status polls
+take budget too when SEGMIND_RATE_LIMIT_COUNTS_POLLS is on, ahead of new submissions.
+Each key's history is kept in `SegmindKeyBudget`, written at the lease renewals, so a
+new dispatcher (or one that replaces a crashed one) carries on from it.
+
 A lease row keeps it to one dispatcher at a time. The holder renews it every few
 seconds, so a dispatcher killed mid-run is replaced within `LEASE_SECONDS` (by the next
 submit or by the sweeper). It stops after its budget, well inside the task timeout, and
@@ -40,24 +51,25 @@ import os
 import secrets
 import time
 import uuid
+from collections import Counter
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F, Q, Value, Window
+from django.db.models.functions import Coalesce, Greatest, RowNumber
 from django.utils import timezone
 
 from accounts import services as account_services
-from accounts.models import Tenant, WebhookEndpoint
+from accounts.models import SEGMIND_DEFAULT_PLAN, SEGMIND_PLAN_PER_MINUTE, Tenant, WebhookEndpoint
 
 # `services` imports this module; its functions are looked up at call time.
-from jobs import catalog, fetcher, images, segmind, services
-from jobs.models import Job, JobStatus, Lease, ProviderPause
+from jobs import catalog, fetcher, images, ratelimit, segmind, services
+from jobs.models import Job, JobStatus, Lease, ProviderPause, SegmindKeyBudget
 from productstudio.errors import CodedError
 
 logger = logging.getLogger(__name__)
@@ -90,6 +102,9 @@ LAG_HIGH_SECONDS = 0.5
 # Long requests are polled less often: every tenth of the time already waited, between
 # SEGMIND_POLL_INTERVAL_SECONDS and SEGMIND_POLL_MAX_INTERVAL_SECONDS.
 POLL_BACKOFF_RATIO = 0.1
+# A claimed job waits at most this long at its key's gate for a slot; longer, it goes
+# back to the queue (keeping its place) rather than look running while it waits.
+SLOT_WAIT_SECONDS = 2.0
 
 
 def _client(api_key: str | None = None) -> segmind.SegmindClient:
@@ -196,6 +211,10 @@ def segmind_dispatch(*, budget_seconds: float | None = None) -> dict[str, int]:
     try:
         counts = dispatcher.run()
     finally:
+        try:
+            dispatcher.save_gates()
+        except Exception:  # the lease must still be given up
+            logger.exception("saving the Segmind key budgets failed")
         _release_lease(holder, {"expected": dispatcher.expected})
     # After the release: a job committed before this check is seen here, and one
     # committed after it finds the lease free and enqueues a dispatcher itself.
@@ -238,13 +257,21 @@ class _Completed:
 
 
 @dataclass(frozen=True)
+class _Throttled:
+    """The job was not sent for want of its key's budget (a 429, or the gate is closed):
+    it goes back to the queue without spending an attempt."""
+
+    job_id: uuid.UUID
+
+
+@dataclass(frozen=True)
 class _Released:
     """Tracking stopped without an outcome (shutdown); the request stays in flight."""
 
     job_id: uuid.UUID
 
 
-_Event = _Submitted | _OutOfCredit | _Failed | _Completed | _Released
+_Event = _Submitted | _OutOfCredit | _Failed | _Completed | _Released | _Throttled
 
 # A job whose key cannot be had fails with these (nothing was sent, nothing is charged).
 OWN_KEY_MISSING = (
@@ -292,7 +319,7 @@ class _Dispatcher:
         self.held_back = False
         self.stopping = False
         self.renew_at = time.monotonic() + RENEW_EVERY_SECONDS
-        self.counts = {"submitted": 0, "polled": 0, "finished": 0, "skipped": 0}
+        self.counts = {"submitted": 0, "polled": 0, "finished": 0, "skipped": 0, "throttled": 0}
         self.loop = asyncio.new_event_loop()
         self.news = asyncio.Event()
         self.io = ThreadPoolExecutor(
@@ -303,6 +330,18 @@ class _Dispatcher:
         self.platform_key = services.segmind_key_for(tenant=None)
         # Each workspace's own key, decrypted once per run (None: it has none any more).
         self.tenant_keys: dict[int, services.SegmindKey | None] = {}
+        # Each key's budget and 429 gate (by key id), carried on from the saved state;
+        # the jobs claimed for each key and not sent yet; each workspace's own key's rate.
+        self.platform_rate = ratelimit.parse_rate(settings.SEGMIND_RATE_LIMIT)
+        self.counts_polls = settings.SEGMIND_RATE_LIMIT_COUNTS_POLLS
+        self.saved_gates: dict[str, dict[str, Any]] = dict(
+            SegmindKeyBudget.objects.values_list("key_id", "state")
+        )
+        self.gates: dict[str, ratelimit.KeyGate] = {}
+        self.gate_tenants: dict[str, int | None] = {}
+        self.reserved: Counter[str] = Counter()
+        self.tenant_rates: dict[int, ratelimit.Rate] = {}
+        self.warned_poll_429 = False
         # Probes under way: job id -> the pause that an accepted submit clears.
         self.probes: dict[uuid.UUID, int] = {}
         # The coroutines that are only waiting or polling, which a shutdown may cancel
@@ -379,6 +418,109 @@ class _Dispatcher:
         if not _take_lease(self.holder, {"expected": self.expected}) and not self.stopping:
             logger.warning("the Segmind dispatcher lost its lease; stopping")
             self._stop()
+            return
+        self.save_gates()
+
+    # --- each key's budget ---------------------------------------------------------------
+
+    def _gate(self, key: services.SegmindKey) -> ratelimit.KeyGate:
+        gate = self.gates.get(key.key_id)
+        if gate is None:
+            if key.tenant_id is None:
+                rate = self.platform_rate
+            else:
+                default = ratelimit.Rate(SEGMIND_PLAN_PER_MINUTE[SEGMIND_DEFAULT_PLAN], 60.0)
+                rate = self.tenant_rates.get(key.tenant_id, default)
+            gate = ratelimit.KeyGate.from_state(
+                rate,
+                self.saved_gates.get(key.key_id),
+                retry_after_max=settings.SEGMIND_RETRY_AFTER_MAX_SECONDS,
+            )
+            gate.dirty = True  # its row shows operators the key's budget from the start
+            self.gates[key.key_id] = gate
+            self.gate_tenants[key.key_id] = key.tenant_id
+        return gate
+
+    def _room(self, key_id: str, gate: ratelimit.KeyGate, now: float) -> int:
+        """Jobs that may be claimed for this key now: its budget's free slots, less the
+        jobs claimed and not sent yet, less the polls waiting (they go first)."""
+        waiting = gate.polls_waiting if self.counts_polls else 0
+        return gate.available(now) - self.reserved[key_id] - waiting
+
+    def save_gates(self) -> None:
+        """Write the keys' budgets that changed (at renewals and at the end of a run)."""
+        now = time.time()
+        for key_id, gate in self.gates.items():
+            if not gate.dirty:
+                continue
+            gate.used(now)  # forget what fell out of the window
+            gate.dirty = False
+            SegmindKeyBudget.objects.update_or_create(
+                key_id=key_id,
+                defaults={
+                    "tenant_id": self.gate_tenants.get(key_id),
+                    "limit": gate.rate.limit,
+                    "window_seconds": gate.rate.window,
+                    "adaptive_limit": gate.adaptive,
+                    "closed_until": datetime.fromtimestamp(gate.closed_until, UTC)
+                    if gate.closed_until > now
+                    else None,
+                    "state": gate.to_state(),
+                },
+            )
+
+    async def _slot(self, gate: ratelimit.KeyGate, *, poll: bool) -> bool:
+        """Wait for a slot in the key's budget and take it. A poll waits as long as it
+        takes (and goes before submissions); a submission gives up (False) when the gate
+        is closed or the wait would be long: its job goes back to the queue."""
+        if poll and not self.counts_polls:
+            # Not counted, but Segmind's Retry-After is for the key: polls wait it out too.
+            while (closed_for := gate.closed_until - time.time()) > 0:
+                await asyncio.sleep(closed_for)
+            return True
+        began = time.monotonic()
+        if poll:
+            gate.polls_waiting += 1
+        try:
+            while True:
+                now = time.time()
+                if not poll and gate.closed(now):
+                    return False
+                wait = gate.wait(now)
+                if not poll and gate.polls_waiting:
+                    wait = max(wait, 0.05)
+                if wait <= 0:
+                    gate.take(now)
+                    return True
+                if not poll and time.monotonic() - began + wait > SLOT_WAIT_SECONDS:
+                    return False
+                await asyncio.sleep(min(wait, 1.0))
+        finally:
+            if poll:
+                gate.polls_waiting -= 1
+
+    def _throttle(
+        self, gate: ratelimit.KeyGate, key: services.SegmindKey, retry_after: float | None
+    ) -> float:
+        """Segmind answered 429: close the key's gate. Returns the seconds it is closed."""
+        self.counts["throttled"] += 1
+        closed_for, capped = gate.on_429(time.time(), retry_after)
+        if capped:
+            logger.warning(
+                "Segmind asked key %s to wait %.0f s; waiting %.0f s instead "
+                "(SEGMIND_RETRY_AFTER_MAX_SECONDS)",
+                key.key_id,
+                retry_after,
+                closed_for,
+            )
+        else:
+            logger.info(
+                "Segmind rate-limited key %s; its gate is closed for %.1f s (limit now %d)",
+                key.key_id,
+                closed_for,
+                gate.limit,
+            )
+        return closed_for
 
     def _stop(self) -> None:
         if not self.stopping:
@@ -401,13 +543,50 @@ class _Dispatcher:
         )
         if room <= 0:
             return 0
+        wall = time.time()
+        # Keys whose budget is spent for now: their jobs stay queued, keeping their turn.
+        full = {
+            key_id for key_id, gate in self.gates.items() if self._room(key_id, gate, wall) <= 0
+        }
+        queued = Job.objects.segmind_queued()
+        if full:
+            if self.platform_key is not None and self.platform_key.key_id in full:
+                queued = queued.exclude(own_key=False)
+            spent = [t for t, k in self.tenant_keys.items() if k is not None and k.key_id in full]
+            if spent:
+                queued = queued.exclude(own_key=True, tenant_id__in=spent)
         # A plain read first: most ticks find nothing queued, and on SQLite every
-        # transaction below takes the database's write lock.
-        waiting = list(
-            Job.objects.segmind_queued()
-            .order_by("created_at")
-            .values_list("pk", flat=True)[: min(room, CLAIM_BATCH)]
+        # transaction below takes the database's write lock. Turns: each workspace's
+        # oldest queued job (per key) first, then each one's second, and so on.
+        rows = list(
+            queued.annotate(
+                turn=Window(
+                    RowNumber(),
+                    partition_by=[F("tenant_id"), F("own_key")],
+                    order_by=F("created_at").asc(),
+                )
+            )
+            .order_by("turn", "created_at")
+            .values_list("pk", "tenant_id", "own_key")[: min(room, CLAIM_BATCH)]
         )
+        if full and not rows and Job.objects.segmind_queued().exists():
+            self.held_back = True  # waiting for a key's budget, not out of work
+        if not rows:
+            return 0
+        self._load_tenant_keys({tenant_id for _, tenant_id, own in rows if own})
+        waiting: list[uuid.UUID] = []
+        budget: dict[str, int] = {}
+        for job_id, tenant_id, own in rows:
+            row_key = self._key(own, tenant_id)
+            if row_key is not None:
+                if row_key.key_id not in budget:
+                    gate = self._gate(row_key)
+                    budget[row_key.key_id] = self._room(row_key.key_id, gate, wall)
+                if budget[row_key.key_id] <= 0:
+                    self.held_back = True
+                    continue
+                budget[row_key.key_id] -= 1
+            waiting.append(job_id)
         if not waiting:
             return 0
         claimed_at = timezone.now()
@@ -474,6 +653,7 @@ class _Dispatcher:
                 continue
             if job.pk in probe_of:
                 self.probes[job.pk] = probe_of[job.pk]
+            self.reserved[key.key_id] += 1
             self.pending.add(job.pk)
             self.submitting.add(job.pk)
             self._start(self._submit(job, spec, key))
@@ -485,10 +665,11 @@ class _Dispatcher:
         if not missing:
             return
         tenants = Tenant.objects.filter(pk__in=missing).only(
-            "pk", "segmind_key_encrypted", "segmind_key_last4"
+            "pk", "segmind_key_encrypted", "segmind_key_last4", "segmind_plan", "segmind_rate_limit"
         )
         for tenant in tenants:
             self.tenant_keys[tenant.pk] = services.segmind_key_for(tenant=tenant)
+            self.tenant_rates[tenant.pk] = ratelimit.Rate(tenant.segmind_per_minute, 60.0)
         for tenant_id in missing - self.tenant_keys.keys():
             self.tenant_keys[tenant_id] = None
 
@@ -550,6 +731,10 @@ class _Dispatcher:
                 self._apply(event, to_track, jobs, listening)
         # Polling starts only once the request ids are committed.
         for event in to_track:
+            first_delay = settings.SEGMIND_FIRST_POLL_SECONDS
+            if self.counts_polls:
+                # Polls cost budget: the first waits for most of the model's usual time.
+                first_delay = max(first_delay, poll_interval(0.0, self.expected.get(event.model)))
             self._start(
                 self._track(
                     event.job_id,
@@ -557,7 +742,7 @@ class _Dispatcher:
                     event.submission,
                     event.key,
                     waited=0.0,
-                    first_delay=settings.SEGMIND_FIRST_POLL_SECONDS,
+                    first_delay=first_delay,
                 )
             )
 
@@ -592,6 +777,15 @@ class _Dispatcher:
             self.counts["finished"] += services.provider_pause_open(
                 job_id=event.job_id, key=event.key, provider_message=event.provider_message
             )
+        elif isinstance(event, _Throttled):
+            # Back in the queue, the attempt given back; `created_at` keeps its turn.
+            Job.objects.filter(
+                pk=event.job_id, status=JobStatus.RUNNING, provider_request_id=""
+            ).update(
+                status=JobStatus.QUEUED,
+                started_at=None,
+                attempts=Greatest(F("attempts") - 1, Value(0)),
+            )
         elif isinstance(event, _Failed):
             self.counts["finished"] += services.job_fail(
                 job_id=event.job_id, code=event.code, message=event.message
@@ -611,15 +805,39 @@ class _Dispatcher:
     # --- the event loop side ----------------------------------------------------------------
 
     async def _submit(self, job: Job, spec: catalog.ModelSpec, key: services.SegmindKey) -> None:
+        gate = self._gate(key)
+        reserved = True
         try:
             client = self._client_for(key)
             payload = await self.loop.run_in_executor(
                 self.io, lambda: segmind_payload(job=job, spec=spec)
             )
-            submission = await segmind.call_with_retries(
-                lambda: client.submit(spec.slug, spec.kind, payload),
-                attempts=settings.SEGMIND_SUBMIT_ATTEMPTS,
-            )
+            failures = 0
+            while True:
+                if not await self._slot(gate, poll=False):
+                    self._emit(_Throttled(job.pk))
+                    return
+                if reserved:
+                    reserved = False
+                    self.reserved[key.key_id] -= 1
+                try:
+                    submission = await client.submit(spec.slug, spec.kind, payload)
+                except segmind.SegmindError as e:
+                    if e.code == "provider_rate_limited":
+                        # Not a failure: the job waits for the key's gate, in the queue.
+                        self._throttle(gate, key, e.retry_after)
+                        self._emit(_Throttled(job.pk))
+                        return
+                    gate.on_error()
+                    failures += 1
+                    if not e.retryable or failures >= settings.SEGMIND_SUBMIT_ATTEMPTS:
+                        raise
+                    await asyncio.sleep(
+                        segmind.backoff_delay(failures - 1, retry_after=e.retry_after)
+                    )
+                    continue
+                gate.on_success()
+                break
         except segmind.SegmindError as e:
             if e.code == "provider_insufficient_credits":
                 self._emit(_OutOfCredit(job.pk, key, e.provider_message))
@@ -632,6 +850,9 @@ class _Dispatcher:
             self._emit(_Failed(job.pk, "internal_error", services.INTERNAL_ERROR_MESSAGE))
         else:
             self._emit(_Submitted(job.pk, job.model, submission, key))
+        finally:
+            if reserved:
+                self.reserved[key.key_id] -= 1
 
     async def _track(
         self,
@@ -649,7 +870,7 @@ class _Dispatcher:
         started = time.monotonic() - waited
         try:
             poll = await self._poll_until_finished(
-                job_id, model, submission, self._client_for(key), started, first_delay
+                job_id, model, submission, key, started, first_delay
             )
             if poll is None:
                 return
@@ -682,15 +903,18 @@ class _Dispatcher:
         job_id: uuid.UUID,
         model: str,
         submission: segmind.Submission,
-        client: segmind.SegmindClient,
+        key: services.SegmindKey,
         started: float,
         delay: float,
     ) -> segmind.Poll | None:
         """The request's last poll (COMPLETED or FAILED), or None once a failure is sent."""
+        client = self._client_for(key)
+        gate = self._gate(key)
         errors = 0
         while True:
             due = self.loop.time() + delay
             await asyncio.sleep(delay)
+            await self._slot(gate, poll=True)
             self.counts["polled"] += 1
             try:
                 poll = await client.status(submission)
@@ -698,8 +922,22 @@ class _Dispatcher:
                 # dispatcher keeps up; more when its loop or its connections are saturated.
                 self.lag = 0.9 * self.lag + 0.1 * max(0.0, self.loop.time() - due)
                 if poll.state == segmind.COMPLETED and not poll.outputs and submission.kind == "v2":
+                    await self._slot(gate, poll=True)
                     poll = await client.result(submission)
+                if self.counts_polls:
+                    gate.on_success()
             except segmind.SegmindError as e:
+                if e.code == "provider_rate_limited":
+                    # Not a polling error: the key's gate closes and the poll waits it out.
+                    if not self.counts_polls and not self.warned_poll_429:
+                        self.warned_poll_429 = True
+                        logger.warning(
+                            "Segmind refused a status poll with 429: if it counts polls "
+                            "against the limit, set SEGMIND_RATE_LIMIT_COUNTS_POLLS"
+                        )
+                    closed_for = self._throttle(gate, key, e.retry_after)
+                    delay = max(closed_for, settings.SEGMIND_POLL_INTERVAL_SECONDS)
+                    continue
                 # A garbled status answer is asked again: the request itself is still fine.
                 transient = e.retryable or e.code == "provider_bad_response"
                 errors += 1

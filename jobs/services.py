@@ -39,8 +39,13 @@ from django.utils.text import slugify
 from PIL import Image
 
 from accounts import services as account_services
-from accounts.models import Tenant, User, WebhookEndpoint, WebhookEventType
-from jobs import catalog, fetcher, images, local_engine, provider, scenes
+from accounts.models import (
+    Tenant,
+    User,
+    WebhookEndpoint,
+    WebhookEventType,
+)
+from jobs import catalog, fetcher, images, local_engine, provider, ratelimit, scenes
 from jobs.models import (
     TERMINAL_STATUSES,
     Asset,
@@ -52,8 +57,10 @@ from jobs.models import (
     Preset,
     ProviderIncident,
     ProviderPause,
+    SegmindKeyBudget,
     provider_gave_up_message,
     provider_out_of_credit_message,
+    provider_rate_gave_up_message,
     provider_waiting_message,
 )
 from productstudio.errors import CodedError
@@ -1555,7 +1562,7 @@ def jobs_sweep(*, stale_after: timedelta | None = None, max_attempts: int = 3) -
     ):
         transaction.on_commit(provider.dispatcher_ensure)
     # Jobs waiting for Segmind: a probe once a pause is due, a refund after the limit.
-    expired = jobs_wait_expire()
+    expired = jobs_wait_expire() + jobs_queue_wait_expire()
     provider_pauses_stale_clear()
     jobs_waiting_unpaused_resume()
     probes = provider_probes_start()
@@ -1606,6 +1613,122 @@ def segmind_key_for(*, tenant: Tenant | None) -> SegmindKey | None:
         return None
     last4 = tenant.segmind_key_last4 or key[-4:]
     return SegmindKey(key=key, key_id=segmind_key_id(key), tenant_id=tenant.pk, last4=last4)
+
+
+def jobs_queue_wait_expire() -> int:
+    """Fail the Segmind jobs still queued, unsent, SEGMIND_RATE_WAIT_LIMIT_SECONDS after
+    they were made (their key's rate limit kept them waiting); their credits go back.
+    Returns how many failed. Each fails once: the update is conditional on `queued`."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.SEGMIND_RATE_WAIT_LIMIT_SECONDS)
+    expired = 0
+    stale = Job.objects.segmind_queued().filter(created_at__lt=cutoff)
+    for job_id, created_at in list(stale.values_list("pk", "created_at")):
+        expired += job_fail(
+            job_id=job_id,
+            code="provider_rate_limited",
+            message=provider_rate_gave_up_message(
+                waited_seconds=(now - created_at).total_seconds()
+            ),
+            from_status=JobStatus.QUEUED,
+        )
+    return expired
+
+
+def _budget_gate(budget: SegmindKeyBudget) -> ratelimit.KeyGate:
+    rate = ratelimit.Rate(budget.limit, budget.window_seconds)
+    return ratelimit.KeyGate.from_state(
+        rate, budget.state, retry_after_max=settings.SEGMIND_RETRY_AFTER_MAX_SECONDS
+    )
+
+
+@dataclass(frozen=True)
+class BudgetView:
+    """One key's pacing as an operator sees it (see `segmind_budgets_view`)."""
+
+    budget: SegmindKeyBudget
+    limit: int
+    window_seconds: float
+    adaptive_limit: int
+    used: int
+    throttled_last_hour: int
+    closed_until: datetime | None
+    jobs_waiting: int
+
+
+def segmind_budget_view(*, budget: SegmindKeyBudget, now: datetime | None = None) -> BudgetView:
+    """A key's budget, its use in the current window, its 429s in the last hour and the
+    jobs waiting for it, as of the dispatcher's last save (every few seconds)."""
+    at = (now or timezone.now()).timestamp()
+    gate = _budget_gate(budget)
+    queued = Job.objects.segmind_queued()
+    if budget.tenant_id is None:
+        queued = queued.filter(own_key=False)
+    else:
+        queued = queued.filter(own_key=True, tenant_id=budget.tenant_id)
+    closed = gate.closed_until if gate.closed_until > at else None
+    return BudgetView(
+        budget=budget,
+        limit=budget.limit,
+        window_seconds=budget.window_seconds,
+        adaptive_limit=gate.limit if budget.limit else 0,
+        used=gate.used(at),
+        throttled_last_hour=gate.throttled_within(at, 3600),
+        closed_until=datetime.fromtimestamp(closed, UTC) if closed else None,
+        jobs_waiting=queued.count(),
+    )
+
+
+def _key_gate(key: SegmindKey) -> ratelimit.KeyGate:
+    """The key's gate as the dispatcher last saved it, or a fresh one at its rate."""
+    budget = SegmindKeyBudget.objects.filter(key_id=key.key_id).first()
+    if budget is not None:
+        return _budget_gate(budget)
+    if key.tenant_id is None:
+        rate = ratelimit.parse_rate(settings.SEGMIND_RATE_LIMIT)
+    else:
+        tenant = Tenant.objects.only("segmind_plan", "segmind_rate_limit").get(pk=key.tenant_id)
+        rate = ratelimit.Rate(tenant.segmind_per_minute, 60.0)
+    return ratelimit.KeyGate(rate)
+
+
+def segmind_budget_forecast(
+    *, key: SegmindKey | None, n: int = 1, now: datetime | None = None
+) -> datetime | None:
+    """When the n-th next submission with `key` may go (1: the next one), from its saved
+    budget, if nothing is refused on the way; None without a key. For queue positions:
+    the job n-th in its key's turn order is sent about then."""
+    if key is None:
+        return None
+    at = (now or timezone.now()).timestamp()
+    return datetime.fromtimestamp(_key_gate(key).forecast(at, max(1, n)), UTC)
+
+
+def segmind_budget_room(
+    *, key: SegmindKey | None, seconds: float, now: datetime | None = None
+) -> int:
+    """How many submissions `key` may send within the next `seconds`, from its saved
+    budget (polls that share the budget are not counted)."""
+    if key is None:
+        return 0
+    gate = _key_gate(key)
+    if gate.rate.unlimited:
+        return 1 << 30
+    at = (now or timezone.now()).timestamp()
+    horizon = at + seconds
+    if gate.forecast(at, 1) > horizon:
+        return 0
+    # The forecast grows with n: the largest n still within the horizon.
+    low, high = 1, 2
+    while gate.forecast(at, high) <= horizon:
+        low, high = high, high * 2
+    while high - low > 1:
+        mid = (low + high) // 2
+        if gate.forecast(at, mid) <= horizon:
+            low = mid
+        else:
+            high = mid
+    return low
 
 
 def provider_pause_for(*, key: SegmindKey | None) -> ProviderPause | None:

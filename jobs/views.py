@@ -28,7 +28,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import workspace_view
 from accounts.models import CreditKind, Membership
-from jobs import catalog, samples, scenes, services
+from jobs import catalog, queueing, samples, scenes, services
 from jobs.forms import (
     GALLERY_STATUSES,
     GalleryFilterForm,
@@ -386,6 +386,54 @@ def timing_text(*, status: str, elapsed: float, typical: float | None) -> str:
     return f"{_seconds_words(elapsed)} so far, longer than the usual {_seconds_words(typical)}"
 
 
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _about_words(seconds: float) -> str:
+    """A wait, roughly: seconds under a minute, then minutes, then hours and minutes."""
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def queue_text(*, place: queueing.QueuePlace, engine: str, now: datetime) -> str:
+    """A queued job's place as its page says it: "In line: 12th for Segmind · starts in
+    about 40 s"."""
+    line = "Segmind" if engine == "segmind" else "a worker"
+    wait = (place.estimated_start_at - now).total_seconds()
+    start = "should start any moment" if wait < 1 else f"starts in about {_about_words(wait)}"
+    return f"In line: {_ordinal(place.position)} for {line} · {start}"
+
+
+def _queue_state(job: Job) -> dict[str, Any] | None:
+    """A queued job's place in line for its page (a few queries: one job at a time)."""
+    now = timezone.now()
+    place = queueing.job_queue_place(job=job, now=now)
+    if place is None:
+        return None
+    return {
+        "position": place.position,
+        "ahead": place.ahead,
+        "estimated_start_at": place.estimated_start_at.isoformat(),
+        "text": queue_text(place=place, engine=job.engine, now=now),
+    }
+
+
+def finish_text(*, finish: datetime, now: datetime) -> str:
+    """A batch's estimated finish as its page says it: "Estimated finish: about 3 min
+    (14:32)", the clock in the site's time zone."""
+    wait = (finish - now).total_seconds()
+    clock = timezone.localtime(finish).strftime("%H:%M")
+    if wait < 1:
+        return f"Estimated finish: any moment ({clock})"
+    return f"Estimated finish: about {_about_words(wait)} ({clock})"
+
+
 def _job_state(job: Job, slug: str, *, now: Any = None) -> dict[str, Any]:
     """What a job page or a batch row shows of a job and updates as it runs."""
     return {
@@ -419,6 +467,7 @@ def job_detail(request: HttpRequest, membership: Membership, job_id: UUID) -> Ht
         {
             "job": job,
             "state": _job_state(job, membership.tenant.slug),
+            "queue": _queue_state(job),
             "outputs": outputs,
             "output_size": size,
             "backdrop": backdrop,
@@ -438,6 +487,7 @@ def job_status(request: HttpRequest, membership: Membership, job_id: UUID) -> Js
         {
             **_job_state(job, slug),
             "waiting_message": job.waiting_message,
+            "queue": _queue_state(job),
             "price_note": job.price_note,
             "outputs": _outputs_json(slug, outputs),
         },
@@ -537,6 +587,7 @@ def _batch_state(batch: Batch, jobs: Any, slug: str) -> dict[str, Any]:
     progress = batch.progress()
     complete = progress["total"] > 0 and progress["done"] == progress["total"]
     elapsed = batch.elapsed_seconds(_finished_at(jobs) if complete else now)
+    finish = None if complete else queueing.batch_finish_estimate(batch=batch, now=now)
     return {
         "id": str(batch.id),
         "name": str(batch),
@@ -546,6 +597,8 @@ def _batch_state(batch: Batch, jobs: Any, slug: str) -> dict[str, Any]:
         "elapsed_text": f"{'Took' if complete else 'Running for'} {_seconds_words(elapsed)}",
         "results": progress["succeeded"],
         "retryable": sum(1 for job in jobs if job.status == JobStatus.FAILED and not job.retried),
+        "estimated_finish_at": finish.isoformat() if finish else None,
+        "estimated_finish_text": finish_text(finish=finish, now=now) if finish else "",
         "gallery_url": f"{reverse('gallery', args=[slug])}?batch={batch.id}",
         "jobs": [
             {

@@ -51,6 +51,18 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
 
+def env_rate(name: str, default: str) -> str:
+    """A request rate (`50/min`, `2/s`, `20/6s`, `unlimited`), refused at start-up by name."""
+    from jobs.ratelimit import parse_rate  # pure: no Django, no database
+
+    value = env(name, default)
+    try:
+        parse_rate(value)
+    except ValueError as e:
+        raise ImproperlyConfigured(f"{name}: {e}") from e
+    return value
+
+
 DEBUG = env_bool("DEBUG", False)
 
 # pytest (8.2+) announces itself in PYTEST_VERSION: tests get the development key too, so
@@ -210,6 +222,16 @@ SEGMIND_DOWNLOAD_THREADS = env_int("SEGMIND_DOWNLOAD_THREADS", 4)
 # than the limit fail, and their credits are given back.
 SEGMIND_PAUSE_SECONDS = env_int("SEGMIND_PAUSE_SECONDS", 300)
 SEGMIND_WAIT_LIMIT_SECONDS = env_int("SEGMIND_WAIT_LIMIT_SECONDS", 6 * 60 * 60)
+# Requests the platform's key may send per sliding window (Segmind's plans: 5 or 50 a
+# minute on its docs page, 60, 120, 500 or 1000 on its pricing page). Whether status polls
+# count is not documented: off by default, since Segmind's own SDK polls every second,
+# which a 5-a-minute key could not do if they counted. A 429 closes the key's gate for
+# its Retry-After, at most SEGMIND_RETRY_AFTER_MAX_SECONDS (or a backoff without one);
+# a job that waits to be sent longer than SEGMIND_RATE_WAIT_LIMIT_SECONDS fails, refunded.
+SEGMIND_RATE_LIMIT = env_rate("SEGMIND_RATE_LIMIT", "50/min")
+SEGMIND_RATE_LIMIT_COUNTS_POLLS = env_bool("SEGMIND_RATE_LIMIT_COUNTS_POLLS", False)
+SEGMIND_RETRY_AFTER_MAX_SECONDS = env_int("SEGMIND_RETRY_AFTER_MAX_SECONDS", 300)
+SEGMIND_RATE_WAIT_LIMIT_SECONDS = env_int("SEGMIND_RATE_WAIT_LIMIT_SECONDS", 6 * 60 * 60)
 # What a job run with the workspace's own Segmind key costs in platform credits.
 SEGMIND_OWN_KEY_FEE = env_int("SEGMIND_OWN_KEY_FEE", 0)
 # Encrypts the workspaces' own Segmind keys (a Fernet key); derived from SECRET_KEY

@@ -74,6 +74,11 @@ workspace_patterns = [
     path("presets/<int:preset_id>/delete/", job_views.preset_delete, name="preset_delete"),
     path("settings/", account_views.workspace_settings, name="workspace_settings"),
     path("settings/name/", account_views.workspace_rename, name="workspace_rename"),
+    path(
+        "settings/segmind-plan/",
+        account_views.workspace_segmind_plan,
+        name="workspace_segmind_plan",
+    ),
     path("api-keys/", account_views.api_keys, name="api_keys"),
     path("api-keys/<uuid:key_id>/revoke/", account_views.api_key_revoke, name="api_key_revoke"),
     path("credits/", billing_views.credits, name="credits"),

@@ -3,7 +3,9 @@
 The test process stays on pytest-django's database; this runs with the environment of a
 `tests.cluster.Setup` and prints JSON.
 
-    submit SKU        a bria-product-packshot job for a 64x64 upload with `sku` SKU
+    submit SKU [EMAIL [N]]  a bria-product-packshot job for a 64x64 upload with `sku` SKU
+                      (N of them, SKU-0 to SKU-N-1), in EMAIL's workspace (made if need be)
+    times ID...       each job's status, when it was made and when it was submitted
     job ID            the job's state, its outputs and its Segmind request id
     lease             who holds the Segmind dispatcher's lease, and until when
     sweep             the sweeper, with jobs counted stale at once
@@ -95,23 +97,41 @@ def main(argv: list[str]) -> Any:
             .values_list("pk", "tenant__name", "status")
         ]
     if command == "submit":
-        user = User.objects.filter(email="crash@example.com").first()
+        email = args[1] if len(args) > 1 else "crash@example.com"
+        count = int(args[2]) if len(args) > 2 else 0
+        user = User.objects.filter(email=email).first()
         if user is None:
             user = accounts_services.user_signup(
-                email="crash@example.com", password="crash-test-2026", workspace_name="Crash"
+                email=email, password="crash-test-2026", workspace_name=email.split("@")[0]
             )
         tenant = Membership.objects.get(user=user).tenant
         buffer = io.BytesIO()
         Image.new("RGB", (64, 64), (200, 80, 50)).save(buffer, format="JPEG")
-        upload = SimpleUploadedFile("mug.jpg", buffer.getvalue(), content_type="image/jpeg")
-        job = services.job_submit(
-            tenant=tenant,
-            user=user,
-            model="bria-product-packshot",
-            upload=upload,
-            params={"sku": args[0]},
+        ids = []
+        for sku in [f"{args[0]}-{i}" for i in range(count)] if count else [args[0]]:
+            upload = SimpleUploadedFile("mug.jpg", buffer.getvalue(), content_type="image/jpeg")
+            job = services.job_submit(
+                tenant=tenant,
+                user=user,
+                model="bria-product-packshot",
+                upload=upload,
+                params={"sku": sku},
+            )
+            ids.append(str(job.id))
+        return {"id": ids[0], "ids": ids}
+    if command == "times":
+        rows = Job.objects.filter(pk__in=args).values_list(
+            "pk", "status", "created_at", "submitted_at", "attempts"
         )
-        return {"id": str(job.id)}
+        return {
+            str(pk): {
+                "status": status,
+                "created_at": created.timestamp(),
+                "submitted_at": submitted.timestamp() if submitted else None,
+                "attempts": attempts,
+            }
+            for pk, status, created, submitted, attempts in rows
+        }
     if command == "job":
         job = Job.objects.get(pk=args[0])
         return {

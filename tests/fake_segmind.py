@@ -22,6 +22,15 @@ Several keys (the platform's and workspaces' own) may be accepted, each with its
 account: `faults.out_of_credit(key)` makes that key's submits answer 406 until
 `faults.top_up(key)`, and `stats()["submissions_by_api_key"]` says which key sent what.
 
+Segmind's per-key rate limit: `faults.rate_window(20, 60, retry_after=5, count_polls=True)`
+(or `--rate-limit 20/60s --retry-after 5 --count-polls`) refuses with 429 any request
+that would make more than 20 counted requests with one key within 60 seconds; refused
+requests are not counted. `stats()["rate_by_api_key"]` gives per key the submissions
+accepted and refused, the polls, when every request arrived (`requests`), when each
+accepted submission and each poll arrived (`submitted`, `polled`), and when each 429 was
+sent with which Retry-After (`throttled`; wall-clock seconds), so a test can check that
+nothing was sent before a Retry-After ran out.
+
 HTTP control: GET /_fake/stats, GET /_fake/faults, POST /_fake/faults (JSON),
 POST /_fake/reset. These need no key.
 """
@@ -40,7 +49,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -124,6 +133,28 @@ class Faults:
         self.slow_seconds = 0.0
         self._drop = _Countdown()
         self._output_urls: list[str] = []
+        # Segmind's per-key limit: (n, window seconds, Retry-After or None, polls count).
+        self._window: tuple[int, float, float | None, bool] | None = None
+
+    def rate_window(
+        self,
+        n: int | None = None,
+        window: float = 60.0,
+        retry_after: float | None = None,
+        count_polls: bool = False,
+    ) -> None:
+        """Enforce at most `n` counted requests per key in any `window` seconds (None or
+        0: no limit). Past it, 429 with `Retry-After: retry_after` (no header with None).
+        Submissions always count; status, result and workflow polls only with
+        `count_polls` (output downloads never)."""
+        if (n is not None and n < 0) or window <= 0:
+            raise ValueError("rate_window needs n >= 0 and a positive window")
+        with self._lock:
+            self._window = (int(n), float(window), retry_after, bool(count_polls)) if n else None
+
+    def window_rule(self) -> tuple[int, float, float | None, bool] | None:
+        with self._lock:
+            return self._window
 
     def output_url(self, n: int = 1, url: str = "http://169.254.169.254/latest/") -> None:
         """The next `n` completed results give `url` as their output, instead of the
@@ -242,6 +273,14 @@ class Faults:
                     "seconds": self.slow_seconds,
                 },
                 "drop_connection": {"n": self._drop.remaining, "scope": self._drop.scope},
+                "rate_window": None
+                if self._window is None
+                else {
+                    "n": self._window[0],
+                    "window": self._window[1],
+                    "retry_after": self._window[2],
+                    "count_polls": self._window[3],
+                },
             }
 
     def apply(self, settings: dict[str, Any]) -> None:
@@ -265,6 +304,7 @@ class Faults:
             "output_url",
             "expire",
             "advance",
+            "rate_window",
         }
         if unknown:
             raise ValueError(f"unknown faults: {sorted(unknown)}")
@@ -301,6 +341,12 @@ class Faults:
             self.expire(str(request_id))
         if "advance" in settings:
             self._server.advance(float(settings["advance"]))
+        if "rate_window" in settings:
+            value = settings["rate_window"]
+            if value is None or isinstance(value, int | float):
+                self.rate_window(int(value or 0))
+            else:
+                self.rate_window(**value)
 
     def plan(self, category: Category, json_answer: bool) -> _Plan:
         """Consume the faults that apply to one request, in a fixed order of precedence."""
@@ -457,6 +503,10 @@ class FakeSegmind:
         self._by_api_key: Counter[str] = Counter()
         self._refused_by_api_key: Counter[str] = Counter()
         self._faults_served: Counter[str] = Counter()
+        # Per API key: counted request times in the rate window (monotonic), and what
+        # the stats report (wall-clock times).
+        self._window_sends: dict[str, deque[float]] = {}
+        self._rate_stats: dict[str, dict[str, Any]] = {}
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -549,6 +599,13 @@ class FakeSegmind:
                 "workflow_polls": self._counts["workflow_polls"],
                 "output_downloads": self._counts["output_downloads"],
                 "faults_served": dict(self._faults_served),
+                "rate_by_api_key": {
+                    key: {
+                        name: list(value) if isinstance(value, list) else value
+                        for name, value in entry.items()
+                    }
+                    for key, entry in self._rate_stats.items()
+                },
                 "requests": {
                     job.request_id: {
                         "kind": job.kind,
@@ -603,6 +660,8 @@ class FakeSegmind:
                 if name == "output"
                 else "poll"
             )
+            if category != "output":
+                self._rate_note(_given_key(h), category)
             plan = self.faults.plan(category, json_answer=name != "output")
             if plan.drop:
                 self._served("drop_connection")
@@ -615,6 +674,8 @@ class FakeSegmind:
                 self._served(str(plan.status))
                 if plan.status == 406:
                     self._refused(h)
+                if plan.status == 429:
+                    self._throttled(_given_key(h), category, plan.headers.get("Retry-After"))
                 self._json(h, plan.status, {"error": plan.error}, plan.headers)
                 return
             if plan.malformed:
@@ -623,6 +684,8 @@ class FakeSegmind:
                 return
             if name != "output" and not self._authorized(h):
                 self._json(h, 401, {"error": "Unauthorized: missing or invalid API key"})
+                return
+            if category != "output" and not self._window_admits(h, category):
                 return
             # Segmind authenticates first: only a key it knows can be out of credit.
             if category == "submit" and self.faults.take_key_credits(_given_key(h)):
@@ -662,6 +725,62 @@ class FakeSegmind:
                     job.result_fetches += 1
                 elif name == "output":
                     job.downloads += 1
+
+    def _rate_entry(self, key: str) -> dict[str, Any]:
+        entry = self._rate_stats.get(key)
+        if entry is None:
+            entry = self._rate_stats[key] = {
+                "submissions": 0,
+                "refused_submissions": 0,
+                "polls": 0,
+                "refused_polls": 0,
+                "requests": [],
+                "submitted": [],
+                "polled": [],
+                "throttled": [],
+            }
+        return entry
+
+    def _rate_note(self, key: str, category: Category) -> None:
+        """Every submit or poll attempt with `key`, refused or not, when it arrived."""
+        with self._lock:
+            entry = self._rate_entry(key)
+            entry["requests"].append(round(time.time(), 4))
+            if category == "poll":
+                entry["polls"] += 1
+                entry["polled"].append(round(time.time(), 4))
+
+    def _throttled(self, key: str, category: Category, retry_after: str | None) -> None:
+        with self._lock:
+            entry = self._rate_entry(key)
+            entry["refused_submissions" if category == "submit" else "refused_polls"] += 1
+            after = float(retry_after) if retry_after is not None else None
+            entry["throttled"].append([round(time.time(), 4), after])
+
+    def _window_admits(self, h: _Handler, category: Category) -> bool:
+        """Count the request against its key's window, or answer 429 (not counted)."""
+        rule = self.faults.window_rule()
+        if rule is None:
+            return True
+        n, window, retry_after, count_polls = rule
+        if category == "poll" and not count_polls:
+            return True
+        key = _given_key(h)
+        now = time.monotonic()
+        with self._lock:
+            sends = self._window_sends.setdefault(key, deque())
+            while sends and sends[0] <= now - window:
+                sends.popleft()
+            admitted = len(sends) < n
+            if admitted:
+                sends.append(now)
+        if admitted:
+            return True
+        headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+        self._served("429")
+        self._throttled(key, category, headers.get("Retry-After"))
+        self._json(h, 429, {"error": "Rate Limited: too many requests"}, headers)
+        return False
 
     def _served(self, fault: str) -> None:
         with self._lock:
@@ -743,6 +862,9 @@ class FakeSegmind:
             self._counts["submissions"] += 1
             self._by_key[job.job_key] += 1
             self._by_api_key[_given_key(h)] += 1
+            entry = self._rate_entry(_given_key(h))
+            entry["submissions"] += 1
+            entry["submitted"].append(round(time.time(), 4))
         return job
 
     def _lookup(self, request_id: str, kind: str) -> tuple[_Job, str] | None:
@@ -947,7 +1069,26 @@ def main(argv: list[str] | None = None) -> int:
         "--also-accept", action="append", default=[], help="another key to accept (repeatable)"
     )
     parser.add_argument("--retention", type=float, default=3600.0, help="seconds kept")
+    parser.add_argument(
+        "--rate-limit",
+        default="",
+        help="per-key limit, N/<seconds>s or N/min (e.g. 20/60s): more answers 429",
+    )
+    parser.add_argument(
+        "--retry-after", type=float, default=None, help="the 429's Retry-After (default: none)"
+    )
+    parser.add_argument(
+        "--count-polls", action="store_true", help="status and result polls count too"
+    )
     args = parser.parse_args(argv)
+    rate = None
+    if args.rate_limit:
+        from jobs.ratelimit import parse_rate
+
+        try:
+            rate = parse_rate(args.rate_limit)
+        except ValueError as e:
+            parser.error(f"--rate-limit: {e}")
     fake = FakeSegmind(
         port=args.port,
         latency=args.latency,
@@ -955,6 +1096,10 @@ def main(argv: list[str] | None = None) -> int:
         retention=args.retention,
         api_keys=args.also_accept,
     ).start()
+    if rate is not None:
+        fake.faults.rate_window(
+            rate.limit, rate.window, retry_after=args.retry_after, count_polls=args.count_polls
+        )
     # Flushed at once: scripts and tests read this line to learn the port.
     print(f"fake Segmind listening on {fake.base_url}", flush=True)
     try:

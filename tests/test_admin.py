@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.contrib import admin
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -24,7 +26,7 @@ from accounts.models import (
     WebhookEndpoint,
 )
 from jobs import services
-from jobs.models import Asset, Batch, Job, JobPrice, JobStatus, Preset
+from jobs.models import Asset, Batch, Job, JobPrice, JobStatus, Preset, SegmindKeyBudget
 
 MODELS = [
     User,
@@ -43,6 +45,7 @@ MODELS = [
     Asset,
     Preset,
     Batch,
+    SegmindKeyBudget,
 ]
 
 
@@ -414,3 +417,34 @@ def test_a_batch_page_shows_its_progress(operator_client, tenant):
 
     assert page.status_code == 200
     assert "2 of 3 done (66 %): 1 succeeded, 1 failed, 0 canceled" in page.content.decode()
+
+
+def test_operators_see_each_segmind_keys_budget_use_429s_and_waiting_jobs(
+    operator_client, owner_client, tenant, a_job
+):
+    from jobs.ratelimit import KeyGate, Rate
+
+    now = time.time()
+    gate = KeyGate(Rate(50, 60))
+    for offset in (30, 20, 10):
+        gate.take(now - offset)
+    gate.on_429(now - 5, 600)
+    SegmindKeyBudget.objects.create(
+        key_id="platformkeyid",
+        limit=50,
+        window_seconds=60,
+        adaptive_limit=40,
+        state=gate.to_state(),
+    )
+    Job.objects.filter(pk=a_job.pk).update(engine="segmind", status="queued", own_key=False)
+    url = reverse("admin:jobs_segmindkeybudget_changelist")
+
+    page = operator_client.get(url).content.decode()
+
+    assert "the platform&#x27;s key" in page or "the platform's key" in page
+    assert "50 per 60 s" in page
+    assert '<td class="field-used_in_window">3</td>' in page
+    assert '<td class="field-throttled_last_hour">1</td>' in page
+    assert '<td class="field-jobs_waiting">1</td>' in page
+    assert "closed until" in page
+    assert owner_client.get(url).status_code == 302

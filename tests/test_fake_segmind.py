@@ -358,3 +358,109 @@ def test_a_key_can_be_put_out_of_credit_over_http(fake, client):
 
     client.post("/_fake/faults", json={"top_up": KEY})
     assert client.post("/v2/ai-product-photography", json=PHOTO).status_code == 200
+
+
+# --- Segmind's per-key rate limit, as a sliding window --------------------------------------
+
+
+def _post(fake: FakeSegmind, key: str = KEY) -> httpx.Response:
+    return httpx.post(
+        fake.url("/v2/ai-product-photography"), json=PHOTO, headers={"x-api-key": key}
+    )
+
+
+def test_a_window_limit_refuses_the_request_past_n_per_key_with_its_retry_after():
+    with FakeSegmind(latency=0, api_key=KEY, api_keys=["own-key"]) as fake:
+        fake.faults.rate_window(2, window=30, retry_after=7)
+
+        codes = [_post(fake).status_code for _ in range(3)]
+        third = _post(fake)
+        own = _post(fake, "own-key")
+
+        assert codes == [200, 200, 429]
+        assert third.headers["Retry-After"] == "7"
+        assert own.status_code == 200
+        stats = fake.stats()["rate_by_api_key"]
+        assert fake.stats()["submissions_by_api_key"] == {KEY: 2, "own-key": 1}
+        assert stats[KEY]["submissions"] == 2
+        assert stats[KEY]["refused_submissions"] == 2
+        assert len(stats[KEY]["requests"]) == 4
+        assert [after for _, after in stats[KEY]["throttled"]] == [7, 7]
+
+
+def test_the_window_slides_and_a_429_may_come_without_retry_after():
+    with FakeSegmind(latency=0, api_key=KEY) as fake:
+        fake.faults.rate_window(1, window=0.5)
+
+        first, second = _post(fake), _post(fake)
+        deadline = time.monotonic() + 10
+        while _post(fake).status_code != 200:
+            assert time.monotonic() < deadline
+
+        assert (first.status_code, second.status_code) == (200, 429)
+        assert "Retry-After" not in second.headers
+
+
+def test_polls_count_against_the_window_only_when_asked(fake, client):
+    job = submit(client)
+    fake.faults.rate_window(1, window=60)
+
+    assert client.get(job["status_url"]).status_code == 200
+    assert client.get(job["status_url"]).status_code == 200
+    assert client.post("/v2/ai-product-photography", json=PHOTO).status_code == 200
+
+    fake.reset()
+    job = submit(client)
+    fake.faults.rate_window(1, window=60, count_polls=True)
+    assert client.get(job["status_url"]).status_code == 200
+    assert client.get(job["status_url"]).status_code == 429
+    assert fake.stats()["rate_by_api_key"][KEY]["refused_polls"] == 1
+
+
+def test_the_window_limit_can_be_set_over_http(fake, client):
+    client.post("/_fake/faults", json={"rate_window": {"n": 1, "window": 60, "retry_after": 2}})
+
+    assert client.post("/v2/ai-product-photography", json=PHOTO).status_code == 200
+    assert client.post("/v2/ai-product-photography", json=PHOTO).status_code == 429
+    assert client.get("/_fake/faults").json()["rate_window"]["n"] == 1
+
+    client.post("/_fake/faults", json={"rate_window": None})
+    assert client.post("/v2/ai-product-photography", json=PHOTO).status_code == 200
+
+
+def test_the_command_line_enforces_a_rate_limit():
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.fake_segmind",
+            "--port",
+            "0",
+            "--latency",
+            "0.1",
+            "--rate-limit",
+            "1/60s",
+            "--retry-after",
+            "5",
+            "--count-polls",
+        ],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip().rsplit(" ", 1)[-1]
+        headers = {"x-api-key": "test-key"}
+        answers = [
+            httpx.post(base_url + "/v2/ai-product-photography", json=PHOTO, headers=headers)
+            for _ in range(2)
+        ]
+
+        assert [a.status_code for a in answers] == [200, 429]
+        assert answers[1].headers["Retry-After"] == "5"
+        assert httpx.get(base_url + "/_fake/faults").json()["rate_window"]["count_polls"] is True
+    finally:
+        process.terminate()
+        process.wait(timeout=5)

@@ -152,3 +152,16 @@ def test_every_setting_read_from_the_environment_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     missing = sorted(name for name in names if f"`{name}`" not in readme)
     assert missing == []
+
+
+def test_an_unparsable_segmind_rate_limit_is_refused_at_start_up_naming_the_setting():
+    result = _python("import productstudio.settings", DEBUG="1", SEGMIND_RATE_LIMIT="fast")
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SEGMIND_RATE_LIMIT" in result.stderr
+
+
+def test_segmind_rate_limits_read_per_minute_per_second_or_per_n_seconds():
+    assert _settings_value("s.SEGMIND_RATE_LIMIT", DEBUG="1") == "50/min"
+    assert _settings_value("s.SEGMIND_RATE_LIMIT", DEBUG="1", SEGMIND_RATE_LIMIT="20/6s") == "20/6s"
+    assert _settings_value("s.SEGMIND_RATE_LIMIT_COUNTS_POLLS", DEBUG="1") == "False"

@@ -78,6 +78,9 @@
       if (item.dataset.count === "waiting_for_provider" || item.dataset.count === "canceled") item.hidden = !n;
     });
     $("batch-elapsed").textContent = data.elapsed_text;
+    var estimate = $("batch-estimate");
+    estimate.textContent = data.estimated_finish_text;
+    estimate.hidden = !data.estimated_finish_text;
     $("batch-retry").hidden = !data.retryable;
     var changed = false;
     data.jobs.forEach(function (job) {

@@ -69,6 +69,14 @@
     renderOutputs(data.outputs);
   }
 
+  // A queued job's place in line and estimated start, said again at each poll.
+  function renderQueue(queue) {
+    var line = $("job-queue");
+    if (!line) return;
+    line.textContent = queue ? queue.text : "";
+    line.hidden = !queue;
+  }
+
   var ticker = T.isTerminal(status) ? null : setInterval(renderTiming, 1000);
   T.isTerminal(status) || T.poll(box.dataset.statusUrl, function (data) {
     var changed = data.status !== status;
@@ -76,6 +84,7 @@
     elapsed = data.elapsed_seconds;
     typical = data.typical_seconds;
     since = Date.now();
+    renderQueue(data.queue);
     if (changed) {
       render(data);
       var said = data.label + (data.status === "failed" ? ": " + data.error_message : "");

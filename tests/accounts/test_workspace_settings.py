@@ -90,3 +90,40 @@ def test_the_navigation_leaves_out_sections_not_installed(owner_client, tenant, 
     monkeypatch.setattr(context_processors, "_optional_url", lambda name, slug: "/w/x/batches/")
     page = owner_client.get(reverse("dashboard", args=[tenant.slug])).content.decode()
     assert '<a href="/w/x/batches/">Batches</a>' in page
+
+
+# --- the own Segmind key's plan (its rate limit) -----------------------------------------
+
+
+def _plan(client, tenant: Tenant, **data):
+    return client.post(reverse("workspace_segmind_plan", args=[tenant.slug]), data)
+
+
+def test_the_owner_sets_the_own_keys_plan_and_the_page_shows_its_limit(owner_client, tenant):
+    page = owner_client.get(reverse("workspace_settings", args=[tenant.slug])).content.decode()
+    assert "up to <strong>50 requests a minute</strong>" in page
+
+    response = _plan(owner_client, tenant, segmind_plan="business")
+
+    assert response.status_code == 302
+    assert Tenant.objects.get(pk=tenant.pk).segmind_per_minute == 500
+    _plan(owner_client, tenant, segmind_plan="custom", segmind_rate_limit="7")
+    assert Tenant.objects.get(pk=tenant.pk).segmind_per_minute == 7
+
+
+def test_a_custom_plan_without_a_number_is_refused_naming_the_field(owner_client, tenant):
+    response = _plan(owner_client, tenant, segmind_plan="custom", segmind_rate_limit="")
+
+    assert "segmind_rate_limit: give your key" in response.content.decode()
+    assert Tenant.objects.get(pk=tenant.pk).segmind_plan == "pro-docs"
+    bad = _plan(owner_client, tenant, segmind_plan="platinum")
+    assert "segmind_plan: choose one of Segmind" in bad.content.decode()
+
+
+def test_a_member_cannot_change_the_plan_and_an_outsider_gets_404(
+    member_client, outsider_client, tenant
+):
+    _plan(member_client, tenant, segmind_plan="free")
+    assert Tenant.objects.get(pk=tenant.pk).segmind_plan == "pro-docs"
+    assert _plan(outsider_client, tenant, segmind_plan="free").status_code == 404
+    assert Tenant.objects.get(pk=tenant.pk).segmind_plan == "pro-docs"

@@ -63,6 +63,7 @@ def test_a_queued_jobs_page_shows_the_result_when_the_job_finishes_without_reloa
     page.goto(f"{live_server.url}/w/{tenant.slug}/jobs/{job.id}/")
     badge = page.locator("#job-status .status")
     assert badge.inner_text() == "Queued"
+    assert page.locator("#job-queue").inner_text().startswith("In line: 1st for a worker · ")
     assert page.get_by_alt_text("The result of this job").count() == 0
     _shot(page, "job-queued")
     _mark_the_page(page)
@@ -78,6 +79,7 @@ def test_a_queued_jobs_page_shows_the_result_when_the_job_finishes_without_reloa
     assert page.get_by_role("link", name="Download").is_visible()
     assert page.locator("#job-pending").is_hidden()
     assert page.locator("#job-cancel").is_hidden()
+    assert page.locator("#job-queue").is_hidden()
     assert _still_the_same_page(page)
     _shot(page, "job-done-live")
 
@@ -94,6 +96,7 @@ def test_a_batch_page_follows_its_jobs_and_offers_a_retry_for_the_failed_one(
     page.goto(f"{live_server.url}/w/{tenant.slug}/batches/{batch.id}/")
     label = page.locator("#batch-progress-label")
     assert label.inner_text() == "0 of 2 done"
+    assert page.locator("#batch-estimate").inner_text().startswith("Estimated finish: ")
     assert page.locator("#batch-retry").is_hidden()
     _mark_the_page(page)
 
@@ -109,6 +112,7 @@ def test_a_batch_page_follows_its_jobs_and_offers_a_retry_for_the_failed_one(
     assert row.locator(".job-error").inner_text() == "No product found."
     assert page.locator(f'tr[data-job-id="{first.id}"] .status').inner_text() == "Succeeded"
     assert page.locator("#batch-retry").is_visible()
+    assert page.locator("#batch-estimate").is_hidden()
     assert _still_the_same_page(page)
     _shot(page, "batch-done-live")
 

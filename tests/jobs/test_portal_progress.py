@@ -334,7 +334,8 @@ def test_the_batch_page_and_status_take_as_many_queries_for_50_jobs_as_for_5(
     few = _queries(owner_client, reverse(route, args=[tenant.slug, small.id]))
     with django_assert_max_num_queries(few):
         owner_client.get(reverse(route, args=[tenant.slug, large.id]))
-    assert few <= 12
+    # The estimated finish takes a few of them (its last queued job's place in line).
+    assert few <= 18
 
 
 def test_an_outsider_gets_404_for_a_batch_even_through_their_own_workspace(
