@@ -340,6 +340,9 @@ class _Dispatcher:
         self.gates: dict[str, ratelimit.KeyGate] = {}
         self.gate_tenants: dict[str, int | None] = {}
         self.reserved: Counter[str] = Counter()
+        # When each workspace (and key: own or not) last had a job claimed, for turns.
+        self.served: dict[tuple[int, bool], int] = {}
+        self.claims = 0
         self.tenant_rates: dict[int, ratelimit.Rate] = {}
         self.warned_poll_429 = False
         # Probes under way: job id -> the pause that an accepted submit clears.
@@ -557,8 +560,11 @@ class _Dispatcher:
                 queued = queued.exclude(own_key=True, tenant_id__in=spent)
         # A plain read first: most ticks find nothing queued, and on SQLite every
         # transaction below takes the database's write lock. Turns: each workspace's
-        # oldest queued job (per key) first, then each one's second, and so on.
-        rows = list(
+        # oldest queued job (per key) first, then each one's second, and so on; within a
+        # turn, the workspace served longest ago first (a batch's next job is always
+        # older than another shop's new one, so age alone would put the batch first).
+        take = min(room, CLAIM_BATCH)
+        candidates = list(
             queued.annotate(
                 turn=Window(
                     RowNumber(),
@@ -566,9 +572,13 @@ class _Dispatcher:
                     order_by=F("created_at").asc(),
                 )
             )
+            .filter(turn__lte=take)
             .order_by("turn", "created_at")
-            .values_list("pk", "tenant_id", "own_key")[: min(room, CLAIM_BATCH)]
+            .values_list("pk", "tenant_id", "own_key", "turn", "created_at")[:CLAIM_BATCH]
         )
+        served = self.served
+        candidates.sort(key=lambda r: (r[3], served.get((r[1], r[2]), 0), r[4]))
+        rows = [(pk, tenant_id, own) for pk, tenant_id, own, _, _ in candidates]
         if full and not rows and Job.objects.segmind_queued().exists():
             self.held_back = True  # waiting for a key's budget, not out of work
         if not rows:
@@ -587,6 +597,8 @@ class _Dispatcher:
                     continue
                 budget[row_key.key_id] -= 1
             waiting.append(job_id)
+            if len(waiting) >= take:
+                break
         if not waiting:
             return 0
         claimed_at = timezone.now()
@@ -653,6 +665,8 @@ class _Dispatcher:
                 continue
             if job.pk in probe_of:
                 self.probes[job.pk] = probe_of[job.pk]
+            self.claims += 1
+            self.served[(job.tenant_id, job.own_key)] = self.claims
             self.reserved[key.key_id] += 1
             self.pending.add(job.pk)
             self.submitting.add(job.pk)

@@ -302,7 +302,7 @@ def test_an_own_keys_budget_is_apart_from_the_platforms(
     key = services.segmind_key_for(tenant=None)
     assert services.segmind_budget_room(key=key, seconds=30) == 0
     own = services.segmind_key_for(tenant=other_shop)
-    assert services.segmind_budget_room(key=own, seconds=1) >= 500
+    assert services.segmind_budget_room(key=own, seconds=60) >= 500
 
 
 # --- the budget itself (pure) ----------------------------------------------------------------
@@ -345,20 +345,36 @@ def test_the_adaptive_limit_drops_once_per_429_burst_and_recovers_slowly():
     gate.take(5.5)
     assert gate.available(5.6) == 0
     gate.on_success()
-    assert gate.available(5.7) == 39
-    assert gate.available(70.0) == 42  # one clean window: +5% of 50, not back to 50
+    assert gate.used(5.7) == 1 and gate.available(5.7) >= 1
+    gate.used(70.0)
+    assert gate.limit == 42  # one clean window: +5% of 50, not back to 50
     state = ratelimit.KeyGate.from_state(gate.rate, gate.to_state())
     assert state.limit == gate.limit and list(state.sends) == list(gate.sends)
 
 
 def test_the_forecast_says_when_the_nth_next_request_may_go():
-    gate = ratelimit.KeyGate(ratelimit.Rate(2, 10))
+    gate = ratelimit.KeyGate(ratelimit.Rate(2, 10))  # one every 5 s, two in any 10 s
     gate.take(0.0)
     gate.take(1.0)
 
     assert gate.forecast(2.0, 1) == pytest.approx(10.0 + gate.margin)
-    assert gate.forecast(2.0, 2) == pytest.approx(11.0 + gate.margin)
+    assert gate.forecast(2.0, 2) == pytest.approx(15.0 + gate.margin)
     assert gate.forecast(2.0, 3) == pytest.approx(20.0 + 2 * gate.margin)
+
+
+def test_requests_are_spread_over_the_window_not_sent_at_once():
+    gate = ratelimit.KeyGate(ratelimit.Rate(30, 6))  # 5 a second, a burst of 3
+    sent: list[float] = []
+    now = 0.0
+    while now < 6.0:
+        while gate.available(now) > 0:
+            gate.take(now)
+            sent.append(now)
+        now += 0.05
+    # A burst of 3 at once, then one every 0.2 s: never more than 3 + 1 in 0.2 s.
+    assert _most_in_any_window(sent, 0.2) <= 4
+    assert 29 <= len(sent) <= 31
+    assert gate.wait(6.0) <= 0.2
 
 
 def test_a_new_plan_starts_the_adaptive_limit_afresh():
