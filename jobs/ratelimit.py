@@ -202,7 +202,7 @@ class KeyGate:
         return now < self.closed_until or (self.probing and self.probe_out)
 
     def take(self, now: float) -> None:
-        """A counted request goes now."""
+        """A counted request goes now (then `settle` it with the time of its answer)."""
         if self.probing:
             self.probe_out = True
         if not self.rate.unlimited:
@@ -210,6 +210,23 @@ class KeyGate:
             self.tokens -= 1.0
             self.sends.append(now)
             self.dirty = True
+
+    def settle(self, sent_at: float, answered_at: float) -> None:
+        """A counted request sent at `sent_at` was answered at `answered_at`: Segmind
+        counted it when it arrived, somewhere in between, so it stays in the window until
+        a window after the answer (a request held up on its way cannot make the next one
+        early)."""
+        if self.rate.unlimited or answered_at <= sent_at:
+            return
+        try:
+            self.sends.remove(sent_at)
+        except ValueError:
+            return  # already out of the window
+        # Usually the newest, or nearly: insert from the right.
+        index = len(self.sends)
+        while index > 0 and self.sends[index - 1] > answered_at:
+            index -= 1
+        self.sends.insert(index, answered_at)
 
     def forecast(self, now: float, n: int) -> float:
         """When the n-th next counted request (1-based) may go, if nothing is refused."""

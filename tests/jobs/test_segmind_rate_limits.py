@@ -386,3 +386,12 @@ def test_a_new_plan_starts_the_adaptive_limit_afresh():
     bigger = ratelimit.KeyGate.from_state(ratelimit.Rate(500, 60), gate.to_state())
 
     assert (same.limit, bigger.limit) == (40, 500)
+
+
+def test_a_request_counts_in_the_window_from_its_answer_not_its_sending():
+    gate = ratelimit.KeyGate(ratelimit.Rate(1, 10))
+    gate.take(0.0)
+    gate.settle(0.0, 2.5)  # Segmind may have counted it as late as 2.5
+
+    assert gate.wait(10.5) > 0
+    assert gate.forecast(3.0, 1) == pytest.approx(12.5 + gate.margin)
