@@ -150,6 +150,11 @@ def run(args: argparse.Namespace, fake: RateLimitedFake) -> dict[str, Any]:
             if r["status"] == JobStatus.SUCCEEDED
         ],
         "submissions": key_stats.get("submissions", 0),
+        "submitted_span": (
+            max(key_stats["submitted"]) - min(key_stats["submitted"])
+            if key_stats.get("submitted")
+            else 0.0
+        ),
         "refused": key_stats.get("refused_submissions", 0),
         "refused_polls": key_stats.get("refused_polls", 0),
         "polls": stats["status_polls"] + stats["result_fetches"],
@@ -179,6 +184,10 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> bool:
         ("ratio to N/R + L", f"{result['makespan'] / limit_a:.3f}"),
         ("ratio counting B's jobs in A's time too", f"{result['makespan'] / limit_ab:.3f}"),
         ("B's jobs (of them during A's batch)", f"{result['b_jobs']} ({result['b_during']})"),
+        (
+            "submissions a second, first to last (the pace)",
+            f"{(result['submissions'] - 1) / max(result['submitted_span'], 1e-9):.2f}",
+        ),
         (
             "submissions refused with 429",
             f"{result['refused']} of {attempts} ({refused_share:.2%})",

@@ -37,10 +37,12 @@ THROTTLE_MEMORY_SECONDS = 3600.0
 # Without Retry-After: the first backoff is one slot of the budget (at least this), then
 # doubles with each consecutive 429.
 BACKOFF_MIN_SECONDS = 1.0
-# Segmind counts a request when it arrives, we when we send it: a slot frees this much
-# later than the window says (a share of the window, between 0.1 s and a second).
-MARGIN_SHARE = 0.02
-MARGIN_MIN_SECONDS = 0.1
+# Segmind counts a request when it arrives, somewhere between our sending it and its
+# answer; a sent request counts from its answer (`settle`), and a slot frees this much
+# later again than the window says, for clocks and rounding (half a percent of the
+# window, between 0.02 s and a second).
+MARGIN_SHARE = 0.005
+MARGIN_MIN_SECONDS = 0.02
 MARGIN_MAX_SECONDS = 1.0
 # Requests that may go at once after an idle spell, as a share of the limit (at least 1).
 BURST_SHARE = 0.1
