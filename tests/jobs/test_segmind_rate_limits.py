@@ -114,7 +114,10 @@ def test_a_batch_larger_than_the_window_finishes_with_no_failed_job_and_no_429(
     # Paced, not found by refusals: a loaded machine may see one late arrival at most.
     assert stats["refused_submissions"] <= 1
     assert _most_in_any_window(stats["submitted"], 2.0) <= 4
-    assert all(job.attempts == 1 for job in Job.objects.filter(pk__in=[j.pk for j in jobs]))
+    for job in Job.objects.filter(pk__in=[j.pk for j in jobs]):
+        assert job.attempts == 1
+        kinds = list(job.credit_entries.values_list("kind", flat=True).order_by("id"))
+        assert kinds == [CreditKind.HOLD, CreditKind.CAPTURE]
 
 
 def test_the_windows_history_is_kept_for_the_next_dispatcher(
@@ -187,6 +190,19 @@ def test_a_429_without_retry_after_leaves_jobs_queued_uncharged_and_lowers_the_b
     budget = SegmindKeyBudget.objects.get(tenant=None)
     assert budget.adaptive_limit == pytest.approx(40.0)
     assert budget.state["throttles"]
+
+
+def test_a_429_on_a_poll_is_waited_out_not_counted_as_a_polling_error(
+    fake, settings, tenant, owner, priced, product_jpeg
+):
+    settings.SEGMIND_POLL_MAX_ERRORS = 2
+    fake.faults.rate_limit(4, retry_after=0.3, scope="poll")
+    jobs = _queue(tenant, owner, product_jpeg, n=1)
+
+    _dispatch_until(_all_finished(jobs), seconds=30)
+
+    assert fake.stats()["faults_served"]["429"] == 4
+    assert fake.stats()["submissions"] == 1
 
 
 def test_a_huge_retry_after_is_capped_and_logged(
