@@ -340,6 +340,9 @@ class _Dispatcher:
         self.gates: dict[str, ratelimit.KeyGate] = {}
         self.gate_tenants: dict[str, int | None] = {}
         self.reserved: Counter[str] = Counter()
+        # When each workspace (and key: own or not) last had a job claimed, for turns.
+        self.served: dict[tuple[int, bool], int] = {}
+        self.claims = 0
         self.tenant_rates: dict[int, ratelimit.Rate] = {}
         self.warned_poll_429 = False
         # Probes under way: job id -> the pause that an accepted submit clears.
@@ -469,15 +472,16 @@ class _Dispatcher:
                 },
             )
 
-    async def _slot(self, gate: ratelimit.KeyGate, *, poll: bool) -> bool:
-        """Wait for a slot in the key's budget and take it. A poll waits as long as it
-        takes (and goes before submissions); a submission gives up (False) when the gate
-        is closed or the wait would be long: its job goes back to the queue."""
+    async def _slot(self, gate: ratelimit.KeyGate, *, poll: bool) -> float | None:
+        """Wait for a slot in the key's budget and take it; returns when (0.0 for a poll
+        that is not counted). A poll waits as long as it takes (and goes before
+        submissions); a submission gives up (None) when the gate is closed or the wait
+        would be long: its job goes back to the queue."""
         if poll and not self.counts_polls:
             # Not counted, but Segmind's Retry-After is for the key: polls wait it out too.
             while (closed_for := gate.closed_until - time.time()) > 0:
                 await asyncio.sleep(closed_for)
-            return True
+            return 0.0
         began = time.monotonic()
         if poll:
             gate.polls_waiting += 1
@@ -485,15 +489,15 @@ class _Dispatcher:
             while True:
                 now = time.time()
                 if not poll and gate.closed(now):
-                    return False
+                    return None
                 wait = gate.wait(now)
                 if not poll and gate.polls_waiting:
                     wait = max(wait, 0.05)
                 if wait <= 0:
                     gate.take(now)
-                    return True
+                    return now
                 if not poll and time.monotonic() - began + wait > SLOT_WAIT_SECONDS:
-                    return False
+                    return None
                 await asyncio.sleep(min(wait, 1.0))
         finally:
             if poll:
@@ -557,8 +561,11 @@ class _Dispatcher:
                 queued = queued.exclude(own_key=True, tenant_id__in=spent)
         # A plain read first: most ticks find nothing queued, and on SQLite every
         # transaction below takes the database's write lock. Turns: each workspace's
-        # oldest queued job (per key) first, then each one's second, and so on.
-        rows = list(
+        # oldest queued job (per key) first, then each one's second, and so on; within a
+        # turn, the workspace served longest ago first (a batch's next job is always
+        # older than another shop's new one, so age alone would put the batch first).
+        take = min(room, CLAIM_BATCH)
+        candidates = list(
             queued.annotate(
                 turn=Window(
                     RowNumber(),
@@ -566,9 +573,13 @@ class _Dispatcher:
                     order_by=F("created_at").asc(),
                 )
             )
+            .filter(turn__lte=take)
             .order_by("turn", "created_at")
-            .values_list("pk", "tenant_id", "own_key")[: min(room, CLAIM_BATCH)]
+            .values_list("pk", "tenant_id", "own_key", "turn", "created_at")[:CLAIM_BATCH]
         )
+        served = self.served
+        candidates.sort(key=lambda r: (r[3], served.get((r[1], r[2]), 0), r[4]))
+        rows = [(pk, tenant_id, own) for pk, tenant_id, own, _, _ in candidates]
         if full and not rows and Job.objects.segmind_queued().exists():
             self.held_back = True  # waiting for a key's budget, not out of work
         if not rows:
@@ -587,6 +598,8 @@ class _Dispatcher:
                     continue
                 budget[row_key.key_id] -= 1
             waiting.append(job_id)
+            if len(waiting) >= take:
+                break
         if not waiting:
             return 0
         claimed_at = timezone.now()
@@ -653,6 +666,8 @@ class _Dispatcher:
                 continue
             if job.pk in probe_of:
                 self.probes[job.pk] = probe_of[job.pk]
+            self.claims += 1
+            self.served[(job.tenant_id, job.own_key)] = self.claims
             self.reserved[key.key_id] += 1
             self.pending.add(job.pk)
             self.submitting.add(job.pk)
@@ -814,7 +829,8 @@ class _Dispatcher:
             )
             failures = 0
             while True:
-                if not await self._slot(gate, poll=False):
+                sent_at = await self._slot(gate, poll=False)
+                if sent_at is None:
                     self._emit(_Throttled(job.pk))
                     return
                 if reserved:
@@ -823,6 +839,7 @@ class _Dispatcher:
                 try:
                     submission = await client.submit(spec.slug, spec.kind, payload)
                 except segmind.SegmindError as e:
+                    gate.settle(sent_at, time.time())
                     if e.code == "provider_rate_limited":
                         # Not a failure: the job waits for the key's gate, in the queue.
                         self._throttle(gate, key, e.retry_after)
@@ -836,6 +853,7 @@ class _Dispatcher:
                         segmind.backoff_delay(failures - 1, retry_after=e.retry_after)
                     )
                     continue
+                gate.settle(sent_at, time.time())
                 gate.on_success()
                 break
         except segmind.SegmindError as e:
@@ -914,16 +932,24 @@ class _Dispatcher:
         while True:
             due = self.loop.time() + delay
             await asyncio.sleep(delay)
-            await self._slot(gate, poll=True)
+            sent_at = await self._slot(gate, poll=True)
             self.counts["polled"] += 1
             try:
-                poll = await client.status(submission)
+                try:
+                    poll = await client.status(submission)
+                finally:
+                    if sent_at:
+                        gate.settle(sent_at, time.time())
                 # From when the poll was due to its answer: a few milliseconds when the
                 # dispatcher keeps up; more when its loop or its connections are saturated.
                 self.lag = 0.9 * self.lag + 0.1 * max(0.0, self.loop.time() - due)
                 if poll.state == segmind.COMPLETED and not poll.outputs and submission.kind == "v2":
-                    await self._slot(gate, poll=True)
-                    poll = await client.result(submission)
+                    sent_at = await self._slot(gate, poll=True)
+                    try:
+                        poll = await client.result(submission)
+                    finally:
+                        if sent_at:
+                            gate.settle(sent_at, time.time())
                 if self.counts_polls:
                     gate.on_success()
             except segmind.SegmindError as e:

@@ -7,6 +7,10 @@ asks it before every request it counts, and tells it about every 429. `to_state`
 - The budget: at most `limit` counted requests in any `window` seconds. What was sent is
   kept as send times; a request may go once fewer than `limit` of them are younger than
   `window` (less a small margin for the time a request takes to arrive).
+- The pace: requests are also spread at `limit / window` a second, with a small burst
+  (a tenth of the limit). A full window's worth sent at once would leave the key idle
+  for the rest of the window, and a job that arrives meanwhile (another shop's) would
+  wait for the whole window instead of one slot.
 - The gate: a 429 closes it until its Retry-After (capped at `retry_after_max`), or for
   an exponential backoff with jitter when Segmind gave none. When it opens again, one
   request goes first (a probe); the rest follow once that one is not refused.
@@ -33,11 +37,15 @@ THROTTLE_MEMORY_SECONDS = 3600.0
 # Without Retry-After: the first backoff is one slot of the budget (at least this), then
 # doubles with each consecutive 429.
 BACKOFF_MIN_SECONDS = 1.0
-# Segmind counts a request when it arrives, we when we send it: a slot frees this much
-# later than the window says (a share of the window, between 0.1 s and a second).
-MARGIN_SHARE = 0.02
-MARGIN_MIN_SECONDS = 0.1
+# Segmind counts a request when it arrives, somewhere between our sending it and its
+# answer; a sent request counts from its answer (`settle`), and a slot frees this much
+# later again than the window says, for clocks and rounding (half a percent of the
+# window, between 0.02 s and a second).
+MARGIN_SHARE = 0.005
+MARGIN_MIN_SECONDS = 0.02
 MARGIN_MAX_SECONDS = 1.0
+# Requests that may go at once after an idle spell, as a share of the limit (at least 1).
+BURST_SHARE = 0.1
 
 _RATE_RE = re.compile(
     r"^\s*(\d+)\s*/\s*(?:(\d+(?:\.\d+)?)\s*)?(s|sec|second|m|min|minute|h|hour)\s*$"
@@ -107,6 +115,9 @@ class KeyGate:
         self.probing = False
         self.probe_out = False
         self.recovered_at = 0.0
+        # The pace's token bucket (starts full).
+        self.tokens = float(self.burst)
+        self.refilled_at: float | None = None
         # Requests that want a slot now, by kind: polls go before submissions.
         self.polls_waiting = 0
         self.dirty = False
@@ -117,6 +128,21 @@ class KeyGate:
     def limit(self) -> int:
         """How many requests the window holds now (the adaptive limit, whole)."""
         return max(1, int(self.adaptive))
+
+    @property
+    def burst(self) -> int:
+        return max(1, round(self.limit * BURST_SHARE))
+
+    @property
+    def pace(self) -> float:
+        """Requests a second the key is paced at."""
+        return self.limit / self.rate.window
+
+    def _refill(self, now: float) -> None:
+        if self.refilled_at is not None and now > self.refilled_at:
+            self.tokens = min(float(self.burst), self.tokens + (now - self.refilled_at) * self.pace)
+        if self.refilled_at is None or now > self.refilled_at:
+            self.refilled_at = now
 
     @property
     def margin(self) -> float:
@@ -158,7 +184,8 @@ class KeyGate:
         if self.probing:
             return 0 if self.probe_out else 1
         self._prune(now)
-        return max(0, self.limit - len(self.sends))
+        self._refill(now)
+        return max(0, min(self.limit - len(self.sends), int(self.tokens)))
 
     def wait(self, now: float) -> float:
         """Seconds until one counted request may go (0: now)."""
@@ -169,33 +196,57 @@ class KeyGate:
         if self.probing:
             return 0.1  # the probe's answer decides
         oldest = self.sends[len(self.sends) - self.limit] if len(self.sends) >= self.limit else now
-        return max(0.01, oldest + self.rate.window + self.margin - now)
+        by_window = oldest + self.rate.window + self.margin - now
+        by_pace = (1.0 - self.tokens) / self.pace
+        return max(0.01, by_window, by_pace)
 
     def closed(self, now: float) -> bool:
         return now < self.closed_until or (self.probing and self.probe_out)
 
     def take(self, now: float) -> None:
-        """A counted request goes now."""
+        """A counted request goes now (then `settle` it with the time of its answer)."""
         if self.probing:
             self.probe_out = True
         if not self.rate.unlimited:
+            self._refill(now)
+            self.tokens -= 1.0
             self.sends.append(now)
             self.dirty = True
+
+    def settle(self, sent_at: float, answered_at: float) -> None:
+        """A counted request sent at `sent_at` was answered at `answered_at`: Segmind
+        counted it when it arrived, somewhere in between, so it stays in the window until
+        a window after the answer (a request held up on its way cannot make the next one
+        early)."""
+        if self.rate.unlimited or answered_at <= sent_at:
+            return
+        try:
+            self.sends.remove(sent_at)
+        except ValueError:
+            return  # already out of the window
+        # Usually the newest, or nearly: insert from the right.
+        index = len(self.sends)
+        while index > 0 and self.sends[index - 1] > answered_at:
+            index -= 1
+        self.sends.insert(index, answered_at)
 
     def forecast(self, now: float, n: int) -> float:
         """When the n-th next counted request (1-based) may go, if nothing is refused."""
         if self.rate.unlimited:
             return max(now, self.closed_until)
         self._prune(now)
+        self._refill(now)
         start = max(now, self.closed_until)
         slots = list(self.sends)
-        when = start
         period = self.rate.window + self.margin
+        tokens = min(float(self.burst), self.tokens + (start - now) * self.pace)
+        at = when = start
         for _ in range(n):
-            if len(slots) >= self.limit:
-                when = max(start, slots[len(slots) - self.limit] + period)
-            else:
-                when = start
+            by_window = slots[len(slots) - self.limit] + period if len(slots) >= self.limit else at
+            by_pace = at + max(0.0, 1.0 - tokens) / self.pace
+            when = max(at, by_window, by_pace)
+            tokens = min(float(self.burst), tokens + (when - at) * self.pace) - 1.0
+            at = when
             slots.append(when)
         return when
 

@@ -45,6 +45,7 @@ POST_ONLY = {
     "team_remove",
     "team_revoke_invitation",
     "workspace_rename",
+    "workspace_segmind_plan",
 }
 
 
