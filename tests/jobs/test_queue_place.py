@@ -138,13 +138,15 @@ def test_an_own_keys_queue_is_apart_from_the_platforms(tenant: Tenant, other_sho
 def test_the_start_follows_the_keys_budget(settings: Any, tenant: Tenant) -> None:
     now = timezone.now()
     jobs = [_job(tenant, i) for i in range(8)]
-    # 6 a minute and nothing sent yet: six go now, the seventh a window later.
-    assert _place(jobs[5], now).estimated_start_at == now
-    later = _place(jobs[6], now).estimated_start_at
-    assert 60 <= (later - now).total_seconds() <= 62
-    # A higher limit brings it in.
+    # 6 a minute, spread evenly from an idle key: the first now, then one every 10 s.
+    assert _place(jobs[0], now).estimated_start_at == now
+    sixth = (_place(jobs[5], now).estimated_start_at - now).total_seconds()
+    assert 49 <= sixth <= 51
+    seventh = (_place(jobs[6], now).estimated_start_at - now).total_seconds()
+    assert 59 <= seventh <= 62
+    # A higher limit brings it in: 60 a minute is one a second, six at once.
     settings.SEGMIND_RATE_LIMIT = "60/min"
-    assert _place(jobs[6], now).estimated_start_at == now
+    assert (_place(jobs[6], now).estimated_start_at - now).total_seconds() <= 2
 
 
 def test_a_closed_gate_pushes_the_start_out(tenant: Tenant) -> None:
@@ -170,12 +172,13 @@ def test_requests_sent_in_the_window_take_the_budget(tenant: Tenant) -> None:
 
 def test_an_own_key_starts_from_the_workspaces_plan(tenant: Tenant) -> None:
     now = timezone.now()
-    tenant.segmind_plan = SegmindPlan.FREE  # 5 a minute
+    tenant.segmind_plan = SegmindPlan.FREE  # 5 a minute: one every 12 s
     tenant.save()
     jobs = [_job(tenant, i, own_key=True) for i in range(6)]
-    assert _place(jobs[4], now).estimated_start_at == now
-    assert (_place(jobs[5], now).estimated_start_at - now).total_seconds() >= 60
-    tenant.segmind_plan = SegmindPlan.PRO  # 120 a minute
+    assert _place(jobs[0], now).estimated_start_at == now
+    assert 47 <= (_place(jobs[4], now).estimated_start_at - now).total_seconds() <= 49
+    assert (_place(jobs[5], now).estimated_start_at - now).total_seconds() >= 59
+    tenant.segmind_plan = SegmindPlan.PRO  # 120 a minute: two a second, twelve at once
     tenant.save()
     assert _place(jobs[5], now).estimated_start_at == now
 
