@@ -346,6 +346,21 @@ class ProviderPauseAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/jobs/providerpause/clear.html", context)
 
 
+class KeyOwnerFilter(admin.SimpleListFilter):
+    title = "whose key"
+    parameter_name = "owner"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("platform", "The platform's key"), ("own", "Workspaces' own keys")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "platform":
+            return queryset.filter(tenant__isnull=True)
+        if self.value() == "own":
+            return queryset.filter(tenant__isnull=False)
+        return queryset
+
+
 @admin.register(SegmindKeyBudget)
 class SegmindKeyBudgetAdmin(admin.ModelAdmin):
     """Each Segmind key's pacing, as the dispatcher last saved it (every few seconds while
@@ -363,7 +378,7 @@ class SegmindKeyBudgetAdmin(admin.ModelAdmin):
         "jobs_waiting",
         "updated_at",
     ]
-    list_filter = [("tenant", admin.EmptyFieldListFilter), "tenant"]
+    list_filter = [KeyOwnerFilter, "tenant"]
     search_fields = ["key_id", "tenant__name", "tenant__slug"]
     list_select_related = ["tenant"]
     readonly_fields = (

@@ -75,6 +75,8 @@
     if (!line) return;
     line.textContent = queue ? queue.text : "";
     line.hidden = !queue;
+    // Waiting its turn is not taking longer than usual: the line says when it starts.
+    show("job-progress", !queue && status !== "waiting_for_provider");
   }
 
   var ticker = T.isTerminal(status) ? null : setInterval(renderTiming, 1000);
@@ -84,12 +86,12 @@
     elapsed = data.elapsed_seconds;
     typical = data.typical_seconds;
     since = Date.now();
-    renderQueue(data.queue);
     if (changed) {
       render(data);
       var said = data.label + (data.status === "failed" ? ": " + data.error_message : "");
       $("job-announce").textContent = "Job status: " + said;
     }
+    renderQueue(data.queue);
     renderTiming();
     if (data.terminal) { clearInterval(ticker); return true; }
     return changed ? "changed" : false;

@@ -365,12 +365,15 @@ def test_the_job_page_and_its_status_say_a_queued_jobs_place(
     job = _job(tenant, 1)
     page = client.get(reverse("job_detail", args=[tenant.slug, job.pk])).content.decode()
     assert '<p id="job-queue" class="muted">In line: 2nd for Segmind' in page
+    # Waiting its turn is not "longer than usual": the time bar waits for the start.
+    assert '<div id="job-progress" class="job-progress" hidden>' in page
     data = client.get(reverse("job_status", args=[tenant.slug, job.pk])).json()
     assert data["queue"]["position"] == 2
     assert data["queue"]["text"].startswith("In line: 2nd for Segmind · ")
     Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
     page = client.get(reverse("job_detail", args=[tenant.slug, job.pk])).content.decode()
     assert '<p id="job-queue" class="muted" hidden>' in page
+    assert '<div id="job-progress" class="job-progress">' in page
     assert client.get(reverse("job_status", args=[tenant.slug, job.pk])).json()["queue"] is None
 
 
