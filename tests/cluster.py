@@ -19,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,3 +190,37 @@ def stop_cluster(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+
+
+@contextmanager
+def running_cluster(
+    env: dict[str, str], *, workers: int = 2, webhooks: bool = False
+) -> Iterator[Setup]:
+    """A fresh database (on the PostgreSQL server of DATABASE_URL when it names one, else
+    SQLite) with `env`, and a real jobs cluster on it (and the webhooks cluster too, with
+    `webhooks`); stopped and dropped at the end. For tests' module-scoped fixtures."""
+    database_url = os.environ.get("DATABASE_URL", "")
+    setup = Setup.create(database_url if database_url.startswith("postgres") else None, env)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs.append(start_cluster(setup, workers=workers)[0])
+        if webhooks:
+            procs.append(start_cluster(setup, name="webhooks")[0])
+        yield setup
+    finally:
+        for proc in reversed(procs):
+            stop_cluster(proc)
+        setup.drop()
+
+
+def wait_for(
+    what: str, check: Callable[[], Any], timeout: float = 180.0, every: float = 0.3
+) -> Any:
+    """`check()`'s first true value, asked every `every` seconds; fails after `timeout`
+    (generous: a loaded machine is slow, and the wait ends as soon as the state is there)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -4,22 +4,17 @@ cluster, a share per workspace)."""
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster import Setup, start_cluster, stop_cluster
+from tests.cluster import Setup, running_cluster, wait_for
 from tests.http_server import HangingServer, LocalServer
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Setup]:
-    database_url = os.environ.get("DATABASE_URL", "")
-    setup = Setup.create(
-        database_url if database_url.startswith("postgres") else None,
+    with running_cluster(
         {
             "SEGMIND_API_KEY": "",
             "FETCH_ALLOW_PRIVATE_HOSTS": "127.0.0.1",
@@ -27,24 +22,9 @@ def cluster() -> Iterator[Setup]:
             # Long enough that the hanging attempts are still open when the test looks.
             "WEBHOOK_TIMEOUT_SECONDS": "20",
         },
-    )
-    jobs, _ = start_cluster(setup, workers=2)
-    webhooks, _ = start_cluster(setup, name="webhooks")
-    try:
+        webhooks=True,
+    ) as setup:
         yield setup
-    finally:
-        stop_cluster(webhooks)
-        stop_cluster(jobs)
-        setup.drop()
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_hanging_receiver_delays_neither_another_shop_s_job_nor_its_webhook(

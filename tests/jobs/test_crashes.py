@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster import Setup, start_cluster, stop_cluster
+from tests.cluster import Setup, running_cluster, wait_for
 from tests.fake_segmind import FakeSegmind
 
 KEY = "crash-key"
@@ -29,9 +27,7 @@ def fake() -> Iterator[FakeSegmind]:
 
 @pytest.fixture(scope="module")
 def cluster(fake: FakeSegmind) -> Iterator[Setup]:
-    database_url = os.environ.get("DATABASE_URL", "")
-    setup = Setup.create(
-        database_url if database_url.startswith("postgres") else None,
+    with running_cluster(
         {
             "SEGMIND_API_KEY": KEY,
             "SEGMIND_API_BASE": fake.base_url,
@@ -39,14 +35,9 @@ def cluster(fake: FakeSegmind) -> Iterator[Setup]:
             "Q_TIMEOUT": "30",
             "SEGMIND_FIRST_POLL_SECONDS": "0.5",
             "SEGMIND_POLL_INTERVAL_SECONDS": "0.5",
-        },
-    )
-    proc, _log = start_cluster(setup, workers=2)
-    try:
+        }
+    ) as setup:
         yield setup
-    finally:
-        stop_cluster(proc)
-        setup.drop()
 
 
 @pytest.fixture(autouse=True)
@@ -55,15 +46,6 @@ def clean_faults(fake: FakeSegmind) -> Iterator[None]:
     fake.faults.latency = 2.0
     yield
     fake.faults.reset()
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 45.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def kill_the_dispatcher(cluster: Setup) -> None:

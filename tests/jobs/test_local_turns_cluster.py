@@ -3,40 +3,19 @@ shop's whole batch (the workers claim local jobs in turn across workspaces)."""
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster import Setup, start_cluster, stop_cluster
+from tests.cluster import Setup, running_cluster, wait_for
 
 BATCH = 16
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Setup]:
-    database_url = os.environ.get("DATABASE_URL", "")
-    setup = Setup.create(
-        database_url if database_url.startswith("postgres") else None,
-        {"SEGMIND_API_KEY": "", "Q_TIMEOUT": "60"},
-    )
-    proc, _log = start_cluster(setup, workers=2)
-    try:
+    with running_cluster({"SEGMIND_API_KEY": "", "Q_TIMEOUT": "60"}) as setup:
         yield setup
-    finally:
-        stop_cluster(proc)
-        setup.drop()
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 180.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_shop_s_single_job_starts_before_most_of_another_shop_s_batch(cluster: Setup) -> None:

@@ -7,14 +7,12 @@ the cluster's SEGMIND_RATE_LIMIT says the same."""
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.cluster import Setup, start_cluster, stop_cluster
+from tests.cluster import Setup, running_cluster, wait_for
 from tests.fake_segmind import FakeSegmind
 
 KEY = "rate-key"
@@ -29,9 +27,7 @@ def fake() -> Iterator[FakeSegmind]:
 
 @pytest.fixture(scope="module")
 def cluster(fake: FakeSegmind) -> Iterator[Setup]:
-    database_url = os.environ.get("DATABASE_URL", "")
-    setup = Setup.create(
-        database_url if database_url.startswith("postgres") else None,
+    with running_cluster(
         {
             "SEGMIND_API_KEY": KEY,
             "SEGMIND_API_BASE": fake.base_url,
@@ -42,23 +38,9 @@ def cluster(fake: FakeSegmind) -> Iterator[Setup]:
             "SEGMIND_RATE_LIMIT": f"{LIMIT}/{WINDOW:g}s",
             "SEGMIND_FIRST_POLL_SECONDS": "0.5",
             "SEGMIND_POLL_INTERVAL_SECONDS": "0.5",
-        },
-    )
-    proc, _log = start_cluster(setup, workers=2)
-    try:
+        }
+    ) as setup:
         yield setup
-    finally:
-        stop_cluster(proc)
-        setup.drop()
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def most_in_any_window(times: list[float], window: float) -> int:
