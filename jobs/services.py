@@ -1679,58 +1679,6 @@ def segmind_budget_view(*, budget: SegmindKeyBudget, now: datetime | None = None
     )
 
 
-def _key_gate(key: SegmindKey) -> ratelimit.KeyGate:
-    """The key's gate as the dispatcher last saved it, or a fresh one at its rate."""
-    budget = SegmindKeyBudget.objects.filter(key_id=key.key_id).first()
-    if budget is not None:
-        return _budget_gate(budget)
-    if key.tenant_id is None:
-        rate = ratelimit.parse_rate(settings.SEGMIND_RATE_LIMIT)
-    else:
-        tenant = Tenant.objects.only("segmind_plan", "segmind_rate_limit").get(pk=key.tenant_id)
-        rate = ratelimit.Rate(tenant.segmind_per_minute, 60.0)
-    return ratelimit.KeyGate(rate)
-
-
-def segmind_budget_forecast(
-    *, key: SegmindKey | None, n: int = 1, now: datetime | None = None
-) -> datetime | None:
-    """When the n-th next submission with `key` may go (1: the next one), from its saved
-    budget, if nothing is refused on the way; None without a key. For queue positions:
-    the job n-th in its key's turn order is sent about then."""
-    if key is None:
-        return None
-    at = (now or timezone.now()).timestamp()
-    return datetime.fromtimestamp(_key_gate(key).forecast(at, max(1, n)), UTC)
-
-
-def segmind_budget_room(
-    *, key: SegmindKey | None, seconds: float, now: datetime | None = None
-) -> int:
-    """How many submissions `key` may send within the next `seconds`, from its saved
-    budget (polls that share the budget are not counted)."""
-    if key is None:
-        return 0
-    gate = _key_gate(key)
-    if gate.rate.unlimited:
-        return 1 << 30
-    at = (now or timezone.now()).timestamp()
-    horizon = at + seconds
-    if gate.forecast(at, 1) > horizon:
-        return 0
-    # The forecast grows with n: the largest n still within the horizon.
-    low, high = 1, 2
-    while gate.forecast(at, high) <= horizon:
-        low, high = high, high * 2
-    while high - low > 1:
-        mid = (low + high) // 2
-        if gate.forecast(at, mid) <= horizon:
-            low = mid
-        else:
-            high = mid
-    return low
-
-
 def provider_pause_for(*, key: SegmindKey | None) -> ProviderPause | None:
     """The open pause on `key`, if Segmind said its account is out of credit."""
     if key is None:
