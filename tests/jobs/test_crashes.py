@@ -49,7 +49,12 @@ def clean_faults(fake: FakeSegmind) -> Iterator[None]:
 
 
 def kill_the_dispatcher(cluster: Setup) -> None:
-    holder = cluster.cli("lease")["holder"]
+    # Between one dispatcher's hand-over and the next one's start nobody holds the lease
+    # (a loaded machine makes that gap longer): wait for the holder, then kill it.
+    holder = wait_for(
+        "a dispatcher to hold the lease",
+        lambda: (lease := cluster.cli("lease"))["held"] and lease["holder"],
+    )
     os.kill(int(holder.split("-")[0]), signal.SIGKILL)
 
 
