@@ -100,7 +100,8 @@ def test_a_dispatcher_killed_before_the_request_id_is_stored_submits_again_once(
 def test_a_dispatcher_killed_after_the_request_id_is_stored_never_submits_again(
     cluster: Setup, fake: FakeSegmind
 ) -> None:
-    fake.faults.latency = 6.0
+    # Long enough to outlast a dispatcher's hand-over while the test finds the holder.
+    fake.faults.latency = 20.0
     job_id = cluster.cli("submit", "killed-after")["id"]
     request_id = wait_for(
         "the request id to be stored", lambda: cluster.cli("job", job_id)["request_id"]
