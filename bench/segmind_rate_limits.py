@@ -24,6 +24,7 @@ every `--b-every` seconds until A's batch is done. Printed:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import subprocess
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace, fake: RateLimitedFake) -> dict[str, Any]:
         return [
             dict(r)
             for r in Job.objects.filter(tenant=tenant).values(
-                "status", "created_at", "submitted_at", "completed_at"
+                "status", "created_at", "started_at", "submitted_at", "completed_at"
             )
         ]
 
@@ -134,7 +135,27 @@ def run(args: argparse.Namespace, fake: RateLimitedFake) -> dict[str, Any]:
     b_during = sum(1 for r in b_submitted if r["submitted_at"] <= last)
     stats = fake.stats()
     key_stats = stats.get("rate_by_api_key", {}).get(API_KEY, {})
+    if args.dump:
+        with open(args.dump, "w") as f:
+            json.dump(
+                {
+                    "a": [{k: str(v) for k, v in r.items()} for r in a_rows],
+                    "b": [{k: str(v) for k, v in r.items()} for r in b_rows],
+                    "key": key_stats,
+                },
+                f,
+            )
+    submitted = sorted(key_stats.get("submitted") or [])
+    gaps = sorted(
+        ((b - a, a - first.timestamp()) for a, b in zip(submitted, submitted[1:])),
+        reverse=True,
+    )
     return {
+        "head": (submitted[0] - first.timestamp()) if submitted else 0.0,
+        "tail": last.timestamp() - max(
+            (r["submitted_at"].timestamp() for r in a_done if r["submitted_at"]), default=0.0
+        ),
+        "gaps": gaps[:5],
         "a_jobs": len(a_rows),
         "b_jobs": len(b_rows),
         "b_during": b_during,
@@ -206,6 +227,20 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> bool:
     ]
     for label, value in rows:
         print(f"  {label:<48} {value}")
+    # Where A's makespan goes: before the first submission, the submissions' span (against
+    # (n - 1)/R at the budget's pace), after A's last submission.
+    span = result["submitted_span"]
+    print("where the makespan goes:")
+    print(f"  {'first created -> first submission':<48} {result['head']:.2f} s")
+    print(
+        f"  {'first -> last submission (n - 1)/R':<48} {span:.1f} s "
+        f"({(result['submissions'] - 1) / per_second:.1f} s)"
+    )
+    print(f"  {'A last submission -> last stored (L + polling)':<48} {result['tail']:.2f} s")
+    print(
+        "  largest gaps between submissions (s, at s): "
+        + ", ".join(f"{g:.2f} @ {at:.1f}" for g, at in result["gaps"])
+    )
     checks = [
         # B's jobs take slots of the same key while A's batch runs: A's limit counts them.
         ("A's makespan <= 1.05 x ((N + B's)/R + L)", result["makespan"] <= 1.05 * limit_ab),
@@ -228,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count-polls", action="store_true")
     parser.add_argument("--database-url", default="", help="postgres://... (default SQLite)")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--dump", default="", help="write the raw rows and timestamps here")
     args = parser.parse_args(argv)
     parse_rate(args.rate)
 
