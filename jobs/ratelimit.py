@@ -187,6 +187,34 @@ class KeyGate:
         self._refill(now)
         return max(0, min(self.limit - len(self.sends), int(self.tokens)))
 
+    def available_within(self, now: float, horizon: float) -> int:
+        """How many counted requests may go from now to `horizon` seconds ahead, if nothing
+        is refused (`available` when the horizon is 0). The dispatcher claims that many
+        jobs ahead, so that each one is ready at the gate when its slot opens rather than
+        a tick after."""
+        ready = self.available(now)
+        if self.rate.unlimited or horizon <= 0 or self.closed(now) or self.probing:
+            return ready
+        if now < self.closed_until:
+            return ready
+        until = now + horizon
+        slots = list(self.sends)
+        period = self.rate.window + self.margin
+        tokens = self.tokens  # refilled to `now` by `available`
+        at = now
+        count = 0
+        while count < self.limit:
+            by_window = slots[len(slots) - self.limit] + period if len(slots) >= self.limit else at
+            by_pace = at + max(0.0, 1.0 - tokens) / self.pace
+            when = max(at, by_window, by_pace)
+            if when > until:
+                break
+            tokens = min(float(self.burst), tokens + (when - at) * self.pace) - 1.0
+            at = when
+            slots.append(when)
+            count += 1
+        return max(ready, count)
+
     def wait(self, now: float) -> float:
         """Seconds until one counted request may go (0: now)."""
         if self.available(now) > 0:
