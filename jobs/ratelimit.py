@@ -140,7 +140,15 @@ class KeyGate:
 
     def _refill(self, now: float) -> None:
         if self.refilled_at is not None and now > self.refilled_at:
-            self.tokens = min(float(self.burst), self.tokens + (now - self.refilled_at) * self.pace)
+            # While the window is full, the bucket fills to one request, not a burst: the
+            # burst's slots free together a window after it was sent, and sent together
+            # again they would leave the key idle for the burst's length every window
+            # (6 s a minute at 120/min), with another shop's job waiting through it.
+            cap = 1.0 if len(self.sends) >= self.limit else float(self.burst)
+            self.tokens = min(
+                max(cap, min(self.tokens, float(self.burst))),
+                self.tokens + (now - self.refilled_at) * self.pace,
+            )
         if self.refilled_at is None or now > self.refilled_at:
             self.refilled_at = now
 
@@ -187,6 +195,36 @@ class KeyGate:
         self._refill(now)
         return max(0, min(self.limit - len(self.sends), int(self.tokens)))
 
+    def available_within(self, now: float, horizon: float) -> int:
+        """How many counted requests may go from now to `horizon` seconds ahead, if nothing
+        is refused (`available` when the horizon is 0). The dispatcher claims that many
+        jobs ahead, so that each one is ready at the gate when its slot opens rather than
+        a tick after."""
+        ready = self.available(now)
+        if self.rate.unlimited or horizon <= 0 or self.closed(now) or self.probing:
+            return ready
+        if now < self.closed_until:
+            return ready
+        until = now + horizon
+        slots = list(self.sends)
+        period = self.rate.window + self.margin
+        tokens = self.tokens  # refilled to `now` by `available`
+        at = now
+        count = 0
+        while count < self.limit:
+            by_window = slots[len(slots) - self.limit] + period if len(slots) >= self.limit else at
+            by_pace = at + max(0.0, 1.0 - tokens) / self.pace
+            when = max(at, by_window, by_pace)
+            if when > until:
+                break
+            cap = 1.0 if by_window > at else float(self.burst)
+            tokens = min(max(cap, min(tokens, float(self.burst))), tokens + (when - at) * self.pace)
+            tokens -= 1.0
+            at = when
+            slots.append(when)
+            count += 1
+        return max(ready, count)
+
     def wait(self, now: float) -> float:
         """Seconds until one counted request may go (0: now)."""
         if self.available(now) > 0:
@@ -195,8 +233,12 @@ class KeyGate:
             return self.closed_until - now
         if self.probing:
             return 0.1  # the probe's answer decides
-        oldest = self.sends[len(self.sends) - self.limit] if len(self.sends) >= self.limit else now
-        by_window = oldest + self.rate.window + self.margin - now
+        # With room in the window, only the pace holds a request back.
+        by_window = (
+            self.sends[len(self.sends) - self.limit] + self.rate.window + self.margin - now
+            if len(self.sends) >= self.limit
+            else 0.0
+        )
         by_pace = (1.0 - self.tokens) / self.pace
         return max(0.01, by_window, by_pace)
 
@@ -245,7 +287,9 @@ class KeyGate:
             by_window = slots[len(slots) - self.limit] + period if len(slots) >= self.limit else at
             by_pace = at + max(0.0, 1.0 - tokens) / self.pace
             when = max(at, by_window, by_pace)
-            tokens = min(float(self.burst), tokens + (when - at) * self.pace) - 1.0
+            cap = 1.0 if by_window > at else float(self.burst)
+            tokens = min(max(cap, min(tokens, float(self.burst))), tokens + (when - at) * self.pace)
+            tokens -= 1.0
             at = when
             slots.append(when)
         return when
@@ -307,6 +351,10 @@ class KeyGate:
             "consecutive": self.consecutive,
             "probing": self.probing,
             "recovered_at": round(self.recovered_at, 3),
+            # The pace's bucket too: a fresh one would be full, and the next dispatcher
+            # would send a burst that the window repeats a window later.
+            "tokens": round(self.tokens, 3),
+            "refilled_at": round(self.refilled_at, 3) if self.refilled_at is not None else None,
         }
 
     @classmethod
@@ -331,9 +379,12 @@ class KeyGate:
             gate.consecutive = int(state.get("consecutive") or 0)
             gate.probing = bool(state.get("probing"))
             gate.recovered_at = float(state.get("recovered_at") or 0.0)
+            if state.get("refilled_at") is not None and "tokens" in state:
+                gate.tokens = min(float(gate.burst), float(state["tokens"]))
+                gate.refilled_at = float(state["refilled_at"])
         except (TypeError, ValueError):
             return cls(rate, retry_after_max=retry_after_max)
-        if not all(map(math.isfinite, [gate.adaptive, gate.closed_until])):
+        if not all(map(math.isfinite, [gate.adaptive, gate.closed_until, gate.tokens])):
             return cls(rate, retry_after_max=retry_after_max)
         if rate.unlimited:
             gate.adaptive = 0.0

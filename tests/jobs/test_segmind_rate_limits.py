@@ -8,6 +8,7 @@ the fake's clock and the test's are the same."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -129,11 +130,14 @@ def test_the_windows_history_is_kept_for_the_next_dispatcher(
     provider.segmind_dispatch(budget_seconds=2)
     provider.segmind_dispatch(budget_seconds=1)
 
-    assert fake.stats()["submissions"] == 2
-    assert _statuses([first, second, third])[2] == JobStatus.QUEUED
+    # One slot every 30 s: the first dispatcher sends one; the next one carries on with
+    # the window's sends and the pace's bucket (a fresh, full bucket would send another).
+    assert fake.stats()["submissions"] == 1
+    assert _statuses([first, second, third])[1:] == [JobStatus.QUEUED] * 2
     budget = SegmindKeyBudget.objects.get(tenant=None)
     assert (budget.limit, budget.window_seconds) == (2, 60.0)
-    assert len(budget.state["sends"]) == 2
+    assert len(budget.state["sends"]) == 1
+    assert budget.state["tokens"] < 1
 
 
 def test_with_polls_counted_polls_and_submissions_share_the_budget(
@@ -353,6 +357,48 @@ def test_the_gate_never_allows_more_than_the_limit_in_any_window():
         now += 0.37
     assert _most_in_any_window(sent, 10.0) <= 5
     assert len(sent) >= 45
+
+
+def _send_whenever_allowed(gate: ratelimit.KeyGate, start: float, end: float) -> list[float]:
+    """A key with work always waiting: every request goes as soon as the gate allows."""
+    sent: list[float] = []
+    now = start
+    while now < end:
+        while gate.available(now) > 0:
+            gate.take(now)
+            sent.append(now)
+        now = round(now + 0.01, 2)
+    return sent
+
+
+def test_a_saturated_key_is_idle_after_its_first_window_only():
+    # 120/min: a burst of 12 at first, then one every 0.5 s; the window fills 54 s in.
+    gate = ratelimit.KeyGate(ratelimit.Rate(120, 60))
+    sent = _send_whenever_allowed(gate, 0.0, 240.0)
+    gaps = [(b - a, a) for a, b in itertools.pairwise(sent)]
+    long_gaps = [at for gap, at in gaps if gap > 2.0]
+    # Once, when the first window fills; not again a window later with a new burst.
+    assert len(long_gaps) == 1 and 50 < long_gaps[0] < 60
+    assert _most_in_any_window(sent, 60.0) <= 120
+
+
+def test_the_next_dispatcher_carries_on_the_pace_without_a_new_burst():
+    rate = ratelimit.Rate(120, 60)
+    gate = ratelimit.KeyGate(rate)
+    sent = _send_whenever_allowed(gate, 0.0, 30.0)
+    after = ratelimit.KeyGate.from_state(rate, gate.to_state())
+    assert after.available(30.0) <= 1
+    around = [t for t in sent + _send_whenever_allowed(after, 30.0, 40.0) if t >= 20.0]
+    # One every 0.5 s across the hand-over; a fresh bucket would send 12 at 30 s.
+    assert _most_in_any_window(around, 2.0) <= 5
+
+
+def test_a_request_held_back_by_the_pace_alone_waits_one_slot_not_a_window():
+    gate = ratelimit.KeyGate(ratelimit.Rate(2, 2))
+    gate.take(0.0)
+    assert gate.available(0.5) == 0
+    assert gate.wait(0.5) == pytest.approx(0.5)
+    assert gate.available_within(0.5, 0.6) == 1
 
 
 def test_the_adaptive_limit_drops_once_per_429_burst_and_recovers_slowly():
