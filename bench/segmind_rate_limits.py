@@ -37,49 +37,19 @@ import subprocess
 import time
 from typing import Any
 
-import httpx
-
-from bench.orchestrator import API_KEY, SLUG, WORKERS, pct, small_jpeg
+from bench.orchestrator import API_KEY, SLUG, WORKERS, FakeProcess, pct, small_jpeg
 from jobs.ratelimit import parse_rate
-from tests.cluster import PYTHON, ROOT, Setup, start_cluster, stop_cluster
+from tests.cluster import Setup, start_cluster, stop_cluster
 
 
-class RateLimitedFake:
-    """The fake Segmind in a process of its own, enforcing a per-key window."""
-
-    def __init__(self, latency: float, rate: str, count_polls: bool) -> None:
-        command = [PYTHON, "-m", "tests.fake_segmind", "--port", "0", "--latency",
-                   str(latency), "--api-key", API_KEY, "--rate-limit", rate,
-                   "--retry-after", "1"]  # fmt: skip
-        if count_polls:
-            command.append("--count-polls")
-        self.proc = subprocess.Popen(
-            command, cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if "listening on" not in line:
-            self.stop()
-            raise RuntimeError(f"the fake Segmind did not start: {line!r}")
-        self.base_url = line.rsplit(" ", 1)[-1].strip()
-
-    def stats(self) -> dict[str, Any]:
-        response = httpx.get(f"{self.base_url}/_fake/stats", timeout=30, trust_env=False)
-        response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        return result
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+def rate_limited_fake(latency: float, rate: str, count_polls: bool) -> FakeProcess:
+    """The fake Segmind in a process of its own, enforcing `rate` per key (429 with
+    `Retry-After: 1` past it)."""
+    extra = ["--rate-limit", rate, "--retry-after", "1"]
+    return FakeProcess(latency, [*extra, "--count-polls"] if count_polls else extra)
 
 
-def run(args: argparse.Namespace, fake: RateLimitedFake) -> dict[str, Any]:
+def run(args: argparse.Namespace, fake: FakeProcess) -> dict[str, Any]:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from accounts import services as accounts_services
@@ -280,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     parse_rate(args.rate)
 
-    fake = RateLimitedFake(args.latency, args.rate, args.count_polls)
+    fake = rate_limited_fake(args.latency, args.rate, args.count_polls)
     setup = Setup.create(
         args.database_url or None,
         {

@@ -60,8 +60,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, Value, Window
-from django.db.models.functions import Coalesce, Greatest, RowNumber
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from accounts import services as account_services
@@ -572,17 +572,13 @@ class _Dispatcher:
         # turn, the workspace served longest ago first (a batch's next job is always
         # older than another shop's new one, so age alone would put the batch first).
         take = min(room, CLAIM_BATCH)
+        # `turn` is segmind_in_turn's annotation, which the type checker does not see.
         candidates = list(
-            queued.annotate(
-                turn=Window(
-                    RowNumber(),
-                    partition_by=[F("tenant_id"), F("own_key")],
-                    order_by=F("created_at").asc(),
-                )
-            )
-            .filter(turn__lte=take)
-            .order_by("turn", "created_at")
-            .values_list("pk", "tenant_id", "own_key", "turn", "created_at")[:CLAIM_BATCH]
+            queued.segmind_in_turn()
+            .filter(Q(turn__lte=take))
+            .values_list("pk", "tenant_id", "own_key", "turn", "created_at")[  # type: ignore[misc]
+                :CLAIM_BATCH
+            ]
         )
         served = self.served
         candidates.sort(key=lambda r: (r[3], served.get((r[1], r[2]), 0), r[4]))
