@@ -249,13 +249,27 @@ def workspace_settings(request: HttpRequest, membership: Membership) -> HttpResp
                         request, "Segmind says this key's account is out of credit: top it up."
                     )
                 return redirect("workspace_settings", workspace=tenant.slug)
+    return _settings_page(request, tenant, form=form)
+
+
+def _settings_page(
+    request: HttpRequest,
+    tenant: Tenant,
+    *,
+    form: SegmindKeyForm | None = None,
+    name_form: WorkspaceNameForm | None = None,
+    plan_form: SegmindPlanForm | None = None,
+) -> HttpResponse:
+    """The settings page, with the form that was just sent (and its errors) in place."""
     return render(
         request,
         "accounts/workspace_settings.html",
         {
-            "form": form,
-            "name_form": WorkspaceNameForm(initial={"name": tenant.name}),
-            "plan_form": _plan_form(tenant),
+            "form": SegmindKeyForm() if form is None else form,
+            "name_form": (
+                WorkspaceNameForm(initial={"name": tenant.name}) if name_form is None else name_form
+            ),
+            "plan_form": _plan_form(tenant) if plan_form is None else plan_form,
             "own_key_fee": settings.SEGMIND_OWN_KEY_FEE,
         },
     )
@@ -277,16 +291,7 @@ def workspace_rename(request: HttpRequest, membership: Membership) -> HttpRespon
     tenant = membership.tenant
     form = WorkspaceNameForm(request.POST)
     if not form.is_valid():
-        return render(
-            request,
-            "accounts/workspace_settings.html",
-            {
-                "form": SegmindKeyForm(),
-                "name_form": form,
-                "plan_form": _plan_form(tenant),
-                "own_key_fee": settings.SEGMIND_OWN_KEY_FEE,
-            },
-        )
+        return _settings_page(request, tenant, name_form=form)
     try:
         services.tenant_rename(tenant=tenant, by=membership.user, name=form.cleaned_data["name"])
     except services.AccountError as e:
@@ -303,16 +308,7 @@ def workspace_segmind_plan(request: HttpRequest, membership: Membership) -> Http
     tenant = membership.tenant
     form = SegmindPlanForm(request.POST)
     if not form.is_valid():
-        return render(
-            request,
-            "accounts/workspace_settings.html",
-            {
-                "form": SegmindKeyForm(),
-                "name_form": WorkspaceNameForm(initial={"name": tenant.name}),
-                "plan_form": form,
-                "own_key_fee": settings.SEGMIND_OWN_KEY_FEE,
-            },
-        )
+        return _settings_page(request, tenant, plan_form=form)
     try:
         services.tenant_segmind_plan_set(
             tenant=tenant,
