@@ -38,7 +38,7 @@ import zlib
 import httpx
 from PIL import Image, ImageDraw
 
-from bench.orchestrator import RssSampler, tree_rss_mb
+from bench.orchestrator import RssSampler, release, tree_rss_mb
 from tests.cluster import PYTHON, ROOT, Setup, start_cluster, stop_cluster
 
 WORKERS = 2
@@ -246,13 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         django.setup()
         return 0 if run(args, setup) else 1
     finally:
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:
-            pass
-        setup.drop()
+        release(setup)
 
 
 if __name__ == "__main__":

@@ -164,6 +164,18 @@ class FakeProcess:
 # --- environment ----------------------------------------------------------------------------
 
 
+def release(setup: Setup) -> None:
+    """Let go of the benchmark's database: this process's connections (it ran
+    django.setup() on it), then the database and its files."""
+    try:
+        from django.db import connections
+
+        connections.close_all()
+    except Exception:
+        pass
+    setup.drop()
+
+
 def make_setup(database_url: str | None, fake: FakeProcess) -> Setup:
     return Setup.create(
         database_url,
@@ -440,13 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         if cluster is not None:
             stop_cluster(cluster)
         fake.stop()
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:
-            pass
-        setup.drop()
+        release(setup)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import subprocess
 import time
 from typing import Any
 
-from bench.orchestrator import API_KEY, SLUG, WORKERS, FakeProcess, pct, small_jpeg
+from bench.orchestrator import API_KEY, SLUG, WORKERS, FakeProcess, pct, release, small_jpeg
 from jobs.ratelimit import parse_rate
 from tests.cluster import Setup, start_cluster, stop_cluster
 
@@ -276,13 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         if cluster is not None:
             stop_cluster(cluster)
         fake.stop()
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:
-            pass
-        setup.drop()
+        release(setup)
 
 
 if __name__ == "__main__":
