@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from accounts.models import Tenant
 from jobs import services
@@ -82,7 +83,7 @@ def test_a_new_shop_turns_three_urls_into_a_batch_and_downloads_the_results_as_a
     page.get_by_role("link", name=re.compile("see them in the gallery")).click()
     page.wait_for_url(re.compile(r"/gallery/\?batch="))
     tiles = page.locator(".gallery .tile img")
-    assert tiles.count() == 3
+    expect(tiles).to_have_count(3, timeout=15_000)
     page.wait_for_function(
         "() => Array.from(document.querySelectorAll('.gallery .tile img'))"
         ".every(img => img.complete && img.naturalWidth > 0)"

@@ -8,6 +8,7 @@ import zipfile
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from playwright.sync_api import expect
 
 from jobs import services
 from jobs.models import Asset, AssetKind
@@ -34,7 +35,7 @@ def test_a_shop_zips_two_results_and_compares_one_with_its_photo(
     page.wait_for_url(re.compile(rf"/w/{tenant.slug}/$"))
     page.get_by_role("link", name="Gallery", exact=True).click()
     tiles = page.locator(".gallery .tile")
-    assert tiles.count() == 3
+    expect(tiles).to_have_count(3, timeout=15_000)
     page.wait_for_function("() => Array.from(document.images).every(img => img.complete)")
     assert all(
         "/thumb/" in src

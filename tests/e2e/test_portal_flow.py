@@ -6,6 +6,7 @@ import os
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from accounts.models import Tenant, User
 from jobs.models import AssetKind, Job, JobStatus
@@ -30,8 +31,10 @@ def _assert_job_page_and_gallery_show_it(page, shot: str) -> None:
     _shot(page, shot)
 
     page.get_by_role("link", name="Gallery").click()
+    page.wait_for_url(re.compile(r"/gallery/$"))
     tiles = page.locator(".gallery .tile img")
-    assert tiles.count() == 1
+    # Waits: the click only starts the navigation, and count() does not wait for the new page.
+    expect(tiles).to_have_count(1, timeout=15_000)
     # A thumbnail, not the job page's image: a Segmind result's is made on this first view.
     assert "/thumb/" in tiles.first.evaluate("img => img.src")
     page.wait_for_function("() => Array.from(document.images).every(img => img.complete)")
@@ -68,8 +71,10 @@ def test_a_shop_turns_a_pasted_url_into_a_packshot_in_the_gallery(
     _shot(page, "job-done")
 
     page.get_by_role("link", name="Gallery").click()
+    page.wait_for_url(re.compile(r"/gallery/$"))
     tiles = page.locator(".gallery .tile img")
-    assert tiles.count() == 1
+    # Waits: the click only starts the navigation, and count() does not wait for the new page.
+    expect(tiles).to_have_count(1, timeout=15_000)
     # A thumbnail, not the job page's image: a Segmind result's is made on this first view.
     assert "/thumb/" in tiles.first.evaluate("img => img.src")
     page.wait_for_function("() => Array.from(document.images).every(img => img.complete)")
