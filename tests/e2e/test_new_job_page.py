@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from jobs import services
 from jobs.models import Batch, JobStatus
@@ -58,6 +59,9 @@ def test_dropped_photos_become_a_batch_placed_where_the_preview_was_clicked(
     assert "40% across" in canvas.get_attribute("aria-label")
     # The scale slider, by keyboard: a hundredth per arrow, from the default 0.63.
     scale_slider = section.locator(f"#param-{SCENE}-scale-range")
+    # The default arrives with the preview's answer; a key pressed before it would start
+    # from the preset's placeholder instead.
+    expect(scale_slider).to_have_value("0.63", timeout=15_000)
     scale_slider.focus()
     page.keyboard.press("ArrowRight")
     assert section.locator(f"#param-{SCENE}-scale").input_value() == "0.64"
