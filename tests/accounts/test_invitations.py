@@ -5,11 +5,13 @@ invitations (resend with a new link, withdraw)."""
 from __future__ import annotations
 
 import re
+import threading
 from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.core import mail
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -408,3 +410,33 @@ def test_an_accepted_invitation_cannot_be_resent_or_withdrawn(owner_client, tena
         response = owner_client.post(reverse(action, args=[tenant.slug, invitation.pk]))
         assert response.status_code == 404
     assert Invitation.objects.get(pk=invitation.pk).accepted_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_eight_simultaneous_resends_send_one_email(owner, tenant):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers are a PostgreSQL matter; SQLite serialises them")
+    invitation, _ = services.invitation_create(tenant=tenant, invited_by=owner, email=CAROL)
+    Invitation.objects.filter(pk=invitation.pk).update(sent_at=timezone.now() - timedelta(hours=1))
+    sent = len(mail.outbox)
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def resend() -> None:
+        start.wait()
+        try:
+            services.invitation_resend(tenant=tenant, by=owner, invitation_id=invitation.pk)
+            outcomes.append("sent")
+        except services.AccountError as e:
+            outcomes.append(e.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=resend) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["resend_too_soon"] * 7 + ["sent"]
+    assert len(mail.outbox) == sent + 1
+    assert Client().get(_invitation_path()).status_code == 200
