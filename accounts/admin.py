@@ -178,10 +178,10 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(Invitation)
 class InvitationAdmin(admin.ModelAdmin):
-    list_display = ["email", "tenant", "role", "invited_by", "created_at", "accepted_at"]
+    list_display = ["email", "tenant", "role", "invited_by", "created_at", "sent_at", "accepted_at"]
     list_filter = ["role", "tenant", ("accepted_at", admin.EmptyFieldListFilter)]
     search_fields = ["email", "tenant__name"]
-    readonly_fields = ["token_digest", "created_at", "accepted_at"]
+    readonly_fields = ["token_digest", "created_at", "sent_at", "accepted_at"]
     list_select_related = ["tenant", "invited_by"]
 
 

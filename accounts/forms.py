@@ -35,6 +35,31 @@ class InvitationSignupForm(forms.Form):
         return password
 
 
+class InvitationAccountForm(InvitationSignupForm):
+    """The invitation page's sign-up: the account's email is the invited one, shown fixed
+    (read-only, still posted so password managers keep it); any other value is refused."""
+
+    email = forms.EmailField(
+        required=False,
+        help_text="The address the invitation was sent to.",
+        widget=forms.EmailInput(attrs={"readonly": True, "autocomplete": "email"}),
+    )
+    field_order = ["email", "name", "password"]
+
+    def __init__(self, *args: Any, invited_email: str, **kwargs: Any) -> None:
+        kwargs["initial"] = {**kwargs.get("initial", {}), "email": invited_email}
+        super().__init__(*args, **kwargs)
+        self.invited_email = invited_email
+
+    def clean_email(self) -> str:
+        email: str = self.cleaned_data.get("email") or self.invited_email
+        if email.strip().lower() != self.invited_email.strip().lower():
+            raise forms.ValidationError(
+                "email: this invitation is for another address; the email can't be changed."
+            )
+        return self.invited_email
+
+
 class SignupForm(InvitationSignupForm):
     email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email"}))
     workspace_name = forms.CharField(

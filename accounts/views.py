@@ -15,7 +15,7 @@ from accounts import services
 from accounts.decorators import workspace_view
 from accounts.forms import (
     ApiKeyForm,
-    InvitationSignupForm,
+    InvitationAccountForm,
     InviteForm,
     RoleForm,
     SegmindKeyForm,
@@ -71,25 +71,47 @@ def workspace_create(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/workspace_create.html", {"form": form})
 
 
+def _invitation_invalid(request: HttpRequest, error: str) -> HttpResponse:
+    return render(request, "accounts/invitation_invalid.html", {"error": error}, status=404)
+
+
+def _invitation_wrong_account(request: HttpRequest, invitation: Invitation) -> HttpResponse:
+    """The answer to a signed-in account that is not the invitee. It shows the invited
+    address masked and neither the workspace nor the role: the account is proven not to be
+    the invitee, so it learns only what it needs to switch accounts (the invitee with two
+    accounts recognises the address; someone who found the link learns nothing to use)."""
+    return render(
+        request,
+        "accounts/invitation_wrong_account.html",
+        {"masked_email": invitation.masked_email, "next": request.path},
+        status=403,
+    )
+
+
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
-    """The link of an invitation email: adds a signed-in user, or signs a new one up."""
+    """The link of an invitation email: adds the invitee's signed-in account, or signs the
+    invitee up with the invited email. Any other signed-in account is refused."""
     try:
         invitation = services.invitation_lookup(token=token)
     except services.AccountError as e:
-        return render(request, "accounts/invitation_invalid.html", {"error": e.message}, status=404)
+        return _invitation_invalid(request, e.message)
 
     if request.user.is_authenticated:
+        if not invitation.is_for(request.user):
+            return _invitation_wrong_account(request, invitation)
         if request.method == "POST":
             try:
                 services.invitation_accept(token=token, user=request.user)
             except services.AccountError as e:
-                return render(
-                    request, "accounts/invitation_invalid.html", {"error": e.message}, status=404
-                )
+                if e.code == "wrong_invitee":
+                    return _invitation_wrong_account(request, invitation)
+                return _invitation_invalid(request, e.message)
             messages.success(request, f"You joined {invitation.tenant.name}.")
             return redirect("dashboard", workspace=invitation.tenant.slug)
         return render(request, "accounts/invitation_accept.html", {"invitation": invitation})
 
+    # Whoever holds the link unsigned-in is taken for the invitee (the link was emailed
+    # to that address), as a password-reset link is.
     if User.objects.filter(email__iexact=invitation.email).exists():
         login_url = reverse("login") + "?next=" + request.path
         return render(
@@ -98,11 +120,14 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             {"invitation": invitation, "login_url": login_url},
         )
 
-    form = InvitationSignupForm(request.POST or None)
+    form = InvitationAccountForm(request.POST or None, invited_email=invitation.email)
     if request.method == "POST" and form.is_valid():
         try:
             user = services.invitation_signup(
-                token=token, password=form.cleaned_data["password"], name=form.cleaned_data["name"]
+                token=token,
+                password=form.cleaned_data["password"],
+                name=form.cleaned_data["name"],
+                email=form.cleaned_data["email"],
             )
         except services.AccountError as e:
             form.add_error(None, e.message)
@@ -119,7 +144,12 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
 def team(request: HttpRequest, membership: Membership) -> HttpResponse:
     tenant = membership.tenant
     members = Membership.objects.for_tenant(tenant).select_related("user").order_by("user__email")
-    invitations = Invitation.objects.for_tenant(tenant).pending()
+    # Expired ones too: they are shown as expired, to resend or withdraw.
+    invitations = (
+        Invitation.objects.for_tenant(tenant).unaccepted().select_related("invited_by")
+        if membership.can_manage_team
+        else Invitation.objects.none()
+    )
     return render(
         request,
         "accounts/team.html",
@@ -127,6 +157,7 @@ def team(request: HttpRequest, membership: Membership) -> HttpResponse:
             "members": members,
             "invitations": invitations,
             "invite_form": InviteForm(),
+            "invitation_days": settings.INVITATION_MAX_AGE_DAYS,
             "role_choices": RoleForm.base_fields["role"].choices,  # type: ignore[attr-defined]
         },
     )
@@ -195,6 +226,12 @@ def team_remove(request: HttpRequest, membership: Membership, member_id: int) ->
     return _team_redirect(membership)
 
 
+def _invitation_or_404(membership: Membership, invitation_id: int) -> int:
+    """An invitation of this workspace not used yet; anything else is a 404."""
+    invitations = Invitation.objects.for_tenant(membership.tenant).unaccepted()
+    return get_object_or_404(invitations, pk=invitation_id).pk
+
+
 @require_POST
 @workspace_view
 def team_revoke_invitation(
@@ -202,12 +239,36 @@ def team_revoke_invitation(
 ) -> HttpResponse:
     try:
         services.invitation_revoke(
-            tenant=membership.tenant, by=membership.user, invitation_id=invitation_id
+            tenant=membership.tenant,
+            by=membership.user,
+            invitation_id=_invitation_or_404(membership, invitation_id),
         )
     except services.AccountError as e:
         messages.error(request, e.message)
     else:
-        messages.success(request, "Invitation withdrawn.")
+        messages.success(request, "Invitation withdrawn: its link no longer works.")
+    return _team_redirect(membership)
+
+
+@require_POST
+@workspace_view
+def team_resend_invitation(
+    request: HttpRequest, membership: Membership, invitation_id: int
+) -> HttpResponse:
+    try:
+        invitation = services.invitation_resend(
+            tenant=membership.tenant,
+            by=membership.user,
+            invitation_id=_invitation_or_404(membership, invitation_id),
+        )
+    except services.AccountError as e:
+        messages.error(request, e.message)
+    else:
+        messages.success(
+            request,
+            f"Invitation sent again to {invitation.email}, with a new link "
+            "(the previous one no longer works).",
+        )
     return _team_redirect(membership)
 
 

@@ -94,6 +94,11 @@ workspace_patterns = [
         account_views.team_revoke_invitation,
         name="team_revoke_invitation",
     ),
+    path(
+        "team/invitations/<int:invitation_id>/resend/",
+        account_views.team_resend_invitation,
+        name="team_resend_invitation",
+    ),
 ]
 
 api_patterns = [

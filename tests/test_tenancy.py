@@ -44,6 +44,7 @@ POST_ONLY = {
     "team_change_role",
     "team_remove",
     "team_revoke_invitation",
+    "team_resend_invitation",
     "workspace_rename",
     "workspace_segmind_plan",
 }
