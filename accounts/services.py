@@ -306,6 +306,16 @@ def throttle_lock_lift(*, actor: User, counter_ids: Iterable[int], reason: str) 
     return deleted
 
 
+def login_failures_forget(*, email: str) -> int:
+    """A password was just reset through its emailed link: the account's failed log-ins no
+    longer count, so the lockout's "or reset your password" is true. The addresses' own
+    counts stay. Returns the attempts removed."""
+    from axes.models import AccessAttempt
+
+    deleted, _ = AccessAttempt.objects.filter(username=email.strip().lower()).delete()
+    return deleted
+
+
 def login_lock_lift(*, actor: User, attempt_ids: Iterable[int], reason: str) -> int:
     """An operator lifts log-in locks (django-axes' failed attempts). An account's count
     and an address's count each add up the attempts of every row with that account or

@@ -112,6 +112,16 @@ def signup_confirm(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "accounts/signup_confirm.html", {"pending": pending})
 
 
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Django's page behind the reset link; a new password also lifts the account's
+    log-in lock (whoever holds the link controls the email)."""
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        services.login_failures_forget(email=form.user.email)
+        return response
+
+
 class PasswordResetView(auth_views.PasswordResetView):
     """Django's reset page, limited per client address (a refusal says so) and per target
     email (silently: the page says the link is on its way, as it does for any address)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from axes.models import AccessAttempt
@@ -270,3 +271,21 @@ def test_an_operator_lifts_an_api_key_lock(tenant, operator_client, settings):
     )
     assert not ThrottleCounter.objects.exists()
     assert client.get(reverse("api_credits")).status_code == 401
+
+
+def test_resetting_the_password_lifts_the_accounts_lock(owner):
+    for _ in range(5):
+        _log_in(owner.email, "wrong", "10.0.0.7")
+    assert _log_in(owner.email, PASSWORD, "10.0.0.8")[1].status_code == 429
+    client = Client(REMOTE_ADDR="10.0.0.8")
+    client.post(reverse("password_reset"), {"email": owner.email})
+    link = re.search(r"http://\S+/password-reset/\S+/\S+/", str(mail.outbox[0].body))
+    assert link is not None
+    form = client.get(urlsplit(link.group(0)).path, follow=True)
+    new_password = "a-brand-new-secret-42"
+    client.post(
+        form.request["PATH_INFO"], {"new_password1": new_password, "new_password2": new_password}
+    )
+    client, response = _log_in(owner.email, new_password, "10.0.0.8")
+    assert response.status_code == 302
+    assert _logged_in(client)
