@@ -736,6 +736,7 @@ class ThrottleScope(models.TextChoices):
     RESET_ADDRESS = "reset_address", "Password-reset requests from an address"
     RESET_EMAIL = "reset_email", "Password-reset requests for an email"
     SIGNUP_ADDRESS = "signup_address", "Sign-ups from an address"
+    SIGNUP_EMAIL = "signup_email", "Sign-up emails to an address"
     API_KEY_ADDRESS = "api_key_address", "Bad API keys from an address"
 
 

@@ -71,12 +71,20 @@ def signup(request: HttpRequest) -> HttpResponse:
                 f"Too many sign-ups from your address. Try again in {_minutes(wait)}.",
             )
             return render(request, "accounts/signup.html", {"form": form}, status=429)
-        services.signup_request(
-            email=form.cleaned_data["email"],
-            password=form.cleaned_data["password"],
-            workspace_name=form.cleaned_data["workspace_name"],
-            name=form.cleaned_data["name"],
-        )
+        # Emails to one address are limited too, silently (the answer stays the same), so
+        # sign-ups cannot flood someone's inbox.
+        if not services.throttle_admit(
+            scope=ThrottleScope.SIGNUP_EMAIL,
+            key=form.cleaned_data["email"].strip().lower(),
+            limit=settings.SIGNUP_EMAIL_LIMIT,
+            window_seconds=THROTTLE_WINDOW_SECONDS,
+        ):
+            services.signup_request(
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password"],
+                workspace_name=form.cleaned_data["workspace_name"],
+                name=form.cleaned_data["name"],
+            )
         request.session["signup_email"] = form.cleaned_data["email"].strip().lower()
         return redirect("signup_sent")
     return render(request, "accounts/signup.html", {"form": form})

@@ -322,6 +322,7 @@ AXES_VERBOSE = False
 PASSWORD_RESET_ADDRESS_LIMIT = env_positive_int("PASSWORD_RESET_ADDRESS_LIMIT", 10)
 PASSWORD_RESET_EMAIL_LIMIT = env_positive_int("PASSWORD_RESET_EMAIL_LIMIT", 3)
 SIGNUP_ADDRESS_LIMIT = env_positive_int("SIGNUP_ADDRESS_LIMIT", 10)
+SIGNUP_EMAIL_LIMIT = env_positive_int("SIGNUP_EMAIL_LIMIT", 3)
 # Requests with a wrong API key from one address: at the limit within API_KEY_COOL_OFF_MINUTES,
 # the address is refused (429, whatever key it sends) for API_KEY_COOL_OFF_MINUTES.
 API_KEY_FAILURE_LIMIT = env_positive_int("API_KEY_FAILURE_LIMIT", 20)

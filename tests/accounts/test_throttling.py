@@ -289,3 +289,16 @@ def test_resetting_the_password_lifts_the_accounts_lock(owner):
     client, response = _log_in(owner.email, new_password, "10.0.0.8")
     assert response.status_code == 302
     assert _logged_in(client)
+
+
+def test_sign_up_emails_to_one_address_are_limited_and_the_answer_stays_the_same(owner, settings):
+    settings.SIGNUP_EMAIL_LIMIT = 2
+    answers = []
+    for n in range(4):
+        response = Client(REMOTE_ADDR=f"10.3.{n}.5").post(
+            reverse("signup"),
+            {"email": owner.email, "workspace_name": "Shop", "password": PASSWORD},
+        )
+        answers.append((response.status_code, response["Location"]))
+    assert answers == [(302, reverse("signup_sent"))] * 4
+    assert len(mail.outbox) == 2
