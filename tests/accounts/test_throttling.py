@@ -4,6 +4,7 @@ lifting the locks in the admin."""
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 from axes.models import AccessAttempt
 from django.core import mail
+from django.db import connection
 from django.test import Client
 from django.test.client import RequestFactory
 from django.urls import reverse
@@ -302,3 +304,18 @@ def test_sign_up_emails_to_one_address_are_limited_and_the_answer_stays_the_same
         answers.append((response.status_code, response["Location"]))
     assert answers == [(302, reverse("signup_sent"))] * 4
     assert len(mail.outbox) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_counted_at_once_from_many_threads_are_all_counted():
+    def count(_: int) -> None:
+        try:
+            services.throttle_count(
+                scope=ThrottleScope.RESET_ADDRESS, key="10.11.0.1", limit=1000, window_seconds=3600
+            )
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(count, range(40)))
+    assert ThrottleCounter.objects.get().count == 40
