@@ -1,20 +1,26 @@
 """Operators' view of users, workspaces, members, invitations, API keys and credits:
 the ledger, packs, Stripe's sessions and events, and granting or adjusting credits; and
-of webhooks: endpoints (re-enabled here) and their delivery log."""
+of webhooks: endpoints (re-enabled here) and their delivery log; and the throttles: failed
+log-ins (django-axes' attempts), reset, sign-up and API-key counters, each with "Lift lock"."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
+from axes.models import AccessAttempt
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 
 from accounts import services
 from accounts.forms import CreditAdjustForm, CreditGrantForm
@@ -26,8 +32,10 @@ from accounts.models import (
     IdempotencyKey,
     Invitation,
     Membership,
+    PendingSignup,
     StripeEvent,
     Tenant,
+    ThrottleCounter,
     User,
     WebhookDelivery,
     WebhookEndpoint,
@@ -355,3 +363,83 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     search_fields = ["message_id", "url", "tenant__name", "tenant__slug", "job__id"]
     list_select_related = ["tenant"]
     date_hierarchy = "created_at"
+
+
+def _recent_failures(**match: str) -> int:
+    since = timezone.now() - timedelta(minutes=settings.LOGIN_COOL_OFF_MINUTES)
+    total = AccessAttempt.objects.filter(attempt_time__gte=since, **match).aggregate(
+        total=Sum("failures_since_start")
+    )["total"]
+    return int(total or 0)
+
+
+admin.site.unregister(AccessAttempt)
+
+
+@admin.register(AccessAttempt)
+class AccessAttemptAdmin(AxesAccessAttemptAdmin):
+    """django-axes' failed log-ins, with whether the account or the address is locked now,
+    and "Lift lock"."""
+
+    list_display = [*AxesAccessAttemptAdmin.list_display, "lock"]
+    actions = ["lift_lock", *AxesAccessAttemptAdmin.actions]
+
+    @admin.display(description="Locked now")
+    def lock(self, obj: AccessAttempt) -> str:
+        locks = []
+        if obj.username and _recent_failures(username=obj.username) >= settings.LOGIN_FAILURE_LIMIT:
+            locks.append("account")
+        if (
+            obj.ip_address
+            and _recent_failures(ip_address=obj.ip_address) >= settings.LOGIN_ADDRESS_FAILURE_LIMIT
+        ):
+            locks.append("address")
+        return " and ".join(locks) or "no"
+
+    @admin.action(description="Lift lock (reset the attempts of these accounts and addresses)")
+    def lift_lock(self, request: HttpRequest, queryset: QuerySet[AccessAttempt]) -> None:
+        assert isinstance(request.user, User)
+        removed = services.login_lock_lift(
+            actor=request.user,
+            attempt_ids=list(queryset.values_list("pk", flat=True)),
+            reason="Lift lock, in the admin",
+        )
+        self.message_user(request, f"Lock lifted: {removed} attempt record(s) removed.")
+
+
+@admin.register(ThrottleCounter)
+class ThrottleCounterAdmin(admin.ModelAdmin):
+    """Password-reset, sign-up and API-key counters (a row ends its lock by itself when
+    `locked_until` passes); "Lift lock" removes them."""
+
+    list_display = ["scope", "key", "count", "window_started_at", "locked_until", "locked_now"]
+    list_filter = ["scope"]
+    search_fields = ["key"]
+    readonly_fields = ["scope", "key", "count", "window_started_at", "locked_until"]
+    actions = ["lift_lock"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(boolean=True, description="Locked now")
+    def locked_now(self, obj: ThrottleCounter) -> bool:
+        return bool(obj.lock_seconds_left())
+
+    @admin.action(description="Lift lock (start these counters afresh)")
+    def lift_lock(self, request: HttpRequest, queryset: QuerySet[ThrottleCounter]) -> None:
+        assert isinstance(request.user, User)
+        removed = services.throttle_lock_lift(
+            actor=request.user,
+            counter_ids=list(queryset.values_list("pk", flat=True)),
+            reason="Lift lock, in the admin",
+        )
+        self.message_user(request, f"Lock lifted: {removed} counter(s) removed.")
+
+
+@admin.register(PendingSignup)
+class PendingSignupAdmin(ReadOnlyAdmin):
+    """Sign-ups waiting for their email link (the account is created when it is opened)."""
+
+    list_display = ["email", "workspace_name", "created_at", "completed_at"]
+    search_fields = ["email", "workspace_name"]
+    exclude = ["password_hash", "token_digest"]

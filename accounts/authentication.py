@@ -13,7 +13,8 @@ from rest_framework import authentication, exceptions, throttling
 from rest_framework.request import Request
 
 from accounts import services
-from accounts.models import ApiKey
+from accounts.models import ApiKey, ThrottleScope
+from accounts.throttling import client_address
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -26,6 +27,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         scheme, _, raw_key = header.partition(" ")
         if scheme.lower() != self.keyword.lower() or not raw_key.strip():
             return None
+        # An address that sent too many wrong keys is refused whatever key it sends now,
+        # so guessing cannot go on with a good key in between to reset the count.
+        address = client_address(request._request)
+        wait = services.throttle_wait(scope=ThrottleScope.API_KEY_ADDRESS, key=address)
+        if wait:
+            raise ApiKeysLocked(wait)
         # The idempotency middleware may have checked this very key already.
         key: ApiKey | None
         if hasattr(request._request, "api_key"):
@@ -33,11 +40,30 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         else:
             key = services.api_key_authenticate(raw_key=raw_key.strip())
         if key is None:
+            cool_off = settings.API_KEY_COOL_OFF_MINUTES * 60
+            services.throttle_count(
+                scope=ThrottleScope.API_KEY_ADDRESS,
+                key=address,
+                limit=settings.API_KEY_FAILURE_LIMIT,
+                window_seconds=cool_off,
+                lock_seconds=cool_off,
+            )
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         return (ApiKeyUser(key), key)
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
+
+
+class ApiKeysLocked(exceptions.Throttled):
+    """Too many wrong API keys from one address: 429 with Retry-After, for any key."""
+
+    def __init__(self, wait: int) -> None:
+        super().__init__(
+            wait=wait,
+            detail="Too many requests with a wrong API key from your address: every request "
+            "from it is refused until the cool-off ends.",
+        )
 
 
 class ApiKeyRateThrottle(throttling.SimpleRateThrottle):

@@ -753,3 +753,77 @@ class WebhookDelivery(models.Model):
     @property
     def payload(self) -> Any:
         return json.loads(self.body)
+
+
+class ThrottleScope(models.TextChoices):
+    """What a throttle counter counts, per client address or per target email."""
+
+    RESET_ADDRESS = "reset_address", "Password-reset requests from an address"
+    RESET_EMAIL = "reset_email", "Password-reset requests for an email"
+    SIGNUP_ADDRESS = "signup_address", "Sign-ups from an address"
+    SIGNUP_EMAIL = "signup_email", "Sign-up emails to an address"
+    API_KEY_ADDRESS = "api_key_address", "Bad API keys from an address"
+
+
+class ThrottleCounterQuerySet(models.QuerySet["ThrottleCounter"]):
+    def locked(self) -> ThrottleCounterQuerySet:
+        return self.filter(locked_until__gt=timezone.now())
+
+
+class ThrottleCounter(models.Model):
+    """Requests counted for one scope and key (an address or an email) in a window. In the
+    database rather than a per-process cache, so every web process and machine sees the same
+    count; a row past its window and lock is simply started afresh by the next request."""
+
+    scope = models.CharField(max_length=20, choices=ThrottleScope.choices)
+    key = models.CharField(max_length=254)
+    count = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField(default=timezone.now)
+    locked_until = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    objects = ThrottleCounterQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-window_started_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="one_counter_per_scope_and_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_scope_display()}: {self.key}"
+
+    def lock_seconds_left(self, now: datetime | None = None) -> int:
+        """Whole seconds until the lock ends (0 when not locked)."""
+        if self.locked_until is None:
+            return 0
+        left = (self.locked_until - (now or timezone.now())).total_seconds()
+        return max(0, int(left) + (1 if left % 1 else 0))
+
+
+class PendingSignup(models.Model):
+    """A sign-up waiting for its email link to be opened: the account and its workspace are
+    created only then, so the form's answer is the same whether or not the email is taken.
+    The link's token is stored as a hash; the password only as Django's hash."""
+
+    email = models.EmailField(db_index=True)
+    name = models.CharField(max_length=150, blank=True)
+    workspace_name = models.CharField(max_length=100)
+    password_hash = models.CharField(max_length=256)
+    token_digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"sign-up of {self.email}"
+
+    @staticmethod
+    def digest(token: str) -> str:
+        return _token_digest(token)
+
+    @property
+    def is_expired(self) -> bool:
+        age = timezone.now() - self.created_at
+        return age > timedelta(hours=settings.SIGNUP_LINK_MAX_AGE_HOURS)

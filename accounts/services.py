@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.core.mail import send_mail
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
@@ -54,10 +55,12 @@ from accounts.models import (
     IdempotencyKey,
     Invitation,
     Membership,
+    PendingSignup,
     Role,
     SegmindPlan,
     StripeEvent,
     Tenant,
+    ThrottleCounter,
     User,
     WebhookDelivery,
     WebhookEndpoint,
@@ -152,6 +155,192 @@ def user_signup(*, email: str, password: str, workspace_name: str, name: str = "
         user = User.objects.create_user(email=email, password=password, name=name.strip())
         tenant_create(name=workspace_name, owner=user)
     return user
+
+
+def _signup_url(token: str) -> str:
+    return settings.SITE_URL + reverse("signup_confirm", args=[token])
+
+
+def signup_request(*, email: str, password: str, workspace_name: str, name: str = "") -> None:
+    """Start a sign-up without telling the visitor whether `email` has an account: a free
+    email gets a link that creates the account and its workspace; a taken one gets a note
+    to its owner instead. The visitor sees the same answer either way."""
+    email = email.strip().lower()
+    if User.objects.filter(email__iexact=email).exists():
+        send_mail(
+            subject="Someone tried to sign up with your address on ProductStudio",
+            message=render_to_string(
+                "accounts/email/signup_taken.txt",
+                {
+                    "login_url": settings.SITE_URL + reverse("login"),
+                    "reset_url": settings.SITE_URL + reverse("password_reset"),
+                },
+            ),
+            from_email=None,
+            recipient_list=[email],
+        )
+        return
+    token = secrets.token_urlsafe(32)
+    PendingSignup.objects.create(
+        email=email,
+        name=name.strip(),
+        workspace_name=workspace_name.strip(),
+        password_hash=make_password(password),
+        token_digest=PendingSignup.digest(token),
+    )
+    send_mail(
+        subject="Finish creating your ProductStudio workspace",
+        message=render_to_string(
+            "accounts/email/signup_link.txt",
+            {
+                "url": _signup_url(token),
+                "workspace_name": workspace_name.strip(),
+                "hours": settings.SIGNUP_LINK_MAX_AGE_HOURS,
+            },
+        ),
+        from_email=None,
+        recipient_list=[email],
+    )
+
+
+def signup_lookup(*, token: str) -> PendingSignup:
+    """The sign-up behind a link's token, or an AccountError."""
+    pending = PendingSignup.objects.filter(token_digest=PendingSignup.digest(token)).first()
+    if pending is None or pending.completed_at is not None:
+        raise AccountError(
+            "invalid_signup", "This sign-up link is not valid any more: log in, or sign up again."
+        )
+    if pending.is_expired:
+        raise AccountError("expired_signup", "This sign-up link has expired: sign up again.")
+    return pending
+
+
+def signup_complete(*, token: str) -> User:
+    """Create the account and workspace of a pending sign-up (its email link proves the
+    address); once per link."""
+    with transaction.atomic():
+        pending = signup_lookup(token=token)
+        # The row is taken first, so two clicks of one link create one account.
+        claimed = PendingSignup.objects.filter(pk=pending.pk, completed_at__isnull=True).update(
+            completed_at=timezone.now()
+        )
+        if not claimed:
+            raise AccountError(
+                "invalid_signup", "This sign-up link was already used: log in to your workspace."
+            )
+        if User.objects.filter(email__iexact=pending.email).exists():
+            raise AccountError(
+                "email_taken", "This email already has an account: log in, or reset its password."
+            )
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(email=pending.email, name=pending.name)
+        except IntegrityError:
+            raise AccountError(
+                "email_taken", "This email already has an account: log in, or reset its password."
+            ) from None
+        user.password = pending.password_hash
+        user.save(update_fields=["password"])
+        tenant_create(name=pending.workspace_name, owner=user)
+    return user
+
+
+def throttle_wait(*, scope: str, key: str) -> int:
+    """Seconds `key` stays locked in `scope` (0: not locked)."""
+    now = timezone.now()
+    counter = ThrottleCounter.objects.filter(scope=scope, key=key, locked_until__gt=now).first()
+    return counter.lock_seconds_left(now) if counter else 0
+
+
+def throttle_count(
+    *, scope: str, key: str, limit: int, window_seconds: int, lock_seconds: int | None = None
+) -> int:
+    """Count one request of `key` in `scope`. The count reaching `limit` within the window
+    locks the key for `lock_seconds` (None: until the window ends). Returns the seconds it
+    is now locked for (0: still under its limit). Atomic updates of one row per key, so
+    concurrent requests from any process are all counted."""
+    now = timezone.now()
+    counters = ThrottleCounter.objects.filter(scope=scope, key=key)
+    with transaction.atomic():
+        # A window that has run out, and no lock left: start afresh.
+        restarted = (
+            counters.filter(window_started_at__lte=now - timedelta(seconds=window_seconds))
+            .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
+            .update(count=1, window_started_at=now, locked_until=None)
+        )
+        if not restarted and not counters.update(count=F("count") + 1):
+            try:
+                with transaction.atomic():
+                    ThrottleCounter.objects.create(
+                        scope=scope, key=key, count=1, window_started_at=now
+                    )
+            except IntegrityError:  # another request created it first
+                counters.update(count=F("count") + 1)
+        counter = counters.get()
+        if counter.count >= limit and not (counter.locked_until and counter.locked_until > now):
+            if lock_seconds is None:
+                until = counter.window_started_at + timedelta(seconds=window_seconds)
+            else:
+                until = now + timedelta(seconds=lock_seconds)
+            counters.update(locked_until=until)
+            counter.locked_until = until
+    return counter.lock_seconds_left(now)
+
+
+def throttle_admit(*, scope: str, key: str, limit: int, window_seconds: int) -> int:
+    """Admit and count one request, or refuse it: returns 0 when admitted, else the
+    seconds until the key may ask again. At most `limit` requests a window."""
+    wait = throttle_wait(scope=scope, key=key)
+    if wait:
+        return wait
+    throttle_count(scope=scope, key=key, limit=limit, window_seconds=window_seconds)
+    return 0
+
+
+def throttle_lock_lift(*, actor: User, counter_ids: Iterable[int], reason: str) -> int:
+    """An operator lifts reset, sign-up or API-key locks: the counters start afresh."""
+    counters = ThrottleCounter.objects.filter(pk__in=list(counter_ids))
+    described = [str(counter) for counter in counters]
+    deleted, _ = counters.delete()
+    logger.info("%s lifted throttle locks %s: %s", actor, described, reason)
+    return deleted
+
+
+def login_failures_forget(*, email: str) -> int:
+    """A password was just reset through its emailed link: the account's failed log-ins no
+    longer count, so the lockout's "or reset your password" is true. The addresses' own
+    counts stay. Returns the attempts removed."""
+    from axes.models import AccessAttempt
+
+    deleted, _ = AccessAttempt.objects.filter(username=email.strip().lower()).delete()
+    return deleted
+
+
+def login_lock_lift(*, actor: User, attempt_ids: Iterable[int], reason: str) -> int:
+    """An operator lifts log-in locks (django-axes' failed attempts). An account's count
+    and an address's count each add up the attempts of every row with that account or
+    address, so the attempts of the selected rows' accounts and addresses all go; the next
+    failure starts from one. Returns the attempts removed."""
+    from axes.models import AccessAttempt
+
+    selected = list(
+        AccessAttempt.objects.filter(pk__in=list(attempt_ids)).values_list("username", "ip_address")
+    )
+    if not selected:
+        return 0
+    usernames = {username for username, _ in selected if username}
+    addresses = {address for _, address in selected if address}
+    deleted, _ = AccessAttempt.objects.filter(
+        Q(pk__in=list(attempt_ids)) | Q(username__in=usernames) | Q(ip_address__in=addresses)
+    ).delete()
+    logger.info(
+        "%s lifted log-in locks of %s and %s: %s",
+        actor,
+        sorted(usernames),
+        sorted(addresses),
+        reason,
+    )
+    return deleted
 
 
 def _invitation_url(token: str) -> str:

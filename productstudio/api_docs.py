@@ -141,7 +141,9 @@ errors) are not kept: the same key may be sent again.
 
 ## Rate limits
 Each API key may make so many reads (GET) and writes (POST, PATCH, DELETE) a minute.
-Past that: 429 `rate_limited` with a `Retry-After` header, in seconds.
+Past that: 429 `rate_limited` with a `Retry-After` header, in seconds. Many requests with a
+wrong key from one address lock that address for a while: every request from it, with any
+key, gets 429 `rate_limited` with `Retry-After` until the lock ends.
 
 ## Webhooks
 Events are POSTed as JSON `{{"type", "timestamp", "data"}}`, signed per Standard Webhooks:

@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "axes",
     "accounts",
     "jobs",
 ]
@@ -106,6 +107,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "productstudio.csp.ContentSecurityPolicyMiddleware",
+    # Last, so it turns django-axes' lockout flag into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "productstudio.urls"
@@ -282,6 +285,48 @@ ADMINS = [("Operators", email) for email in env_list("ADMINS")]
 # Invitations and password-reset links stay valid this long.
 INVITATION_MAX_AGE_DAYS = env_int("INVITATION_MAX_AGE_DAYS", 7)
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 24
+# A sign-up's link (the account is created when it is opened) stays valid this long.
+SIGNUP_LINK_MAX_AGE_HOURS = env_positive_int("SIGNUP_LINK_MAX_AGE_HOURS", 24)
+
+# Throttling ----------------------------------------------------------------------------
+# Failed log-ins go through django-axes: maintained by Jazzband, its database handler keeps
+# the counts in the database every web machine shares (no shared cache needed), operators
+# see attempts and lockouts in the admin, and it announces lockouts as signals. It counts
+# per account (the email, lower-cased) and per client address separately, each with its
+# own limit (accounts/throttling.py); a lock lasts LOGIN_COOL_OFF_MINUTES from the last
+# failure, and the right password is refused while it lasts.
+LOGIN_FAILURE_LIMIT = env_positive_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env_positive_int("LOGIN_ADDRESS_FAILURE_LIMIT", 20)
+LOGIN_COOL_OFF_MINUTES = env_positive_int("LOGIN_COOL_OFF_MINUTES", 15)
+# Behind N reverse proxies REMOTE_ADDR is the last proxy's: the client is then the N-th
+# address from the right of X-Forwarded-For. 0 (the default) trusts no header.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
+AUTHENTICATION_BACKENDS = [
+    "accounts.throttling.LoginLockBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "accounts.throttling.LoginAttemptHandler"
+AXES_FAILURE_LIMIT = "accounts.throttling.failure_limit"
+AXES_LOCKOUT_PARAMETERS = [["username"], ["ip_address"]]
+AXES_COOLOFF_TIME = "accounts.throttling.cool_off"
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "accounts.throttling.login_username"
+AXES_CLIENT_IP_CALLABLE = "accounts.throttling.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.throttling.lockout_response"
+AXES_VERBOSE = False
+# Password-reset requests and sign-ups, counted in the database (accounts.ThrottleCounter)
+# for the same reason: every process sees one count. Each limit is per hour.
+PASSWORD_RESET_ADDRESS_LIMIT = env_positive_int("PASSWORD_RESET_ADDRESS_LIMIT", 10)
+PASSWORD_RESET_EMAIL_LIMIT = env_positive_int("PASSWORD_RESET_EMAIL_LIMIT", 3)
+SIGNUP_ADDRESS_LIMIT = env_positive_int("SIGNUP_ADDRESS_LIMIT", 10)
+SIGNUP_EMAIL_LIMIT = env_positive_int("SIGNUP_EMAIL_LIMIT", 3)
+# Requests with a wrong API key from one address: at the limit within API_KEY_COOL_OFF_MINUTES,
+# the address is refused (429, whatever key it sends) for API_KEY_COOL_OFF_MINUTES.
+API_KEY_FAILURE_LIMIT = env_positive_int("API_KEY_FAILURE_LIMIT", 20)
+API_KEY_COOL_OFF_MINUTES = env_positive_int("API_KEY_COOL_OFF_MINUTES", 15)
 
 # django-q2 -----------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL")

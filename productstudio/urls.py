@@ -22,7 +22,7 @@ auth_patterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path("password-reset/", account_views.PasswordResetView.as_view(), name="password_reset"),
     path(
         "password-reset/sent/",
         auth_views.PasswordResetDoneView.as_view(),
@@ -30,7 +30,7 @@ auth_patterns = [
     ),
     path(
         "password-reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(),
+        account_views.PasswordResetConfirmView.as_view(),
         name="password_reset_confirm",
     ),
     path(
@@ -39,6 +39,8 @@ auth_patterns = [
         name="password_reset_complete",
     ),
     path("signup/", account_views.signup, name="signup"),
+    path("signup/sent/", account_views.signup_sent, name="signup_sent"),
+    path("signup/confirm/<str:token>/", account_views.signup_confirm, name="signup_confirm"),
     path("invite/<str:token>/", account_views.invitation_accept, name="invitation_accept"),
     path("workspaces/new/", account_views.workspace_create, name="workspace_create"),
 ]

@@ -71,3 +71,18 @@ def fake(settings: Any) -> Iterator[FakeSegmind]:
         settings.SEGMIND_FIRST_POLL_SECONDS = 0.1
         settings.SEGMIND_POLL_INTERVAL_SECONDS = 0.1
         yield server
+
+
+def finish_signup(page: Any, live_server: Any) -> None:
+    """After the sign-up form: open the link the sign-up emailed and create the workspace
+    (the live server runs in this process, so its emails are in `mail.outbox`)."""
+    import re
+    from urllib.parse import urlsplit
+
+    from django.core import mail
+
+    page.get_by_role("heading", name="Check your email").wait_for()
+    link = re.search(r"http://\S+/signup/confirm/\S+/", str(mail.outbox[-1].body))
+    assert link is not None
+    page.goto(live_server.url + urlsplit(link.group(0)).path)
+    page.get_by_role("button", name="Create workspace").click()

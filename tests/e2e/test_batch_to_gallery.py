@@ -22,6 +22,7 @@ from accounts.models import Tenant
 from jobs import services
 from jobs.models import Asset, Batch, Job, JobStatus
 from tests.conftest import PASSWORD
+from tests.e2e.conftest import finish_signup
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -40,6 +41,7 @@ def _sign_up(page: Any, live_server: Any, email: str, shop: str) -> None:
     page.get_by_label("Shop or workspace name").fill(shop)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create workspace").click()
+    finish_signup(page, live_server)
     page.wait_for_url(re.compile(r"/w/[\w-]+/$"))
 
 

@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from accounts.models import Tenant, User
 from jobs.models import AssetKind, Job, JobStatus
 from tests.conftest import PASSWORD
+from tests.e2e.conftest import finish_signup
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -107,6 +108,7 @@ def test_a_visitor_signs_up_and_lands_in_their_new_workspace(page, live_server, 
     page.get_by_label("Shop or workspace name").fill("Candle Corner")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create workspace").click()
+    finish_signup(page, live_server)
     page.wait_for_url(re.compile(r"/w/candle-corner/$"))
     assert page.get_by_role("heading", name="Candle Corner").is_visible()
     assert User.objects.filter(email="new@shop.test").exists()
