@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0010_tenant_segmind_plan'),
+        ('accounts', '0011_invitation_sent_at'),
     ]
 
     operations = [
