@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import random
 import uuid
 from typing import Any
 
@@ -88,8 +89,63 @@ def test_the_depth_counts_arrays_and_objects_but_not_brackets_inside_strings():
     assert json_depth(DEEP) == 100_000
 
 
+def _true_depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_true_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_true_depth, value), default=0)
+    return 0
+
+
+def _random_json(rng: random.Random, depth: int) -> Any:
+    tricky = ['"', "\\", "[", "]", "{", "}", '\\"', "é", "\n", "a"]
+    kind = rng.choice(["list", "dict", "text", "number"] if depth < 8 else ["text", "number"])
+    if kind == "list":
+        return [_random_json(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    if kind == "dict":
+        return {
+            "".join(rng.choices(tricky, k=3)): _random_json(rng, depth + 1)
+            for _ in range(rng.randint(0, 3))
+        }
+    if kind == "text":
+        return "".join(rng.choices(tricky, k=rng.randint(0, 6)))
+    return rng.randint(-5, 5)
+
+
+def test_the_depth_of_any_json_is_counted_exactly():
+    rng = random.Random(18)
+    for _ in range(3000):
+        value = _random_json(rng, 0)
+        for raw in (json.dumps(value), json.dumps(value, ensure_ascii=False, indent=1)):
+            assert json_depth(raw.encode()) == _true_depth(value), raw
+
+
+def test_a_body_far_too_deep_is_refused_after_its_first_brackets():
+    assert MAX_JSON_DEPTH < json_depth(DEEP, stop_above=MAX_JSON_DEPTH) < 100_000
+
+
 def test_a_string_never_closed_ends_the_count():
     assert json_depth(b'[["[[[[[[[[') == 2
+    assert json_depth(b'[["\\') == 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'["' + b'\\"' * (512 * 1024 - 2),  # a string never closed, full of escaped quotes
+        b'["' + b"\\" * (1024 * 1024 - 2),
+        b"[" + b'"' * (1024 * 1024 - 1),
+    ],
+    ids=["escaped-quotes", "backslashes", "quotes"],
+)
+def test_a_megabyte_of_quotes_and_escapes_is_scanned_in_one_pass(api: Client, body: bytes):
+    # The first string pattern took 73 s on 80 KB of the first body (each escaped quote
+    # began a new match to the end): quadratic. This test would take hours.
+    assert len(body) <= 1024 * 1024
+
+    response = api.post("/api/v1/jobs", body, content_type="application/json")
+
+    assert_problem(response, 400, "invalid_json")
 
 
 @pytest.mark.parametrize(
@@ -414,3 +470,16 @@ def test_a_portal_page_that_does_not_exist_stays_html(owner_client: Client, debu
 
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
+
+
+def test_a_signed_in_post_without_its_csrf_token_is_a_problem(
+    owner: Any, tenant: Tenant, debug: bool
+):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(owner)
+
+    response = client.post("/api/v1/presets", {"name": "x"}, content_type="application/json")
+
+    problem = assert_problem(response, 403, "forbidden")
+    assert "CSRF" in problem["detail"]
+    assert not Preset.objects.filter(name="x").exists()
