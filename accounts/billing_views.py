@@ -30,6 +30,8 @@ from accounts.forms import BuyForm, LedgerFilterForm, ThresholdForm
 from accounts.models import CheckoutSession, CheckoutStatus, CreditPack, Membership
 from jobs.catalog import get_model
 from jobs.models import ProviderIncident
+from productstudio.errors import Problem, problem_response
+from productstudio.parsers import BodyError, check_declared_length, check_depth
 
 LEDGER_PAGE_SIZE = 25
 INCIDENTS_SHOWN = 10
@@ -204,10 +206,23 @@ def credits_buy(request: HttpRequest, membership: Membership) -> HttpResponse:
 @require_POST
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
     """Stripe's deliveries: 400 only for an event that is not Stripe's (bad signature,
-    stale timestamp); anything verified is acknowledged, so Stripe stops retrying."""
+    stale timestamp) or a hostile body; anything verified is acknowledged, so Stripe stops
+    retrying.
+
+    A body over API_MAX_BODY_BYTES is refused from its Content-Length, unread, and one
+    nested too deep before its signature is checked: the scan costs no more than the
+    signature's HMAC, and then no body that could crash a JSON parser reaches Stripe's
+    library, even signed with a leaked secret. Both are answered as problems (Stripe reads
+    only the status)."""
+    try:
+        check_declared_length(request.META)
+        payload = request.body  # at most the limit: the stream stops at Content-Length
+        check_depth(payload)
+    except BodyError as e:
+        return problem_response(Problem(e.code, e.message, status=400))
     try:
         outcome = services.stripe_event_handle(
-            payload=request.body, signature=request.headers.get("Stripe-Signature", "")
+            payload=payload, signature=request.headers.get("Stripe-Signature", "")
         )
     except services.BillingError as e:
         return JsonResponse({"error": e.message}, status=400)

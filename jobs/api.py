@@ -38,7 +38,7 @@ from rest_framework.decorators import (
 )
 from rest_framework.exceptions import NotFound
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -49,6 +49,7 @@ from jobs import catalog, queueing, services
 from jobs.models import Asset, AssetKind, Batch, Job, JobPrice, JobStatus, Preset
 from productstudio.errors import PROBLEMS, Problem, ProblemSerializer
 from productstudio.pagination import PAGE_PARAMETERS, page_of, paginate
+from productstudio.parsers import JSONParser
 
 
 class AssetSerializer(serializers.ModelSerializer[Asset]):

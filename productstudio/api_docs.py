@@ -16,7 +16,19 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "for an item of a list; `request` when the body is not a JSON object). Also a bad "
         "`cursor` or `limit`, an empty or unknown filter, an `Idempotency-Key` too long.",
     ),
-    "parse_error": (400, "The body is not valid JSON."),
+    "invalid_json": (
+        400,
+        "The body is not valid JSON (or not UTF-8): `detail` says where, by line, column "
+        "and character.",
+    ),
+    "json_too_deep": (400, "The JSON body nests deeper than 64 levels of arrays and objects."),
+    "body_too_large": (
+        400,
+        "The body is larger than the route takes: 1 MiB for JSON by default "
+        "(`API_MAX_BODY_BYTES`); a multipart upload's photo has its own limit (`too_large`).",
+    ),
+    "parse_error": (400, "The multipart body could not be read."),
+    "bad_request": (400, "The request could not be read (too many form fields, say)."),
     "invalid_url": (400, "`image_url` is not a web address we can fetch."),
     "unsupported_scheme": (400, "`image_url` does not start with http:// or https://."),
     "host_not_allowed": (400, "`image_url` points to a private network."),
@@ -68,6 +80,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "rate_limited": (
         429,
         "Too many requests for this key: retry after `Retry-After` seconds.",
+    ),
+    "server_error": (
+        500,
+        "A fault of the studio: the answer has a `request_id`, logged with the fault; give it "
+        "to the operators if retrying does not help.",
     ),
     "temporarily_unavailable": (
         503,

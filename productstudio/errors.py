@@ -37,6 +37,9 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 # The HTTP status of each stable code a service may refuse with.
 STATUS_OF_CODE = {
     "validation_error": 400,
+    "invalid_json": 400,
+    "json_too_deep": 400,
+    "body_too_large": 400,
     "insufficient_credits": 402,
     "forbidden": 403,
     "not_found": 404,
@@ -48,6 +51,7 @@ STATUS_OF_CODE = {
     "url_expired": 410,
     "model_unavailable": 422,
     "rate_limited": 429,
+    "server_error": 500,
     "temporarily_unavailable": 503,
 }
 
@@ -213,10 +217,30 @@ ProblemSerializer = inline_serializer(
             help_text="What is wrong with each field.",
         ),
         "buy_url": serializers.URLField(required=False, help_text="With insufficient_credits."),
+        "request_id": serializers.CharField(
+            required=False,
+            help_text="With server_error: quote it to the operators, whose log has the fault.",
+        ),
     },
 )
 
 PROBLEMS = dict.fromkeys((400, 401, 402, 404, 409, 422), ProblemSerializer)
+
+
+def problem_response(problem: Problem, *, headers: Mapping[str, str] | None = None) -> JsonResponse:
+    """A problem answered outside DRF's views (middleware, Django's handlers, Stripe's
+    webhook)."""
+    response = JsonResponse(
+        _problem_body(problem), status=problem.status_code, content_type=PROBLEM_CONTENT_TYPE
+    )
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def busy_response() -> JsonResponse:
+    """503 with `Retry-After`: the database stayed locked, nothing was written."""
+    return problem_response(_busy_problem(), headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)})
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
@@ -224,8 +248,11 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     /api/, where clients read JSON, and the portal's page elsewhere."""
     if not request.path.startswith("/api/"):
         return defaults.page_not_found(request, exception)
-    problem = Problem("not_found", f"No API route {request.path}: see /api/docs/.")
-    return JsonResponse(_problem_body(problem), status=404, content_type=PROBLEM_CONTENT_TYPE)
+    return problem_response(no_route_problem(request))
+
+
+def no_route_problem(request: HttpRequest) -> Problem:
+    return Problem("not_found", f"No API route {request.path}: see /api/docs/.")
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
@@ -234,13 +261,8 @@ def server_error(request: HttpRequest) -> HttpResponse:
     this while handling the exception, so it is still in `sys.exc_info()`."""
     if not database_busy(sys.exc_info()[1]):
         return defaults.server_error(request)
-    problem = _busy_problem()
-    response: HttpResponse
     if request.path.startswith("/api/"):
-        response = JsonResponse(
-            _problem_body(problem), status=503, content_type=PROBLEM_CONTENT_TYPE
-        )
-    else:
-        response = HttpResponse(problem.message, status=503, content_type="text/plain")
+        return busy_response()
+    response = HttpResponse(_busy_problem().message, status=503, content_type="text/plain")
     response["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
     return response

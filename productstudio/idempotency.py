@@ -37,6 +37,7 @@ from django.utils.cache import patch_vary_headers
 from accounts import services
 from accounts.models import IdempotencyKey, Tenant
 from productstudio.errors import PROBLEM_CONTENT_TYPE, STATUS_OF_CODE, problem_body
+from productstudio.parsers import BodyError, check_depth
 
 logger = logging.getLogger(__name__)
 
@@ -136,10 +137,12 @@ def _fingerprint(request: HttpRequest) -> str:
                 files.append([name, upload.name, content.hexdigest()])
         digest.update(json.dumps([content_type, fields, sorted(files)]).encode())
     else:
-        body = request.body
+        body = request.body  # at most API_MAX_BODY_BYTES (ApiProblemMiddleware)
         try:
+            # A body too deep for json.loads (whatever its content type) is digested as is.
+            check_depth(body)
             parsed: Any = json.loads(body) if body else None
-        except ValueError:
+        except (BodyError, ValueError):
             digest.update(body)
         else:
             canonical = json.dumps(parsed, sort_keys=True, separators=(",", ":"))

@@ -1,6 +1,7 @@
 """How the OpenAPI schema describes what every operation of the API shares: the problem
 shape of its errors (as `application/problem+json`), the `Idempotency-Key` header on POSTs,
-and the answers any operation may give (401, 429; 409 and 422 for a reused key)."""
+and the answers any operation may give (401, 429, 500; 400 for a body too large, too deep
+or not JSON; 409 and 422 for a reused key)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 ERROR_DESCRIPTIONS = {
     "400": "`validation_error`: the request is not valid; `errors` names each field at fault "
     "(a product photo that can't be fetched or read has its own code: `dns_failed`, "
-    "`not_an_image`…, listed in the API's description).",
+    "`not_an_image`…, listed in the API's description). A body that is not JSON is "
+    "`invalid_json`, one nested deeper than 64 levels `json_too_deep`, one larger than "
+    "`API_MAX_BODY_BYTES` `body_too_large`.",
     "401": "`not_authenticated`: no API key, or one that is invalid or revoked.",
     "402": "`insufficient_credits`: the workspace has too few credits; `buy_url` is where to "
     "buy more. Nothing was created and nothing was charged.",
@@ -46,6 +49,7 @@ ERROR_DESCRIPTIONS = {
     "422": "`model_unavailable` (this engine can't run the model) or `idempotency_mismatch` "
     "(the Idempotency-Key was first used with another request).",
     "429": "`rate_limited`: too many requests for this key; retry after `Retry-After` seconds.",
+    "500": "`server_error`: a fault of the studio; `request_id` names it in the operators' log.",
 }
 
 
@@ -99,7 +103,11 @@ class ApiSchema(AutoSchema):
             content = response.get("content", {})
             if int(code) >= 400 and "application/json" in content:
                 content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
-        shared = ["401", "429"] + (["409", "422"] if self.method == "POST" else [])
+        shared = ["401", "429", "500"]
+        if self.method in ("POST", "PUT", "PATCH"):
+            shared.append("400")  # a body too large, too deep or not JSON
+        if self.method == "POST":
+            shared += ["409", "422"]
         for code in shared:
             if code not in responses:
                 responses[code] = self._get_response_for_code(

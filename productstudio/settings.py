@@ -99,6 +99,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads the body or the database: refuses hostile bodies under /api/,
+    # and makes every error answer there a problem (DEBUG's technical pages too).
+    "productstudio.middleware.ApiProblemMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -187,7 +190,10 @@ STORAGES = {
 }
 # Uploads up to the fetch limit are accepted; Django refuses larger request bodies.
 FETCH_MAX_BYTES = env_int("FETCH_MAX_BYTES", 25 * 1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = FETCH_MAX_BYTES + 1024 * 1024
+# The largest body of an API request or Stripe event that is not a multipart upload:
+# larger ones are refused from their Content-Length, unread (productstudio/parsers.py).
+API_MAX_BODY_BYTES = env_positive_int("API_MAX_BODY_BYTES", 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(FETCH_MAX_BYTES + 1024 * 1024, API_MAX_BODY_BYTES)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # Fetching product images ------------------------------------------------------------------
@@ -409,7 +415,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "productstudio.errors.problem_exception_handler",
     # JSON bodies only, but where a view says otherwise (a job's photo may be uploaded).
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # The JSON parser refuses bodies too large, too deep or not JSON, naming the problem.
+    "DEFAULT_PARSER_CLASSES": ["productstudio.parsers.JSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["accounts.authentication.ApiKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "productstudio.schema.ApiSchema",
 }
