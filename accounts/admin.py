@@ -12,6 +12,7 @@ from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import PermissionDenied
@@ -21,9 +22,11 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
-from accounts.forms import CreditAdjustForm, CreditGrantForm
+from accounts.forms import CreditAdjustForm, CreditGrantForm, TwoFactorResetForm
 from accounts.models import (
     ApiKey,
     CheckoutSession,
@@ -48,10 +51,26 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+# django-otp's own device pages would show anyone's authenticator secret to any operator
+# and remove devices without a reason: resets go through "Reset two-factor" on users.
+for _model in (TOTPDevice, StaticDevice):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     ordering = ["email"]
-    list_display = ["email", "name", "is_staff", "is_active", "date_joined", "last_login"]
+    list_display = [
+        "email",
+        "name",
+        "is_staff",
+        "is_active",
+        "two_factor",
+        "date_joined",
+        "last_login",
+    ]
+    actions = ["reset_two_factor"]
     list_filter = ["is_staff", "is_superuser", "is_active", "memberships__tenant"]
     search_fields = ["email", "name"]
     fieldsets = (
@@ -64,6 +83,38 @@ class UserAdmin(BaseUserAdmin):
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+    @admin.display(description="Two-factor", boolean=True)
+    def two_factor(self, obj: User) -> bool:
+        return obj.has_two_factor()
+
+    @admin.action(description="Reset two-factor (lost phone)")
+    def reset_two_factor(
+        self, request: HttpRequest, queryset: QuerySet[User]
+    ) -> TemplateResponse | None:
+        """Asks for a reason first, then removes the selected users' authenticator apps
+        and recovery codes: they log in with their password and may set up again."""
+        assert isinstance(request.user, User)  # admin actions run for staff only
+        form = TwoFactorResetForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            for user in queryset:
+                services.user_two_factor_reset(
+                    actor=request.user, user=user, reason=form.cleaned_data["reason"]
+                )
+                self.log_change(request, user, f"Two-factor reset: {form.cleaned_data['reason']}")
+            self.message_user(
+                request, f"Two-factor reset for {len(queryset)} user(s).", messages.SUCCESS
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reset two-factor",
+            "opts": self.model._meta,
+            "users": queryset,
+            "form": form,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/accounts/user/reset_two_factor.html", context)
 
 
 @admin.register(Tenant)

@@ -221,3 +221,34 @@ class CreditAdjustForm(forms.Form):
         if amount == 0:
             raise forms.ValidationError("amount: an adjustment cannot be zero.")
         return amount
+
+
+class TwoFactorCodeForm(forms.Form):
+    """A code from the authenticator app, or a recovery code."""
+
+    code = forms.CharField(
+        label="Code",
+        max_length=32,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "autofocus": True, "spellcheck": "false"}
+        ),
+    )
+
+
+class TwoFactorOffForm(forms.Form):
+    password_or_code = forms.CharField(
+        label="Your password, or a code from your app",
+        max_length=128,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+
+class TwoFactorResetForm(forms.Form):
+    """The operator's reason for removing someone's second factor."""
+
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Kept with the reset, e.g. how you checked who asked.",
+    )

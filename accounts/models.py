@@ -71,6 +71,13 @@ class User(AbstractBaseUser, PermissionsMixin):
     def get_short_name(self) -> str:
         return self.name or self.email.split("@")[0]
 
+    def has_two_factor(self) -> bool:
+        """Whether log-in asks this person for a second factor: an authenticator app they
+        confirmed with a code (one still being set up does not count)."""
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        return TOTPDevice.objects.filter(user_id=self.pk, confirmed=True).exists()
+
 
 class TenantQuerySet(models.QuerySet["Tenant"]):
     def for_user(self, user: User) -> TenantQuerySet:

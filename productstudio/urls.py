@@ -6,21 +6,15 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts import api as accounts_api
-from accounts import billing_views, webhooks_api
+from accounts import billing_views, security_views, webhooks_api
 from accounts import views as account_views
-from accounts.forms import EmailAuthenticationForm
 from jobs import api as jobs_api
 from jobs import views as job_views
 from productstudio.csp import csp_extend
 
 auth_patterns = [
-    path(
-        "login/",
-        auth_views.LoginView.as_view(
-            authentication_form=EmailAuthenticationForm, redirect_authenticated_user=True
-        ),
-        name="login",
-    ),
+    path("login/", security_views.PasswordLoginView.as_view(), name="login"),
+    path("login/code/", security_views.login_code, name="login_code"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password-reset/", account_views.PasswordResetView.as_view(), name="password_reset"),
     path(
@@ -38,6 +32,15 @@ auth_patterns = [
         auth_views.PasswordResetCompleteView.as_view(),
         name="password_reset_complete",
     ),
+    path("account/security/", security_views.account_security, name="account_security"),
+    path("account/security/setup/", security_views.security_setup, name="security_setup"),
+    path("account/security/confirm/", security_views.security_confirm, name="security_confirm"),
+    path(
+        "account/security/recovery-codes/",
+        security_views.recovery_codes_regenerate,
+        name="recovery_codes_regenerate",
+    ),
+    path("account/security/off/", security_views.two_factor_disable, name="two_factor_disable"),
     path("signup/", account_views.signup, name="signup"),
     path("signup/sent/", account_views.signup_sent, name="signup_sent"),
     path("signup/confirm/<str:token>/", account_views.signup_confirm, name="signup_confirm"),
@@ -149,7 +152,12 @@ urlpatterns = [
     ),
     path("stripe/webhook/", billing_views.stripe_webhook, name="stripe_webhook"),
     path("samples/<str:name>.jpg", job_views.sample_image, name="sample_image"),
-    path("admin/assets/<uuid:asset_id>/", job_views.staff_asset_file, name="staff_asset_file"),
+    # Behind the admin's own check: staff whose session passed the second factor.
+    path(
+        "admin/assets/<uuid:asset_id>/",
+        admin.site.admin_view(job_views.staff_asset_file),
+        name="staff_asset_file",
+    ),
     path("admin/", admin.site.urls),
 ]
 

@@ -27,6 +27,7 @@ from accounts.models import (
 )
 from jobs import services
 from jobs.models import Asset, Batch, Job, JobPrice, JobStatus, Preset, SegmindKeyBudget
+from tests.two_factor import staff_login
 
 MODELS = [
     User,
@@ -52,9 +53,7 @@ MODELS = [
 @pytest.fixture
 def operator_client(db) -> Client:
     operator = User.objects.create_superuser(email="ops@studio.test", password="x")
-    client = Client()
-    client.force_login(operator)
-    return client
+    return staff_login(Client(), operator)
 
 
 @pytest.fixture

@@ -11,14 +11,13 @@ from django.urls import reverse
 
 from accounts import services
 from accounts.models import DeliveryStatus, Tenant, User, WebhookDelivery, WebhookEndpoint
+from tests.two_factor import staff_login
 
 
 @pytest.fixture
 def operator_client(db: None) -> Client:
     operator = User.objects.create_superuser(email="ops@studio.test", password="x")
-    client = Client()
-    client.force_login(operator)
-    return client
+    return staff_login(Client(), operator)
 
 
 @pytest.fixture

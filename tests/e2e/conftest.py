@@ -86,3 +86,16 @@ def finish_signup(page: Any, live_server: Any) -> None:
     assert link is not None
     page.goto(live_server.url + urlsplit(link.group(0)).path)
     page.get_by_role("button", name="Create workspace").click()
+
+
+def log_in_with_code(page: Any, live_server: Any, email: str, code: str) -> None:
+    """The two log-in steps: email and password, then the code from the app."""
+    from tests.conftest import PASSWORD
+
+    page.goto(f"{live_server.url}/login/")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Two-factor code").wait_for()
+    page.get_by_role("textbox", name="Code").fill(code)
+    page.get_by_role("button", name="Verify").click()

@@ -14,7 +14,9 @@ from accounts.models import User
 from jobs.models import Job, JobPrice, JobStatus, ProviderIncident, ProviderPause
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import SEGMIND_KEY as KEY
+from tests.e2e.conftest import log_in_with_code
 from tests.e2e.test_portal_flow import _log_in
+from tests.two_factor import totp_code, two_factor_enable
 
 pytestmark = [
     pytest.mark.usefixtures("no_trial_credits"),
@@ -43,6 +45,7 @@ def test_a_406_shows_the_shop_it_was_not_charged_and_the_operator_the_incident(
     JobPrice.objects.create(model="bria-product-packshot", engine="segmind", credits=3)
     account_services.credits_grant(tenant=tenant, amount=10, user=owner, memo="to spend")
     operator = User.objects.create_superuser(email="ops@studio.test", password=PASSWORD)
+    operator_app, _ = two_factor_enable(operator)
     fake.faults.out_of_credit(KEY)
 
     _log_in(page, live_server, owner.email)
@@ -72,8 +75,8 @@ def test_a_406_shows_the_shop_it_was_not_charged_and_the_operator_the_incident(
     # The operator: a banner on every admin page, and the incident.
     ops = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     try:
-        _log_in(ops, live_server, operator.email)
-        ops.wait_for_load_state()
+        log_in_with_code(ops, live_server, operator.email, totp_code(operator_app))
+        ops.wait_for_url(re.compile(r"/workspaces/new/$"))
         ops.goto(f"{live_server.url}/admin/")
         banner = ops.locator(".provider-pauses")
         assert "Segmind is out of credit on the platform's key" in banner.inner_text()

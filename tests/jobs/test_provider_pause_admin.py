@@ -12,6 +12,7 @@ from django.urls import reverse
 from accounts.models import Tenant, User
 from jobs import services
 from jobs.models import Job, JobStatus, ProviderIncident, ProviderPause
+from tests.two_factor import staff_login
 
 KEY = "platform-key-0001"
 
@@ -23,9 +24,7 @@ def operator(db: None) -> User:
 
 @pytest.fixture
 def operator_client(operator: User) -> Client:
-    client = Client()
-    client.force_login(operator)
-    return client
+    return staff_login(Client(), operator)
 
 
 def _running_job(tenant: Tenant, owner: User, product_jpeg: bytes) -> Job:
@@ -127,8 +126,7 @@ def test_an_operator_without_the_right_to_change_pauses_cannot_clear_one(db, pau
     from django.contrib.auth.models import Permission
 
     viewer.user_permissions.add(Permission.objects.get(codename="view_providerpause"))
-    client = Client()
-    client.force_login(viewer)
+    client = staff_login(Client(), viewer)
 
     response = client.post(reverse("admin:jobs_providerpause_clear", args=[pause.pk]))
 

@@ -21,8 +21,6 @@ class Command(BaseCommand):
                 email=DEMO_EMAIL,
                 password=DEMO_PASSWORD,
                 name="Demo",
-                is_staff=True,
-                is_superuser=True,
             )
             services.tenant_create(name="Demo Shop", owner=user)
             created = "Created the demo workspace."
@@ -33,5 +31,6 @@ class Command(BaseCommand):
             f"  Log in at http://127.0.0.1:8000/ with\n"
             f"    email:    {DEMO_EMAIL}\n"
             f"    password: {DEMO_PASSWORD}  (unless you changed it)\n"
-            f"  (the same login opens the admin at http://127.0.0.1:8000/admin/)"
+            f"  (an operator for the admin: `manage.py createsuperuser`, then set up "
+            f"two-factor at the first visit of /admin/)"
         )
