@@ -23,6 +23,7 @@ from accounts.models import ThrottleCounter, ThrottleScope, User
 from accounts.throttling import client_address
 from tests.api_helpers import assert_problem
 from tests.conftest import PASSWORD
+from tests.two_factor import staff_login
 
 LOCKOUT = "Too many failed log-ins. Try again in 15 minutes or reset your password."
 
@@ -217,9 +218,8 @@ def test_good_keys_do_not_count_towards_the_lock(tenant, settings):
 @pytest.fixture
 def operator_client(db) -> Client:
     operator = User.objects.create_superuser(email="ops@studio.test", password="x")
-    client = Client()
-    client.force_login(operator)
-    return client
+    # The admin lets staff in only with their second factor passed.
+    return staff_login(Client(), operator)
 
 
 def test_an_operator_sees_a_locked_account_and_lifts_the_lock(owner, operator_client):
