@@ -196,3 +196,19 @@ class CreditAdjustForm(forms.Form):
         if amount == 0:
             raise forms.ValidationError("amount: an adjustment cannot be zero.")
         return amount
+
+
+REASON_REQUIRED = "reason: say why (it goes in the operators' audit trail)."
+
+
+class OperatorReasonForm(forms.Form):
+    """The "Why" an operator gives before an admin action that changes money or a
+    workspace's standing; it is kept in the audit trail."""
+
+    reason = forms.CharField(
+        label="Why",
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Kept in the operators' audit trail with your name and the time.",
+        error_messages={"required": REASON_REQUIRED},
+    )
