@@ -672,7 +672,13 @@ class OperatorActionAdmin(admin.ModelAdmin):
     and searched here, exported as CSV with the same filters."""
 
     list_display = ["at", "actor_email", "action", "tenant_name", "target", "reason"]
-    list_filter = ["action", "tenant", "actor", "at"]
+    # Only the operators and workspaces that appear in the trail are offered.
+    list_filter = [
+        "action",
+        ("tenant", admin.RelatedOnlyFieldListFilter),
+        ("actor", admin.RelatedOnlyFieldListFilter),
+        "at",
+    ]
     search_fields = ["actor_email", "tenant_name", "tenant_slug", "target", "reason"]
     date_hierarchy = "at"
     list_select_related = ["tenant", "actor"]
