@@ -1,23 +1,39 @@
 """Operators' view of users, workspaces, members, invitations, API keys and credits:
-the ledger, packs, Stripe's sessions and events, and granting or adjusting credits; and
-of webhooks: endpoints (re-enabled here) and their delivery log; and the throttles: failed
-log-ins (django-axes' attempts), reset, sign-up and API-key counters, each with "Lift lock"."""
+the ledger, packs, Stripe's sessions and events, and granting or adjusting credits; of
+webhooks: endpoints (re-enabled here) and their delivery log; and the operators' audit
+trail; and the throttles: failed log-ins (django-axes' attempts), reset, sign-up and
+API-key counters, each with "Lift lock". Every change of money or of a workspace's
+standing made here asks why and is recorded (`operator_action_record`) in the same
+transaction as the change."""
 
 from __future__ import annotations
 
+import csv
+import json
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
 from axes.models import AccessAttempt
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet, Sum
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseBase,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -26,7 +42,13 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
-from accounts.forms import CreditAdjustForm, CreditGrantForm, TwoFactorResetForm
+from accounts.forms import (
+    REASON_REQUIRED,
+    CreditAdjustForm,
+    CreditGrantForm,
+    OperatorReasonForm,
+    TwoFactorResetForm,
+)
 from accounts.models import (
     ApiKey,
     CheckoutSession,
@@ -35,7 +57,10 @@ from accounts.models import (
     IdempotencyKey,
     Invitation,
     Membership,
+    OperatorAction,
+    OperatorActionCode,
     PendingSignup,
+    Role,
     StripeEvent,
     Tenant,
     ThrottleCounter,
@@ -45,10 +70,57 @@ from accounts.models import (
 )
 
 
+def operator_reason_confirm(
+    model_admin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    *,
+    title: str,
+    intro: str,
+) -> tuple[str | None, TemplateResponse | None]:
+    """The admin action pattern with a "Why": the first call shows the selected rows and a
+    required reason field; the confirmed post returns the reason. Returns (reason, None)
+    to go ahead, or (None, the page to show) when there is no valid reason yet."""
+    form = OperatorReasonForm(request.POST if request.POST.get("post") else None)
+    if form.is_valid():
+        return form.cleaned_data["reason"], None
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "intro": intro,
+        "objects": list(queryset),
+        "form": form,
+        "opts": model_admin.opts,
+        "action": request.POST.get("action", ""),
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return None, TemplateResponse(request, "admin/operator_reason.html", context)
+
+
+def _operator(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)  # admin_view lets only staff users in
+    return request.user
+
+
 class MembershipInline(admin.TabularInline):
+    """Shown here; roles are changed and members added or removed on the Memberships
+    pages, which ask why and record it."""
+
     model = Membership
     extra = 0
-    autocomplete_fields = ["user"]
+    fields = ("user", "role", "created_at")
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 # django-otp's own device pages would show anyone's authenticator secret to any operator
@@ -117,8 +189,44 @@ class UserAdmin(BaseUserAdmin):
         return TemplateResponse(request, "admin/accounts/user/reset_two_factor.html", context)
 
 
+# Fields of a workspace whose change alters its standing: asked why, and recorded.
+TENANT_STANDING_FIELDS = ("segmind_plan", "segmind_rate_limit")
+
+
+class TenantAdminForm(forms.ModelForm):
+    reason = forms.CharField(
+        label="Why",
+        required=False,
+        max_length=1000,
+        widget=forms.TextInput(attrs={"class": "vTextField", "size": 60}),
+        help_text="Required when the Segmind plan or rate limit changes: kept in the "
+        "operators' audit trail.",
+    )
+
+    class Meta:
+        model = Tenant
+        # The rest is read-only or never shown (keys and secrets).
+        fields = ["name", "slug", "low_balance_threshold", "segmind_plan", "segmind_rate_limit"]
+
+    def standing_changes(self) -> dict[str, dict[str, Any]]:
+        if self.instance.pk is None:
+            return {}
+        return {
+            name: {"before": self.initial.get(name), "after": self.cleaned_data.get(name)}
+            for name in TENANT_STANDING_FIELDS
+            if name in self.changed_data
+        }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.standing_changes() and not (data.get("reason") or "").strip():
+            self.add_error("reason", REASON_REQUIRED)
+        return data
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
+    form = TenantAdminForm
     list_display = [
         "name",
         "slug",
@@ -148,6 +256,21 @@ class TenantAdmin(admin.ModelAdmin):
     @admin.display(description="Members")
     def member_count(self, obj: Tenant) -> int:
         return obj.memberships.count()
+
+    def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
+        # The admin's change view runs in one transaction: the change and its record
+        # commit together.
+        super().save_model(request, obj, form, change)
+        changes = form.standing_changes() if change else {}
+        if changes:
+            services.operator_action_record(
+                actor=_operator(request),
+                action=OperatorActionCode.SEGMIND_PLAN_CHANGE,
+                tenant=obj,
+                target=f"workspace {obj.slug}",
+                details=changes,
+                reason=form.cleaned_data["reason"],
+            )
 
     @admin.display(description="Own Segmind key")
     def own_segmind_key(self, obj: Tenant) -> str:
@@ -193,18 +316,40 @@ class TenantAdmin(admin.ModelAdmin):
         form = form_class(request.POST or None)
         if request.method == "POST" and form.is_valid():
             amount, memo = form.cleaned_data["amount"], form.cleaned_data["memo"]
+            grant = form_class is CreditGrantForm
             try:
-                if form_class is CreditGrantForm:
-                    entry = services.credits_grant(
-                        tenant=tenant, amount=amount, user=request.user, memo=memo
-                    )
-                else:
-                    entry = services.credits_adjust(
-                        tenant=tenant, amount=amount, user=request.user, memo=memo
+                # The memo is the why: in the ledger for the shop, and in the audit trail.
+                with transaction.atomic():
+                    if grant:
+                        entry = services.credits_grant(
+                            tenant=tenant, amount=amount, user=request.user, memo=memo
+                        )
+                    else:
+                        entry = services.credits_adjust(
+                            tenant=tenant, amount=amount, user=request.user, memo=memo
+                        )
+                    services.operator_action_record(
+                        actor=request.user,
+                        action=(
+                            OperatorActionCode.CREDITS_GRANT
+                            if grant
+                            else OperatorActionCode.CREDITS_ADJUST
+                        ),
+                        tenant=tenant,
+                        target=f"workspace {tenant.slug}",
+                        details={
+                            "amount": entry.amount,
+                            "balance_before": entry.balance_after - entry.amount,
+                            "balance_after": entry.balance_after,
+                            "credit_entry": entry.pk,
+                        },
+                        reason=memo,
                     )
             except services.CreditError as e:
                 field = "memo" if e.code == "memo_required" else "amount"
                 form.add_error(field, e.message)
+            except services.OperatorActionError as e:
+                form.add_error("memo", e.message)
             else:
                 done = f"{entry.get_kind_display()} of {entry.amount:+d} credits: {memo}"
                 self.log_change(request, tenant, done)
@@ -226,13 +371,102 @@ class TenantAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/accounts/tenant/credits_form.html", context)
 
 
+class MembershipAdminForm(forms.ModelForm):
+    reason = forms.CharField(
+        label="Why",
+        max_length=1000,
+        widget=forms.TextInput(attrs={"class": "vTextField", "size": 60}),
+        help_text="Kept in the operators' audit trail with your name and the time.",
+        error_messages={"required": REASON_REQUIRED},
+    )
+
+    class Meta:
+        model = Membership
+        fields = ["user", "tenant", "role"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        membership = self.instance
+        # Checked here for a message on the form; the service checks again under lock.
+        if (
+            membership.pk is not None
+            and data.get("role") != Role.OWNER
+            and membership.role == Role.OWNER
+            and not Membership.objects.for_tenant(membership.tenant)
+            .owners()
+            .exclude(pk=membership.pk)
+            .exists()
+        ):
+            self.add_error(
+                "role", "role: a workspace needs an owner; make someone else owner first."
+            )
+        return data
+
+
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
+    """Roles changed, members added and removed by operators: each asks why and is
+    recorded in the audit trail."""
+
+    form = MembershipAdminForm
     list_display = ["user", "tenant", "role", "created_at"]
     list_filter = ["role", "tenant"]
     search_fields = ["user__email", "tenant__name", "tenant__slug"]
     autocomplete_fields = ["user", "tenant"]
     list_select_related = ["user", "tenant"]
+    actions = ["remove_members"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # A membership is moved by removing it and adding another, each with its why.
+        return ["user", "tenant", "created_at"] if obj is not None else []
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # "Remove selected members…" asks why
+
+    def has_remove_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.delete_membership")
+
+    def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
+        reason = form.cleaned_data["reason"]
+        if change:
+            services.membership_operator_role_set(
+                membership_id=obj.pk, role=obj.role, actor=_operator(request), reason=reason
+            )
+        else:
+            created = services.membership_operator_add(
+                tenant=obj.tenant,
+                user=obj.user,
+                role=obj.role,
+                actor=_operator(request),
+                reason=reason,
+            )
+            obj.pk = created.pk
+
+    @admin.action(description="Remove selected members…", permissions=["remove"])
+    def remove_members(
+        self, request: HttpRequest, queryset: QuerySet[Membership]
+    ) -> TemplateResponse | None:
+        reason, page = operator_reason_confirm(
+            self,
+            request,
+            queryset.select_related("user", "tenant"),
+            title="Remove members",
+            intro="These people lose access to the workspace at once.",
+        )
+        if reason is None:
+            return page
+        removed = 0
+        for membership in queryset:
+            try:
+                services.membership_operator_remove(
+                    membership_id=membership.pk, actor=_operator(request), reason=reason
+                )
+            except services.AccountError as e:
+                self.message_user(request, e.message, messages.ERROR)
+            else:
+                removed += 1
+        self.message_user(request, f"{removed} member(s) removed.")
+        return None
 
 
 @admin.register(Invitation)
@@ -249,12 +483,49 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ["name", "prefix", "tenant", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["tenant", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix", "tenant__name"]
-    # Keys are created by the command or the portal, where the secret is shown once.
-    readonly_fields = ["prefix", "digest", "created_by", "created_at", "last_used_at"]
+    # Keys are created by the command or the portal, where the secret is shown once;
+    # operators revoke them with "Revoke selected keys…", which asks why.
+    readonly_fields = [
+        "tenant",
+        "prefix",
+        "digest",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     list_select_related = ["tenant"]
+    actions = ["revoke_keys"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a revoked key stays, for the record
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.change_apikey")
+
+    @admin.action(description="Revoke selected keys…", permissions=["revoke"])
+    def revoke_keys(
+        self, request: HttpRequest, queryset: QuerySet[ApiKey]
+    ) -> TemplateResponse | None:
+        active = queryset.filter(revoked_at__isnull=True).select_related("tenant")
+        reason, page = operator_reason_confirm(
+            self,
+            request,
+            active,
+            title="Revoke API keys",
+            intro="These keys stop working at once; integrations using them get 401.",
+        )
+        if reason is None:
+            return page
+        revoked = sum(
+            services.api_key_operator_revoke(key_id=key.pk, actor=_operator(request), reason=reason)
+            for key in active
+        )
+        self.message_user(request, f"{revoked} key(s) revoked.")
+        return None
 
 
 @admin.register(CreditEntry)
@@ -469,6 +740,70 @@ class ThrottleCounterAdmin(admin.ModelAdmin):
     readonly_fields = ["scope", "key", "count", "window_started_at", "locked_until"]
     actions = ["lift_lock"]
 
+
+class _Echo:
+    """A file-like that hands back what csv.writer writes, for streaming."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_cell(value: str) -> str:
+    # A cell starting like a formula would run in a spreadsheet: quote it as text.
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+CSV_COLUMNS = [
+    "at",
+    "actor_email",
+    "action",
+    "action_label",
+    "tenant_slug",
+    "tenant_name",
+    "target",
+    "amount",
+    "reason",
+    "details",
+]
+
+
+def _csv_rows(queryset: QuerySet[OperatorAction]) -> Iterator[list[str]]:
+    yield CSV_COLUMNS
+    for row in queryset.iterator(chunk_size=500):
+        amount = row.details.get("amount") if isinstance(row.details, dict) else None
+        yield [
+            row.at.isoformat(),
+            _csv_cell(row.actor_email),
+            row.action,
+            row.get_action_display(),
+            _csv_cell(row.tenant_slug),
+            _csv_cell(row.tenant_name),
+            _csv_cell(row.target),
+            str(amount) if isinstance(amount, int) else "",
+            _csv_cell(row.reason),
+            _csv_cell(json.dumps(row.details, sort_keys=True)),
+        ]
+
+
+@admin.register(OperatorAction)
+class OperatorActionAdmin(admin.ModelAdmin):
+    """The operators' audit trail: read-only for everyone (superusers included), filtered
+    and searched here, exported as CSV with the same filters."""
+
+    list_display = ["at", "actor_email", "action", "tenant_name", "target", "reason"]
+    # Only the operators and workspaces that appear in the trail are offered.
+    list_filter = [
+        "action",
+        ("tenant", admin.RelatedOnlyFieldListFilter),
+        ("actor", admin.RelatedOnlyFieldListFilter),
+        "at",
+    ]
+    search_fields = ["actor_email", "tenant_name", "tenant_slug", "target", "reason"]
+    date_hierarchy = "at"
+    list_select_related = ["tenant", "actor"]
+    change_list_template = "admin/accounts/operatoraction/change_list.html"
+    actions = None
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -494,3 +829,33 @@ class PendingSignupAdmin(ReadOnlyAdmin):
     list_display = ["email", "workspace_name", "created_at", "completed_at"]
     search_fields = ["email", "workspace_name"]
     exclude = ["password_hash", "token_digest"]
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[URLPattern]:
+        export = path(
+            "export.csv",
+            self.admin_site.admin_view(self.export_view),
+            name="accounts_operatoraction_export",
+        )
+        return [export, *super().get_urls()]
+
+    def export_view(self, request: HttpRequest) -> HttpResponseBase:
+        """The changelist's rows, with its filters and search, as a streamed CSV."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseBadRequest("Unknown filter in the query string.")
+        writer = csv.writer(_Echo())
+        response = StreamingHttpResponse(
+            (writer.writerow(row) for row in _csv_rows(changelist.queryset)),
+            content_type="text/csv; charset=utf-8",
+        )
+        response["Content-Disposition"] = 'attachment; filename="operator-actions.csv"'
+        return response

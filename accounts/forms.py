@@ -244,11 +244,27 @@ class TwoFactorOffForm(forms.Form):
     )
 
 
-class TwoFactorResetForm(forms.Form):
-    """The operator's reason for removing someone's second factor."""
+REASON_REQUIRED = "reason: say why (it goes in the operators' audit trail)."
+
+
+class OperatorReasonForm(forms.Form):
+    """The "Why" an operator gives before an admin action that changes money or a
+    workspace's standing; it is kept in the audit trail."""
 
     reason = forms.CharField(
-        max_length=500,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Kept with the reset, e.g. how you checked who asked.",
+        label="Why",
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Kept in the operators' audit trail with your name and the time.",
+        error_messages={"required": REASON_REQUIRED},
     )
+
+
+class TwoFactorResetForm(OperatorReasonForm):
+    """The operator's reason for removing someone's second factor."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields[
+            "reason"
+        ].help_text = "Kept in the operators' audit trail, e.g. how you checked who asked."

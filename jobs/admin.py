@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -13,7 +14,9 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from accounts import services as account_services
-from accounts.models import CreditKind, User
+from accounts.admin import operator_reason_confirm
+from accounts.forms import REASON_REQUIRED
+from accounts.models import CreditKind, OperatorActionCode, User
 from jobs import catalog, services
 from jobs.models import (
     Asset,
@@ -114,10 +117,24 @@ class JobAdmin(admin.ModelAdmin):
         assert isinstance(request.user, User)
         form = RefundForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
+            memo = form.cleaned_data["memo"]
             try:
-                entry = account_services.credits_refund(
-                    job=job, user=request.user, memo=form.cleaned_data["memo"]
-                )
+                # The memo is the why: in the ledger and in the operators' audit trail.
+                with transaction.atomic():
+                    entry = account_services.credits_refund(job=job, user=request.user, memo=memo)
+                    account_services.operator_action_record(
+                        actor=request.user,
+                        action=OperatorActionCode.CREDITS_REFUND,
+                        tenant=job.tenant,
+                        target=f"job {job.pk}",
+                        details={
+                            "amount": entry.amount,
+                            "balance_before": entry.balance_after - entry.amount,
+                            "balance_after": entry.balance_after,
+                            "credit_entry": entry.pk,
+                        },
+                        reason=memo,
+                    )
             except account_services.CreditError as e:
                 form.add_error("memo" if e.code == "memo_required" else None, e.message)
             else:
@@ -302,18 +319,44 @@ class ProviderPauseAdmin(admin.ModelAdmin):
         return Job.objects.waiting_for(obj).count() if obj.is_open else 0
 
     def _clear(self, request: HttpRequest, pause: ProviderPause, reason: str) -> int | None:
-        by = request.user if isinstance(request.user, User) else None
-        return services.provider_pause_clear(pause_id=pause.pk, by=by, reason=reason)
+        assert isinstance(request.user, User)  # admin_view lets only staff users in
+        with transaction.atomic():
+            resumed = services.provider_pause_clear(
+                pause_id=pause.pk, by=request.user, reason=reason
+            )
+            if resumed is not None:
+                account_services.operator_action_record(
+                    actor=request.user,
+                    action=OperatorActionCode.PAUSE_CLEAR,
+                    tenant=pause.tenant,
+                    target=f"Segmind pause {pause.pk} on {pause.owner}",
+                    details={"resumed_jobs": resumed, "occurrences": pause.occurrences},
+                    reason=reason,
+                )
+        return resumed
 
-    @admin.action(description="Clear pause and resume", permissions=["clear"])
-    def clear_and_resume(self, request: HttpRequest, queryset: QuerySet[ProviderPause]) -> None:
+    @admin.action(description="Clear pause and resume…", permissions=["clear"])
+    def clear_and_resume(
+        self, request: HttpRequest, queryset: QuerySet[ProviderPause]
+    ) -> TemplateResponse | None:
+        open_pauses = queryset.filter(cleared_at__isnull=True).select_related("tenant")
+        reason, page = operator_reason_confirm(
+            self,
+            request,
+            open_pauses,
+            title="Clear pause and resume",
+            intro="Clearing a pause sends the jobs waiting for it back to the queue at once.",
+        )
+        if reason is None:
+            return page
         cleared = resumed = 0
-        for pause in queryset.filter(cleared_at__isnull=True):
-            count = self._clear(request, pause, "cleared by an operator")
+        for pause in open_pauses:
+            count = self._clear(request, pause, reason)
             if count is not None:
                 cleared += 1
                 resumed += count
         self.message_user(request, f"{cleared} pause(s) cleared; {resumed} waiting job(s) resumed.")
+        return None
 
     def get_urls(self) -> list[URLPattern]:
         clear = path(
@@ -327,9 +370,12 @@ class ProviderPauseAdmin(admin.ModelAdmin):
         """Confirm, with a reason kept on the pause, then clear it and resume its jobs."""
         if not self.has_clear_permission(request):
             raise PermissionDenied
-        pause = get_object_or_404(ProviderPause, pk=pause_id)
-        if request.method == "POST":
-            reason = request.POST.get("reason", "").strip() or "cleared by an operator"
+        pause = get_object_or_404(ProviderPause.objects.select_related("tenant"), pk=pause_id)
+        error = ""
+        reason = request.POST.get("reason", "").strip()
+        if request.method == "POST" and not reason:
+            error = REASON_REQUIRED
+        elif request.method == "POST":
             resumed = self._clear(request, pause, reason)
             if resumed is None:
                 messages.warning(request, "This pause was already cleared.")
@@ -337,6 +383,8 @@ class ProviderPauseAdmin(admin.ModelAdmin):
                 messages.success(request, f"Pause cleared; {resumed} waiting job(s) resumed.")
             return redirect("admin:jobs_providerpause_changelist")
         context = {
+            "error": error,
+            "reason": reason,
             **self.admin_site.each_context(request),
             "title": "Clear pause and resume",
             "pause": pause,

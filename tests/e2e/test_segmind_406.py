@@ -90,6 +90,7 @@ def test_a_406_shows_the_shop_it_was_not_charged_and_the_operator_the_incident(
         fake.faults.top_up(KEY)
         banner.get_by_role("link").first.click()
         ops.get_by_role("link", name="Clear pause and resume").click()
+        ops.get_by_label("Why").fill("topped up the Segmind account")
         ops.get_by_role("button", name="Clear pause and resume").click()
         ops.get_by_text("1 waiting job(s) resumed").wait_for()
         assert ops.locator(".provider-pauses").count() == 0

@@ -91,11 +91,14 @@ def test_clear_pause_and_resume_from_the_list_sends_the_waiting_jobs_back(
     operator_client, operator, pause
 ):
     assert Job.objects.filter(status=JobStatus.WAITING_FOR_PROVIDER).count() == 1
+    action = {"action": "clear_and_resume", "_selected_action": [pause.pk]}
+    changelist = reverse("admin:jobs_providerpause_changelist")
+    confirm = operator_client.post(changelist, action)
+    assert 'name="reason"' in confirm.content.decode()
+    assert Job.objects.filter(status=JobStatus.WAITING_FOR_PROVIDER).count() == 1
 
     response = operator_client.post(
-        reverse("admin:jobs_providerpause_changelist"),
-        {"action": "clear_and_resume", "_selected_action": [pause.pk]},
-        follow=True,
+        changelist, {**action, "post": "yes", "reason": "topped up"}, follow=True
     )
 
     assert "1 pause(s) cleared; 1 waiting job(s) resumed." in response.content.decode()
