@@ -1,10 +1,9 @@
 """Operators' view of users, workspaces, members, invitations, API keys and credits:
 the ledger, packs, Stripe's sessions and events, and granting or adjusting credits; of
-webhooks: endpoints (re-enabled here) and their delivery log; and the operators' audit
-trail; and the throttles: failed log-ins (django-axes' attempts), reset, sign-up and
-API-key counters, each with "Lift lock". Every change of money or of a workspace's
-standing made here asks why and is recorded (`operator_action_record`) in the same
-transaction as the change."""
+webhooks: endpoints (re-enabled here) and their delivery log; the throttles: failed log-ins
+(django-axes' attempts), reset, sign-up and API-key counters, each with "Lift lock"; and
+the operators' audit trail. Every change of money or of a workspace's standing made here
+asks why and is recorded (`operator_action_record`) in the same transaction as the change."""
 
 from __future__ import annotations
 
@@ -740,6 +739,32 @@ class ThrottleCounterAdmin(admin.ModelAdmin):
     readonly_fields = ["scope", "key", "count", "window_started_at", "locked_until"]
     actions = ["lift_lock"]
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(boolean=True, description="Locked now")
+    def locked_now(self, obj: ThrottleCounter) -> bool:
+        return bool(obj.lock_seconds_left())
+
+    @admin.action(description="Lift lock (start these counters afresh)")
+    def lift_lock(self, request: HttpRequest, queryset: QuerySet[ThrottleCounter]) -> None:
+        assert isinstance(request.user, User)
+        removed = services.throttle_lock_lift(
+            actor=request.user,
+            counter_ids=list(queryset.values_list("pk", flat=True)),
+            reason="Lift lock, in the admin",
+        )
+        self.message_user(request, f"Lock lifted: {removed} counter(s) removed.")
+
+
+@admin.register(PendingSignup)
+class PendingSignupAdmin(ReadOnlyAdmin):
+    """Sign-ups waiting for their email link (the account is created when it is opened)."""
+
+    list_display = ["email", "workspace_name", "created_at", "completed_at"]
+    search_fields = ["email", "workspace_name"]
+    exclude = ["password_hash", "token_digest"]
+
 
 class _Echo:
     """A file-like that hands back what csv.writer writes, for streaming."""
@@ -806,29 +831,6 @@ class OperatorActionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
-
-    @admin.display(boolean=True, description="Locked now")
-    def locked_now(self, obj: ThrottleCounter) -> bool:
-        return bool(obj.lock_seconds_left())
-
-    @admin.action(description="Lift lock (start these counters afresh)")
-    def lift_lock(self, request: HttpRequest, queryset: QuerySet[ThrottleCounter]) -> None:
-        assert isinstance(request.user, User)
-        removed = services.throttle_lock_lift(
-            actor=request.user,
-            counter_ids=list(queryset.values_list("pk", flat=True)),
-            reason="Lift lock, in the admin",
-        )
-        self.message_user(request, f"Lock lifted: {removed} counter(s) removed.")
-
-
-@admin.register(PendingSignup)
-class PendingSignupAdmin(ReadOnlyAdmin):
-    """Sign-ups waiting for their email link (the account is created when it is opened)."""
-
-    list_display = ["email", "workspace_name", "created_at", "completed_at"]
-    search_fields = ["email", "workspace_name"]
-    exclude = ["password_hash", "token_digest"]
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
