@@ -172,7 +172,6 @@ class UserAdmin(BaseUserAdmin):
                 services.user_two_factor_reset(
                     actor=request.user, user=user, reason=form.cleaned_data["reason"]
                 )
-                self.log_change(request, user, f"Two-factor reset: {form.cleaned_data['reason']}")
             self.message_user(
                 request, f"Two-factor reset for {len(queryset)} user(s).", messages.SUCCESS
             )
@@ -717,15 +716,26 @@ class AccessAttemptAdmin(AxesAccessAttemptAdmin):
             locks.append("address")
         return " and ".join(locks) or "no"
 
-    @admin.action(description="Lift lock (reset the attempts of these accounts and addresses)")
-    def lift_lock(self, request: HttpRequest, queryset: QuerySet[AccessAttempt]) -> None:
-        assert isinstance(request.user, User)
+    @admin.action(description="Lift lock (reset the attempts of these accounts and addresses)…")
+    def lift_lock(
+        self, request: HttpRequest, queryset: QuerySet[AccessAttempt]
+    ) -> TemplateResponse | None:
+        reason, page = operator_reason_confirm(
+            self,
+            request,
+            queryset,
+            title="Lift log-in locks",
+            intro="These accounts and addresses may try to log in again at once.",
+        )
+        if reason is None:
+            return page
         removed = services.login_lock_lift(
-            actor=request.user,
+            actor=_operator(request),
             attempt_ids=list(queryset.values_list("pk", flat=True)),
-            reason="Lift lock, in the admin",
+            reason=reason,
         )
         self.message_user(request, f"Lock lifted: {removed} attempt record(s) removed.")
+        return None
 
 
 @admin.register(ThrottleCounter)
@@ -746,15 +756,27 @@ class ThrottleCounterAdmin(admin.ModelAdmin):
     def locked_now(self, obj: ThrottleCounter) -> bool:
         return bool(obj.lock_seconds_left())
 
-    @admin.action(description="Lift lock (start these counters afresh)")
-    def lift_lock(self, request: HttpRequest, queryset: QuerySet[ThrottleCounter]) -> None:
-        assert isinstance(request.user, User)
+    @admin.action(description="Lift lock (start these counters afresh)…")
+    def lift_lock(
+        self, request: HttpRequest, queryset: QuerySet[ThrottleCounter]
+    ) -> TemplateResponse | None:
+        reason, page = operator_reason_confirm(
+            self,
+            request,
+            queryset,
+            title="Lift locks",
+            intro="These addresses and emails may send password resets, sign-ups or API "
+            "requests again at once.",
+        )
+        if reason is None:
+            return page
         removed = services.throttle_lock_lift(
-            actor=request.user,
+            actor=_operator(request),
             counter_ids=list(queryset.values_list("pk", flat=True)),
-            reason="Lift lock, in the admin",
+            reason=reason,
         )
         self.message_user(request, f"Lock lifted: {removed} counter(s) removed.")
+        return None
 
 
 @admin.register(PendingSignup)

@@ -305,8 +305,18 @@ def throttle_admit(*, scope: str, key: str, limit: int, window_seconds: int) -> 
 def throttle_lock_lift(*, actor: User, counter_ids: Iterable[int], reason: str) -> int:
     """An operator lifts reset, sign-up or API-key locks: the counters start afresh."""
     counters = ThrottleCounter.objects.filter(pk__in=list(counter_ids))
-    described = [str(counter) for counter in counters]
-    deleted, _ = counters.delete()
+    with transaction.atomic():
+        described = [str(counter) for counter in counters]
+        if not described:
+            return 0
+        operator_action_record(
+            actor=actor,
+            action=OperatorActionCode.LOCK_LIFT,
+            target=", ".join(described),
+            details={"counters": described},
+            reason=reason,
+        )
+        deleted, _ = counters.delete()
     logger.info("%s lifted throttle locks %s: %s", actor, described, reason)
     return deleted
 
@@ -335,9 +345,17 @@ def login_lock_lift(*, actor: User, attempt_ids: Iterable[int], reason: str) -> 
         return 0
     usernames = {username for username, _ in selected if username}
     addresses = {address for _, address in selected if address}
-    deleted, _ = AccessAttempt.objects.filter(
-        Q(pk__in=list(attempt_ids)) | Q(username__in=usernames) | Q(ip_address__in=addresses)
-    ).delete()
+    with transaction.atomic():
+        operator_action_record(
+            actor=actor,
+            action=OperatorActionCode.LOCK_LIFT,
+            target=", ".join([*sorted(usernames), *sorted(addresses)]),
+            details={"accounts": sorted(usernames), "addresses": sorted(addresses)},
+            reason=reason,
+        )
+        deleted, _ = AccessAttempt.objects.filter(
+            Q(pk__in=list(attempt_ids)) | Q(username__in=usernames) | Q(ip_address__in=addresses)
+        ).delete()
     logger.info(
         "%s lifted log-in locks of %s and %s: %s",
         actor,
@@ -829,7 +847,15 @@ def user_two_factor_reset(*, actor: User, user: User, reason: str) -> int:
     reason = reason.strip()
     if not reason:
         raise TwoFactorError("reason_required", "reason: say why (it is kept with the reset).")
-    removed = _two_factor_remove(user)
+    with transaction.atomic():
+        removed = _two_factor_remove(user)
+        operator_action_record(
+            actor=actor,
+            action=OperatorActionCode.TWO_FACTOR_RESET,
+            target=f"user {user.email}",
+            details={"devices_removed": removed},
+            reason=reason,
+        )
     logger.info(
         "two-factor reset for user %s by operator %s (%d devices): %s",
         user.pk,

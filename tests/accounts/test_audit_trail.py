@@ -29,15 +29,15 @@ from accounts.models import (
 )
 from jobs import services
 from jobs.models import Job, JobPrice, JobStatus, ProviderPause
+from tests.two_factor import staff_login
 
 KEY = "platform-key-0001"
 
 
 def admin_login(user: User) -> Client:
-    """The one way these tests sign an operator in to the admin (two-factor hooks here)."""
-    client = Client()
-    client.force_login(user)
-    return client
+    """The one way these tests sign an operator in to the admin: with the second factor
+    passed, as the admin requires."""
+    return staff_login(Client(), user)
 
 
 @pytest.fixture

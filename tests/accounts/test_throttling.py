@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import services
-from accounts.models import ThrottleCounter, ThrottleScope, User
+from accounts.models import OperatorAction, ThrottleCounter, ThrottleScope, User
 from accounts.throttling import client_address
 from tests.api_helpers import assert_problem
 from tests.conftest import PASSWORD
@@ -230,15 +230,29 @@ def test_an_operator_sees_a_locked_account_and_lifts_the_lock(owner, operator_cl
     assert owner.email in changelist.content.decode()
     assert "account" in changelist.content.decode()
 
-    response = operator_client.post(
-        reverse("admin:axes_accessattempt_changelist"),
-        {
-            "action": "lift_lock",
-            "_selected_action": list(AccessAttempt.objects.values_list("pk", flat=True)),
-        },
-    )
+    chosen = {
+        "action": "lift_lock",
+        "_selected_action": list(AccessAttempt.objects.values_list("pk", flat=True)),
+    }
+    # First the operator is asked why; with no reason nothing is lifted.
+    asked = operator_client.post(reverse("admin:axes_accessattempt_changelist"), chosen)
+    assert "Lift log-in locks" in asked.content.decode()
+    blank = {**chosen, "post": "yes", "reason": " "}
+    refused = operator_client.post(reverse("admin:axes_accessattempt_changelist"), blank)
+    assert "reason: say why" in refused.content.decode()
+    assert AccessAttempt.objects.exists() and not OperatorAction.objects.exists()
+
+    why = {**chosen, "post": "yes", "reason": "Owner called from the shop's number"}
+    response = operator_client.post(reverse("admin:axes_accessattempt_changelist"), why)
     assert response.status_code == 302
     assert not AccessAttempt.objects.exists()
+    lifted = OperatorAction.objects.get()
+    assert (lifted.action, lifted.actor_email, lifted.reason) == (
+        "lock_lift",
+        "ops@studio.test",
+        "Owner called from the shop's number",
+    )
+    assert lifted.details["accounts"] == [owner.email.lower()]
     client, response = _log_in(owner.email, PASSWORD, "10.0.0.5")
     assert response.status_code == 302
     assert _logged_in(client)
@@ -269,9 +283,15 @@ def test_an_operator_lifts_an_api_key_lock(tenant, operator_client, settings):
     assert "10.9.2.1" in listing.content.decode()
     operator_client.post(
         reverse("admin:accounts_throttlecounter_changelist"),
-        {"action": "lift_lock", "_selected_action": [counter.pk]},
+        {
+            "action": "lift_lock",
+            "_selected_action": [counter.pk],
+            "post": "yes",
+            "reason": "Integrator rotated the key",
+        },
     )
     assert not ThrottleCounter.objects.exists()
+    assert OperatorAction.objects.get().target.endswith("10.9.2.1")
     assert client.get(reverse("api_credits")).status_code == 401
 
 
