@@ -84,6 +84,12 @@ class JobQuerySet(models.QuerySet["Job"]):
             .order_by("turn", "created_at", "id")
         )
 
+    def resubmitted_after_crash(self, *, since: datetime | None = None) -> JobQuerySet:
+        """Jobs with a Segmind submission a crash cut off (Segmind may have billed it),
+        the last one found since `since` if given."""
+        jobs = self.filter(crash_resubmits__gt=0)
+        return jobs.filter(resubmitted_after_crash_at__gte=since) if since else jobs
+
     def segmind_unsent(self) -> JobQuerySet:
         """Segmind jobs claimed by the dispatcher and not yet given a request id: being
         submitted by the lease's holder, or left so by a holder that died."""

@@ -7,6 +7,9 @@ The test process stays on pytest-django's database; this runs with the environme
                       (N of them, SKU-0 to SKU-N-1), in EMAIL's workspace (made if need be)
     times ID...       each job's status, when it was made and when it was submitted
     job ID            the job's state, its outputs and its Segmind request id
+    jobs ID...        the same for each job (one process for all)
+    price CREDITS     what a Segmind packshot costs (a JobPrice row)
+    credits EMAIL     EMAIL's workspace's balance, held credits and ledger entries by kind
     lease             who holds the Segmind dispatcher's lease, and until when
     sweep             the sweeper, with jobs counted stale at once
     local-turns N     workspace A's N local jobs committed at once, then B's one job
@@ -21,6 +24,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -35,9 +39,9 @@ def main(argv: list[str]) -> Any:
     from PIL import Image
 
     from accounts import services as accounts_services
-    from accounts.models import Membership, User, WebhookDelivery
+    from accounts.models import CreditEntry, Membership, User, WebhookDelivery
     from jobs import provider, services
-    from jobs.models import AssetKind, Job, Lease
+    from jobs.models import AssetKind, Job, JobPrice, Lease
 
     def workspace_user(name: str) -> Any:
         email = f"{name.lower()}@example.com"
@@ -132,14 +136,34 @@ def main(argv: list[str]) -> Any:
             }
             for pk, status, created, submitted, attempts in rows
         }
-    if command == "job":
-        job = Job.objects.get(pk=args[0])
+
+    def job_state(job: Any) -> dict[str, Any]:
         return {
             "status": job.status,
             "error_code": job.error_code,
             "request_id": job.provider_request_id,
             "attempts": job.attempts,
             "outputs": job.assets.filter(kind=AssetKind.OUTPUT).count(),
+            "crash_resubmits": job.crash_resubmits,
+            "sku": job.params.get("sku", ""),
+        }
+
+    if command == "job":
+        return job_state(Job.objects.get(pk=args[0]))
+    if command == "jobs":
+        return {str(job.pk): job_state(job) for job in Job.objects.filter(pk__in=args)}
+    if command == "price":
+        JobPrice.objects.update_or_create(
+            model="bria-product-packshot", engine="segmind", defaults={"credits": int(args[0])}
+        )
+        return {"credits": int(args[0])}
+    if command == "credits":
+        tenant = Membership.objects.get(user__email=args[0]).tenant
+        kinds = CreditEntry.objects.filter(tenant=tenant).values_list("kind", flat=True)
+        return {
+            "balance": tenant.credit_balance,
+            "held": tenant.credit_held,
+            "entries": dict(Counter(kinds)),
         }
     if command == "lease":
         lease = Lease.objects.filter(name=provider.LEASE).first()

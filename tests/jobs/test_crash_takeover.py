@@ -221,3 +221,43 @@ def test_a_local_job_running_at_takeover_keeps_the_sweepers_rule(fake, tenant, o
     local_job.refresh_from_db()
     assert local_job.status == JobStatus.RUNNING
     assert local_job.crash_resubmits == 0
+
+
+def test_operators_see_the_jobs_resubmitted_after_a_crash_in_the_admin(
+    fake, tenant, owner, product_jpeg
+):
+    from django.test import Client
+    from django.urls import reverse
+
+    recent, older, clean = (_unsent_job(tenant, owner, product_jpeg) for _ in range(3))
+    now = timezone.now()
+    Job.objects.filter(pk=recent.pk).update(crash_resubmits=1, resubmitted_after_crash_at=now)
+    Job.objects.filter(pk=older.pk).update(
+        crash_resubmits=2, resubmitted_after_crash_at=now - timedelta(days=10)
+    )
+    operator = User.objects.create_superuser(email="ops@studio.test", password="x")
+    client = Client()
+    client.force_login(operator)
+    changelist = reverse("admin:jobs_job_changelist")
+
+    page = client.get(changelist).content.decode()
+    assert "1 job resubmitted after a crash in the last 7 days" in page
+    assert "2 times, last" in page and "once, last" in page
+
+    def listed(choice: str) -> set[str]:
+        response = client.get(changelist, {"resubmitted_after_crash": choice})
+        return {str(pk) for pk in response.context["cl"].queryset.values_list("pk", flat=True)}
+
+    assert listed("recent") == {str(recent.pk)}
+    assert listed("yes") == {str(recent.pk), str(older.pk)}
+    assert listed("no") == {str(clean.pk)}
+    detail = client.get(reverse("admin:jobs_job_change", args=[older.pk])).content.decode()
+    assert "Crash resubmits" in detail
+
+
+def test_the_admin_is_not_open_to_a_shop_owner(owner_client):
+    from django.urls import reverse
+
+    response = owner_client.get(reverse("admin:jobs_job_changelist"))
+    assert response.status_code == 302
+    assert "resubmitted after a crash" not in response.content.decode()

@@ -1,19 +1,25 @@
-"""A worker killed with SIGKILL mid-job, on a real django-q2 cluster, against the fake.
+"""Workers killed with SIGKILL mid-job, on a real django-q2 cluster, against the fake.
 
 The cluster runs on a database of its own (SQLite, or a fresh database on the suite's
 PostgreSQL server), and the test drives it with `tests.cluster_cli`. The worker killed
-is the one holding the Segmind dispatcher's lease (its process id is in the holder).
+is the one holding the Segmind dispatcher's lease (its process id is in the holder); the
+last test kills the whole cluster and starts it again. Nothing is swept by hand: the
+cluster recovers on its own (the `segmind-watch` and sweeper schedules start a successor
+once the dead holder's lease runs out, and the successor settles what it left).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.cluster import Setup, running_cluster, wait_for
+from tests.cluster import Setup, running_cluster, start_cluster, stop_cluster, wait_for
 from tests.fake_segmind import FakeSegmind
 
 KEY = "crash-key"
@@ -48,27 +54,46 @@ def clean_faults(fake: FakeSegmind) -> Iterator[None]:
     fake.faults.reset()
 
 
-def kill_the_dispatcher(cluster: Setup) -> None:
-    # Between one dispatcher's hand-over and the next one's start nobody holds the lease
-    # (a loaded machine makes that gap longer): wait for the holder, then kill it.
-    holder = wait_for(
-        "a dispatcher to hold the lease",
-        lambda: (lease := cluster.cli("lease"))["held"] and lease["holder"],
-    )
-    os.kill(int(holder.split("-")[0]), signal.SIGKILL)
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"  # a zombie is dead, not yet reaped
+
+
+def kill_the_dispatcher(cluster: Setup) -> str:
+    """SIGKILL the worker whose dispatcher holds the lease; the dead holder's name.
+
+    The lease read may be a moment old: its holder may have handed over meanwhile (a
+    hand-over leaves the lease free for a moment, longer on a loaded machine), and the
+    kill then hits a worker that no longer holds it. So a kill counts once the lease, read
+    after the worker is gone, still names that worker (a dead holder cannot give it up);
+    otherwise the new holder is found and killed in turn."""
+    while True:
+        holder = wait_for(
+            "a dispatcher to hold the lease",
+            lambda: (lease := cluster.cli("lease"))["held"] and lease["holder"],
+        )
+        pid = int(holder.split("-")[0])
+        os.kill(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.05)
+        still: str = cluster.cli("lease")["holder"]
+        if still.split("-")[0] == str(pid):
+            return still
+
+
+def finished(cluster: Setup, *job_ids: str) -> dict[str, Any]:
+    """Each job's state once every one of them has ended (succeeded or failed)."""
+    states: dict[str, Any] = cluster.cli("jobs", *job_ids)
+    done = all(s["status"] in ("succeeded", "failed") for s in states.values())
+    return states if done and len(states) == len(job_ids) else {}
 
 
 def requests_for(fake: FakeSegmind, sku: str) -> list[str]:
     """Segmind request ids the fake made for this sku, in the order it made them."""
     return [rid for rid, req in fake.stats()["requests"].items() if req["params"].get("sku") == sku]
-
-
-def recover(cluster: Setup) -> dict[str, int]:
-    """What happens within a minute or two on its own: the dead holder's lease runs out,
-    then the sweeper (a schedule) runs. Here the sweep is run as soon as the lease is free."""
-    wait_for("the dead dispatcher's lease to run out", lambda: not cluster.cli("lease")["held"])
-    result: dict[str, int] = cluster.cli("sweep")
-    return result
 
 
 def test_a_dispatcher_killed_before_the_request_id_is_stored_submits_again_once(
@@ -84,17 +109,16 @@ def test_a_dispatcher_killed_before_the_request_id_is_stored_submits_again_once(
     # Segmind did get it: a request the job never learnt of.
     wait_for("the orphaned request", lambda: requests_for(fake, "killed-before"))
 
-    assert recover(cluster)["requeued"] == 1
-    state = wait_for(
-        "the job to finish",
-        lambda: (s := cluster.cli("job", job_id))["status"] in ("succeeded", "failed") and s,
-    )
+    # The successor takes the lease over once it runs out, and sends the job again.
+    state = wait_for("the job to finish", lambda: finished(cluster, job_id))[job_id]
     assert state["status"] == "succeeded", state
     assert state["outputs"] == 1
     orphan, kept = requests_for(fake, "killed-before")
     # Exactly one submission once the request id was stored: the one the job keeps.
     assert state["request_id"] == kept != orphan
     assert state["attempts"] == 2
+    # Segmind may bill the orphan too: the job says so, for operators to reconcile.
+    assert state["crash_resubmits"] == 1
 
 
 def test_a_dispatcher_killed_after_the_request_id_is_stored_never_submits_again(
@@ -108,13 +132,109 @@ def test_a_dispatcher_killed_after_the_request_id_is_stored_never_submits_again(
     )
     kill_the_dispatcher(cluster)
     assert cluster.cli("job", job_id)["status"] == "running"
+    # Even counted stale at once, a job with a request id is not the sweeper's to resend.
+    assert cluster.cli("sweep")["requeued"] == 0
 
-    assert recover(cluster)["requeued"] == 0
-    state = wait_for(
-        "the job to finish",
-        lambda: (s := cluster.cli("job", job_id))["status"] in ("succeeded", "failed") and s,
-    )
+    state = wait_for("the job to finish", lambda: finished(cluster, job_id))[job_id]
     assert state["status"] == "succeeded", state
     assert state["outputs"] == 1
     assert state["request_id"] == request_id
     assert requests_for(fake, "killed-after") == [request_id]
+    assert state["crash_resubmits"] == 0
+
+
+# A task timeout this long puts the sweeper's own rule (stale after 2 x Q_TIMEOUT, 20 min)
+# out of reach: only the takeover can end the jobs within the test's wait.
+LONG_Q_TIMEOUT = 600
+# How long the jobs may take to end after the kill: the lease (15 s), the restart, the
+# next watch or sweep (at most about a minute), Segmind's latency, and room for a loaded
+# machine; far below the old path's 2 x Q_TIMEOUT.
+ENDED_WITHIN_SECONDS = 300
+
+
+@pytest.fixture
+def setup(fake: FakeSegmind) -> Iterator[Setup]:
+    database_url = os.environ.get("DATABASE_URL", "")
+    setup = Setup.create(
+        database_url if database_url.startswith("postgres") else None,
+        {
+            "SEGMIND_API_KEY": KEY,
+            "SEGMIND_API_BASE": fake.base_url,
+            "FETCH_ALLOW_PRIVATE_HOSTS": "127.0.0.1",
+            "Q_TIMEOUT": str(LONG_Q_TIMEOUT),
+            "SEGMIND_RATE_LIMIT": "unlimited",
+            "TRIAL_CREDITS": "20",
+            "SEGMIND_FIRST_POLL_SECONDS": "0.5",
+            "SEGMIND_POLL_INTERVAL_SECONDS": "0.5",
+        },
+    )
+    try:
+        yield setup
+    finally:
+        setup.drop()
+
+
+def test_a_cluster_killed_with_12_submissions_in_flight_ends_each_job_once_after_the_lease(
+    setup: Setup, fake: FakeSegmind
+) -> None:
+    email = "whole@example.com"
+    setup.cli("price", "1")
+    proc, _ = start_cluster(setup)
+    procs = [proc]
+    try:
+        # Four jobs in flight at Segmind (request ids stored, being polled)...
+        fake.faults.latency = 40.0
+        polled = setup.cli("submit", "polled", email, "4")["ids"]
+        wait_for(
+            "the four request ids to be stored",
+            lambda: all(s["request_id"] for s in setup.cli("jobs", *polled).values()),
+        )
+        # ...and twelve submissions that Segmind holds open 15 s (then accepts) when the
+        # whole cluster is killed.
+        fake.faults.latency = 2.0
+        fake.faults.slow(12, seconds=15.0, scope="submit")
+        before = fake.stats()["submit_attempts"]
+        unsent = setup.cli("submit", "unsent", email, "12")["ids"]
+        wait_for(
+            "the twelve submissions to reach Segmind",
+            lambda: fake.stats()["submit_attempts"] >= before + 12,
+            every=0.05,
+        )
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        killed_at = time.monotonic()
+        assert all(s["request_id"] == "" for s in setup.cli("jobs", *unsent).values())
+
+        procs.append(start_cluster(setup)[0])
+        states = wait_for(
+            "every job to end",
+            lambda: finished(setup, *polled, *unsent),
+            timeout=ENDED_WITHIN_SECONDS,
+            every=1.0,
+        )
+        took = time.monotonic() - killed_at
+        print(f"\n16 jobs ended {took:.1f} s after the cluster was killed (lease 15 s, L 2 s)")
+    finally:
+        for running in reversed(procs):
+            stop_cluster(running)
+
+    for state in states.values():
+        assert state["status"] == "succeeded", state
+        assert state["outputs"] == 1, state
+    for job_id in polled:
+        state = states[job_id]
+        # Polled again by the successor, never submitted again, not marked.
+        assert requests_for(fake, state["sku"]) == [state["request_id"]]
+        assert (state["attempts"], state["crash_resubmits"]) == (1, 0)
+    for job_id in unsent:
+        state = states[job_id]
+        # Segmind accepted the held submission after the kill: an orphan, then the one kept.
+        requests = requests_for(fake, state["sku"])
+        assert len(requests) == 2 and state["request_id"] in requests, state
+        assert (state["attempts"], state["crash_resubmits"]) == (2, 1)
+    # Credits right: each job held and captured once, nothing held, nothing released.
+    credits = setup.cli("credits", email)
+    assert (credits["balance"], credits["held"]) == (20 - 16, 0)
+    assert credits["entries"].get("hold") == 16
+    assert credits["entries"].get("capture") == 16
+    assert "release" not in credits["entries"]
