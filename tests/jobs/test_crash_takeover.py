@@ -261,3 +261,15 @@ def test_the_admin_is_not_open_to_a_shop_owner(owner_client):
     response = owner_client.get(reverse("admin:jobs_job_changelist"))
     assert response.status_code == 302
     assert "resubmitted after a crash" not in response.content.decode()
+
+
+def test_the_watch_looks_every_minute_half_a_minute_after_the_sweeper(db):
+    from django_q.models import Schedule
+
+    watch = Schedule.objects.get(name="segmind-watch")
+    sweep = Schedule.objects.get(name="jobs-sweep")
+    assert watch.func == "jobs.tasks.segmind_watch"
+    assert (watch.schedule_type, watch.minutes, watch.repeats) == ("I", 1, -1)
+    assert watch.cluster is None  # the jobs cluster, where the dispatcher runs
+    offset = (watch.next_run - sweep.next_run).total_seconds() % 60
+    assert offset == pytest.approx(30, abs=1)
