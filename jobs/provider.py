@@ -57,7 +57,7 @@ import secrets
 import time
 import uuid
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -192,10 +192,52 @@ def dispatcher_watch() -> bool:
     takes the lease over and settles what the dead one left (see `segmind_dispatch`).
     Run by the sweeper and by the `segmind-watch` schedule, half a minute apart, so a
     dead holder is replaced within about LEASE_SECONDS plus half a minute."""
-    work = Job.objects.filter(
+    return _segmind_work() and dispatcher_ensure()
+
+
+# A watch polls the lease row this often while it waits for its holder's next renewal.
+WATCH_POLL_SECONDS = 0.5
+
+
+def _segmind_work() -> bool:
+    return Job.objects.filter(
         engine="segmind", status__in=(JobStatus.QUEUED, JobStatus.RUNNING)
     ).exists()
-    return work and dispatcher_ensure()
+
+
+def dispatcher_watch_lease(
+    *, wait_seconds: float | None = None, sleep: Callable[[float], None] = time.sleep
+) -> bool:
+    """Start a successor as soon as a dead dispatcher's lease runs out.
+
+    Run when a worker of the jobs cluster starts (a cluster started again after a crash,
+    or one worker respawned after it died): its dispatcher may have been the holder. When
+    Segmind work exists and the lease is held, it reads the lease row every
+    WATCH_POLL_SECONDS, holding no transaction, for at most `wait_seconds` (default
+    LEASE_SECONDS + 1, longer than a dead holder's lease can last): a renewal (or a new
+    holder) means a live dispatcher, and it stops; the lease running out means its holder
+    died, and `dispatcher_watch` starts the successor, which takes the lease over. With
+    nobody holding it, it starts one at once. Two watches at once may both enqueue a
+    dispatcher: only one takes the lease over. True if it enqueued a dispatcher.
+    """
+    if not _segmind_work():
+        return False
+    limit = LEASE_SECONDS + 1 if wait_seconds is None else wait_seconds
+    deadline = time.monotonic() + limit
+    seen: tuple[str, datetime] | None = None
+    while True:
+        row = Lease.objects.filter(name=LEASE).values_list("holder", "leased_until").first()
+        now = timezone.now()
+        if row is None or row[1] is None or row[1] <= now:
+            return dispatcher_watch()
+        if seen is not None and row != seen:
+            return False  # renewed, or taken by another: a live dispatcher holds it
+        seen = (row[0], row[1])
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        until_expiry = (row[1] - now).total_seconds()
+        sleep(max(0.01, min(WATCH_POLL_SECONDS, left, until_expiry)))
 
 
 def _take_lease(holder: str, state: dict[str, Any] | None = None) -> bool:

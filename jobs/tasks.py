@@ -19,3 +19,7 @@ def segmind_dispatch() -> dict[str, int]:
 
 def segmind_watch() -> bool:
     return provider.dispatcher_watch()
+
+
+def segmind_watch_lease() -> bool:
+    return provider.dispatcher_watch_lease()

@@ -12,6 +12,8 @@ The test process stays on pytest-django's database; this runs with the environme
     credits EMAIL     EMAIL's workspace's balance, held credits and ledger entries by kind
     lease             who holds the Segmind dispatcher's lease, and until when
     sweep             the sweeper, with jobs counted stale at once
+    schedules-later   every django-q2 schedule's next run put off by a day
+    watches           the segmind-watch-lease tasks run: name (with the worker's pid), result
     local-turns N     workspace A's N local jobs committed at once, then B's one job
     started           every job's workspace, status and start, in the order they started
     local NAME N      N local jobs of workspace NAME (made on first use), committed at once
@@ -176,6 +178,18 @@ def main(argv: list[str]) -> Any:
     if command == "sweep":
         with transaction.atomic():
             return services.jobs_sweep(stale_after=timedelta(microseconds=1))
+    if command == "schedules-later":
+        from django_q.models import Schedule
+
+        later = timezone.now() + timedelta(days=1)
+        return {"put_off": Schedule.objects.update(next_run=later)}
+    if command == "watches":
+        from django_q.models import Task
+
+        tasks = Task.objects.filter(func="jobs.tasks.segmind_watch_lease").order_by("started")
+        return [
+            {"id": t.id, "name": t.name, "result": t.result, "cluster": t.cluster} for t in tasks
+        ]
     raise SystemExit(f"unknown command {command!r}")
 
 

@@ -3,9 +3,11 @@
 The cluster runs on a database of its own (SQLite, or a fresh database on the suite's
 PostgreSQL server), and the test drives it with `tests.cluster_cli`. The worker killed
 is the one holding the Segmind dispatcher's lease (its process id is in the holder); the
-last test kills the whole cluster and starts it again. Nothing is swept by hand: the
-cluster recovers on its own (the `segmind-watch` and sweeper schedules start a successor
-once the dead holder's lease runs out, and the successor settles what it left).
+last test kills the whole cluster and starts it again. Nothing is swept by hand, and
+the schedules (the sweeper, `segmind-watch`) are put off by a day: the cluster recovers
+through the watch each worker enqueues when it starts (a whole cluster started again, or
+the one worker the sentinel respawns), which starts a successor as soon as the dead
+holder's lease runs out; the successor settles what it left.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def cluster(fake: FakeSegmind) -> Iterator[Setup]:
             "SEGMIND_POLL_INTERVAL_SECONDS": "0.5",
         }
     ) as setup:
+        # Only the workers' start-up watch may start a successor (see the module's doc).
+        setup.cli("schedules-later")
         yield setup
 
 
@@ -91,6 +95,21 @@ def finished(cluster: Setup, *job_ids: str) -> dict[str, Any]:
     return states if done and len(states) == len(job_ids) else {}
 
 
+def watch_ids(cluster: Setup) -> set[str]:
+    return {w["id"] for w in cluster.cli("watches")}
+
+
+def successor_watches(cluster: Setup, dead: str, seen: set[str]) -> list[dict[str, Any]]:
+    """The watches run since `seen` that started a dispatcher, by workers other than the
+    dead holder's (each is named after its worker's process id)."""
+    dead_name = f"segmind-watch-{dead.split('-')[0]}"
+    return [
+        w
+        for w in cluster.cli("watches")
+        if w["id"] not in seen and w["result"] is True and w["name"] != dead_name
+    ]
+
+
 def requests_for(fake: FakeSegmind, sku: str) -> list[str]:
     """Segmind request ids the fake made for this sku, in the order it made them."""
     return [rid for rid, req in fake.stats()["requests"].items() if req["params"].get("sku") == sku]
@@ -104,13 +123,20 @@ def test_a_dispatcher_killed_before_the_request_id_is_stored_submits_again_once(
     fake.faults.slow(1, seconds=10.0, scope="submit")
     job_id = cluster.cli("submit", "killed-before")["id"]
     wait_for("the submission to reach Segmind", lambda: fake.stats()["submit_attempts"] >= 1)
-    kill_the_dispatcher(cluster)
+    seen = watch_ids(cluster)
+    dead = kill_the_dispatcher(cluster)
+    killed_at = time.monotonic()
     assert cluster.cli("job", job_id)["request_id"] == ""
     # Segmind did get it: a request the job never learnt of.
     wait_for("the orphaned request", lambda: requests_for(fake, "killed-before"))
 
-    # The successor takes the lease over once it runs out, and sends the job again.
+    # The worker the sentinel respawns watches the lease; once it runs out, a successor
+    # takes it over and sends the job again.
     state = wait_for("the job to finish", lambda: finished(cluster, job_id))[job_id]
+    took = time.monotonic() - killed_at
+    print(f"\nthe job ended {took:.1f} s after its dispatcher's worker was killed")
+    # Started by the watch of the worker respawned in the dead one's place.
+    assert successor_watches(cluster, dead, seen)
     assert state["status"] == "succeeded", state
     assert state["outputs"] == 1
     orphan, kept = requests_for(fake, "killed-before")
@@ -130,7 +156,8 @@ def test_a_dispatcher_killed_after_the_request_id_is_stored_never_submits_again(
     request_id = wait_for(
         "the request id to be stored", lambda: cluster.cli("job", job_id)["request_id"]
     )
-    kill_the_dispatcher(cluster)
+    seen = watch_ids(cluster)
+    dead = kill_the_dispatcher(cluster)
     assert cluster.cli("job", job_id)["status"] == "running"
     # Even counted stale at once, a job with a request id is not the sweeper's to resend.
     assert cluster.cli("sweep")["requeued"] == 0
@@ -141,14 +168,15 @@ def test_a_dispatcher_killed_after_the_request_id_is_stored_never_submits_again(
     assert state["request_id"] == request_id
     assert requests_for(fake, "killed-after") == [request_id]
     assert state["crash_resubmits"] == 0
+    assert successor_watches(cluster, dead, seen)
 
 
 # A task timeout this long puts the sweeper's own rule (stale after 2 x Q_TIMEOUT, 20 min)
 # out of reach: only the takeover can end the jobs within the test's wait.
 LONG_Q_TIMEOUT = 600
-# How long the jobs may take to end after the kill: the lease (15 s), the restart, the
-# next watch or sweep (at most about a minute), Segmind's latency, and room for a loaded
-# machine; far below the old path's 2 x Q_TIMEOUT.
+# How long the test waits for the jobs to end after the kill: the lease (15 s), the
+# restart, Segmind's latency, and wide room for a loaded machine (the time is printed).
+# The schedules are put off by a day, so only the workers' start-up watch can do it.
 ENDED_WITHIN_SECONDS = 300
 
 
@@ -179,6 +207,7 @@ def test_a_cluster_killed_with_12_submissions_in_flight_ends_each_job_once_after
 ) -> None:
     email = "whole@example.com"
     setup.cli("price", "1")
+    setup.cli("schedules-later")
     proc, _ = start_cluster(setup)
     procs = [proc]
     try:
@@ -206,14 +235,27 @@ def test_a_cluster_killed_with_12_submissions_in_flight_ends_each_job_once_after
         assert all(s["request_id"] == "" for s in setup.cli("jobs", *unsent).values())
 
         procs.append(start_cluster(setup)[0])
+        wait_for(
+            "the twelve cut-off jobs to end",
+            lambda: finished(setup, *unsent),
+            timeout=ENDED_WITHIN_SECONDS,
+            every=0.5,
+        )
+        unsent_took = time.monotonic() - killed_at
         states = wait_for(
             "every job to end",
             lambda: finished(setup, *polled, *unsent),
             timeout=ENDED_WITHIN_SECONDS,
-            every=1.0,
+            every=0.5,
         )
         took = time.monotonic() - killed_at
-        print(f"\n16 jobs ended {took:.1f} s after the cluster was killed (lease 15 s, L 2 s)")
+        print(
+            f"\nafter the cluster was killed: the 12 cut-off jobs ended in {unsent_took:.1f} s,"
+            f" all 16 in {took:.1f} s (lease 15 s, L 2 s; the 4 polled ones take 40 s"
+            " at Segmind)"
+        )
+        # Started by a new worker's watch (the first cluster's found no work at its start).
+        assert any(w["result"] is True for w in setup.cli("watches"))
     finally:
         for running in reversed(procs):
             stop_cluster(running)

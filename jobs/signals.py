@@ -1,0 +1,36 @@
+"""django-q2 signal receivers for the jobs cluster."""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+
+from jobs import services
+
+
+def watch_on_spawn(sender: Any, proc_name: str = "", **kwargs: Any) -> None:
+    """A worker of the jobs cluster has started: look at once for a dead dispatcher.
+
+    A worker starts with a cluster (started again after a crash, say) and when the
+    sentinel respawns one that died, perhaps the dispatcher's: a short watch task then
+    starts a successor as soon as the dead holder's lease runs out, rather than at the
+    next `segmind-watch` schedule (up to a minute later). The webhooks cluster runs no
+    dispatcher and is left alone.
+    """
+    from django_q.conf import Conf
+
+    # An ALT cluster (Q_CLUSTER_NAME=webhooks) has a cluster name of its own; the jobs
+    # cluster's is the site's name, and its tasks go to that queue by default.
+    if Conf.CLUSTER_NAME != Conf.PREFIX:
+        return
+    transaction.on_commit(
+        partial(
+            services.enqueue,
+            "jobs.tasks.segmind_watch_lease",
+            task_name=f"segmind-watch-{os.getpid()}",
+            cluster=Conf.PREFIX,
+        )
+    )
