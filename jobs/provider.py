@@ -31,9 +31,12 @@ new dispatcher (or one that replaces a crashed one) carries on from it.
 
 A lease row keeps it to one dispatcher at a time. The holder renews it every few
 seconds, and claims jobs only while it holds it. A dispatcher killed mid-run leaves its
-lease to run out `LEASE_SECONDS` after its last renewal; the next submit, the sweeper or
-the `segmind-watch` schedule (twice a minute between them) then starts a successor,
-which takes the lease over and settles at once the jobs the dead one left claimed
+lease to run out `LEASE_SECONDS` after its last renewal. The worker that takes its
+place (respawned by django-q2's sentinel, or a whole cluster started again) runs a watch
+(`dispatcher_watch_lease`, enqueued by `jobs.signals.watch_on_spawn`) that starts a
+successor as soon as the lease runs out; the next submit, the sweeper and the
+`segmind-watch` schedule (twice a minute between them) are the backstop. The successor
+takes the lease over and settles at once the jobs the dead one left claimed
 without a request id: they go back to the queue marked as resubmitted after a crash
 (`services.jobs_unsent_settle`), since Segmind may have accepted the lost submission.
 It stops after its budget, well inside the task timeout, and enqueues itself again while
@@ -190,8 +193,9 @@ def dispatcher_watch() -> bool:
     """Start a dispatcher when Segmind jobs are queued or running and nobody holds the
     lease: its holder died (its task is not delivered again for `Q_RETRY`). The successor
     takes the lease over and settles what the dead one left (see `segmind_dispatch`).
-    Run by the sweeper and by the `segmind-watch` schedule, half a minute apart, so a
-    dead holder is replaced within about LEASE_SECONDS plus half a minute."""
+    Run by the sweeper and by the `segmind-watch` schedule, half a minute apart, the
+    backstop behind `dispatcher_watch_lease` (a dead holder replaced within about
+    LEASE_SECONDS plus half a minute, without a worker starting)."""
     return _segmind_work() and dispatcher_ensure()
 
 

@@ -23,8 +23,10 @@ def watch_on_spawn(sender: Any, proc_name: str = "", **kwargs: Any) -> None:
     from django_q.conf import Conf
 
     # An ALT cluster (Q_CLUSTER_NAME=webhooks) has a cluster name of its own; the jobs
-    # cluster's is the site's name, and its tasks go to that queue by default.
-    if Conf.CLUSTER_NAME != Conf.PREFIX:
+    # cluster's is the site's name. In sync mode (the tests) django-q2 runs each task
+    # through a worker function in the caller's process, which sends the signal too: no
+    # worker started, and a watch there would enqueue a watch again, without end.
+    if Conf.SYNC or Conf.CLUSTER_NAME != Conf.PREFIX:
         return
     transaction.on_commit(
         partial(

@@ -45,6 +45,8 @@ def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     def spy(func: str, *args: Any, **options: Any) -> None:
         calls.append(func)
+        if len(calls) > 20:
+            raise AssertionError(f"tasks enqueued without end: {calls[-3:]}")
         real(func, *args, **options)
 
     monkeypatch.setattr(services, "enqueue", spy)
@@ -147,6 +149,7 @@ def test_a_jobs_cluster_worker_enqueues_the_watch_when_it_starts(
     sent: list[tuple[str, dict[str, Any]]] = []
     monkeypatch.setattr(services, "enqueue", lambda func, **options: sent.append((func, options)))
     monkeypatch.setattr(Conf, "CLUSTER_NAME", Conf.PREFIX)
+    monkeypatch.setattr(Conf, "SYNC", False)
 
     with django_capture_on_commit_callbacks(execute=True):
         signals.watch_on_spawn(sender="django_q", proc_name="Process-1")
@@ -160,11 +163,24 @@ def test_a_webhooks_cluster_worker_does_not(db, monkeypatch, django_capture_on_c
     sent: list[str] = []
     monkeypatch.setattr(services, "enqueue", lambda func, **options: sent.append(func))
     monkeypatch.setattr(Conf, "CLUSTER_NAME", "webhooks")
+    monkeypatch.setattr(Conf, "SYNC", False)
 
     with django_capture_on_commit_callbacks(execute=True):
         signals.watch_on_spawn(sender="django_q", proc_name="Process-1")
 
     assert sent == []
+
+
+def test_tasks_run_inline_start_no_watch(
+    fake, tenant, owner, product_jpeg, enqueued, django_capture_on_commit_callbacks
+):
+    # In sync mode django-q2 runs each task through its worker function, which sends
+    # post_spawn as well: no worker started, so no watch (else each watch enqueues one).
+    _unsent_job(tenant, owner, product_jpeg)
+    _lease("", -60)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert provider.dispatcher_watch_lease() is True
+    assert enqueued == ["jobs.tasks.segmind_dispatch"]
 
 
 def test_the_receiver_is_connected_to_django_q2s_post_spawn(db, monkeypatch):
