@@ -1,5 +1,6 @@
 """Operators' view of jobs and the gallery's assets."""
 
+from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -11,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts import services as account_services
@@ -49,6 +51,35 @@ class RefundForm(forms.Form):
     )
 
 
+# The changelist counts the jobs resubmitted after a crash over this many days.
+CRASH_RESUBMITS_DAYS = 7
+
+
+class ResubmittedAfterCrashFilter(admin.SimpleListFilter):
+    """Jobs whose Segmind submission a crash cut off: Segmind may have billed it as well
+    as the submission that was kept (see the README's "What a crash costs")."""
+
+    title = "resubmitted after a crash"
+    parameter_name = "resubmitted_after_crash"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("recent", f"In the last {CRASH_RESUBMITS_DAYS} days"),
+            ("yes", "Yes"),
+            ("no", "No"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
+        if self.value() == "recent":
+            since = timezone.now() - timedelta(days=CRASH_RESUBMITS_DAYS)
+            return queryset.filter(crash_resubmits__gt=0, resubmitted_after_crash_at__gte=since)
+        if self.value() == "yes":
+            return queryset.filter(crash_resubmits__gt=0)
+        if self.value() == "no":
+            return queryset.filter(crash_resubmits=0)
+        return queryset
+
+
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     list_display = [
@@ -58,11 +89,19 @@ class JobAdmin(admin.ModelAdmin):
         "engine",
         "status",
         "error_code",
+        "crash_resubmitted",
         "created_by",
         "created_at",
         "completed_at",
     ]
-    list_filter = ["status", "model", "engine", "tenant", "created_at"]
+    list_filter = [
+        "status",
+        ResubmittedAfterCrashFilter,
+        "model",
+        "engine",
+        "tenant",
+        "created_at",
+    ]
     search_fields = ["id", "tenant__name", "tenant__slug", "created_by__email", "error_code"]
     list_select_related = ["tenant", "created_by"]
     date_hierarchy = "created_at"
@@ -80,6 +119,8 @@ class JobAdmin(admin.ModelAdmin):
         "seed_drawn",
         "backdrop",
         "attempts",
+        "crash_resubmits",
+        "resubmitted_after_crash_at",
         "created_at",
         "started_at",
         "completed_at",
@@ -87,6 +128,25 @@ class JobAdmin(admin.ModelAdmin):
     ]
     inlines = [AssetInline]
     actions = ["cancel_jobs"]
+
+    @admin.display(description="Resubmitted after a crash", ordering="-crash_resubmits")
+    def crash_resubmitted(self, obj: Job) -> str:
+        if not obj.crash_resubmits:
+            return "-"
+        when = timezone.localtime(obj.resubmitted_after_crash_at or obj.created_at)
+        times = "once" if obj.crash_resubmits == 1 else f"{obj.crash_resubmits} times"
+        return f"{times}, last {when:%Y-%m-%d %H:%M}"
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        since = timezone.now() - timedelta(days=CRASH_RESUBMITS_DAYS)
+        context = {
+            "crash_resubmits_recent": Job.objects.resubmitted_after_crash(since=since).count(),
+            "crash_resubmits_days": CRASH_RESUBMITS_DAYS,
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context=context)
 
     @admin.display(description="Credits")
     def credits(self, obj: Job) -> str:

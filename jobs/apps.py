@@ -18,3 +18,9 @@ class JobsConfig(AppConfig):
         # System presets are data shipped with the code: every migrate (and the test
         # database's flush) brings them in line with jobs/system_presets.json.
         post_migrate.connect(_sync_system_presets, sender=self)
+        # Each worker of the jobs cluster looks for a dead Segmind dispatcher when it starts.
+        from django_q.signals import post_spawn
+
+        from jobs.signals import watch_on_spawn
+
+        post_spawn.connect(watch_on_spawn, dispatch_uid="jobs-watch-on-spawn")

@@ -84,6 +84,17 @@ class JobQuerySet(models.QuerySet["Job"]):
             .order_by("turn", "created_at", "id")
         )
 
+    def resubmitted_after_crash(self, *, since: datetime | None = None) -> JobQuerySet:
+        """Jobs with a Segmind submission a crash cut off (Segmind may have billed it),
+        the last one found since `since` if given."""
+        jobs = self.filter(crash_resubmits__gt=0)
+        return jobs.filter(resubmitted_after_crash_at__gte=since) if since else jobs
+
+    def segmind_unsent(self) -> JobQuerySet:
+        """Segmind jobs claimed by the dispatcher and not yet given a request id: being
+        submitted by the lease's holder, or left so by a holder that died."""
+        return self.filter(status=JobStatus.RUNNING, engine="segmind", provider_request_id="")
+
     def segmind_in_flight(self) -> JobQuerySet:
         """Jobs whose Segmind request is submitted and not finished yet."""
         return self.filter(status=JobStatus.RUNNING).exclude(provider_request_id="")
@@ -168,6 +179,12 @@ class Job(models.Model):
     error_code = models.CharField(max_length=60, blank=True)
     error_message = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Submissions to Segmind whose answer a crash lost: Segmind has no idempotency keys,
+    # so each may have been accepted (and billed) before the job was sent again. For
+    # operators to reconcile with Segmind's request log; `resubmitted_after_crash_at` is
+    # when the last one was found.
+    crash_resubmits = models.PositiveSmallIntegerField(default=0)
+    resubmitted_after_crash_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)

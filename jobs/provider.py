@@ -30,9 +30,17 @@ Each key's history is kept in `SegmindKeyBudget`, written at the lease renewals,
 new dispatcher (or one that replaces a crashed one) carries on from it.
 
 A lease row keeps it to one dispatcher at a time. The holder renews it every few
-seconds, so a dispatcher killed mid-run is replaced within `LEASE_SECONDS` (by the next
-submit or by the sweeper). It stops after its budget, well inside the task timeout, and
-enqueues itself again while work remains.
+seconds, and claims jobs only while it holds it. A dispatcher killed mid-run leaves its
+lease to run out `LEASE_SECONDS` after its last renewal. The worker that takes its
+place (respawned by django-q2's sentinel, or a whole cluster started again) runs a watch
+(`dispatcher_watch_lease`, enqueued by `jobs.signals.watch_on_spawn`) that starts a
+successor as soon as the lease runs out; the next submit, the sweeper and the
+`segmind-watch` schedule (twice a minute between them) are the backstop. The successor
+takes the lease over and settles at once the jobs the dead one left claimed
+without a request id: they go back to the queue marked as resubmitted after a crash
+(`services.jobs_unsent_settle`), since Segmind may have accepted the lost submission.
+It stops after its budget, well inside the task timeout, and enqueues itself again while
+work remains.
 
 Each step is claimed with a conditional update: queued -> running (the claim), running
 without a request id -> with one (the request id is committed before anything polls it),
@@ -52,7 +60,7 @@ import secrets
 import time
 import uuid
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -169,15 +177,71 @@ def request_store(*, job_id: uuid.UUID, submission: segmind.Submission, key_id: 
     )
 
 
-def dispatcher_ensure() -> None:
+def dispatcher_ensure() -> bool:
     """Make sure a dispatcher will run soon (call it once the new work is committed).
 
     It enqueues one unless a live dispatcher holds the lease: that one looks for queued
-    jobs every tick, and looks again after it gives the lease up.
+    jobs every tick, and looks again after it gives the lease up. True if it enqueued.
     """
     held = Lease.objects.filter(name=LEASE, leased_until__gt=timezone.now()).exists()
     if not held:
         services.enqueue("jobs.tasks.segmind_dispatch", task_name=f"segmind-{time.time():.0f}")
+    return not held
+
+
+def dispatcher_watch() -> bool:
+    """Start a dispatcher when Segmind jobs are queued or running and nobody holds the
+    lease: its holder died (its task is not delivered again for `Q_RETRY`). The successor
+    takes the lease over and settles what the dead one left (see `segmind_dispatch`).
+    Run by the sweeper and by the `segmind-watch` schedule, half a minute apart, the
+    backstop behind `dispatcher_watch_lease` (a dead holder replaced within about
+    LEASE_SECONDS plus half a minute, without a worker starting)."""
+    return _segmind_work() and dispatcher_ensure()
+
+
+# A watch polls the lease row this often while it waits for its holder's next renewal.
+WATCH_POLL_SECONDS = 0.5
+
+
+def _segmind_work() -> bool:
+    return Job.objects.filter(
+        engine="segmind", status__in=(JobStatus.QUEUED, JobStatus.RUNNING)
+    ).exists()
+
+
+def dispatcher_watch_lease(
+    *, wait_seconds: float | None = None, sleep: Callable[[float], None] = time.sleep
+) -> bool:
+    """Start a successor as soon as a dead dispatcher's lease runs out.
+
+    Run when a worker of the jobs cluster starts (a cluster started again after a crash,
+    or one worker respawned after it died): its dispatcher may have been the holder. When
+    Segmind work exists and the lease is held, it reads the lease row every
+    WATCH_POLL_SECONDS, holding no transaction, for at most `wait_seconds` (default
+    LEASE_SECONDS + 1, longer than a dead holder's lease can last): a renewal (or a new
+    holder) means a live dispatcher, and it stops; the lease running out means its holder
+    died, and `dispatcher_watch` starts the successor, which takes the lease over. With
+    nobody holding it, it starts one at once. Two watches at once may both enqueue a
+    dispatcher: only one takes the lease over. True if it enqueued a dispatcher.
+    """
+    if not _segmind_work():
+        return False
+    limit = LEASE_SECONDS + 1 if wait_seconds is None else wait_seconds
+    deadline = time.monotonic() + limit
+    seen: tuple[str, datetime] | None = None
+    while True:
+        row = Lease.objects.filter(name=LEASE).values_list("holder", "leased_until").first()
+        now = timezone.now()
+        if row is None or row[1] is None or row[1] <= now:
+            return dispatcher_watch()
+        if seen is not None and row != seen:
+            return False  # renewed, or taken by another: a live dispatcher holds it
+        seen = (row[0], row[1])
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        until_expiry = (row[1] - now).total_seconds()
+        sleep(max(0.01, min(WATCH_POLL_SECONDS, left, until_expiry)))
 
 
 def _take_lease(holder: str, state: dict[str, Any] | None = None) -> bool:
@@ -196,6 +260,38 @@ def _take_lease(holder: str, state: dict[str, Any] | None = None) -> bool:
     )
 
 
+def _take_over(holder: str) -> str:
+    """Take the lease from a holder that died holding it (its lease ran out without being
+    given up); that holder's name, or "" when the lease was not such a one's."""
+    now = timezone.now()
+    dead = (
+        Lease.objects.filter(name=LEASE, leased_until__lte=now)
+        .exclude(holder__in=("", holder))
+        .values_list("holder", flat=True)
+        .first()
+    )
+    if not dead:
+        return ""
+    # Conditional on the dead holder's name: of two successors racing, one takes it.
+    taken = Lease.objects.filter(name=LEASE, holder=dead, leased_until__lte=now).update(
+        holder=holder, leased_until=now + timedelta(seconds=LEASE_SECONDS)
+    )
+    return dead if taken else ""
+
+
+def _lease_row_lock(holder: str, now: datetime) -> bool:
+    """Lock the lease row (in the caller's transaction) if `holder` holds it for at least
+    one more renewal interval."""
+    margin = now + timedelta(seconds=RENEW_EVERY_SECONDS)
+    return (
+        Lease.objects.select_for_update()
+        .filter(name=LEASE, holder=holder, leased_until__gt=margin)
+        .values_list("pk", flat=True)
+        .first()
+        is not None
+    )
+
+
 def _release_lease(holder: str, state: dict[str, Any]) -> None:
     Lease.objects.filter(name=LEASE, holder=holder).update(
         leased_until=None, holder="", state=state
@@ -211,10 +307,17 @@ def segmind_dispatch(*, budget_seconds: float | None = None) -> dict[str, int]:
     budget = budget_seconds if budget_seconds is not None else settings.SEGMIND_DISPATCHER_SECONDS
     # The process id tells an operator (and the crash tests) which worker holds it.
     holder = f"{os.getpid()}-{secrets.token_hex(6)}"
-    if not _take_lease(holder):
+    dead = _take_over(holder)
+    if not dead and not _take_lease(holder):
         return {"submitted": 0, "polled": 0, "finished": 0, "skipped": 1}
     dispatcher = _Dispatcher(holder, budget)
     try:
+        if dead:
+            # Its lease ran out, so it is gone, and it alone claimed Segmind jobs: those
+            # it left without a request id are settled now, before this one claims any.
+            # (Those with one are polled again by this run, never submitted again.)
+            settled = services.jobs_unsent_settle()
+            logger.warning("Segmind dispatcher %s died; took over its lease: %s", dead, settled)
         counts = dispatcher.run()
     finally:
         try:
@@ -607,6 +710,13 @@ class _Dispatcher:
             return 0
         claimed_at = timezone.now()
         with transaction.atomic():
+            # Only while this run holds the lease, with a renewal's margin: a successor
+            # settles the unsent jobs as the dead holder's once the lease runs out. The
+            # row is locked until the commit, so a takeover waits for this claim.
+            if not _lease_row_lock(self.holder, claimed_at):
+                self.held_back = True
+                self.renew_at = 0.0  # renew (or find the lease lost) on the next turn
+                return 0
             # Locked until the commit (PostgreSQL), or the whole database is (SQLite's
             # IMMEDIATE transactions): the claim below takes exactly these rows.
             claimed = list(

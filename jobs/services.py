@@ -1541,8 +1541,12 @@ def jobs_sweep(*, stale_after: timedelta | None = None, max_attempts: int = 3) -
     )
     resend: list[tuple[uuid.UUID, str]] = []
     for job_id, engine in list(stuck.filter(attempts__lt=max_attempts).values_list("pk", "engine")):
+        changes: dict[str, Any] = {"status": JobStatus.QUEUED}
+        if engine == "segmind":
+            # Its submission may have reached Segmind (see jobs_unsent_settle).
+            changes.update(_crash_resubmit_changes())
         if Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, started_at__lt=cutoff).update(
-            status=JobStatus.QUEUED
+            **changes
         ):
             resend.append((job_id, engine))
     requeued = len(resend)
@@ -1556,11 +1560,9 @@ def jobs_sweep(*, stale_after: timedelta | None = None, max_attempts: int = 3) -
     for job_id, engine in resend:
         if engine != "segmind":
             transaction.on_commit(partial(job_enqueue, job_id=job_id, engine=engine))
-    # Segmind jobs need the one dispatcher, woken once, not once per job.
-    if any(engine == "segmind" for _, engine in resend) or (
-        Job.objects.segmind_in_flight().exists()
-    ):
-        transaction.on_commit(provider.dispatcher_ensure)
+    # Segmind jobs need the one dispatcher, woken once, not once per job; one that died
+    # is replaced once its lease runs out (and its successor settles what it left).
+    transaction.on_commit(provider.dispatcher_watch)
     # Jobs waiting for Segmind: a probe once a pause is due, a refund after the limit.
     expired = jobs_wait_expire() + jobs_queue_wait_expire()
     provider_pauses_stale_clear()
@@ -1574,6 +1576,48 @@ def jobs_sweep(*, stale_after: timedelta | None = None, max_attempts: int = 3) -
         "expired": expired,
         "batches_completed": batches_complete_pending(),
     }
+
+
+def _crash_resubmit_changes() -> dict[str, Any]:
+    return {
+        "crash_resubmits": F("crash_resubmits") + 1,
+        "resubmitted_after_crash_at": timezone.now(),
+    }
+
+
+def jobs_unsent_settle(*, max_attempts: int = 3) -> dict[str, int]:
+    """Settle the Segmind jobs a dead dispatcher left claimed without a request id.
+
+    Only the dispatcher that has just taken the lease over from a holder whose lease ran
+    out may call this, before it claims anything: a Segmind job is claimed only by the
+    lease's holder, so these are the dead holder's, cut off mid-submission. Segmind has no
+    idempotency keys and may have accepted the submission, so each job is counted as
+    resubmitted after a crash (`crash_resubmits`, for operators to reconcile) and goes
+    back to the queue with its place kept, to be sent again; one claimed `max_attempts`
+    times already fails with `worker_lost` and its credits go back. Returns counts.
+    """
+    unsent = Job.objects.segmind_unsent()
+    failed = 0
+    for job_id in list(unsent.filter(attempts__gte=max_attempts).values_list("pk", flat=True)):
+        with transaction.atomic():
+            if job_fail(
+                job_id=job_id,
+                code="worker_lost",
+                message="The job stopped moving several times and was given up. Try again.",
+            ):
+                failed += 1
+                Job.objects.filter(pk=job_id).update(**_crash_resubmit_changes())
+    requeued = unsent.filter(attempts__lt=max_attempts).update(
+        status=JobStatus.QUEUED, started_at=None, **_crash_resubmit_changes()
+    )
+    if failed or requeued:
+        logger.warning(
+            "a Segmind dispatcher died mid-submission: %d job(s) sent again, %d failed; "
+            "Segmind may have accepted (and bill) the lost submissions",
+            requeued,
+            failed,
+        )
+    return {"requeued": requeued, "failed": failed}
 
 
 # -- Segmind keys and the circuit breaker for Segmind's 406 ---------------------------------

@@ -15,3 +15,11 @@ def jobs_sweep() -> dict[str, int]:
 
 def segmind_dispatch() -> dict[str, int]:
     return provider.segmind_dispatch()
+
+
+def segmind_watch() -> bool:
+    return provider.dispatcher_watch()
+
+
+def segmind_watch_lease() -> bool:
+    return provider.dispatcher_watch_lease()

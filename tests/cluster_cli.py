@@ -7,8 +7,13 @@ The test process stays on pytest-django's database; this runs with the environme
                       (N of them, SKU-0 to SKU-N-1), in EMAIL's workspace (made if need be)
     times ID...       each job's status, when it was made and when it was submitted
     job ID            the job's state, its outputs and its Segmind request id
+    jobs ID...        the same for each job (one process for all)
+    price CREDITS     what a Segmind packshot costs (a JobPrice row)
+    credits EMAIL     EMAIL's workspace's balance, held credits and ledger entries by kind
     lease             who holds the Segmind dispatcher's lease, and until when
     sweep             the sweeper, with jobs counted stale at once
+    schedules-later   every django-q2 schedule's next run put off by a day
+    watches           the segmind-watch-lease tasks run: name (with the worker's pid), result
     local-turns N     workspace A's N local jobs committed at once, then B's one job
     started           every job's workspace, status and start, in the order they started
     local NAME N      N local jobs of workspace NAME (made on first use), committed at once
@@ -21,6 +26,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -35,9 +41,9 @@ def main(argv: list[str]) -> Any:
     from PIL import Image
 
     from accounts import services as accounts_services
-    from accounts.models import Membership, User, WebhookDelivery
+    from accounts.models import CreditEntry, Membership, User, WebhookDelivery
     from jobs import provider, services
-    from jobs.models import AssetKind, Job, Lease
+    from jobs.models import AssetKind, Job, JobPrice, Lease
 
     def workspace_user(name: str) -> Any:
         email = f"{name.lower()}@example.com"
@@ -132,14 +138,34 @@ def main(argv: list[str]) -> Any:
             }
             for pk, status, created, submitted, attempts in rows
         }
-    if command == "job":
-        job = Job.objects.get(pk=args[0])
+
+    def job_state(job: Any) -> dict[str, Any]:
         return {
             "status": job.status,
             "error_code": job.error_code,
             "request_id": job.provider_request_id,
             "attempts": job.attempts,
             "outputs": job.assets.filter(kind=AssetKind.OUTPUT).count(),
+            "crash_resubmits": job.crash_resubmits,
+            "sku": job.params.get("sku", ""),
+        }
+
+    if command == "job":
+        return job_state(Job.objects.get(pk=args[0]))
+    if command == "jobs":
+        return {str(job.pk): job_state(job) for job in Job.objects.filter(pk__in=args)}
+    if command == "price":
+        JobPrice.objects.update_or_create(
+            model="bria-product-packshot", engine="segmind", defaults={"credits": int(args[0])}
+        )
+        return {"credits": int(args[0])}
+    if command == "credits":
+        tenant = Membership.objects.get(user__email=args[0]).tenant
+        kinds = CreditEntry.objects.filter(tenant=tenant).values_list("kind", flat=True)
+        return {
+            "balance": tenant.credit_balance,
+            "held": tenant.credit_held,
+            "entries": dict(Counter(kinds)),
         }
     if command == "lease":
         lease = Lease.objects.filter(name=provider.LEASE).first()
@@ -152,6 +178,18 @@ def main(argv: list[str]) -> Any:
     if command == "sweep":
         with transaction.atomic():
             return services.jobs_sweep(stale_after=timedelta(microseconds=1))
+    if command == "schedules-later":
+        from django_q.models import Schedule
+
+        later = timezone.now() + timedelta(days=1)
+        return {"put_off": Schedule.objects.update(next_run=later)}
+    if command == "watches":
+        from django_q.models import Task
+
+        tasks = Task.objects.filter(func="jobs.tasks.segmind_watch_lease").order_by("started")
+        return [
+            {"id": t.id, "name": t.name, "result": t.result, "cluster": t.cluster} for t in tasks
+        ]
     raise SystemExit(f"unknown command {command!r}")
 
 
