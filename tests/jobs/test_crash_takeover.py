@@ -229,6 +229,8 @@ def test_operators_see_the_jobs_resubmitted_after_a_crash_in_the_admin(
     from django.test import Client
     from django.urls import reverse
 
+    from tests.two_factor import staff_login
+
     recent, older, clean = (_unsent_job(tenant, owner, product_jpeg) for _ in range(3))
     now = timezone.now()
     Job.objects.filter(pk=recent.pk).update(crash_resubmits=1, resubmitted_after_crash_at=now)
@@ -236,8 +238,8 @@ def test_operators_see_the_jobs_resubmitted_after_a_crash_in_the_admin(
         crash_resubmits=2, resubmitted_after_crash_at=now - timedelta(days=10)
     )
     operator = User.objects.create_superuser(email="ops@studio.test", password="x")
-    client = Client()
-    client.force_login(operator)
+    # The admin lets staff in only with their second factor passed.
+    client = staff_login(Client(), operator)
     changelist = reverse("admin:jobs_job_changelist")
 
     page = client.get(changelist).content.decode()
