@@ -86,6 +86,9 @@ LEASE = "segmind-dispatcher"
 # A dead holder's lease runs out this long after its last renewal.
 LEASE_SECONDS = 15.0
 RENEW_EVERY_SECONDS = 5.0
+# The workspaces whose last turn the lease remembers across hand-overs.
+SERVED_KEPT = 1000
+NEVER_SERVED = -(10**9)
 # In-flight requests this dispatcher does not know of (left by a dispatcher that died)
 # are looked for this often; a new dispatcher picks them all up when it starts.
 RESCAN_SECONDS = 10.0
@@ -324,7 +327,7 @@ def segmind_dispatch(*, budget_seconds: float | None = None) -> dict[str, int]:
             dispatcher.save_gates()
         except Exception:  # the lease must still be given up
             logger.exception("saving the Segmind key budgets failed")
-        _release_lease(holder, {"expected": dispatcher.expected})
+        _release_lease(holder, dispatcher.lease_state())
     # After the release: a job committed before this check is seen here, and one
     # committed after it finds the lease free and enqueues a dispatcher itself.
     if Job.objects.segmind_queued().exists() or Job.objects.segmind_in_flight().exists():
@@ -449,8 +452,10 @@ class _Dispatcher:
         self.gates: dict[str, ratelimit.KeyGate] = {}
         self.gate_tenants: dict[str, int | None] = {}
         self.reserved: Counter[str] = Counter()
-        # When each workspace (and key: own or not) last had a job claimed, for turns.
-        self.served: dict[tuple[int, bool], int] = {}
+        # When each workspace (and key: own or not) last had a job claimed, for turns:
+        # the last dispatcher's order carries on (below zero, oldest first), so a hand-over
+        # does not give the turn back to whoever's job is oldest.
+        self.served: dict[tuple[int, bool], int] = self._served_from(stored)
         self.claims = 0
         self.tenant_rates: dict[int, ratelimit.Rate] = {}
         self.warned_poll_429 = False
@@ -523,11 +528,27 @@ class _Dispatcher:
         self.refilled = now
         return int(self.tokens)
 
+    @staticmethod
+    def _served_from(stored: dict[str, Any] | None) -> dict[tuple[int, bool], int]:
+        order = [
+            (int(row[0]), bool(row[1]))
+            for row in ((stored or {}).get("served") or [])
+            if isinstance(row, list) and len(row) == 2 and isinstance(row[0], int)
+        ]
+        return {key: rank - len(order) for rank, key in enumerate(order)}
+
+    def lease_state(self) -> dict[str, Any]:
+        """What the next dispatcher carries on: the models' inference times, and the
+        order in which workspaces were last served (oldest first; the most recent
+        SERVED_KEPT), for turns."""
+        order = sorted(self.served, key=self.served.__getitem__)[-SERVED_KEPT:]
+        return {"expected": self.expected, "served": [[t, own] for t, own in order]}
+
     def _renew_lease(self) -> None:
         if time.monotonic() < self.renew_at:
             return
         self.renew_at = time.monotonic() + RENEW_EVERY_SECONDS
-        if not _take_lease(self.holder, {"expected": self.expected}) and not self.stopping:
+        if not _take_lease(self.holder, self.lease_state()) and not self.stopping:
             logger.warning("the Segmind dispatcher lost its lease; stopping")
             self._stop()
             return
@@ -684,7 +705,8 @@ class _Dispatcher:
             ]
         )
         served = self.served
-        candidates.sort(key=lambda r: (r[3], served.get((r[1], r[2]), 0), r[4]))
+        # A workspace never served (by this dispatcher or the ones before) goes first.
+        candidates.sort(key=lambda r: (r[3], served.get((r[1], r[2]), NEVER_SERVED), r[4]))
         rows = [(pk, tenant_id, own) for pk, tenant_id, own, _, _ in candidates]
         if full and not rows and Job.objects.segmind_queued().exists():
             self.held_back = True  # waiting for a key's budget, not out of work

@@ -22,7 +22,7 @@ from django.utils import timezone
 from accounts import services as account_services
 from accounts.models import CreditKind, SegmindPlan, Tenant, User
 from jobs import provider, queueing, ratelimit, services
-from jobs.models import Job, JobPrice, JobStatus, SegmindKeyBudget
+from jobs.models import Job, JobPrice, JobStatus, Lease, SegmindKeyBudget
 from tests.fake_segmind import FakeSegmind
 
 pytestmark = pytest.mark.usefixtures("no_trial_credits")
@@ -299,6 +299,31 @@ def test_two_workspaces_jobs_interleave(
     )
     # The other shop's job went in the first turn, not after the six before it.
     assert order.index(single.pk) <= 1
+
+
+@pytest.mark.parametrize("served_last", ["batch", "single"])
+def test_the_turns_carry_on_across_a_hand_over(
+    served_last, fake, settings, tenant, owner, other_shop, outsider, product_jpeg
+):
+    # One submission per dispatcher run: the next one decides from the lease's memory.
+    settings.SEGMIND_RATE_LIMIT = "1/60s"
+    batch = _queue(tenant, owner, product_jpeg, n=3)
+    [single] = _queue(other_shop, outsider, product_jpeg, n=1)
+    order = [[other_shop.pk, False], [tenant.pk, False]]
+    if served_last == "single":
+        order.reverse()
+    Lease.objects.update_or_create(
+        name=provider.LEASE, defaults={"state": {"expected": {}, "served": order}}
+    )
+
+    provider.segmind_dispatch(budget_seconds=1)
+
+    sent = Job.objects.exclude(provider_request_id="").get()
+    # The workspace served longer ago by the dispatcher before goes first, even when the
+    # other one's job is older.
+    assert sent.pk == (single.pk if served_last == "batch" else batch[0].pk)
+    kept = Lease.objects.get(name=provider.LEASE).state["served"]
+    assert kept[-1] == [sent.tenant_id, False]
 
 
 def test_an_own_keys_budget_is_apart_from_the_platforms(
