@@ -2,8 +2,10 @@
 the ledger, packs, Stripe's sessions and events, and granting or adjusting credits; of
 webhooks: endpoints (re-enabled here) and their delivery log; the throttles: failed log-ins
 (django-axes' attempts), reset, sign-up and API-key counters, each with "Lift lock"; and
-the operators' audit trail. Every change of money or of a workspace's standing made here
-asks why and is recorded (`operator_action_record`) in the same transaction as the change."""
+the operators' audit trail. Every change of money, of a workspace's standing or of an
+operator's (users' flags, groups and permissions; prices and packs) made here asks why and
+is recorded (`operator_action_record`) in the same transaction as the change; users,
+workspaces and groups are not deleted here."""
 
 from __future__ import annotations
 
@@ -21,8 +23,10 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet, Sum
@@ -299,6 +303,35 @@ class UserAdmin(RecordedChangeAdmin, BaseUserAdmin):
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/accounts/user/reset_two_factor.html", context)
+
+
+class GroupStandingForm(RecordedChangeForm):
+    recorded_fields = ("permissions",)
+
+    class Meta:
+        model = Group
+        fields = ["name", "permissions"]
+
+    def record_on_add(self, name: str, value: Any) -> bool:
+        return bool(value)
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(RecordedChangeAdmin, BaseGroupAdmin):
+    """A group's permissions are every member's: changing them asks why and is recorded;
+    a group is not deleted here (empty its permissions instead, recorded)."""
+
+    form = GroupStandingForm
+    recorded_action = OperatorActionCode.USER_STANDING_CHANGE
+
+    def recorded_target(self, obj: Group) -> str:
+        return f"group {obj.name}"
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 # Fields of a workspace whose change alters its standing: asked why, and recorded.

@@ -786,3 +786,32 @@ def test_a_new_credit_pack_needs_a_reason(operator_client):
 
     assert CreditPack.objects.get().credits == 500
     assert _only_row().details["price_cents"] == {"before": None, "after": 4000}
+
+
+def test_a_groups_permissions_change_needs_a_reason_and_the_group_is_not_deleted(
+    operator_client, operator
+):
+    from django.contrib.auth.models import Group, Permission
+
+    support = Group.objects.create(name="Support")
+    perm = Permission.objects.get(codename="change_tenant")
+    change = reverse("admin:auth_group_change", args=[support.pk])
+    form = {"name": "Support", "permissions": [perm.pk]}
+
+    assert "reason: say why" in operator_client.post(change, form).content.decode()
+    assert not support.permissions.exists()
+    assert not OperatorAction.objects.exists()
+
+    operator_client.post(change, {**form, "reason": "support edits workspaces"})
+
+    assert list(support.permissions.all()) == [perm]
+    row = _only_row()
+    assert (row.actor, row.action, row.target) == (
+        operator,
+        OperatorActionCode.USER_STANDING_CHANGE,
+        "group Support",
+    )
+    assert row.details == {"permissions": {"before": [], "after": [str(perm)]}}
+    delete = reverse("admin:auth_group_delete", args=[support.pk])
+    assert operator_client.post(delete, {"post": "yes"}).status_code == 403
+    assert Group.objects.filter(pk=support.pk).exists()
