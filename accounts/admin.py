@@ -725,14 +725,14 @@ class CreditPackAdmin(RecordedChangeAdmin):
 
     form = CreditPackAdminForm
     recorded_action = OperatorActionCode.PRICE_CHANGE
-
-    def recorded_target(self, obj: CreditPack) -> str:
-        return f"credit pack {obj.pk} {obj.name}"
-
     list_display = ["name", "credits", "price", "currency", "active", "created_at"]
+    # The list's form is a plain one with only this field: nothing recorded to ask about.
     list_editable = ["active"]
     list_filter = ["active", "currency"]
     search_fields = ["name"]
+
+    def recorded_target(self, obj: CreditPack) -> str:
+        return f"credit pack {obj.pk} {obj.name}"
 
     @admin.display(description="Price", ordering="price_cents")
     def price(self, obj: CreditPack) -> str:

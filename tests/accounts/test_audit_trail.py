@@ -815,3 +815,25 @@ def test_a_groups_permissions_change_needs_a_reason_and_the_group_is_not_deleted
     delete = reverse("admin:auth_group_delete", args=[support.pk])
     assert operator_client.post(delete, {"post": "yes"}).status_code == 403
     assert Group.objects.filter(pk=support.pk).exists()
+
+
+def test_putting_a_pack_on_sale_from_the_list_needs_no_reason_and_records_nothing(
+    operator_client,
+):
+    from accounts.models import CreditPack
+
+    pack = CreditPack.objects.create(name="Starter", credits=100, price_cents=1200, active=False)
+    changelist = reverse("admin:accounts_creditpack_changelist")
+    form = {
+        "form-TOTAL_FORMS": "1",
+        "form-INITIAL_FORMS": "1",
+        "form-0-id": str(pack.pk),
+        "form-0-active": "on",
+        "_save": "Save",
+    }
+
+    assert operator_client.post(changelist, form).status_code == 302
+
+    pack.refresh_from_db()
+    assert pack.active
+    assert not OperatorAction.objects.exists()
