@@ -2,8 +2,10 @@
 the ledger, packs, Stripe's sessions and events, and granting or adjusting credits; of
 webhooks: endpoints (re-enabled here) and their delivery log; the throttles: failed log-ins
 (django-axes' attempts), reset, sign-up and API-key counters, each with "Lift lock"; and
-the operators' audit trail. Every change of money or of a workspace's standing made here
-asks why and is recorded (`operator_action_record`) in the same transaction as the change."""
+the operators' audit trail. Every change of money, of a workspace's standing or of an
+operator's (users' flags, groups and permissions; prices and packs) made here asks why and
+is recorded (`operator_action_record`) in the same transaction as the change; users,
+workspaces and groups are not deleted here."""
 
 from __future__ import annotations
 
@@ -21,7 +23,10 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet, Sum
@@ -101,6 +106,82 @@ def _operator(request: HttpRequest) -> User:
     return request.user
 
 
+def _plain(value: Any) -> Any:
+    """A form value as the audit trail's details keep it: JSON, exact, readable."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, QuerySet | list | tuple | set):
+        return sorted(str(_plain(item)) for item in value)
+    return str(value)
+
+
+class RecordedChangeForm(forms.ModelForm):
+    """A model form whose changes to `recorded_fields` need a "Why" and are recorded
+    (`RecordedChangeAdmin`). On an add form every recorded field counts as changed
+    (before: None) unless `record_on_add` says the new value is unremarkable."""
+
+    recorded_fields: tuple[str, ...] = ()
+
+    reason = forms.CharField(
+        label="Why",
+        required=False,
+        max_length=1000,
+        widget=forms.TextInput(attrs={"class": "vTextField", "size": 60}),
+        help_text="Required when a recorded field changes: kept in the operators' audit trail.",
+    )
+
+    def record_on_add(self, name: str, value: Any) -> bool:
+        return True
+
+    def _recorded_changes(self) -> dict[str, dict[str, Any]]:
+        data = self.cleaned_data
+        if self.instance._state.adding:
+            return {
+                name: {"before": None, "after": _plain(data.get(name))}
+                for name in self.recorded_fields
+                if name in self.fields and self.record_on_add(name, data.get(name))
+            }
+        return {
+            name: {"before": _plain(self.initial.get(name)), "after": _plain(data.get(name))}
+            for name in self.recorded_fields
+            if name in self.changed_data
+        }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        # Worked out before saving: afterwards the instance is no longer being added.
+        self.recorded_changes = self._recorded_changes()
+        if self.recorded_changes and not (data.get("reason") or "").strip():
+            self.add_error("reason", REASON_REQUIRED)
+        return data
+
+
+class RecordedChangeAdmin(admin.ModelAdmin):
+    """Saves a `RecordedChangeForm` and its audit row together: the admin's add and
+    change views run in one transaction."""
+
+    recorded_action: str = ""
+
+    def recorded_target(self, obj: Any) -> str:
+        return str(obj)
+
+    def recorded_tenant(self, obj: Any) -> Tenant | None:
+        return None
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        changes = getattr(form, "recorded_changes", None)
+        if changes:
+            services.operator_action_record(
+                actor=_operator(request),
+                action=self.recorded_action,
+                tenant=self.recorded_tenant(form.instance),
+                target=self.recorded_target(form.instance),
+                details=changes,
+                reason=form.cleaned_data["reason"],
+            )
+
+
 class MembershipInline(admin.TabularInline):
     """Shown here; roles are changed and members added or removed on the Memberships
     pages, which ask why and record it."""
@@ -129,8 +210,31 @@ for _model in (TOTPDevice, StaticDevice):
         admin.site.unregister(_model)
 
 
+# Fields of a user whose change alters what they may do as an operator: asked why, and
+# recorded.
+USER_STANDING_FIELDS = ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")
+
+
+class UserStandingChangeForm(RecordedChangeForm, UserChangeForm):
+    recorded_fields = USER_STANDING_FIELDS
+
+
+class UserStandingAddForm(RecordedChangeForm, AdminUserCreationForm):
+    recorded_fields = ("is_staff", "is_superuser")
+
+    def record_on_add(self, name: str, value: Any) -> bool:
+        return bool(value)  # a plain new account is not an operator
+
+
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(RecordedChangeAdmin, BaseUserAdmin):
+    """Users. Changing whether someone is active, staff or superuser, or their groups or
+    permissions, asks why and is recorded; users are never deleted here (turn
+    "Active" off instead, which keeps their ledgers and memberships)."""
+
+    form = UserStandingChangeForm
+    add_form = UserStandingAddForm
+    recorded_action = OperatorActionCode.USER_STANDING_CHANGE
     ordering = ["email"]
     list_display = [
         "email",
@@ -149,11 +253,25 @@ class UserAdmin(BaseUserAdmin):
         ("Profile", {"fields": ("name",)}),
         (
             "Permissions",
-            {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
+            {"fields": (*USER_STANDING_FIELDS, "reason")},
         ),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
-    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": ("email", "password1", "password2", "is_staff", "is_superuser", "reason"),
+            },
+        ),
+    )
+
+    def recorded_target(self, obj: User) -> str:
+        return f"user {obj.email}"
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # deleting would take their ledger entries' author and memberships
 
     @admin.display(description="Two-factor", boolean=True)
     def two_factor(self, obj: User) -> bool:
@@ -185,6 +303,35 @@ class UserAdmin(BaseUserAdmin):
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/accounts/user/reset_two_factor.html", context)
+
+
+class GroupStandingForm(RecordedChangeForm):
+    recorded_fields = ("permissions",)
+
+    class Meta:
+        model = Group
+        fields = ["name", "permissions"]
+
+    def record_on_add(self, name: str, value: Any) -> bool:
+        return bool(value)
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(RecordedChangeAdmin, BaseGroupAdmin):
+    """A group's permissions are every member's: changing them asks why and is recorded;
+    a group is not deleted here (empty its permissions instead, recorded)."""
+
+    form = GroupStandingForm
+    recorded_action = OperatorActionCode.USER_STANDING_CHANGE
+
+    def recorded_target(self, obj: Group) -> str:
+        return f"group {obj.name}"
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 # Fields of a workspace whose change alters its standing: asked why, and recorded.
@@ -250,6 +397,11 @@ class TenantAdmin(admin.ModelAdmin):
     exclude = ["segmind_key_encrypted", "segmind_key_last4", "segmind_key_set_at"]
     inlines = [MembershipInline]
     change_form_template = "admin/accounts/tenant/change_form.html"
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting would destroy its ledger, jobs and memberships: remove its members
+        # (recorded) instead.
+        return False
 
     @admin.display(description="Members")
     def member_count(self, obj: Tenant) -> int:
@@ -557,14 +709,30 @@ class CreditEntryAdmin(admin.ModelAdmin):
         return False
 
 
-@admin.register(CreditPack)
-class CreditPackAdmin(admin.ModelAdmin):
-    """What shops can buy; a pack taken off sale stays on the sessions that sold it."""
+class CreditPackAdminForm(RecordedChangeForm):
+    # Taking a pack on or off sale (the list's checkbox) is not a price change.
+    recorded_fields = ("credits", "price_cents", "currency")
 
+    class Meta:
+        model = CreditPack
+        fields = ["name", "credits", "price_cents", "currency", "active"]
+
+
+@admin.register(CreditPack)
+class CreditPackAdmin(RecordedChangeAdmin):
+    """What shops can buy; a pack taken off sale stays on the sessions that sold it. A new
+    pack, or a change of its credits, price or currency, asks why and is recorded."""
+
+    form = CreditPackAdminForm
+    recorded_action = OperatorActionCode.PRICE_CHANGE
     list_display = ["name", "credits", "price", "currency", "active", "created_at"]
+    # The list's form is a plain one with only this field: nothing recorded to ask about.
     list_editable = ["active"]
     list_filter = ["active", "currency"]
     search_fields = ["name"]
+
+    def recorded_target(self, obj: CreditPack) -> str:
+        return f"credit pack {obj.pk} {obj.name}"
 
     @admin.display(description="Price", ordering="price_cents")
     def price(self, obj: CreditPack) -> str:

@@ -851,6 +851,8 @@ class OperatorActionCode(models.TextChoices):
     TWO_FACTOR_RESET = "two_factor_reset", "Two-factor reset"
     API_KEY_REVOKE = "api_key_revoke", "API key revoked"
     SEGMIND_PLAN_CHANGE = "segmind_plan_change", "Segmind plan changed"
+    USER_STANDING_CHANGE = "user_standing_change", "User's standing changed"
+    PRICE_CHANGE = "price_change", "Price changed"
 
 
 class OperatorActionImmutable(Exception):

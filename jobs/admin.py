@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts import services as account_services
-from accounts.admin import operator_reason_confirm
+from accounts.admin import RecordedChangeAdmin, RecordedChangeForm, operator_reason_confirm
 from accounts.forms import REASON_REQUIRED
 from accounts.models import CreditKind, OperatorActionCode, User
 from jobs import catalog, services
@@ -325,14 +325,31 @@ class PresetAdmin(admin.ModelAdmin):
     readonly_fields = ["created_by", "created_at", "updated_at"]
 
 
-@admin.register(JobPrice)
-class JobPriceAdmin(admin.ModelAdmin):
-    """What each model costs in credits, per engine; a model with no row is free."""
+class JobPriceAdminForm(RecordedChangeForm):
+    recorded_fields = ("model", "engine", "credits", "credits_per_megapixel")
 
+    class Meta:
+        model = JobPrice
+        fields = ["model", "engine", "credits", "credits_per_megapixel"]
+
+
+@admin.register(JobPrice)
+class JobPriceAdmin(RecordedChangeAdmin):
+    """What each model costs in credits, per engine; a model with no row is free. Every
+    add or change asks why and is recorded, so prices are edited on each row's form (not
+    in the list) and never deleted (set them to 0 instead)."""
+
+    form = JobPriceAdminForm
+    recorded_action = OperatorActionCode.PRICE_CHANGE
     list_display = ["model", "engine", "credits", "credits_per_megapixel", "updated_at"]
-    list_editable = ["credits", "credits_per_megapixel"]
     list_filter = ["engine"]
     search_fields = ["model"]
+
+    def recorded_target(self, obj: JobPrice) -> str:
+        return f"price of {obj.model} on {obj.engine}"
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # no row means free: a deletion would change the price unrecorded
 
 
 @admin.register(ProviderPause)

@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('actor_email', models.EmailField(max_length=254)),
                 ('at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('action', models.CharField(choices=[('credits_grant', 'Credits granted'), ('credits_adjust', 'Balance adjusted'), ('credits_refund', 'Job refunded'), ('pause_clear', 'Segmind pause cleared'), ('lock_lift', 'Log-in lock lifted'), ('role_change', 'Role changed'), ('member_add', 'Member added'), ('member_remove', 'Member removed'), ('two_factor_reset', 'Two-factor reset'), ('api_key_revoke', 'API key revoked'), ('segmind_plan_change', 'Segmind plan changed')], max_length=40)),
+                ('action', models.CharField(choices=[('credits_grant', 'Credits granted'), ('credits_adjust', 'Balance adjusted'), ('credits_refund', 'Job refunded'), ('pause_clear', 'Segmind pause cleared'), ('lock_lift', 'Log-in lock lifted'), ('role_change', 'Role changed'), ('member_add', 'Member added'), ('member_remove', 'Member removed'), ('two_factor_reset', 'Two-factor reset'), ('api_key_revoke', 'API key revoked'), ('segmind_plan_change', 'Segmind plan changed'), ('user_standing_change', "User's standing changed"), ('price_change', 'Price changed')], max_length=40)),
                 ('tenant_name', models.CharField(blank=True, max_length=100)),
                 ('tenant_slug', models.CharField(blank=True, max_length=60)),
                 ('target', models.CharField(blank=True, max_length=300)),

@@ -533,3 +533,307 @@ def test_a_staff_user_without_the_view_permission_cannot_export(operator):
     response = admin_login(staff).get(reverse("admin:accounts_operatoraction_export"))
 
     assert response.status_code == 403
+
+
+# -- users' standing, deletions and prices ------------------------------------------------
+
+
+def _user_form(user: User, **changes: object) -> dict[str, object]:
+    """A user's change form as the browser posts it (unticked boxes are left out)."""
+    user.refresh_from_db()
+    form: dict[str, object] = {
+        "email": user.email,
+        "name": user.name,
+        "date_joined_0": f"{user.date_joined:%Y-%m-%d}",
+        "date_joined_1": f"{user.date_joined:%H:%M:%S}",
+        "last_login_0": "",
+        "last_login_1": "",
+        "groups": [g.pk for g in user.groups.all()],
+        "user_permissions": [p.pk for p in user.user_permissions.all()],
+    }
+    for flag in ("is_active", "is_staff", "is_superuser"):
+        if getattr(user, flag):
+            form[flag] = "on"
+    form.update(changes)
+    return {k: v for k, v in form.items() if v is not None}
+
+
+def _user_change(user: User) -> str:
+    return reverse("admin:accounts_user_change", args=[user.pk])
+
+
+def test_making_a_user_staff_needs_a_reason_and_records_before_and_after(
+    operator_client, operator, member
+):
+    form = _user_form(member, is_staff="on")
+
+    refused = operator_client.post(_user_change(member), form)
+
+    assert refused.status_code == 200
+    assert "reason: say why" in refused.content.decode()
+    member.refresh_from_db()
+    assert not member.is_staff
+    assert not OperatorAction.objects.exists()
+
+    done = operator_client.post(_user_change(member), {**form, "reason": "joined support"})
+
+    assert done.status_code == 302
+    member.refresh_from_db()
+    assert member.is_staff
+    row = _only_row()
+    assert (row.actor, row.action, row.tenant) == (
+        operator,
+        OperatorActionCode.USER_STANDING_CHANGE,
+        None,
+    )
+    assert row.target == f"user {member.email}"
+    assert row.details == {"is_staff": {"before": False, "after": True}}
+    assert row.reason == "joined support"
+
+
+def test_deactivating_a_user_is_recorded_and_refused_without_a_reason(operator_client, member):
+    form = _user_form(member, is_active=None)
+
+    assert operator_client.post(_user_change(member), form).status_code == 200
+    member.refresh_from_db()
+    assert member.is_active
+    assert not OperatorAction.objects.exists()
+
+    operator_client.post(_user_change(member), {**form, "reason": "left the company"})
+
+    member.refresh_from_db()
+    assert not member.is_active
+    assert _only_row().details == {"is_active": {"before": True, "after": False}}
+
+
+def test_group_and_permission_changes_are_recorded_by_name(operator_client, member):
+    from django.contrib.auth.models import Group, Permission
+
+    support = Group.objects.create(name="Support")
+    perm = Permission.objects.get(codename="change_tenant")
+    form = _user_form(member, groups=[support.pk], user_permissions=[perm.pk])
+
+    assert operator_client.post(_user_change(member), form).status_code == 200
+    assert not member.groups.exists()
+    assert not member.user_permissions.exists()
+
+    operator_client.post(_user_change(member), {**form, "reason": "covers weekends"})
+
+    assert list(member.groups.all()) == [support]
+    assert list(member.user_permissions.all()) == [perm]
+    details = _only_row().details
+    assert details["groups"] == {"before": [], "after": ["Support"]}
+    assert details["user_permissions"] == {"before": [], "after": [str(perm)]}
+
+
+def test_a_profile_edit_needs_no_reason_and_records_nothing(operator_client, member):
+    response = operator_client.post(_user_change(member), _user_form(member, name="Mo"))
+
+    assert response.status_code == 302
+    member.refresh_from_db()
+    assert member.name == "Mo"
+    assert not OperatorAction.objects.exists()
+
+
+def _user_add() -> dict[str, str]:
+    return {"email": "new@ops.test", "password1": "a-long-pass-9", "password2": "a-long-pass-9"}
+
+
+def test_adding_a_superuser_needs_a_reason_and_is_recorded(operator_client, operator):
+    add = reverse("admin:accounts_user_add")
+    form = {**_user_add(), "is_superuser": "on"}
+
+    refused = operator_client.post(add, form)
+
+    assert refused.status_code == 200
+    assert "reason: say why" in refused.content.decode()
+    assert not User.objects.filter(email="new@ops.test").exists()
+    assert not OperatorAction.objects.exists()
+
+    assert operator_client.post(add, {**form, "reason": "new on-call"}).status_code == 302
+
+    created = User.objects.get(email="new@ops.test")
+    assert created.is_superuser and not created.is_staff
+    row = _only_row()
+    assert (row.actor, row.action, row.target) == (
+        operator,
+        OperatorActionCode.USER_STANDING_CHANGE,
+        "user new@ops.test",
+    )
+    assert row.details == {"is_superuser": {"before": None, "after": True}}
+
+
+def test_adding_a_plain_user_needs_no_reason(operator_client):
+    response = operator_client.post(reverse("admin:accounts_user_add"), _user_add())
+
+    assert response.status_code == 302
+    assert not User.objects.get(email="new@ops.test").is_staff
+    assert not OperatorAction.objects.exists()
+
+
+@pytest.mark.parametrize("kind", ["user", "tenant"])
+def test_users_and_workspaces_cannot_be_deleted_in_the_admin(operator_client, tenant, member, kind):
+    obj = member if kind == "user" else tenant
+    delete = reverse(f"admin:accounts_{kind}_delete", args=[obj.pk])
+    changelist = reverse(f"admin:accounts_{kind}_changelist")
+    change = reverse(f"admin:accounts_{kind}_change", args=[obj.pk])
+
+    assert operator_client.get(delete).status_code == 403
+    assert operator_client.post(delete, {"post": "yes"}).status_code == 403
+    bulk = {"action": "delete_selected", "_selected_action": [obj.pk], "post": "yes"}
+    operator_client.post(changelist, bulk)
+    assert "delete_selected" not in operator_client.get(changelist).content.decode()
+    assert delete not in operator_client.get(change).content.decode()
+    assert type(obj).objects.filter(pk=obj.pk).exists()
+    assert Membership.objects.filter(user=member, tenant=tenant).exists()
+    assert not OperatorAction.objects.exists()
+
+
+def _price_form(price: JobPrice, **changes: object) -> dict[str, object]:
+    return {
+        "model": price.model,
+        "engine": price.engine,
+        "credits": price.credits,
+        "credits_per_megapixel": price.credits_per_megapixel,
+        **changes,
+    }
+
+
+def test_a_model_price_change_needs_a_reason_and_records_before_and_after(
+    operator_client, operator
+):
+    price = JobPrice.objects.create(model="bg-replace", engine="segmind", credits=3)
+    change = reverse("admin:jobs_jobprice_change", args=[price.pk])
+    form = _price_form(price, credits=5)
+
+    refused = operator_client.post(change, form)
+
+    assert "reason: say why" in refused.content.decode()
+    price.refresh_from_db()
+    assert price.credits == 3
+    assert not OperatorAction.objects.exists()
+
+    assert operator_client.post(change, {**form, "reason": "Segmind raised it"}).status_code == 302
+
+    price.refresh_from_db()
+    assert price.credits == 5
+    row = _only_row()
+    assert (row.actor, row.action, row.reason) == (
+        operator,
+        OperatorActionCode.PRICE_CHANGE,
+        "Segmind raised it",
+    )
+    assert row.target == "price of bg-replace on segmind"
+    assert row.details == {"credits": {"before": 3, "after": 5}}
+
+
+def test_a_new_model_price_is_recorded_and_prices_are_neither_deleted_nor_edited_in_the_list(
+    operator_client,
+):
+    add = reverse("admin:jobs_jobprice_add")
+    form = {"model": "upscale", "engine": "segmind", "credits": "2", "credits_per_megapixel": "1"}
+
+    assert operator_client.post(add, form).status_code == 200
+    assert not JobPrice.objects.exists()
+    operator_client.post(add, {**form, "reason": "new model"})
+
+    price = JobPrice.objects.get()
+    assert _only_row().details == {
+        "model": {"before": None, "after": "upscale"},
+        "engine": {"before": None, "after": "segmind"},
+        "credits": {"before": None, "after": 2},
+        "credits_per_megapixel": {"before": None, "after": 1},
+    }
+    delete = reverse("admin:jobs_jobprice_delete", args=[price.pk])
+    assert operator_client.post(delete, {"post": "yes"}).status_code == 403
+    assert JobPrice.objects.filter(pk=price.pk).exists()
+    changelist = operator_client.get(reverse("admin:jobs_jobprice_changelist")).content.decode()
+    assert 'name="form-0-credits"' not in changelist
+
+
+def test_a_credit_pack_price_change_needs_a_reason_and_is_recorded(operator_client):
+    from accounts.models import CreditPack
+
+    pack = CreditPack.objects.create(name="Starter", credits=100, price_cents=1200)
+    change = reverse("admin:accounts_creditpack_change", args=[pack.pk])
+    form = {"name": "Starter", "credits": "100", "price_cents": "1500", "currency": "usd"}
+
+    assert "reason: say why" in operator_client.post(change, form).content.decode()
+    pack.refresh_from_db()
+    assert pack.price_cents == 1200
+    assert not OperatorAction.objects.exists()
+
+    operator_client.post(change, {**form, "active": "on", "reason": "new pricing"})
+
+    pack.refresh_from_db()
+    assert pack.price_cents == 1500
+    row = _only_row()
+    assert row.action == OperatorActionCode.PRICE_CHANGE
+    assert row.details == {"price_cents": {"before": 1200, "after": 1500}}
+    assert row.target == f"credit pack {pack.pk} Starter"
+
+
+def test_a_new_credit_pack_needs_a_reason(operator_client):
+    from accounts.models import CreditPack
+
+    add = reverse("admin:accounts_creditpack_add")
+    form = {"name": "Pro", "credits": "500", "price_cents": "4000", "currency": "usd"}
+
+    assert operator_client.post(add, form).status_code == 200
+    assert not CreditPack.objects.exists()
+
+    assert operator_client.post(add, {**form, "reason": "launch"}).status_code == 302
+
+    assert CreditPack.objects.get().credits == 500
+    assert _only_row().details["price_cents"] == {"before": None, "after": 4000}
+
+
+def test_a_groups_permissions_change_needs_a_reason_and_the_group_is_not_deleted(
+    operator_client, operator
+):
+    from django.contrib.auth.models import Group, Permission
+
+    support = Group.objects.create(name="Support")
+    perm = Permission.objects.get(codename="change_tenant")
+    change = reverse("admin:auth_group_change", args=[support.pk])
+    form = {"name": "Support", "permissions": [perm.pk]}
+
+    assert "reason: say why" in operator_client.post(change, form).content.decode()
+    assert not support.permissions.exists()
+    assert not OperatorAction.objects.exists()
+
+    operator_client.post(change, {**form, "reason": "support edits workspaces"})
+
+    assert list(support.permissions.all()) == [perm]
+    row = _only_row()
+    assert (row.actor, row.action, row.target) == (
+        operator,
+        OperatorActionCode.USER_STANDING_CHANGE,
+        "group Support",
+    )
+    assert row.details == {"permissions": {"before": [], "after": [str(perm)]}}
+    delete = reverse("admin:auth_group_delete", args=[support.pk])
+    assert operator_client.post(delete, {"post": "yes"}).status_code == 403
+    assert Group.objects.filter(pk=support.pk).exists()
+
+
+def test_putting_a_pack_on_sale_from_the_list_needs_no_reason_and_records_nothing(
+    operator_client,
+):
+    from accounts.models import CreditPack
+
+    pack = CreditPack.objects.create(name="Starter", credits=100, price_cents=1200, active=False)
+    changelist = reverse("admin:accounts_creditpack_changelist")
+    form = {
+        "form-TOTAL_FORMS": "1",
+        "form-INITIAL_FORMS": "1",
+        "form-0-id": str(pack.pk),
+        "form-0-active": "on",
+        "_save": "Save",
+    }
+
+    assert operator_client.post(changelist, form).status_code == 302
+
+    pack.refresh_from_db()
+    assert pack.active
+    assert not OperatorAction.objects.exists()
