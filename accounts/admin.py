@@ -270,6 +270,19 @@ class UserAdmin(RecordedChangeAdmin, BaseUserAdmin):
     def recorded_target(self, obj: User) -> str:
         return f"user {obj.email}"
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Only a superuser hands out staff, superuser, groups or permissions: an operator
+        # allowed to edit users must not be able to raise anyone (themselves included).
+        readonly = [*super().get_readonly_fields(request, obj)]
+        if obj is not None and not request.user.is_superuser:
+            readonly += ["is_staff", "is_superuser", "groups", "user_permissions"]
+        return readonly
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None and not request.user.is_superuser:
+            return ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+        return super().get_fieldsets(request, obj)
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # deleting would take their ledger entries' author and memberships
 

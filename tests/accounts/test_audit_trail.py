@@ -591,6 +591,26 @@ def test_making_a_user_staff_needs_a_reason_and_records_before_and_after(
     assert row.reason == "joined support"
 
 
+def test_a_staff_member_who_may_edit_users_cannot_raise_anyone_or_themselves(member):
+    from django.contrib.auth.models import Permission
+
+    helper = User.objects.create_user(email="support@studio.test", password="x", is_staff=True)
+    helper.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_user", "change_user", "add_user"])
+    )
+    client = admin_login(helper)
+
+    for user in (helper, member):
+        form = _user_form(user, is_superuser="on", is_staff="on", reason="promote")
+        client.post(_user_change(user), form)
+        user.refresh_from_db()
+        assert not user.is_superuser
+    member.refresh_from_db()
+    assert not member.is_staff
+    page = client.get(reverse("admin:accounts_user_add")).content.decode()
+    assert 'name="is_superuser"' not in page and 'name="is_staff"' not in page
+
+
 def test_deactivating_a_user_is_recorded_and_refused_without_a_reason(operator_client, member):
     form = _user_form(member, is_active=None)
 
