@@ -1,7 +1,7 @@
 """The five Segmind endpoints ProductStudio offers, and the one validator of their parameters.
 
-The models and every parameter are data (`segmind_models.json`, the project's copy of
-`shared/spec/segmind-models.json`): the portal's form, the API and the workers all read
+The models and every parameter are data (`segmind_models.json`; the protocol's facts are in
+`docs/segmind.md`): the portal's form, the API and the workers all read
 them from here, and every parameter set - a job's, a preset's - goes through
 `resolve_params`, so the three doors accept exactly the same things.
 """
@@ -289,7 +289,7 @@ class ModelSpec:
 
 
 def output_size(megapixel: float, aspect_ratio: str) -> tuple[int, int]:
-    """The resolution calculator's rule (segmind-protocol.md): multiples of 64."""
+    """The resolution calculator's rule (docs/segmind.md): multiples of 64."""
     match = re.match(r"^\s*(\d+)\s*:\s*(\d+)", aspect_ratio)
     if match is None:
         raise ValueError(f"not an aspect ratio: {aspect_ratio!r}")

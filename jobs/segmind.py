@@ -1,6 +1,6 @@
 """Segmind's API over httpx: submit a generation, poll it, read what it made.
 
-The protocol is described in `shared/spec/segmind-protocol.md`. Two kinds of endpoint:
+The protocol is described in `docs/segmind.md`. Two kinds of endpoint:
 
 - "v2" models: `POST {base}/v2/{slug}` answers a `request_id` with a `status_url` and a
   `response_url`; the status URL is polled until COMPLETED or FAILED, then the response URL
@@ -121,7 +121,7 @@ _IMAGE_SUFFIXES = (
 )
 
 
-# Segmind's error table (segmind-protocol.md); 404 depends on the call, so it is below.
+# Segmind's error table (docs/segmind.md); 404 depends on the call, so it is below.
 _STATUS_CODES = {
     400: "provider_bad_request",
     401: "provider_unauthorized",

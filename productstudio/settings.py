@@ -145,7 +145,7 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # django-q2's ORM broker and the web server write to the same file: without WAL and
     # IMMEDIATE transactions SQLite answers "database is locked" and task results are lost
-    # (measured in shared/spec/django-q2-notes.md).
+    # (measured: docs/django-q2.md).
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",

@@ -1,4 +1,4 @@
-"""A fake Segmind API: a real HTTP server on 127.0.0.1 that speaks segmind-protocol.md.
+"""A fake Segmind API: a real HTTP server on 127.0.0.1 that speaks docs/segmind.md.
 
 It serves the five ProductStudio endpoints (four v2 model slugs and the PixelFlow workflow),
 their status / result / poll URLs, and the generated output PNGs, so the provider, the

@@ -1,5 +1,5 @@
 """The fake Segmind server speaks the protocol: the official SDK drives it end to end,
-and every injected fault looks on the wire the way segmind-protocol.md describes."""
+and every injected fault looks on the wire the way docs/segmind.md describes."""
 
 from __future__ import annotations
 
