@@ -37,7 +37,7 @@ from django.utils.cache import patch_vary_headers
 from accounts import services
 from accounts.models import IdempotencyKey, Tenant
 from productstudio.errors import PROBLEM_CONTENT_TYPE, STATUS_OF_CODE, problem_body
-from productstudio.parsers import BodyError, check_depth
+from productstudio.parsers import BodyError, check_request_depth
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def _fingerprint(request: HttpRequest) -> str:
         body = request.body  # at most API_MAX_BODY_BYTES (ApiProblemMiddleware)
         try:
             # A body too deep for json.loads (whatever its content type) is digested as is.
-            check_depth(body)
+            check_request_depth(request.META, body)
             parsed: Any = json.loads(body) if body else None
         except (BodyError, ValueError):
             digest.update(body)

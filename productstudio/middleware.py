@@ -38,7 +38,7 @@ from productstudio.errors import (
     no_route_problem,
     problem_response,
 )
-from productstudio.parsers import BodyError, check_declared_length, check_depth
+from productstudio.parsers import BodyError, check_declared_length, check_request_depth
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class ApiProblemMiddleware:
         if _is_json(content_type):
             # At most API_MAX_BODY_BYTES: the server's stream stops at Content-Length. Read
             # through `body`, so that DRF parses the same bytes again.
-            check_depth(request.body)
+            check_request_depth(request.META, request.body)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not is_api(request):

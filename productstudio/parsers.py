@@ -13,7 +13,7 @@ No database here: the API's middleware, its JSON parser and Stripe's webhook sha
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from itertools import accumulate
 from typing import IO, Any
 
@@ -106,10 +106,31 @@ def check_depth(raw: bytes) -> None:
         )
 
 
-def load_json(raw: bytes, *, encoding: str = "utf-8", strict: bool = True) -> Any:
-    """`raw` parsed, once its depth is known to be safe; `invalid_json` says where it
-    stops being JSON."""
-    check_depth(raw)
+# Set in a request's META once its body's depth has been checked: the middleware, the
+# idempotency fingerprint and the parser read the same bytes, and one scan is enough.
+DEPTH_CHECKED = "productstudio.json_depth_checked"
+
+
+def check_request_depth(meta: MutableMapping[str, Any], raw: bytes) -> None:
+    """`check_depth` of a request's body, at most once per request."""
+    if not meta.get(DEPTH_CHECKED):
+        check_depth(raw)
+        meta[DEPTH_CHECKED] = True
+
+
+def load_json(
+    raw: bytes,
+    *,
+    encoding: str = "utf-8",
+    strict: bool = True,
+    meta: MutableMapping[str, Any] | None = None,
+) -> Any:
+    """`raw` parsed, once its depth is known to be safe (checked here unless `meta`, the
+    request's, says it was); `invalid_json` says where it stops being JSON."""
+    if meta is None:
+        check_depth(raw)
+    else:
+        check_request_depth(meta, raw)
     try:
         text = raw.decode(encoding)
     except (UnicodeDecodeError, LookupError) as e:
@@ -146,6 +167,7 @@ class JSONParser(parsers.JSONParser):
                 raw,
                 encoding=parser_context.get("encoding") or settings.DEFAULT_CHARSET,
                 strict=self.strict,
+                meta=request.META if request is not None else None,
             )
         except BodyError as e:
             raise Problem(e.code, e.message, status=400) from e

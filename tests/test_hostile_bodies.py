@@ -164,6 +164,23 @@ def test_the_api_takes_64_levels_and_refuses_65(api: Client, depth: int, refused
         assert response.json()["code"] == "validation_error"
 
 
+def test_a_json_body_is_scanned_for_depth_once_per_request(api: Client, monkeypatch):
+    scans: list[int] = []
+    real = parsers.json_depth
+
+    def counting(raw: bytes, **kwargs: Any) -> int:
+        scans.append(len(raw))
+        return real(raw, **kwargs)
+
+    monkeypatch.setattr(parsers, "json_depth", counting)
+    body = json.dumps({"model": "bria-product-packshot", "params": {"x": [[1]]}})
+
+    # Through the middleware, the idempotency fingerprint and DRF's parser.
+    api.post("/api/v1/jobs", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="once-1")
+
+    assert scans == [len(body)]
+
+
 # -- deep bodies, on the routes that create or change something --------------------------
 
 
