@@ -51,7 +51,6 @@ from accounts.forms import (
     CreditAdjustForm,
     CreditGrantForm,
     OperatorReasonForm,
-    TwoFactorResetForm,
 )
 from accounts.models import (
     ApiKey,
@@ -296,26 +295,23 @@ class UserAdmin(RecordedChangeAdmin, BaseUserAdmin):
     ) -> TemplateResponse | None:
         """Asks for a reason first, then removes the selected users' authenticator apps
         and recovery codes: they log in with their password and may set up again."""
-        assert isinstance(request.user, User)  # admin actions run for staff only
-        form = TwoFactorResetForm(request.POST if "apply" in request.POST else None)
-        if form.is_valid():
-            for user in queryset:
-                services.user_two_factor_reset(
-                    actor=request.user, user=user, reason=form.cleaned_data["reason"]
-                )
-            self.message_user(
-                request, f"Two-factor reset for {len(queryset)} user(s).", messages.SUCCESS
-            )
-            return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Reset two-factor",
-            "opts": self.model._meta,
-            "users": queryset,
-            "form": form,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        }
-        return TemplateResponse(request, "admin/accounts/user/reset_two_factor.html", context)
+        reason, page = operator_reason_confirm(
+            self,
+            request,
+            queryset,
+            title="Reset two-factor",
+            intro="These people's authenticator apps and recovery codes are removed: they "
+            "log in with their password alone and may set two-factor up again. Say how you "
+            "checked who asked.",
+        )
+        if reason is None:
+            return page
+        for user in queryset:
+            services.user_two_factor_reset(actor=_operator(request), user=user, reason=reason)
+        self.message_user(
+            request, f"Two-factor reset for {len(queryset)} user(s).", messages.SUCCESS
+        )
+        return None
 
 
 class GroupStandingForm(RecordedChangeForm):

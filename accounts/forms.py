@@ -258,13 +258,3 @@ class OperatorReasonForm(forms.Form):
         help_text="Kept in the operators' audit trail with your name and the time.",
         error_messages={"required": REASON_REQUIRED},
     )
-
-
-class TwoFactorResetForm(OperatorReasonForm):
-    """The operator's reason for removing someone's second factor."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields[
-            "reason"
-        ].help_text = "Kept in the operators' audit trail, e.g. how you checked who asked."

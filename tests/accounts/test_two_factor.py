@@ -396,11 +396,11 @@ def test_an_operator_resets_a_users_two_factor_with_a_reason(operator, owner):
 
     asked = client.post(changelist, chosen)
     assert "Reset two-factor" in asked.content.decode() and owner.has_two_factor()
-    no_reason = client.post(changelist, {**chosen, "apply": "1", "reason": " "})
+    no_reason = client.post(changelist, {**chosen, "post": "yes", "reason": " "})
     assert "reason: say why" in no_reason.content.decode()
     assert owner.has_two_factor() and not OperatorAction.objects.exists()
 
-    client.post(changelist, {**chosen, "apply": "1", "reason": "lost phone, called from +1…"})
+    client.post(changelist, {**chosen, "post": "yes", "reason": "lost phone, called from +1…"})
 
     assert not owner.has_two_factor()
     assert not StaticDevice.objects.filter(user=owner).exists()
