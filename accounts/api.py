@@ -11,10 +11,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import services
+from accounts.authentication import request_workspace_required
 from accounts.models import CreditEntry, CreditKind
-from jobs.api import _tenant
-from productstudio.errors import PROBLEMS, Problem
-from productstudio.pagination import PAGE_PARAMETERS, page_of, paginate
+from productstudio.lib.errors import PROBLEMS, Problem
+from productstudio.lib.pagination import PAGE_PARAMETERS, page_of, paginate
 
 # -- credits -------------------------------------------------------------------------------
 
@@ -98,7 +98,7 @@ class CreditEntrySerializer(serializers.ModelSerializer[CreditEntry]):
 def credits_retrieve(request: Request) -> Response:
     """The workspace's credits: what it has, what unfinished jobs hold, what new jobs
     can use, and where to buy more."""
-    tenant = _tenant(request)
+    tenant = request_workspace_required(request)
     data = {
         "balance": tenant.credit_balance + tenant.credit_held,
         "held": tenant.credit_held,
@@ -157,7 +157,7 @@ def credits_retrieve(request: Request) -> Response:
 def credits_ledger(request: Request) -> Response:
     """The workspace's credit ledger, newest first: every grant, purchase, hold, capture,
     release, refund and adjustment, with the totals after it."""
-    tenant = _tenant(request)
+    tenant = request_workspace_required(request)
     kind = request.query_params.get("kind", "").strip()
     if kind and kind not in CreditKind.values:
         rule = f"'{kind}' is not a kind; use one of {', '.join(CreditKind.values)}"

@@ -8,13 +8,57 @@ DEFAULT_AUTHENTICATION_CLASSES setting), so it must not import DRF's views itsel
 from typing import Any
 
 from django.conf import settings
+from django.http import HttpRequest
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, throttling
 from rest_framework.request import Request
 
 from accounts import services
-from accounts.models import ApiKey, ThrottleScope
+from accounts.models import ApiKey, Tenant, ThrottleScope
 from accounts.throttling import client_address
+
+
+def request_api_key(request: HttpRequest) -> ApiKey | None:
+    """The request's `Authorization: Bearer` key if it is a live one, checked once per
+    request: the idempotency middleware and the API's authentication share the answer."""
+    if not hasattr(request, "api_key"):
+        scheme, _, raw_key = request.headers.get("Authorization", "").partition(" ")
+        key = None
+        if scheme.lower() == "bearer" and raw_key.strip():
+            key = services.api_key_authenticate(raw_key=raw_key.strip())
+        request.api_key = key  # type: ignore[attr-defined]
+    return request.api_key  # type: ignore[attr-defined]
+
+
+def request_workspace(request: HttpRequest | Request) -> Tenant | None:
+    """The workspace a request acts for, the one place this is decided: an API key's
+    workspace, or for a signed-in person the workspace they last opened in the portal
+    (None for anyone else). Remembered on the request, so the idempotency middleware,
+    the API's views and its prices all see the same answer for one query."""
+    http = request._request if isinstance(request, Request) else request
+    if "_workspace" in http.__dict__:
+        return http.__dict__["_workspace"]
+    tenant: Tenant | None = None
+    user = request.user if isinstance(request, Request) else getattr(http, "user", None)
+    if isinstance(user, ApiKeyUser):
+        tenant = user.tenant
+    elif http.headers.get("Authorization", "").lower().startswith("bearer "):
+        key = request_api_key(http)
+        tenant = key.tenant if key else None
+    elif user is not None and user.is_authenticated:
+        slug = http.session.get("workspace") if hasattr(http, "session") else None
+        if slug:
+            tenant = Tenant.objects.for_user(user).filter(slug=slug).first()  # type: ignore[arg-type]
+    http.__dict__["_workspace"] = tenant
+    return tenant
+
+
+def request_workspace_required(request: Request) -> Tenant:
+    """`request_workspace`, or a 404 that says how to get one."""
+    tenant = request_workspace(request)
+    if tenant is None:
+        raise exceptions.NotFound("Open a workspace in the portal first, or use an API key.")
+    return tenant
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -33,12 +77,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         wait = services.throttle_wait(scope=ThrottleScope.API_KEY_ADDRESS, key=address)
         if wait:
             raise ApiKeysLocked(wait)
-        # The idempotency middleware may have checked this very key already.
-        key: ApiKey | None
-        if hasattr(request._request, "api_key"):
-            key = request._request.api_key
-        else:
-            key = services.api_key_authenticate(raw_key=raw_key.strip())
+        key = request_api_key(request._request)
         if key is None:
             cool_off = settings.API_KEY_COOL_OFF_MINUTES * 60
             services.throttle_count(

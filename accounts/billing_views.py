@@ -30,8 +30,8 @@ from accounts.forms import BuyForm, LedgerFilterForm, ThresholdForm
 from accounts.models import CheckoutSession, CheckoutStatus, CreditPack, Membership
 from jobs.catalog import get_model
 from jobs.models import ProviderIncident
-from productstudio.errors import Problem, problem_response
-from productstudio.parsers import BodyError, check_declared_length, check_depth
+from productstudio.lib.errors import Problem, problem_response
+from productstudio.lib.parsers import BodyError, check_declared_length, check_depth
 
 LEDGER_PAGE_SIZE = 25
 INCIDENTS_SHOWN = 10

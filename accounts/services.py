@@ -71,7 +71,7 @@ from accounts.models import (
     WebhookEndpoint,
     WebhookEventType,
 )
-from productstudio.errors import CodedError
+from productstudio.lib.errors import CodedError
 
 logger = logging.getLogger(__name__)
 
@@ -1153,7 +1153,7 @@ class KeyCheck:
 def segmind_key_set(*, tenant: Tenant, by: User, key: str) -> KeyCheck:
     """Save the workspace's own Segmind key, encrypted, once a call that costs nothing
     shows Segmind accepts it. Owners and admins only."""
-    from jobs import segmind  # jobs depends on accounts, not the other way round
+    from jobs.engines.segmind import client as segmind
 
     actor = _actor(tenant, by)
     if not actor.can_manage_team:
@@ -1654,7 +1654,7 @@ def webhook_url_check(*, url: str, field: str = "url") -> str:
     """A target URL checked with the fetcher's rules (http/https, no credentials, no
     private address once resolved, unless FETCH_ALLOW_PRIVATE_HOSTS allows it); the
     normalised URL, or a ``validation_error`` naming `field`."""
-    from jobs import fetcher  # jobs depends on accounts, not the other way round
+    from productstudio.lib import fetcher
 
     if not isinstance(url, str) or not url.strip():
         raise WebhookError(
@@ -1994,7 +1994,7 @@ def _delivery_claim(delivery_id: str | uuid.UUID) -> _Attempt | None:
 
 def _delivery_post(attempt: _Attempt) -> _Outcome:
     """One POST through the safe fetcher, checked again now (DNS may have changed)."""
-    from jobs import fetcher
+    from productstudio.lib import fetcher
 
     try:
         result = fetcher.post_url(

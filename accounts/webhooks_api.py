@@ -15,10 +15,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import services
+from accounts.authentication import request_workspace_required
 from accounts.models import Membership, Tenant, User, WebhookDelivery, WebhookEndpoint
-from jobs.api import PROBLEMS, _tenant
-from productstudio.errors import Problem, ProblemSerializer
-from productstudio.pagination import PAGE_PARAMETERS, page_of, paginate
+from productstudio.lib.errors import PROBLEMS, Problem, ProblemSerializer
+from productstudio.lib.pagination import PAGE_PARAMETERS, page_of, paginate
+from productstudio.lib.validation import unknown_fields_refuse
 
 # -- webhooks: the workspace's endpoints, their deliveries, the per-job secret ----------
 
@@ -169,7 +170,7 @@ def _manager_tenant(request: Request) -> Tenant:
     """The caller's workspace, if the caller may manage its webhooks: a key acts for the
     whole workspace; a person must be one of its owners or admins, as for API keys (an
     endpoint receives the workspace's events, and the secret signs them)."""
-    tenant = _tenant(request)
+    tenant = request_workspace_required(request)
     if isinstance(request.user, User):
         membership = Membership.objects.for_tenant(tenant).filter(user=request.user).first()
         if membership is None or not membership.can_manage_team:
@@ -249,10 +250,7 @@ def webhooks_list(request: Request) -> Response:
         raise Problem(
             "validation_error", "Send a JSON object.", errors={"request": "not an object"}
         )
-    unknown = sorted(set(data.keys()) - _CREATE_FIELDS)
-    if unknown:
-        errors = dict.fromkeys(unknown, "unknown field")
-        raise Problem("validation_error", f"{unknown[0]}: unknown field.", errors=errors)
+    unknown_fields_refuse(data, _CREATE_FIELDS)
     given = WebhookEndpointCreateSerializer(data=data)
     given.is_valid(raise_exception=True)
     try:

@@ -17,7 +17,9 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from jobs import catalog, local_engine, samples, scenes
+from jobs import catalog, samples
+from jobs.engines.local import engine as local_engine
+from jobs.engines.local import scenes
 
 RUNS = 7
 SAMPLES = ("mug", "bottle", "white-on-white", "jar-noisy-background")

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from jobs import local_engine, samples, scenes
+from jobs import samples
+from jobs.engines.local import engine as local_engine
+from jobs.engines.local import scenes
 
 ROWS = (
     ("mug", "marble-tabletop"),

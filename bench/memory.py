@@ -10,7 +10,7 @@ What it does:
    about 0.2 MB on disk, 147 MB decoded) and serves `--photos` copies of it from
    127.0.0.1, each with its own text chunk or comment (so each file, and its SHA-256, is
    its own; the pixels are the same).
-2. Makes a fresh SQLite database in a temp dir (`tests.cluster.Setup`), with the local
+2. Makes a fresh SQLite database in a temp dir (`tests.support.cluster.Setup`), with the local
    engine (no Segmind key), and starts a real web server (`manage.py runserver
    --noreload`, threaded, one process) and a real cluster (`manage.py qcluster`, 2
    workers).
@@ -39,7 +39,7 @@ import httpx
 from PIL import Image, ImageDraw
 
 from bench.orchestrator import RssSampler, release, tree_rss_mb
-from tests.cluster import PYTHON, ROOT, Setup, start_cluster, stop_cluster
+from tests.support.cluster import PYTHON, ROOT, Setup, start_cluster, stop_cluster
 
 WORKERS = 2
 WEB_TARGET_MB = 300
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace, setup: Setup) -> bool:
     from accounts import services as accounts_services
     from accounts.models import Membership
     from jobs.models import TERMINAL_STATUSES, Job, JobStatus
-    from tests.http_server import LocalServer
+    from tests.support.http_server import LocalServer
 
     base = photo(args.side, args.format)
     server = LocalServer().start()

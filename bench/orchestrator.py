@@ -7,13 +7,13 @@ Run:
 
 What it does:
 
-1. Starts the fake Segmind (`python -m tests.fake_segmind`, a real HTTP server on
+1. Starts the fake Segmind (`python -m tests.support.fake_segmind`, a real HTTP server on
    127.0.0.1) in its own process, as Segmind is, where every request completes
    `--latency` seconds after its submit.
 2. Makes a fresh database: a SQLite file in a temp dir (default), or, with
    `--database-url`, a new database `cluster_<random>` created on that PostgreSQL server
    (the URL's user must be allowed to CREATE DATABASE) and dropped at the end (see
-   `tests.cluster`). Runs
+   `tests.support.cluster`). Runs
    `manage.py migrate` in a subprocess, then `django.setup()` here with the same env.
 3. Starts a real cluster: `manage.py qcluster` with Q_WORKERS=2 (ORM broker).
 4. Baseline: `--baseline-jobs` django-q2 tasks `bench._bench_tasks.sdk_run`, each calling
@@ -30,8 +30,8 @@ stored in the gallery: L plus polling granularity plus download and storage), wh
 what the targets are about; and, for information, `created` = completed_at - created_at,
 which adds the time a job waits queued. 500 jobs arriving within a few seconds are more
 than one dispatcher takes on at once: it starts them at the pace it can follow closely
-(see `jobs.provider.TARGET_LOAD`), so later jobs wait queued and throughput is bounded by
-the dispatcher's CPU per job.
+(see `jobs.engines.segmind.dispatcher.TARGET_LOAD`), so later jobs wait queued and
+throughput is bounded by the dispatcher's CPU per job.
 
 CPU is the user+system time of the qcluster process tree (live processes plus reaped
 children) over the main run, divided by the number of jobs; it includes the output
@@ -55,7 +55,7 @@ from typing import Any
 import httpx
 from PIL import Image, ImageDraw
 
-from tests.cluster import PYTHON, ROOT, Setup, start_cluster, stop_cluster, tree_pids
+from tests.support.cluster import PYTHON, ROOT, Setup, start_cluster, stop_cluster, tree_pids
 
 API_KEY = "bench-key"
 SLUG = "bria-product-packshot"
@@ -127,11 +127,11 @@ class RssSampler(threading.Thread):
 
 
 class FakeProcess:
-    """`python -m tests.fake_segmind` in a subprocess; stats over its HTTP control API."""
+    """`python -m tests.support.fake_segmind` in a subprocess; stats over its HTTP control API."""
 
     def __init__(self, latency: float, extra: list[str] | tuple[str, ...] = ()) -> None:
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "tests.fake_segmind", "--port", "0", "--latency", str(latency),
+            [PYTHON, "-m", "tests.support.fake_segmind", "--port", "0", "--latency", str(latency),
              "--api-key", API_KEY, *extra],
             cwd=ROOT,
             stdout=subprocess.PIPE,

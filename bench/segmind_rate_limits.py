@@ -38,8 +38,8 @@ import time
 from typing import Any
 
 from bench.orchestrator import API_KEY, SLUG, WORKERS, FakeProcess, pct, release, small_jpeg
-from jobs.ratelimit import parse_rate
-from tests.cluster import Setup, start_cluster, stop_cluster
+from jobs.engines.segmind.ratelimit import parse_rate
+from tests.support.cluster import Setup, start_cluster, stop_cluster
 
 
 def rate_limited_fake(latency: float, rate: str, count_polls: bool) -> FakeProcess:

@@ -6,8 +6,8 @@ Run:
 
 What it does:
 
-1. Makes a fresh SQLite file database (`tests.cluster.Setup`) and starts the studio on it
-   as production does: a threaded web server in its own process (`tests.web_server`), with
+1. Makes a fresh SQLite file database (`tests.support.cluster.Setup`) and starts the studio on it
+   as production does: a threaded web server in its own process (`tests.support.web_server`), with
    two workspaces, A and B, each with an API key.
 2. Alone: shop B sends `--reads` `GET /api/v1/jobs` one after another, then `--writes`
    `POST /api/v1/jobs` (a small PNG upload, each with its own `Idempotency-Key`), and the
@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tests.cluster import Setup
-from tests.web_server import SlowImageHost, png_bytes, web_server, workspace_with_key
+from tests.support.cluster import Setup
+from tests.support.web_server import SlowImageHost, png_bytes, web_server, workspace_with_key
 
 MODEL = "bria-product-packshot"
 

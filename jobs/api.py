@@ -3,7 +3,7 @@ canceling a workspace's jobs.
 
 Authenticated by the workspace's API key; a session works too for a signed-in member,
 who sees the workspace they last opened. Errors come in one shape (problem+json, see
-`productstudio.errors`).
+`productstudio.lib.errors`).
 """
 
 import json
@@ -43,13 +43,14 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.authentication import ApiKeyUser
+from accounts.authentication import request_workspace, request_workspace_required
 from accounts.models import Tenant, User
 from jobs import catalog, queueing, services
 from jobs.models import Asset, AssetKind, Batch, Job, JobPrice, JobStatus, Preset
-from productstudio.errors import PROBLEMS, Problem, ProblemSerializer
-from productstudio.pagination import PAGE_PARAMETERS, page_of, paginate
-from productstudio.parsers import JSONParser
+from productstudio.lib.errors import PROBLEMS, Problem, ProblemSerializer
+from productstudio.lib.pagination import PAGE_PARAMETERS, page_of, paginate
+from productstudio.lib.parsers import JSONParser
+from productstudio.lib.validation import UNKNOWN_FIELD, unknown_fields, unknown_fields_refuse
 
 
 class AssetSerializer(serializers.ModelSerializer[Asset]):
@@ -328,17 +329,6 @@ JOB_CANCELED_EXAMPLE = {
 }
 
 
-def _tenant(request: Request) -> Tenant:
-    if isinstance(request.user, ApiKeyUser):
-        return request.user.tenant
-    # A signed-in person uses the workspace they last opened in the portal.
-    slug = request.session.get("workspace") if hasattr(request, "session") else None
-    tenant = Tenant.objects.for_user(request.user).filter(slug=slug).first()  # type: ignore[arg-type]
-    if tenant is None:
-        raise NotFound("Open a workspace in the portal first, or use an API key.")
-    return tenant
-
-
 JOB_FIELDS = {"model", "image_url", "image", "preset", "params", "webhook_url"}
 
 
@@ -526,7 +516,7 @@ def _jobs_filtered(request: Request, tenant: Tenant) -> Any:
 def jobs_list(request: Request) -> Response:
     """GET: the workspace's latest jobs. POST: create a job (JSON, or multipart with an
     `image` file)."""
-    tenant = _tenant(request)
+    tenant = request_workspace_required(request)
     if request.method == "POST":
         job = _job_create(request, tenant)
         return Response(_job_data(job, request), status=201)
@@ -563,10 +553,8 @@ def _job_create(request: Request, tenant: Tenant) -> Job:
         raise Problem(
             "validation_error", "Send a JSON object.", errors={"request": "not an object"}
         )
-    unknown = sorted(set(data.keys()) - JOB_FIELDS - {"csrfmiddlewaretoken"})
-    if unknown:
-        errors = dict.fromkeys(unknown, "unknown field")
-        raise Problem("validation_error", f"{unknown[0]}: unknown field.", errors=errors)
+    # A portal form posts its CSRF token along.
+    unknown_fields_refuse(data, JOB_FIELDS | {"csrfmiddlewaretoken"})
     params = data.get("params") or {}
     if isinstance(params, str):  # multipart sends it as a JSON string
         try:
@@ -631,7 +619,7 @@ def job_retrieve(request: Request, job_id: str) -> Response:
     it has succeeded (each with a download `url` that expires), or why it failed (`error`)
     or waits (`waiting`); while `queued`, its place in line and estimated start (`queue`).
     Poll it, or have a webhook tell you when it finishes."""
-    job = get_object_or_404(_jobs(_tenant(request)), pk=job_id)
+    job = get_object_or_404(_jobs(request_workspace_required(request)), pk=job_id)
     return Response(_job_data(job, request))
 
 
@@ -645,7 +633,7 @@ def job_retrieve(request: Request, job_id: str) -> Response:
 def job_cancel(request: Request, job_id: str) -> Response:
     """Cancel a job that has not started (or waits for Segmind): its held credits come
     back. A job already running or done answers 409 `not_cancelable`."""
-    job = get_object_or_404(_jobs(_tenant(request)), pk=job_id)
+    job = get_object_or_404(_jobs(request_workspace_required(request)), pk=job_id)
     if not services.job_cancel(job=job):
         job.refresh_from_db(fields=["status"])
         raise Problem(
@@ -653,14 +641,6 @@ def job_cancel(request: Request, job_id: str) -> Response:
         )
     job.refresh_from_db()
     return Response(_job_data(job, request))
-
-
-def _caller_tenant(request: Request) -> Tenant | None:
-    """The caller's workspace when there is one (prices depend on it), else None."""
-    try:
-        return _tenant(request)
-    except NotFound:
-        return None
 
 
 def _price_data(price: JobPrice | None, *, own_key: bool) -> dict[str, Any]:
@@ -702,7 +682,7 @@ def _model_data(
 
 
 def _catalog(request: Request, specs: list[catalog.ModelSpec]) -> list[dict[str, Any]]:
-    tenant = _caller_tenant(request)
+    tenant = request_workspace(request)
     if tenant is None:
         engine, own_key = catalog.current_engine(), False
         prices = {p.model: p for p in JobPrice.objects.filter(engine=engine)}
@@ -930,7 +910,7 @@ def model_resolve(request: Request, slug: str) -> Response:
         "params": params,
         "output_size": {"width": size[0], "height": size[1]} if size else None,
     }
-    tenant = _caller_tenant(request)
+    tenant = request_workspace(request)
     if tenant is not None:
         # What a job with these parameters would hold, and whether the workspace has it.
         quote = services.job_quote(tenant=tenant, spec=spec, params=params)
@@ -949,9 +929,9 @@ class StrictSerializer(serializers.Serializer[Any]):
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
+            unknown = unknown_fields(data, self.fields)
             if unknown:
-                raise serializers.ValidationError(dict.fromkeys(unknown, "unknown field"))
+                raise serializers.ValidationError(dict.fromkeys(unknown, UNKNOWN_FIELD))
             # DRF turns a number sent for a text field into text; the schema says string.
             not_text = sorted(
                 name
@@ -1142,7 +1122,7 @@ def presets_list(request: Request) -> Response:
     """GET: the presets the workspace can use, its own and the system's (read-only),
     newest first; `?model=` keeps one model's. POST: save a preset of the workspace's
     own; its parameters are checked like a job's (400 naming each one at fault)."""
-    tenant = _tenant(request)
+    tenant = request_workspace_required(request)
     if request.method == "POST":
         data = _valid(PresetCreateSerializer, request)
         try:
@@ -1204,7 +1184,7 @@ def preset_detail(request: Request, preset_id: int) -> Response:
     """GET: a preset. PATCH: change the workspace's own preset (the fields given; `params`
     replaces its parameters). DELETE: delete it (jobs made with it keep their
     parameters). System presets answer 403 `forbidden` to both: copy one instead."""
-    tenant = _tenant(request)
+    tenant = request_workspace_required(request)
     preset = get_object_or_404(Preset.objects.visible_to(tenant), pk=preset_id)
     if request.method == "GET":
         return Response(_preset_data(preset, request))
@@ -1255,7 +1235,7 @@ def preset_detail(request: Request, preset_id: int) -> Response:
 def preset_copy(request: Request, preset_id: int) -> Response:
     """Copy a preset (a system one, or the workspace's own) into a new preset of the
     workspace's own, to change freely."""
-    tenant = _tenant(request)
+    tenant = request_workspace_required(request)
     preset = get_object_or_404(Preset.objects.visible_to(tenant), pk=preset_id)
     try:
         copy = services.preset_copy(tenant=tenant, user=_user(request), preset=preset)
@@ -1308,7 +1288,7 @@ def job_rerun(request: Request, job_id: str) -> Response:
     fetched again), preset and parameters, with `params` changed if given. A seed that
     was drawn at random is drawn again. The new job holds its own credits (402
     `insufficient_credits` with `buy_url` when the workspace has too few)."""
-    tenant = _tenant(request)
+    tenant = request_workspace_required(request)
     job = get_object_or_404(
         Job.objects.for_tenant(tenant).select_related("tenant", "input_asset", "preset"),
         pk=job_id,
@@ -1498,7 +1478,7 @@ def batches_list(request: Request) -> Response:
     e.g. `items.3.image_url`), then the workspace must be able to pay for all of them
     (402 `insufficient_credits` otherwise), then every photo is fetched; only then are
     the jobs created, each holding its price. The request waits for the photos."""
-    tenant = _tenant(request)
+    tenant = request_workspace_required(request)
     if request.method == "GET":
         return paginate(request, _batches(tenant), BatchSerializer)
     data = _valid(BatchCreateSerializer, request)
@@ -1530,7 +1510,7 @@ def batches_list(request: Request) -> Response:
 @api_view(["GET"])
 def batch_retrieve(request: Request, batch_id: str) -> Response:
     """A batch: its progress, `completed_at` once its last job finished, and its jobs."""
-    batch = get_object_or_404(_batches(_tenant(request)), pk=batch_id)
+    batch = get_object_or_404(_batches(request_workspace_required(request)), pk=batch_id)
     return Response(BatchDetailSerializer(batch, context={"request": request}).data)
 
 
@@ -1561,7 +1541,7 @@ def batch_retrieve(request: Request, batch_id: str) -> Response:
 def assets_list(request: Request) -> Response:
     """The workspace's images, newest first: product photos (`input`) and results
     (`output`), each with a download `url` that expires."""
-    tenant = _tenant(request)
+    tenant = request_workspace_required(request)
     assets = Asset.objects.for_tenant(tenant)
     errors = _empty_filters(request, ("kind", "job"))
     if kind := request.query_params.get("kind", "").strip():
@@ -1588,7 +1568,9 @@ def assets_list(request: Request) -> Response:
 @api_view(["GET"])
 def asset_retrieve(request: Request, asset_id: str) -> Response:
     """An image, with a fresh download `url`, valid until `expires_at`."""
-    asset = get_object_or_404(Asset.objects.for_tenant(_tenant(request)), pk=asset_id)
+    asset = get_object_or_404(
+        Asset.objects.for_tenant(request_workspace_required(request)), pk=asset_id
+    )
     return Response(AssetSerializer(asset, context={"request": request}).data)
 
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from django.conf import settings
 
-from productstudio.errors import CodedError
+from productstudio.lib.errors import CodedError
 
 Engine = Literal["local", "segmind"]
 

@@ -12,7 +12,8 @@ from django import forms
 from django.core.files.uploadedfile import UploadedFile
 from django.http import QueryDict
 
-from jobs import catalog, scenes
+from jobs import catalog
+from jobs.engines.local import scenes
 from jobs.services import PhotoSource
 
 PACKSHOT = "bria-product-packshot"

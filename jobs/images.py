@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from productstudio.errors import CodedError
+from productstudio.lib.errors import CodedError
 
 __all__ = [
     "ALLOWED_FORMATS",

@@ -370,7 +370,8 @@ class Lease(models.Model):
 
 class SegmindKeyBudget(models.Model):
     """One Segmind key's pacing, carried from one dispatcher run to the next (see
-    `jobs.ratelimit.KeyGate`): written at the dispatcher's lease renewals, not per request.
+    `jobs.engines.segmind.ratelimit.KeyGate`): written at the dispatcher's lease renewals,
+    not per request.
     Named by the key's digest (`segmind_key_id`), never the key."""
 
     key_id = models.CharField(max_length=32, unique=True)

@@ -3,9 +3,10 @@
 A Segmind job waits for its key's turn: the dispatcher claims queued jobs per key (the
 platform's, or a workspace's own) in turns across workspaces, oldest first within each
 (`JobQuerySet.segmind_in_turn`), and sends them as the key's budget allows
-(`jobs.ratelimit.KeyGate`). So a job's place is the number of jobs of its key ahead of it
-in that order (plus those claimed and not yet accepted by Segmind), and its start is when
-the key's budget, as the dispatcher last saved it, has room for that many requests.
+(`jobs.engines.segmind.ratelimit.KeyGate`). So a job's place is the number of jobs of its
+key ahead of it in that order (plus those claimed and not yet accepted by Segmind), and its
+start is when the key's budget, as the dispatcher last saved it, has room for that many
+requests.
 
 A local job waits for a worker: workspaces take turns on the shared workers (the one with
 the fewest local jobs running first, then each workspace's oldest job before its next,
@@ -27,7 +28,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Tenant
-from jobs import ratelimit
+from jobs.engines.segmind import ratelimit
 from jobs.models import (
     LOCAL_TYPICAL_SECONDS,
     Batch,

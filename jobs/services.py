@@ -45,7 +45,11 @@ from accounts.models import (
     WebhookEndpoint,
     WebhookEventType,
 )
-from jobs import catalog, fetcher, images, local_engine, provider, ratelimit, scenes
+from jobs import catalog, images
+from jobs.engines.local import engine as local_engine
+from jobs.engines.local import scenes
+from jobs.engines.segmind import dispatcher as provider
+from jobs.engines.segmind import ratelimit
 from jobs.models import (
     TERMINAL_STATUSES,
     Asset,
@@ -63,7 +67,8 @@ from jobs.models import (
     provider_rate_gave_up_message,
     provider_waiting_message,
 )
-from productstudio.errors import CodedError
+from productstudio.lib import fetcher
+from productstudio.lib.errors import CodedError
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """django-q2 tasks: take ids, load rows, call a service. Safe to run twice."""
 
-from jobs import provider, services
+from jobs import services
+from jobs.engines.segmind import dispatcher as provider
 
 
 def job_run(job_id: str) -> bool:

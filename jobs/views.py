@@ -28,7 +28,8 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import workspace_view
 from accounts.models import CreditKind, Membership
-from jobs import catalog, queueing, samples, scenes, services
+from jobs import catalog, queueing, samples, services
+from jobs.engines.local import scenes
 from jobs.forms import (
     GALLERY_STATUSES,
     GalleryFilterForm,

@@ -35,9 +35,10 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_vary_headers
 
 from accounts import services
-from accounts.models import IdempotencyKey, Tenant
-from productstudio.errors import PROBLEM_CONTENT_TYPE, STATUS_OF_CODE, problem_body
-from productstudio.parsers import BodyError, check_request_depth
+from accounts.authentication import request_workspace
+from accounts.models import IdempotencyKey
+from productstudio.lib.errors import PROBLEM_CONTENT_TYPE, STATUS_OF_CODE, problem_body
+from productstudio.lib.parsers import BodyError, check_request_depth
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class IdempotencyMiddleware:
                 f"{HEADER}: must be 1 to {MAX_KEY_LENGTH} characters.",
                 errors={HEADER: f"must be 1 to {MAX_KEY_LENGTH} characters"},
             )
-        tenant = _caller_tenant(request)
+        tenant = request_workspace(request)
         if tenant is None:
             return self.get_response(request)  # the view answers 401 or 404
         try:
@@ -104,21 +105,6 @@ class IdempotencyMiddleware:
             if not kept:
                 services.idempotency_release(record=record)
         return response
-
-
-def _caller_tenant(request: HttpRequest) -> Tenant | None:
-    """The workspace the request acts for, as the API's authentication will see it."""
-    scheme, _, raw_key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and raw_key.strip():
-        api_key = services.api_key_authenticate(raw_key=raw_key.strip())
-        # The API's authentication reuses it rather than checking the key twice.
-        request.api_key = api_key  # type: ignore[attr-defined]
-        return api_key.tenant if api_key else None
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return None
-    slug = request.session.get("workspace")
-    return Tenant.objects.for_user(user).filter(slug=slug).first() if slug else None
 
 
 def _fingerprint(request: HttpRequest) -> str:

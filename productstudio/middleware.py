@@ -30,7 +30,7 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig, Suspicio
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
-from productstudio.errors import (
+from productstudio.lib.errors import (
     PROBLEM_CONTENT_TYPE,
     Problem,
     busy_response,
@@ -38,7 +38,7 @@ from productstudio.errors import (
     no_route_problem,
     problem_response,
 )
-from productstudio.parsers import BodyError, check_declared_length, check_request_depth
+from productstudio.lib.parsers import BodyError, check_declared_length, check_request_depth
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 
-from productstudio.errors import PROBLEM_CONTENT_TYPE
 from productstudio.idempotency import HEADER, MAX_KEY_LENGTH
+from productstudio.lib.errors import PROBLEM_CONTENT_TYPE
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     HEADER,
@@ -97,7 +97,7 @@ class ApiSchema(AutoSchema):
         responses = super()._get_response_bodies(direction)
         if not self._is_api() or direction != "response":
             return responses
-        from productstudio.errors import ProblemSerializer
+        from productstudio.lib.errors import ProblemSerializer
 
         for code, response in responses.items():
             content = response.get("content", {})

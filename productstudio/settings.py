@@ -53,7 +53,7 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 def env_rate(name: str, default: str) -> str:
     """A request rate (`50/min`, `2/s`, `20/6s`, `unlimited`), refused at start-up by name."""
-    from jobs.ratelimit import parse_rate  # pure: no Django, no database
+    from jobs.engines.segmind.ratelimit import parse_rate  # pure: no Django, no database
 
     value = env(name, default)
     try:
@@ -115,7 +115,7 @@ MIDDLEWARE = [
     "productstudio.idempotency.IdempotencyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "productstudio.csp.ContentSecurityPolicyMiddleware",
+    "productstudio.lib.csp.ContentSecurityPolicyMiddleware",
     # Last, so it turns django-axes' lockout flag into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -197,7 +197,7 @@ STORAGES = {
 # Uploads up to the fetch limit are accepted; Django refuses larger request bodies.
 FETCH_MAX_BYTES = env_int("FETCH_MAX_BYTES", 25 * 1024 * 1024)
 # The largest body of an API request or Stripe event that is not a multipart upload:
-# larger ones are refused from their Content-Length, unread (productstudio/parsers.py).
+# larger ones are refused from their Content-Length, unread (productstudio/lib/parsers.py).
 API_MAX_BODY_BYTES = env_positive_int("API_MAX_BODY_BYTES", 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(FETCH_MAX_BYTES + 1024 * 1024, API_MAX_BODY_BYTES)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
@@ -419,10 +419,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "EXCEPTION_HANDLER": "productstudio.errors.problem_exception_handler",
+    "EXCEPTION_HANDLER": "productstudio.lib.errors.problem_exception_handler",
     # JSON bodies only, but where a view says otherwise (a job's photo may be uploaded).
     # The JSON parser refuses bodies too large, too deep or not JSON, naming the problem.
-    "DEFAULT_PARSER_CLASSES": ["productstudio.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["productstudio.lib.parsers.JSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["accounts.authentication.ApiKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "productstudio.schema.ApiSchema",
 }
@@ -454,7 +454,7 @@ X_FRAME_OPTIONS = "DENY"
 OTP_TOTP_ISSUER = "ProductStudio"
 OTP_TOTP_THROTTLE_FACTOR = 1
 OTP_STATIC_THROTTLE_FACTOR = 1
-# Every page's Content-Security-Policy (productstudio/csp.py): scripts, styles, fonts and
+# Every page's Content-Security-Policy (productstudio/lib/csp.py): scripts, styles, fonts and
 # images from this site only (images also as data: and blob: URLs, which the new-job page's
 # previews use); no inline script or style, no plugin, no framing. `form-action` is left
 # out on purpose: buying credits redirects a form's POST to Stripe Checkout.

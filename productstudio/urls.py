@@ -10,7 +10,7 @@ from accounts import billing_views, security_views, webhooks_api
 from accounts import views as account_views
 from jobs import api as jobs_api
 from jobs import views as job_views
-from productstudio.csp import csp_extend
+from productstudio.lib.csp import csp_extend
 
 auth_patterns = [
     path("login/", security_views.PasswordLoginView.as_view(), name="login"),
@@ -161,5 +161,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-handler404 = "productstudio.errors.page_not_found"
-handler500 = "productstudio.errors.server_error"
+handler404 = "productstudio.lib.errors.page_not_found"
+handler500 = "productstudio.lib.errors.server_error"

@@ -30,6 +30,14 @@ from accounts.models import Membership, Role, Tenant, User
 PASSWORD = "correct-horse-battery-staple"
 
 
+# Shared fixtures, one module per area of the code (tests/support/).
+pytest_plugins = [
+    "tests.support.accounts_services",
+    "tests.support.jobs_api",
+    "tests.support.jobs_services",
+]
+
+
 class NetworkGuardError(AssertionError):
     """A test tried to reach an address outside the loopback range."""
 
@@ -238,7 +246,7 @@ def outsider_client(outsider: User) -> Client:
 @pytest.fixture
 def http_server(settings: Any) -> Iterator[Any]:
     """A local HTTP server, and the fetcher allowed to reach it (as in local demos)."""
-    from tests.http_server import LocalServer
+    from tests.support.http_server import LocalServer
 
     server = LocalServer().start()
     settings.FETCH_ALLOW_PRIVATE_HOSTS = ["127.0.0.1"]

@@ -27,7 +27,7 @@ from accounts.models import (
 )
 from jobs import services
 from jobs.models import Asset, Batch, Job, JobPrice, JobStatus, Preset, SegmindKeyBudget
-from tests.two_factor import staff_login
+from tests.support.two_factor import staff_login
 
 MODELS = [
     User,
@@ -421,7 +421,7 @@ def test_a_batch_page_shows_its_progress(operator_client, tenant):
 def test_operators_see_each_segmind_keys_budget_use_429s_and_waiting_jobs(
     operator_client, owner_client, tenant, a_job
 ):
-    from jobs.ratelimit import KeyGate, Rate
+    from jobs.engines.segmind.ratelimit import KeyGate, Rate
 
     now = time.time()
     gate = KeyGate(Rate(50, 60))

@@ -16,7 +16,7 @@ from referencing.jsonschema import DRAFT202012
 
 from jobs.api import JOB_EXAMPLE
 from productstudio.api_docs import ERROR_CODES, JOB_ERROR_CODES
-from productstudio.errors import STATUS_OF_CODE
+from productstudio.lib.errors import STATUS_OF_CODE
 
 OPERATIONS = {
     "models_list",

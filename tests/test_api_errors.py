@@ -14,7 +14,7 @@ from django.test import Client
 from accounts import services as account_services
 from accounts.models import Tenant
 from jobs.models import Job
-from tests.api_helpers import assert_problem
+from tests.support.api_helpers import assert_problem
 
 
 @pytest.fixture

@@ -36,9 +36,9 @@ from schemathesis.core.result import Ok
 
 from accounts import services as account_services
 from accounts.models import Tenant, User
-from jobs import fetcher
 from jobs import services as job_services
 from jobs.models import AssetKind
+from productstudio.lib import fetcher
 from productstudio.wsgi import application
 
 PACKSHOT = "bria-product-packshot"

@@ -38,8 +38,8 @@ from accounts.models import Tenant, User
 from jobs import services as job_services
 from jobs.models import AssetKind, Batch, Job
 from productstudio.urls import api_patterns
-from tests.api_helpers import key_client
 from tests.conftest import login_client
+from tests.support.api_helpers import key_client
 
 PACKSHOT = "bria-product-packshot"
 Objects = dict[str, Any]

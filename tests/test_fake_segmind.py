@@ -17,7 +17,7 @@ import pytest
 import segmind  # type: ignore[import-untyped]
 from PIL import Image
 
-from tests.fake_segmind import WORKFLOW_ID, FakeSegmind, job_key_for
+from tests.support.fake_segmind import WORKFLOW_ID, FakeSegmind, job_key_for
 
 KEY = "test-key"
 LATENCY = 0.2
@@ -297,7 +297,7 @@ def test_unknown_models_and_missing_required_params_are_refused(client):
 def test_the_command_line_serves_until_terminated():
     root = Path(__file__).resolve().parent.parent
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_segmind", "--port", "0", "--latency", "0.1"],
+        [sys.executable, "-m", "tests.support.fake_segmind", "--port", "0", "--latency", "0.1"],
         cwd=root,
         stdout=subprocess.PIPE,
         text=True,
@@ -434,7 +434,7 @@ def test_the_command_line_enforces_a_rate_limit():
         [
             sys.executable,
             "-m",
-            "tests.fake_segmind",
+            "tests.support.fake_segmind",
             "--port",
             "0",
             "--latency",

@@ -22,12 +22,12 @@ from accounts import api as accounts_api
 from accounts import services as account_services
 from accounts.models import CreditEntry, StripeEvent, Tenant, WebhookEndpoint
 from jobs.models import Batch, Job, Preset
-from productstudio import parsers
-from productstudio.errors import Problem
-from productstudio.parsers import MAX_JSON_DEPTH, json_depth
+from productstudio.lib import parsers
+from productstudio.lib.errors import Problem
+from productstudio.lib.parsers import MAX_JSON_DEPTH, json_depth
 from productstudio.urls import api_patterns
-from tests.api_helpers import assert_problem, key_client
-from tests.fake_stripe import checkout_event, sign
+from tests.support.api_helpers import assert_problem, key_client
+from tests.support.fake_stripe import checkout_event, sign
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 DEEP_OBJECT = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
@@ -400,7 +400,7 @@ def test_an_exception_in_an_api_view_is_a_problem_with_a_request_id_and_no_trace
     def fail(request: Any) -> Any:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(accounts_api, "_tenant", fail)
+    monkeypatch.setattr(accounts_api, "request_workspace_required", fail)
 
     with caplog.at_level(logging.ERROR, logger="productstudio.middleware"):
         response = api.get("/api/v1/credits")
@@ -437,7 +437,7 @@ def test_a_not_found_raised_in_an_api_view_is_a_problem(
     def missing(request: Any) -> Any:
         raise Http404("no such workspace")
 
-    monkeypatch.setattr(accounts_api, "_tenant", missing)
+    monkeypatch.setattr(accounts_api, "request_workspace_required", missing)
 
     assert_problem(api.get("/api/v1/credits"), 404, "not_found")
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from accounts import services as account_services
 from accounts.models import CreditEntry, CreditKind, IdempotencyKey, Tenant, User
 from jobs.models import Job, JobPrice
-from tests.api_helpers import key_client
+from tests.support.api_helpers import key_client
 
 pytestmark = pytest.mark.usefixtures("no_trial_credits")
 

@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 
 from jobs import services as job_services
-from productstudio.csp import ContentSecurityPolicyMiddleware, csp_extend
+from productstudio.lib.csp import ContentSecurityPolicyMiddleware, csp_extend
 
 ROOT = Path(settings.BASE_DIR)
 SCANNED = [ROOT / "templates", ROOT / "static"]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from accounts.models import Tenant, User
-from tests.api_helpers import key_client
+from tests.support.api_helpers import key_client
 
 
 def test_a_key_past_its_read_limit_gets_429_with_retry_after(tenant: Tenant, settings: Any):

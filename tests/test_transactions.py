@@ -24,9 +24,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import Tenant
-from tests.cluster import Setup
 from tests.conftest import login_client
-from tests.web_server import SlowImageHost, png_bytes, web_server, workspace_with_key
+from tests.support.cluster import Setup
+from tests.support.web_server import SlowImageHost, png_bytes, web_server, workspace_with_key
 
 PACKSHOT = "bria-product-packshot"
 
@@ -130,7 +130,7 @@ def test_a_database_still_locked_answers_503_with_retry_after_on_the_api(
     tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ):
     from jobs import api as jobs_api
-    from tests.api_helpers import key_client
+    from tests.support.api_helpers import key_client
 
     api = key_client(tenant, raise_request_exception=False)
     monkeypatch.setattr(jobs_api, "_jobs_filtered", _locked)
@@ -160,7 +160,7 @@ def test_a_database_still_locked_answers_503_on_a_page_too(
 
 def test_any_other_server_error_is_still_a_500(tenant: Tenant, monkeypatch: pytest.MonkeyPatch):
     from jobs import api as jobs_api
-    from tests.api_helpers import key_client
+    from tests.support.api_helpers import key_client
 
     api = key_client(tenant, raise_request_exception=False)
 
@@ -192,7 +192,7 @@ def test_viewing_a_workspace_page_again_writes_nothing(owner: Any, tenant: Tenan
 
 
 def test_an_api_read_with_a_key_used_a_moment_ago_writes_nothing(tenant: Tenant):
-    from tests.api_helpers import key_client
+    from tests.support.api_helpers import key_client
 
     api = key_client(tenant)
     assert api.get("/api/v1/jobs").status_code == 200

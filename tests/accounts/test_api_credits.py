@@ -11,8 +11,8 @@ from django.test import Client
 from accounts import services as account_services
 from accounts.models import Tenant, User
 from jobs.models import Job
-from tests.api_helpers import key_client
 from tests.conftest import login_client
+from tests.support.api_helpers import key_client
 
 pytestmark = pytest.mark.usefixtures("no_trial_credits")
 

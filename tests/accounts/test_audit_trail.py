@@ -29,7 +29,7 @@ from accounts.models import (
 )
 from jobs import services
 from jobs.models import Job, JobPrice, JobStatus, ProviderPause
-from tests.two_factor import staff_login
+from tests.support.two_factor import staff_login
 
 KEY = "platform-key-0001"
 

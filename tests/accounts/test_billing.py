@@ -23,7 +23,7 @@ from accounts.models import (
     format_money,
 )
 from tests.conftest import PASSWORD, login_client
-from tests.fake_stripe import FakeStripe
+from tests.support.fake_stripe import FakeStripe
 
 
 @pytest.fixture

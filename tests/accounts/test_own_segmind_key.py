@@ -8,7 +8,7 @@ import pytest
 
 from accounts import services
 from accounts.models import Tenant, User
-from tests.fake_segmind import FakeSegmind
+from tests.support.fake_segmind import FakeSegmind
 
 OWN_KEY = "sg_own_key_of_the_shop_1234"
 

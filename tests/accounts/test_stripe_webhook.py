@@ -23,7 +23,7 @@ from accounts.models import (
     StripeEvent,
     Tenant,
 )
-from tests.fake_stripe import checkout_event, sign
+from tests.support.fake_stripe import checkout_event, sign
 
 SECRET = "whsec_test_productstudio"
 URL = "/stripe/webhook/"

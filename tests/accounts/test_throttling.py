@@ -21,9 +21,9 @@ from django.utils import timezone
 from accounts import services
 from accounts.models import OperatorAction, ThrottleCounter, ThrottleScope, User
 from accounts.throttling import client_address
-from tests.api_helpers import assert_problem
 from tests.conftest import PASSWORD
-from tests.two_factor import staff_login
+from tests.support.api_helpers import assert_problem
+from tests.support.two_factor import staff_login
 
 LOCKOUT = "Too many failed log-ins. Try again in 15 minutes or reset your password."
 

@@ -20,7 +20,7 @@ from accounts.security_views import PENDING_KEY
 from jobs import services as job_services
 from jobs.models import Job
 from tests.conftest import PASSWORD, login_client
-from tests.two_factor import staff_login, totp_code, two_factor_enable, wrong_code
+from tests.support.two_factor import staff_login, totp_code, two_factor_enable, wrong_code
 
 
 @pytest.fixture

@@ -197,7 +197,7 @@ def test_a_private_address_is_refused_at_creation_before_any_connection(tenant, 
     def no_connection(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("nothing may be sent when the URL is refused")
 
-    monkeypatch.setattr("jobs.fetcher._exchange", no_connection)
+    monkeypatch.setattr("productstudio.lib.fetcher._exchange", no_connection)
 
     with pytest.raises(services.WebhookError) as caught:
         services.webhook_endpoint_create(tenant=tenant, url=url)

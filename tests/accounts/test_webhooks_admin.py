@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from accounts import services
 from accounts.models import DeliveryStatus, Tenant, User, WebhookDelivery, WebhookEndpoint
-from tests.two_factor import staff_login
+from tests.support.two_factor import staff_login
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from standardwebhooks import Webhook
 from accounts import services
 from accounts.models import DeliveryStatus, Tenant, User, WebhookDelivery, WebhookEndpoint
 from jobs.models import Job
-from tests.api_helpers import assert_problem, key_client
 from tests.conftest import login_client
+from tests.support.api_helpers import assert_problem, key_client
 
 pytestmark = pytest.mark.usefixtures("no_trial_credits")
 

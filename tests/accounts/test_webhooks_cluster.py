@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster import Setup, running_cluster, wait_for
-from tests.http_server import HangingServer, LocalServer
+from tests.support.cluster import Setup, running_cluster, wait_for
+from tests.support.http_server import HangingServer, LocalServer
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from django.utils import timezone
 from accounts import services
 from accounts.models import DeliveryStatus, Tenant, User, WebhookDelivery, WebhookEndpoint
 from jobs.models import Lease
-from tests.api_helpers import assert_problem, key_client
-from tests.http_server import HangingServer
+from tests.support.api_helpers import assert_problem, key_client
+from tests.support.http_server import HangingServer
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.fake_segmind import FakeSegmind
+from tests.support.fake_segmind import FakeSegmind
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # Chromium's own background traffic (updates, safe browsing, sync) would try to leave the

@@ -16,7 +16,7 @@ from tests.conftest import PASSWORD
 from tests.e2e.conftest import SEGMIND_KEY as KEY
 from tests.e2e.conftest import log_in_with_code
 from tests.e2e.test_portal_flow import _log_in
-from tests.two_factor import totp_code, two_factor_enable
+from tests.support.two_factor import totp_code, two_factor_enable
 
 pytestmark = [
     pytest.mark.usefixtures("no_trial_credits"),

@@ -15,7 +15,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import log_in_with_code
 from tests.e2e.test_segmind_406 import _shot
-from tests.two_factor import totp_code
+from tests.support.two_factor import totp_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from accounts.models import Tenant, User
 from jobs.models import Asset, AssetKind, Job
-from tests.api_helpers import assert_problem, key_client
 from tests.conftest import login_client
+from tests.support.api_helpers import assert_problem, key_client
 
 PACKSHOT = "bria-product-packshot"
 

@@ -16,8 +16,8 @@ from accounts import services as account_services
 from accounts.models import CreditEntry, Tenant, User
 from jobs import services
 from jobs.models import Asset, Batch, Job, JobPrice, JobStatus
-from tests.api_helpers import assert_problem, key_client
 from tests.conftest import login_client
+from tests.support.api_helpers import assert_problem, key_client
 
 # Every credit below is the test's own: the ledgers start empty.
 pytestmark = pytest.mark.usefixtures("no_trial_credits")

@@ -12,7 +12,7 @@ from django.test import Client
 
 from accounts.models import Tenant, User
 from jobs.models import Batch, Job, JobStatus
-from tests.api_helpers import key_client
+from tests.support.api_helpers import key_client
 
 PACKSHOT = "bria-product-packshot"
 SCENE = "ai-product-photography"

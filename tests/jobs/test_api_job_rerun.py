@@ -13,8 +13,8 @@ from accounts import services as account_services
 from accounts.models import CreditEntry, Tenant, User
 from jobs import catalog
 from jobs.models import Job, JobPrice, JobStatus, Preset
-from tests.api_helpers import assert_problem, key_client
 from tests.conftest import login_client
+from tests.support.api_helpers import assert_problem, key_client
 
 pytestmark = pytest.mark.usefixtures("no_trial_credits")
 

@@ -13,7 +13,7 @@ from django.test import Client
 from accounts import services as account_services
 from accounts.models import Tenant, User
 from jobs.models import Asset, Job, JobPrice, JobStatus, Preset
-from tests.api_helpers import assert_problem, key_client
+from tests.support.api_helpers import assert_problem, key_client
 
 # Every credit below is the test's own: the ledgers start empty.
 pytestmark = pytest.mark.usefixtures("no_trial_credits")

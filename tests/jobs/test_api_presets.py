@@ -10,8 +10,8 @@ from django.test import Client
 
 from accounts.models import Tenant, User
 from jobs.models import Preset
-from tests.api_helpers import assert_problem, key_client
 from tests.conftest import login_client
+from tests.support.api_helpers import assert_problem, key_client
 
 PACKSHOT = "bria-product-packshot"
 SCENE = "ai-product-photography"

@@ -19,10 +19,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from accounts.models import CreditKind, Tenant, User
-from jobs import provider, services, tasks
+from jobs import services, tasks
+from jobs.engines.segmind import dispatcher as provider
 from jobs.models import AssetKind, Job, JobPrice, JobStatus, Lease
-from tests.fake_segmind import FakeSegmind
 from tests.jobs.test_segmind_jobs import _submitted_job
+from tests.support.fake_segmind import FakeSegmind
 
 KEY = "test-key"
 
@@ -229,7 +230,7 @@ def test_operators_see_the_jobs_resubmitted_after_a_crash_in_the_admin(
     from django.test import Client
     from django.urls import reverse
 
-    from tests.two_factor import staff_login
+    from tests.support.two_factor import staff_login
 
     recent, older, clean = (_unsent_job(tenant, owner, product_jpeg) for _ in range(3))
     now = timezone.now()

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from django_q.conf import Conf
 
-from jobs import provider, services, signals, tasks
+from jobs import services, signals, tasks
+from jobs.engines.segmind import dispatcher as provider
 from jobs.models import Job, JobStatus, Lease
-from tests.fake_segmind import FakeSegmind
 from tests.jobs.test_crash_takeover import _lease, _unsent_job
+from tests.support.fake_segmind import FakeSegmind
 
 KEY = "test-key"
 

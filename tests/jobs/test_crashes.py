@@ -1,7 +1,7 @@
 """Workers killed with SIGKILL mid-job, on a real django-q2 cluster, against the fake.
 
 The cluster runs on a database of its own (SQLite, or a fresh database on the suite's
-PostgreSQL server), and the test drives it with `tests.cluster_cli`. The worker killed
+PostgreSQL server), and the test drives it with `tests.support.cluster_cli`. The worker killed
 is the one holding the Segmind dispatcher's lease (its process id is in the holder); the
 last test kills the whole cluster and starts it again. Nothing is swept by hand, and
 the schedules (the sweeper, `segmind-watch`) are put off by a day: the cluster recovers
@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.cluster import Setup, running_cluster, start_cluster, stop_cluster, wait_for
-from tests.fake_segmind import FakeSegmind
+from tests.support.cluster import Setup, running_cluster, start_cluster, stop_cluster, wait_for
+from tests.support.fake_segmind import FakeSegmind
 
 KEY = "crash-key"
 

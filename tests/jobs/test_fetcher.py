@@ -1,4 +1,4 @@
-"""Tests for jobs.fetcher against a real HTTP server on 127.0.0.1.
+"""Tests for productstudio.lib.fetcher against a real HTTP server on 127.0.0.1.
 
 Nothing here may reach beyond loopback: an autouse fixture refuses every socket
 connect to a non-loopback address and every name lookup other than numeric
@@ -30,8 +30,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from jobs import fetcher
-from jobs.fetcher import FetchError, fetch_url
+from productstudio.lib import fetcher
+from productstudio.lib.fetcher import FetchError, fetch_url
 
 PUBLIC_ADDRESS = "93.184.216.34"
 PUBLIC_HOST = "shop.example"

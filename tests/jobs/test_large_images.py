@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFile
 from accounts.models import Tenant
 from jobs import images, services
 from jobs.models import Job, JobStatus
-from tests.api_helpers import assert_problem, key_client
+from tests.support.api_helpers import assert_problem, key_client
 
 PACKSHOT = "bria-product-packshot"
 SIDE = 7000  # 49 megapixels

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster import Setup, running_cluster, wait_for
+from tests.support.cluster import Setup, running_cluster, wait_for
 
 BATCH = 16
 

@@ -15,7 +15,7 @@ from accounts import services as account_services
 from accounts.models import Tenant
 from jobs import services, tasks
 from jobs.models import Asset, Job, JobPrice
-from tests.fake_segmind import FakeSegmind
+from tests.support.fake_segmind import FakeSegmind
 
 # Every credit below is the test's own: the ledgers start empty.
 pytestmark = pytest.mark.usefixtures("no_trial_credits")

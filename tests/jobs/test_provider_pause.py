@@ -22,9 +22,10 @@ from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.models import CreditKind, Tenant, User
-from jobs import provider, services
+from jobs import services
+from jobs.engines.segmind import dispatcher as provider
 from jobs.models import AssetKind, Job, JobPrice, JobStatus, ProviderIncident, ProviderPause
-from tests.fake_segmind import FakeSegmind
+from tests.support.fake_segmind import FakeSegmind
 
 # Every credit below is the test's own: the ledgers start empty.
 pytestmark = pytest.mark.usefixtures("no_trial_credits")

@@ -12,7 +12,7 @@ from django.urls import reverse
 from accounts.models import Tenant, User
 from jobs import services
 from jobs.models import Job, JobStatus, ProviderIncident, ProviderPause
-from tests.two_factor import staff_login
+from tests.support.two_factor import staff_login
 
 KEY = "platform-key-0001"
 

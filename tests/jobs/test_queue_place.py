@@ -15,10 +15,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import SegmindPlan, Tenant, User
-from jobs import queueing, ratelimit
+from jobs import queueing
+from jobs.engines.segmind import ratelimit
 from jobs.models import Batch, Job, JobStatus, Lease, SegmindKeyBudget
 from jobs.views import finish_text, queue_text
-from tests.api_helpers import key_client
+from tests.support.api_helpers import key_client
 
 PACKSHOT = "bria-product-packshot"
 LOCAL = PACKSHOT

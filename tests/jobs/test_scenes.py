@@ -12,8 +12,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
-from jobs import catalog, samples, scenes, services, tasks
-from jobs.local_engine import EngineError
+from jobs import catalog, samples, services, tasks
+from jobs.engines.local import scenes
+from jobs.engines.local.engine import EngineError
 from jobs.models import AssetKind, Job, JobStatus, Preset
 
 AIPP = "ai-product-photography"

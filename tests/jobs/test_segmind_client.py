@@ -1,4 +1,4 @@
-"""Tests for jobs.segmind, the Segmind client, against httpx.MockTransport only.
+"""Tests for jobs.engines.segmind.client, the Segmind client, against httpx.MockTransport only.
 
 No sockets are opened: every answer comes from a handler in this file. Async code runs
 through asyncio.run inside plain tests.
@@ -21,8 +21,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from jobs import segmind
-from jobs.segmind import (
+from jobs.engines.segmind import client as segmind
+from jobs.engines.segmind.client import (
     Output,
     Poll,
     SegmindClient,
@@ -657,7 +657,7 @@ def test_retries_wrap_real_client_calls():
 
 
 def test_the_gate_lets_polls_in_before_submissions_that_waited_longer():
-    from jobs.segmind import PriorityGate
+    from jobs.engines.segmind.client import PriorityGate
 
     async def scenario() -> list[str]:
         gate = PriorityGate(1)
@@ -683,7 +683,7 @@ def test_the_gate_lets_polls_in_before_submissions_that_waited_longer():
 
 
 def test_a_cancelled_waiter_does_not_keep_a_slot_of_the_gate():
-    from jobs.segmind import PriorityGate
+    from jobs.engines.segmind.client import PriorityGate
 
     async def scenario() -> bool:
         gate = PriorityGate(1)

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.cluster import Setup, running_cluster, wait_for
-from tests.fake_segmind import FakeSegmind
+from tests.support.cluster import Setup, running_cluster, wait_for
+from tests.support.fake_segmind import FakeSegmind
 
 KEY = "rate-key"
 LIMIT, WINDOW = 4, 3.0

@@ -12,7 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from jobs import catalog, scenes
+from jobs import catalog
+from jobs.engines.local import scenes
 
 PRESETS_FILE = Path(catalog.__file__).parent / "system_presets.json"
 

@@ -16,7 +16,7 @@ Python:
 
 Command line (foreground until Ctrl-C):
 
-    python -m tests.fake_segmind --port 9100 --latency 5 --api-key KEY [--also-accept KEY2]
+    python -m tests.support.fake_segmind --port 9100 --latency 5 --api-key KEY [--also-accept KEY2]
 
 Several keys (the platform's and workspaces' own) may be accepted, each with its own
 account: `faults.out_of_credit(key)` makes that key's submits answer 406 until
@@ -1059,7 +1059,7 @@ def _render_png(width: int, height: int, transparent: bool) -> bytes:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.fake_segmind",
+        prog="python -m tests.support.fake_segmind",
         description="Run the fake Segmind API on 127.0.0.1 until Ctrl-C.",
     )
     parser.add_argument("--port", type=int, default=9100, help="0 picks a free port")
@@ -1083,7 +1083,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rate = None
     if args.rate_limit:
-        from jobs.ratelimit import parse_rate
+        from jobs.engines.segmind.ratelimit import parse_rate
 
         try:
             rate = parse_rate(args.rate_limit)

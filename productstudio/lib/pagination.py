@@ -15,7 +15,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from productstudio.errors import Problem
+from productstudio.lib.errors import Problem
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100

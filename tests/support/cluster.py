@@ -3,7 +3,7 @@
 `Setup` makes a fresh database (an SQLite file in a temp dir, or a new database on a
 PostgreSQL server) and migrates it in a subprocess; `start_cluster` runs
 `manage.py qcluster` against it, in its own session so it can be stopped as a whole.
-`manage` runs a management command (or `python -m tests.cluster_cli ...`) with the same
+`manage` runs a management command (or `python -m tests.support.cluster_cli ...`) with the same
 environment, which is how a test reads and changes that database: the test process
 itself stays on pytest-django's database.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
 
@@ -128,8 +128,8 @@ class Setup:
         return result.stdout
 
     def cli(self, *args: str) -> Any:
-        """`python -m tests.cluster_cli args...`, its JSON answer."""
-        return json.loads(self.manage(*args, module="tests.cluster_cli"))
+        """`python -m tests.support.cluster_cli args...`, its JSON answer."""
+        return json.loads(self.manage(*args, module="tests.support.cluster_cli"))
 
     def drop(self) -> None:
         if self.pg_dbname:

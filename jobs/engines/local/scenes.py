@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from jobs import catalog
-from jobs.local_engine import BBOX_ALPHA_THRESHOLD, EngineError, remove_background
+from jobs.engines.local.engine import BBOX_ALPHA_THRESHOLD, EngineError, remove_background
 
 __all__ = [
     "BACKDROPS",

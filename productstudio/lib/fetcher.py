@@ -42,7 +42,7 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 import httpcore
 import httpx
 
-from productstudio.errors import CodedError
+from productstudio.lib.errors import CodedError
 
 __all__ = [
     "USER_AGENT",

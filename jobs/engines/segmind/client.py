@@ -43,7 +43,7 @@ from urllib.parse import quote
 
 import httpx
 
-from productstudio.errors import CodedError
+from productstudio.lib.errors import CodedError
 
 logger = logging.getLogger(__name__)
 

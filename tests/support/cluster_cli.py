@@ -1,7 +1,7 @@
-"""What a crash test does to a cluster's database, run as `python -m tests.cluster_cli`.
+"""What a crash test does to a cluster's database, run as `python -m tests.support.cluster_cli`.
 
 The test process stays on pytest-django's database; this runs with the environment of a
-`tests.cluster.Setup` and prints JSON.
+`tests.support.cluster.Setup` and prints JSON.
 
     submit SKU [EMAIL [N]]  a bria-product-packshot job for a 64x64 upload with `sku` SKU
                       (N of them, SKU-0 to SKU-N-1), in EMAIL's workspace (made if need be)
@@ -42,7 +42,8 @@ def main(argv: list[str]) -> Any:
 
     from accounts import services as accounts_services
     from accounts.models import CreditEntry, Membership, User, WebhookDelivery
-    from jobs import provider, services
+    from jobs import services
+    from jobs.engines.segmind import dispatcher as provider
     from jobs.models import AssetKind, Job, JobPrice, Lease
 
     def workspace_user(name: str) -> Any:

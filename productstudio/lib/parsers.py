@@ -21,7 +21,7 @@ from django.conf import settings
 from rest_framework import parsers
 from rest_framework.utils.json import strict_constant
 
-from productstudio.errors import CodedError, Problem
+from productstudio.lib.errors import CodedError, Problem
 
 # Far more than any body of the API needs (a batch's item's parameters are 4 levels deep),
 # and far fewer than the interpreter's recursion limit.

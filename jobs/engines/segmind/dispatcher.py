@@ -18,7 +18,8 @@ account behind a key is out of credit), the key is paused (`services.provider_pa
 jobs for it that are claimed while the pause is open go to `waiting_for_provider`
 instead of being sent, except the pause's probe, whose acceptance clears the pause.
 
-Every key has its own budget of requests per sliding window (`jobs.ratelimit.KeyGate`):
+Every key has its own budget of requests per sliding window
+(`jobs.engines.segmind.ratelimit.KeyGate`):
 the platform's is SEGMIND_RATE_LIMIT, a workspace's own key's its plan. Jobs are claimed
 only as far as their key's budget has room, in turns across workspaces (each workspace's
 oldest job first, then each one's second, and so on), so one shop's batch does not hold
@@ -76,9 +77,12 @@ from accounts import services as account_services
 from accounts.models import SEGMIND_DEFAULT_PLAN, SEGMIND_PLAN_PER_MINUTE, Tenant, WebhookEndpoint
 
 # `services` imports this module; its functions are looked up at call time.
-from jobs import catalog, fetcher, images, ratelimit, segmind, services
+from jobs import catalog, images, services
+from jobs.engines.segmind import client as segmind
+from jobs.engines.segmind import ratelimit
 from jobs.models import Job, JobStatus, Lease, ProviderPause, SegmindKeyBudget
-from productstudio.errors import CodedError
+from productstudio.lib import fetcher
+from productstudio.lib.errors import CodedError
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ image host, for tests and benchmarks of what one request does to another's.
 
 pytest-django's `live_server` shares the test's database connection rules (and, on SQLite,
 cannot show what a second process's lock does), so this runs the studio in a subprocess on
-a `tests.cluster.Setup` database, as production does, and talks to it over loopback.
+a `tests.support.cluster.Setup` database, as production does, and talks to it over loopback.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from http.server import BaseHTTPRequestHandler
 import httpx
 from PIL import Image
 
-from tests.cluster import PYTHON, ROOT, Setup
-from tests.http_server import LocalServer
+from tests.support.cluster import PYTHON, ROOT, Setup
+from tests.support.http_server import LocalServer
 
 
 def free_port() -> int:
