@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from jobs.models import Asset, AssetKind, Batch, Job, JobStatus, Preset
-from jobs.views import GALLERY_PAGE_SIZE
+from jobs.views.gallery import GALLERY_PAGE_SIZE
 
 pytestmark = pytest.mark.django_db
 

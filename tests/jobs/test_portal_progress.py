@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts.models import Tenant, User
 from jobs import catalog, services
 from jobs.models import Asset, AssetKind, Batch, Job, JobPrice, JobStatus
-from jobs.views import timing_text
+from jobs.views.progress import timing_text
 
 pytestmark = pytest.mark.django_db
 

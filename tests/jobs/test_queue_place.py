@@ -18,7 +18,7 @@ from accounts.models import SegmindPlan, Tenant, User
 from jobs import queueing
 from jobs.engines.segmind import ratelimit
 from jobs.models import Batch, Job, JobStatus, Lease, SegmindKeyBudget
-from jobs.views import finish_text, queue_text
+from jobs.views.progress import finish_text, queue_text
 from tests.support.api_helpers import key_client
 
 PACKSHOT = "bria-product-packshot"
