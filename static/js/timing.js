@@ -1,4 +1,4 @@
-// The time a job has taken against the usual, said as jobs.views.timing_text says it:
+// The time a job has taken against the usual, said as jobs.views.progress.timing_text says it:
 // the job and batch pages tick it between two polls.
 window.psTiming = (function () {
   function words(seconds) {
