@@ -28,7 +28,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import workspace_view
 from accounts.models import CreditKind, Membership
-from jobs import catalog, queueing, samples, services
+from jobs import catalog, samples, services
 from jobs.engines.local import scenes
 from jobs.forms import (
     GALLERY_STATUSES,
@@ -39,6 +39,7 @@ from jobs.forms import (
     params_from_post,
 )
 from jobs.models import Asset, AssetKind, Batch, Job, JobPrice, JobStatus, Preset
+from jobs.services import queue as queueing
 
 # Failed jobs stay listed in the gallery this long (then only on the dashboard).
 GALLERY_FAILED_DAYS = 7
