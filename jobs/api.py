@@ -45,8 +45,9 @@ from rest_framework.response import Response
 
 from accounts.authentication import request_workspace, request_workspace_required
 from accounts.models import Tenant, User
-from jobs import catalog, queueing, services
+from jobs import catalog, services
 from jobs.models import Asset, AssetKind, Batch, Job, JobPrice, JobStatus, Preset
+from jobs.services import queue as queueing
 from productstudio.lib.errors import PROBLEMS, Problem, ProblemSerializer
 from productstudio.lib.pagination import PAGE_PARAMETERS, page_of, paginate
 from productstudio.lib.parsers import JSONParser

@@ -1,7 +1,10 @@
-"""django-q2 tasks: take ids, load rows, call a service. Safe to run twice."""
+"""django-q2 tasks: take ids, load rows, call a service. Safe to run twice.
+
+The only module that imports the Segmind dispatcher: services start it by enqueuing
+`segmind_dispatch` by name (`services.dispatcher_ensure`)."""
 
 from jobs import services
-from jobs.engines.segmind import dispatcher as provider
+from jobs.engines.segmind import dispatcher
 
 
 def job_run(job_id: str) -> bool:
@@ -15,12 +18,12 @@ def jobs_sweep() -> dict[str, int]:
 
 
 def segmind_dispatch() -> dict[str, int]:
-    return provider.segmind_dispatch()
+    return dispatcher.segmind_dispatch()
 
 
 def segmind_watch() -> bool:
-    return provider.dispatcher_watch()
+    return services.dispatcher_watch()
 
 
 def segmind_watch_lease() -> bool:
-    return provider.dispatcher_watch_lease()
+    return services.dispatcher_watch_lease()

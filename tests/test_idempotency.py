@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -214,17 +215,12 @@ def test_the_hourly_sweep_deletes_keys_older_than_a_day(api: Client, photo_url: 
 
 
 def test_a_server_error_rolls_back_its_work_and_frees_the_key(
-    tenant: Tenant, photo_url: str, monkeypatch: pytest.MonkeyPatch
+    tenant: Tenant, photo_url: str, job_input_store_broken: Callable[[], Any]
 ):
     api = key_client(tenant, raise_request_exception=False)
     body = {"model": PACKSHOT, "image_url": photo_url}
-    from jobs import services as job_services
 
-    def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("a bug after the job row was made, inside the service's transaction")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(job_services, "asset_create", broken)
+    with job_input_store_broken():
         crashed = _post(api, body, "crash-1")
     retried = _post(api, body, "crash-1")
 

@@ -14,8 +14,9 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import workspace_view
 from accounts.models import Membership
-from jobs import queueing, services
+from jobs import services
 from jobs.models import Batch, Job, JobStatus
+from jobs.services import queue as queueing
 from jobs.views.progress import _job_state, _seconds_words, finish_text
 
 BATCHES_PAGE_SIZE = 20

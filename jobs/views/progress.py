@@ -7,8 +7,8 @@ from typing import Any
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs import queueing
 from jobs.models import Job, JobStatus
+from jobs.services import queue as queueing
 
 
 def _seconds_words(seconds: float) -> str:

@@ -46,11 +46,10 @@ def _sign_up(page: Any, live_server: Any, email: str, shop: str) -> None:
 
 
 def test_a_new_shop_turns_three_urls_into_a_batch_and_downloads_the_results_as_a_zip(
-    browser: Any, page: Any, live_server: Any, settings: Any, monkeypatch: Any
+    browser: Any, page: Any, live_server: Any, settings: Any, no_worker: list[Any]
 ) -> None:
     settings.FETCH_ALLOW_PRIVATE_HOSTS = ["127.0.0.1", "localhost"]
     # No worker picks the jobs up by itself: the test runs them once the page watches.
-    monkeypatch.setattr(services, "job_enqueue", lambda **kwargs: None)
 
     _sign_up(page, live_server, "owner@candles.test", "Candle Corner")
     tenant = Tenant.objects.get(name="Candle Corner")

@@ -55,9 +55,14 @@ def _still_the_same_page(page: Any) -> bool:
 
 
 def test_a_queued_jobs_page_shows_the_result_when_the_job_finishes_without_reloading(
-    page: Any, live_server: Any, owner: User, tenant: Tenant, product_jpeg: bytes, monkeypatch: Any
+    page: Any,
+    live_server: Any,
+    owner: User,
+    tenant: Tenant,
+    product_jpeg: bytes,
+    no_worker: list[Any],
 ) -> None:
-    monkeypatch.setattr(services, "job_enqueue", lambda **kwargs: None)  # no worker yet
+    # No worker yet: tasks are recorded, not run (`no_worker`).
     job = _queued_job(tenant, owner, product_jpeg)
     _log_in(page, live_server, owner)
     page.goto(f"{live_server.url}/w/{tenant.slug}/jobs/{job.id}/")
@@ -85,9 +90,13 @@ def test_a_queued_jobs_page_shows_the_result_when_the_job_finishes_without_reloa
 
 
 def test_a_batch_page_follows_its_jobs_and_offers_a_retry_for_the_failed_one(
-    page: Any, live_server: Any, owner: User, tenant: Tenant, product_jpeg: bytes, monkeypatch: Any
+    page: Any,
+    live_server: Any,
+    owner: User,
+    tenant: Tenant,
+    product_jpeg: bytes,
+    no_worker: list[Any],
 ) -> None:
-    monkeypatch.setattr(services, "job_enqueue", lambda **kwargs: None)
     first = _queued_job(tenant, owner, product_jpeg)
     second = _queued_job(tenant, owner, product_jpeg, sku="MUG-RED")
     batch = Batch.objects.create(tenant=tenant, name="Spring mugs", created_by=owner)

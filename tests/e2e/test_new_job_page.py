@@ -9,7 +9,6 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from jobs import services
 from jobs.models import Batch, JobStatus
 from tests.e2e.test_portal_flow import _log_in, _shot
 
@@ -31,10 +30,9 @@ DROP = """async (zone, base) => {
 
 
 def test_dropped_photos_become_a_batch_placed_where_the_preview_was_clicked(
-    page, live_server, owner, tenant, monkeypatch
+    page, live_server, owner, tenant, no_worker
 ):
     # The page is under test, not the engine: the jobs are created and left queued.
-    monkeypatch.setattr(services, "job_enqueue", lambda **kwargs: None)
     _log_in(page, live_server, owner.email)
     page.wait_for_url(re.compile(r"/w/"))
     page.goto(f"{live_server.url}/w/{tenant.slug}/jobs/new/")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -327,20 +328,17 @@ def test_credit_spent_while_the_photos_were_fetched_refuses_the_whole_batch(
     tenant: Tenant,
     photos: dict[str, str],
     settings: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    batch_fetch_then: Callable[[Callable[[], None]], None],
 ):
     JobPrice.objects.create(model=PACKSHOT, engine="local", credits=3)
     account_services.credits_grant(tenant=tenant, amount=6, user=None, memo="test")
-    fetch = services._batch_inputs_fetch
 
-    def fetch_while_another_job_spends(**kwargs: Any) -> Any:
-        fetched = fetch(**kwargs)
+    def another_job_spends() -> None:
         account_services.credits_adjust(
             tenant=tenant, amount=-4, user=User.objects.get(), memo="spent meanwhile"
         )
-        return fetched
 
-    monkeypatch.setattr(services, "_batch_inputs_fetch", fetch_while_another_job_spends)
+    batch_fetch_then(another_job_spends)
 
     response = _post(
         api,
@@ -402,9 +400,12 @@ def test_another_workspaces_batch_is_404_and_not_listed(
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrency needs PostgreSQL")
 @pytest.mark.django_db(transaction=True)
 def test_two_last_jobs_finishing_at_once_complete_the_batch_exactly_once(
-    tenant: Tenant, photos: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    tenant: Tenant,
+    photos: dict[str, str],
+    no_worker: list[Any],
+    batch_check_scheduled_after: Callable[[Callable[[Any], object]], None],
+    webhook_events_recorded: list[dict[str, Any]],
 ):
-    monkeypatch.setattr(services, "job_enqueue", lambda **kwargs: None)  # no worker
     batch = services.batch_submit(
         tenant=tenant,
         user=None,
@@ -418,21 +419,12 @@ def test_two_last_jobs_finishing_at_once_complete_the_batch_exactly_once(
     # commits: inside its transaction, each sees the other job unfinished. (Free jobs:
     # no hold to release, so no lock on the workspace's row puts them in a line.)
     both_moved = threading.Barrier(2, timeout=10)
-    check_later = services._batch_check_after_commit
+    batch_check_scheduled_after(lambda batch_id: both_moved.wait())
 
-    def when_both_moved(batch_id: Any) -> None:
-        both_moved.wait()
-        check_later(batch_id)
+    def announced() -> list[str]:
+        events = webhook_events_recorded
+        return [e["data"]["id"] for e in events if e["type"] == "batch.completed"]
 
-    monkeypatch.setattr(services, "_batch_check_after_commit", when_both_moved)
-    announced: list[str] = []
-
-    def emit(**event: Any) -> list[Any]:
-        if event["type"] == "batch.completed":
-            announced.append(event["data"]()["id"])
-        return []
-
-    monkeypatch.setattr(services.account_services, "webhook_event_emit", emit)
     results: list[bool] = []
     errors: list[BaseException] = []
 
@@ -453,17 +445,16 @@ def test_two_last_jobs_finishing_at_once_complete_the_batch_exactly_once(
     assert errors == [] and results == [True, True]
     batch.refresh_from_db()
     assert batch.completed_at is not None
-    assert announced == [str(batch.pk)]
+    assert announced() == [str(batch.pk)]
     assert services.batch_complete_check(batch_id=batch.pk) is False
-    assert announced == [str(batch.pk)]
+    assert announced() == [str(batch.pk)]
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrency needs PostgreSQL")
 @pytest.mark.django_db(transaction=True)
 def test_completion_checks_racing_complete_the_batch_once(
-    tenant: Tenant, photos: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    tenant: Tenant, photos: dict[str, str], no_worker: list[Any]
 ):
-    monkeypatch.setattr(services, "job_enqueue", lambda **kwargs: None)
     batch = services.batch_submit(
         tenant=tenant,
         user=None,
@@ -493,17 +484,11 @@ def test_completion_checks_racing_complete_the_batch_once(
 def test_a_completed_batch_sends_batch_completed_with_the_batch_as_the_api_shows_it(
     tenant: Tenant,
     photos: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
+    no_worker: list[Any],
+    webhook_events_recorded: list[dict[str, Any]],
     django_capture_on_commit_callbacks: Any,
 ):
-    monkeypatch.setattr(services, "job_enqueue", lambda **kwargs: None)  # no worker
-    events: list[dict[str, Any]] = []
-
-    def emit(**event: Any) -> list[Any]:
-        events.append({"type": event["type"], "data": event["data"]()})
-        return []
-
-    monkeypatch.setattr(services.account_services, "webhook_event_emit", emit)
+    events = webhook_events_recorded
     batch = services.batch_submit(
         tenant=tenant,
         user=None,

@@ -259,19 +259,6 @@ def test_a_truncated_large_jpeg_is_refused(api: Client, big_jpeg: bytes):
     assert not Job.objects.exists()
 
 
-def _run_recording_engine_input(monkeypatch: pytest.MonkeyPatch, job: Job) -> list[tuple[int, int]]:
-    seen: list[tuple[int, int]] = []
-    original = services.local_engine.make_packshot
-
-    def make_packshot(image: Image.Image, **options: Any) -> Image.Image:
-        seen.append(image.size)
-        return original(image, **options)
-
-    monkeypatch.setattr(services.local_engine, "make_packshot", make_packshot)
-    assert services.job_run(job_id=job.pk)
-    return seen
-
-
 def _submitted(api: Client, http_server: Any, data: bytes, name: str) -> Job:
     url = http_server.route(f"/{name}", data)
     response = api.post(
@@ -298,11 +285,12 @@ def test_the_worker_shrinks_a_49_megapixel_png_to_its_working_size_and_makes_its
     http_server: Any,
     big_png: bytes,
     settings: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    packshot_inputs_recorded: list[tuple[int, int]],
 ):
     job = _submitted(api, http_server, big_png, "big.png")
 
-    engine_inputs = _run_recording_engine_input(monkeypatch, job)
+    assert services.job_run(job_id=job.pk)
+    engine_inputs = packshot_inputs_recorded
 
     assert engine_inputs == [(settings.IMAGE_WORK_MAX_SIDE, settings.IMAGE_WORK_MAX_SIDE)]
     _assert_red_product_on_white(job)
@@ -317,13 +305,14 @@ def test_the_worker_decodes_a_49_megapixel_jpeg_at_a_reduced_scale(
     http_server: Any,
     big_jpeg: bytes,
     settings: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    packshot_inputs_recorded: list[tuple[int, int]],
     decodes: list[tuple[int, int]],
 ):
     job = _submitted(api, http_server, big_jpeg, "big.jpg")
     decodes.clear()
 
-    engine_inputs = _run_recording_engine_input(monkeypatch, job)
+    assert services.job_run(job_id=job.pk)
+    engine_inputs = packshot_inputs_recorded
 
     # Half scale (3500 px) is the smallest DCT scale at least the working size.
     assert decodes[0] == (SIDE // 2, SIDE // 2)

@@ -490,12 +490,11 @@ def _running_jobs(tenant: Tenant, owner: User, product_jpeg: bytes, n: int) -> l
 
 @pytest.mark.django_db(transaction=True)
 def test_ten_runs_refused_at_the_same_moment_open_one_pause(
-    tenant, owner, staff, product_jpeg, monkeypatch
+    tenant, owner, staff, product_jpeg, no_worker
 ):
     if connection.vendor != "postgresql":
         pytest.skip("concurrency runs on PostgreSQL (CI runs the suite there too)")
     # No dispatcher: the jobs are moved to running by hand, as ten claims would.
-    monkeypatch.setattr(services, "job_enqueue", lambda **kwargs: None)
     jobs = _running_jobs(tenant, owner, product_jpeg, 10)
     key = services.SegmindKey(
         key=PLATFORM_KEY, key_id=services.segmind_key_id(PLATFORM_KEY), tenant_id=None

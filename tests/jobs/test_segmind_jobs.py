@@ -242,7 +242,7 @@ def test_a_second_dispatcher_stands_aside_while_one_holds_the_lease(
 
 @pytest.mark.django_db(transaction=True)
 def test_two_dispatchers_racing_store_each_output_once(
-    fake, tenant, owner, product_jpeg, monkeypatch
+    fake, tenant, owner, product_jpeg, no_worker
 ):
     from django.db import connection
 
@@ -250,8 +250,6 @@ def test_two_dispatchers_racing_store_each_output_once(
         pytest.skip("concurrency runs on PostgreSQL (CI runs the suite there too)")
     # Without a test transaction, on-commit tasks would run at once: keep the jobs
     # submitted but unpolled, for the two dispatchers below.
-    monkeypatch.setattr(services, "job_enqueue", lambda **kwargs: None)
-    monkeypatch.setattr(provider, "dispatcher_ensure", lambda: None)
     jobs = [_submitted_job(fake, tenant, owner, product_jpeg) for _ in range(3)]
     fake.faults.latency = 0.2
     results: list[dict[str, int]] = []

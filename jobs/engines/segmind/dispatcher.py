@@ -34,7 +34,7 @@ A lease row keeps it to one dispatcher at a time. The holder renews it every few
 seconds, and claims jobs only while it holds it. A dispatcher killed mid-run leaves its
 lease to run out `LEASE_SECONDS` after its last renewal. The worker that takes its
 place (respawned by django-q2's sentinel, or a whole cluster started again) runs a watch
-(`dispatcher_watch_lease`, enqueued by `jobs.signals.watch_on_spawn`) that starts a
+(`services.dispatcher_watch_lease`, enqueued by `jobs.signals.watch_on_spawn`) that starts a
 successor as soon as the lease runs out; the next submit, the sweeper and the
 `segmind-watch` schedule (twice a minute between them) are the backstop. The successor
 takes the lease over and settles at once the jobs the dead one left claimed
@@ -61,7 +61,7 @@ import secrets
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -75,20 +75,16 @@ from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.models import SEGMIND_DEFAULT_PLAN, SEGMIND_PLAN_PER_MINUTE, Tenant, WebhookEndpoint
-
-# `services` imports this module; its functions are looked up at call time.
 from jobs import catalog, images, services
 from jobs.engines.segmind import client as segmind
 from jobs.engines.segmind import ratelimit
 from jobs.models import Job, JobStatus, Lease, ProviderPause, SegmindKeyBudget
+from jobs.services.dispatch import LEASE, LEASE_SECONDS, dispatcher_ensure
 from productstudio.lib import fetcher
 from productstudio.lib.errors import CodedError
 
 logger = logging.getLogger(__name__)
 
-LEASE = "segmind-dispatcher"
-# A dead holder's lease runs out this long after its last renewal.
-LEASE_SECONDS = 15.0
 RENEW_EVERY_SECONDS = 5.0
 # The workspaces whose last turn the lease remembers across hand-overs.
 SERVED_KEPT = 1000
@@ -182,73 +178,6 @@ def request_store(*, job_id: uuid.UUID, submission: segmind.Submission, key_id: 
             submitted_at=timezone.now(),
         )
     )
-
-
-def dispatcher_ensure() -> bool:
-    """Make sure a dispatcher will run soon (call it once the new work is committed).
-
-    It enqueues one unless a live dispatcher holds the lease: that one looks for queued
-    jobs every tick, and looks again after it gives the lease up. True if it enqueued.
-    """
-    held = Lease.objects.filter(name=LEASE, leased_until__gt=timezone.now()).exists()
-    if not held:
-        services.enqueue("jobs.tasks.segmind_dispatch", task_name=f"segmind-{time.time():.0f}")
-    return not held
-
-
-def dispatcher_watch() -> bool:
-    """Start a dispatcher when Segmind jobs are queued or running and nobody holds the
-    lease: its holder died (its task is not delivered again for `Q_RETRY`). The successor
-    takes the lease over and settles what the dead one left (see `segmind_dispatch`).
-    Run by the sweeper and by the `segmind-watch` schedule, half a minute apart, the
-    backstop behind `dispatcher_watch_lease` (a dead holder replaced within about
-    LEASE_SECONDS plus half a minute, without a worker starting)."""
-    return _segmind_work() and dispatcher_ensure()
-
-
-# A watch polls the lease row this often while it waits for its holder's next renewal.
-WATCH_POLL_SECONDS = 0.5
-
-
-def _segmind_work() -> bool:
-    return Job.objects.filter(
-        engine="segmind", status__in=(JobStatus.QUEUED, JobStatus.RUNNING)
-    ).exists()
-
-
-def dispatcher_watch_lease(
-    *, wait_seconds: float | None = None, sleep: Callable[[float], None] = time.sleep
-) -> bool:
-    """Start a successor as soon as a dead dispatcher's lease runs out.
-
-    Run when a worker of the jobs cluster starts (a cluster started again after a crash,
-    or one worker respawned after it died): its dispatcher may have been the holder. When
-    Segmind work exists and the lease is held, it reads the lease row every
-    WATCH_POLL_SECONDS, holding no transaction, for at most `wait_seconds` (default
-    LEASE_SECONDS + 1, longer than a dead holder's lease can last): a renewal (or a new
-    holder) means a live dispatcher, and it stops; the lease running out means its holder
-    died, and `dispatcher_watch` starts the successor, which takes the lease over. With
-    nobody holding it, it starts one at once. Two watches at once may both enqueue a
-    dispatcher: only one takes the lease over. True if it enqueued a dispatcher.
-    """
-    if not _segmind_work():
-        return False
-    limit = LEASE_SECONDS + 1 if wait_seconds is None else wait_seconds
-    deadline = time.monotonic() + limit
-    seen: tuple[str, datetime] | None = None
-    while True:
-        row = Lease.objects.filter(name=LEASE).values_list("holder", "leased_until").first()
-        now = timezone.now()
-        if row is None or row[1] is None or row[1] <= now:
-            return dispatcher_watch()
-        if seen is not None and row != seen:
-            return False  # renewed, or taken by another: a live dispatcher holds it
-        seen = (row[0], row[1])
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        until_expiry = (row[1] - now).total_seconds()
-        sleep(max(0.01, min(WATCH_POLL_SECONDS, left, until_expiry)))
 
 
 def _take_lease(holder: str, state: dict[str, Any] | None = None) -> bool:

@@ -40,7 +40,8 @@ from jobs.models import (
 )
 
 # The dispatcher's lease row keeps each model's recent inference time ("expected").
-DISPATCHER_LEASE = "segmind-dispatcher"
+from jobs.services.dispatch import LEASE as DISPATCHER_LEASE
+
 # A Segmind model the catalog gives no time for: assume this long.
 SEGMIND_FALLBACK_SECONDS = 30.0
 # Local jobs' usual time: the average of this many recent ones.

@@ -1,0 +1,201 @@
+"""Job operations: submit a product photo, run a job, keep its images.
+
+A job is submitted only once its input has been fetched and checked, so bad input never
+leaves a job behind. Running a job claims each step with a conditional update: a task
+delivered twice, or two workers racing, do the work once.
+
+Where things live (callers use `services.<name>`; the modules import each other directly):
+
+- errors:           JobError, the refusal every job operation raises; INTERNAL_ERROR_MESSAGE
+- inputs:           a job's product photo (upload or URL) read and checked; image memory limits
+- thumbnails:       assets' thumbnails: made once, by whoever gets there first; the backfill
+- assets:           storing an image as an asset, favourites, deleting outputs and their files
+- downloads:        a gallery's ZIP, download file names, signed links and presigned URLs
+- pricing:          where a job runs (job_engine) and what it costs (job_quote, job_price)
+- segmind_keys:     Segmind keys (SegmindKey, segmind_key_for) and their budgets' view
+- dispatch:         enqueue (a task to django-q2); the Segmind dispatcher started, its lease watched
+- events:           the webhook events of jobs and batches (their data from jobs.payloads)
+- batch_completion: a batch completed once its last job finishes (batch_complete_check)
+- runs:             local jobs run in turn (local engine); job_succeed, job_fail, job_cancel
+- pauses:           Segmind's 406 breaker: pauses per key, probes, clearing, the operators' email
+- submit:           job_submit, job_resolve_params, job_enqueue, job_rerun
+- batches:          batch_submit (API), batch_submit_portal (new-job page), batch_retry_failed
+- sweeper:          jobs_sweep (every minute), jobs_unsent_settle, failing jobs that waited too long
+- queue:            a queued job's place in line and start estimate; a batch's finish estimate
+- presets:          presets: a workspace's own and the system presets (presets_sync_system)
+"""
+
+from jobs.services.assets import asset_create, asset_delete, asset_favourite_set, assets_delete
+from jobs.services.batch_completion import batch_complete_check, batches_complete_pending
+from jobs.services.batches import (
+    BATCH_FETCH_THREADS,
+    SKU_MAX_LENGTH,
+    BatchItem,
+    PhotoSource,
+    PortalBatch,
+    batch_retry_failed,
+    batch_submit,
+    batch_submit_portal,
+)
+from jobs.services.dispatch import (
+    LEASE,
+    LEASE_SECONDS,
+    WATCH_POLL_SECONDS,
+    dispatcher_ensure,
+    dispatcher_watch,
+    dispatcher_watch_lease,
+    enqueue,
+)
+from jobs.services.downloads import (
+    GALLERY_ZIP_SPOOL_BYTES,
+    AssetUrl,
+    AssetUrlError,
+    asset_download_check,
+    asset_download_url,
+    asset_filename,
+    assets_zip,
+)
+from jobs.services.errors import INTERNAL_ERROR_MESSAGE, JobError
+from jobs.services.pauses import (
+    jobs_waiting_unpaused_resume,
+    provider_pause_clear,
+    provider_pause_for,
+    provider_pause_notify,
+    provider_pause_open,
+    provider_pause_recipients,
+    provider_pauses_stale_clear,
+    provider_probes_start,
+)
+from jobs.services.presets import (
+    SYSTEM_PRESETS_FILE,
+    PresetError,
+    preset_copy,
+    preset_create,
+    preset_delete,
+    preset_own_check,
+    preset_params_validate,
+    preset_update,
+    presets_sync_system,
+)
+from jobs.services.pricing import Quote, job_engine, job_price, job_prices, job_quote
+from jobs.services.queue import (
+    DISPATCHER_LEASE,
+    LOCAL_RECENT_JOBS,
+    SEGMIND_FALLBACK_SECONDS,
+    QueuePlace,
+    batch_finish_estimate,
+    job_queue_place,
+    local_typical_seconds,
+    model_typical_seconds,
+)
+from jobs.services.runs import (
+    CLAIM_CANDIDATES,
+    job_cancel,
+    job_fail,
+    job_params_check,
+    job_run,
+    job_run_next,
+    job_succeed,
+    local_job_claim_next,
+)
+from jobs.services.segmind_keys import (
+    BudgetView,
+    SegmindKey,
+    segmind_budget_view,
+    segmind_key_for,
+    segmind_key_id,
+)
+from jobs.services.submit import job_enqueue, job_rerun, job_resolve_params, job_submit
+from jobs.services.sweeper import (
+    jobs_queue_wait_expire,
+    jobs_sweep,
+    jobs_unsent_settle,
+    jobs_wait_expire,
+)
+from jobs.services.thumbnails import asset_thumbnail_ensure, assets_thumbnails_backfill
+
+__all__ = [
+    "BATCH_FETCH_THREADS",
+    "CLAIM_CANDIDATES",
+    "DISPATCHER_LEASE",
+    "GALLERY_ZIP_SPOOL_BYTES",
+    "INTERNAL_ERROR_MESSAGE",
+    "LEASE",
+    "LEASE_SECONDS",
+    "LOCAL_RECENT_JOBS",
+    "SEGMIND_FALLBACK_SECONDS",
+    "SKU_MAX_LENGTH",
+    "SYSTEM_PRESETS_FILE",
+    "WATCH_POLL_SECONDS",
+    "AssetUrl",
+    "AssetUrlError",
+    "BatchItem",
+    "BudgetView",
+    "JobError",
+    "PhotoSource",
+    "PortalBatch",
+    "PresetError",
+    "QueuePlace",
+    "Quote",
+    "SegmindKey",
+    "asset_create",
+    "asset_delete",
+    "asset_download_check",
+    "asset_download_url",
+    "asset_favourite_set",
+    "asset_filename",
+    "asset_thumbnail_ensure",
+    "assets_delete",
+    "assets_thumbnails_backfill",
+    "assets_zip",
+    "batch_complete_check",
+    "batch_finish_estimate",
+    "batch_retry_failed",
+    "batch_submit",
+    "batch_submit_portal",
+    "batches_complete_pending",
+    "dispatcher_ensure",
+    "dispatcher_watch",
+    "dispatcher_watch_lease",
+    "enqueue",
+    "job_cancel",
+    "job_engine",
+    "job_enqueue",
+    "job_fail",
+    "job_params_check",
+    "job_price",
+    "job_prices",
+    "job_queue_place",
+    "job_quote",
+    "job_rerun",
+    "job_resolve_params",
+    "job_run",
+    "job_run_next",
+    "job_submit",
+    "job_succeed",
+    "jobs_queue_wait_expire",
+    "jobs_sweep",
+    "jobs_unsent_settle",
+    "jobs_wait_expire",
+    "jobs_waiting_unpaused_resume",
+    "local_job_claim_next",
+    "local_typical_seconds",
+    "model_typical_seconds",
+    "preset_copy",
+    "preset_create",
+    "preset_delete",
+    "preset_own_check",
+    "preset_params_validate",
+    "preset_update",
+    "presets_sync_system",
+    "provider_pause_clear",
+    "provider_pause_for",
+    "provider_pause_notify",
+    "provider_pause_open",
+    "provider_pause_recipients",
+    "provider_pauses_stale_clear",
+    "provider_probes_start",
+    "segmind_budget_view",
+    "segmind_key_for",
+    "segmind_key_id",
+]

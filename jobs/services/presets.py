@@ -1,0 +1,182 @@
+"""Presets: a workspace's own (created, edited, copied, deleted) and the system presets
+shipped in jobs/system_presets.json."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from django.utils.text import slugify
+
+from accounts.models import Tenant, User
+from jobs import catalog
+from jobs.engines.local import scenes
+from jobs.models import Preset
+from productstudio.lib.errors import CodedError
+
+
+class PresetError(CodedError):
+    """A refused preset; `errors` maps each field to what is wrong with it. The code is
+    `validation_error`, or `forbidden` for a system preset, which is read-only."""
+
+    def __init__(self, errors: Mapping[str, str], *, code: str = "validation_error") -> None:
+        self.errors = dict(errors)
+        super().__init__(code, "; ".join(f"{field}: {rule}" for field, rule in errors.items()))
+
+
+def preset_own_check(*, tenant: Tenant, preset: Preset, action: str) -> None:
+    """Refuse to change (`action`: "edited", "deleted") a preset that is not the
+    tenant's own: `forbidden` for a system preset, which is read-only for everyone."""
+    if preset.tenant_id == tenant.pk:
+        return
+    if preset.is_system:
+        raise PresetError(
+            {"preset": f"system presets can't be {action}; copy it to make your own"},
+            code="forbidden",
+        )
+    raise PresetError({"preset": f"only your workspace's own presets can be {action}"})
+
+
+def preset_params_validate(*, spec: catalog.ModelSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A preset's parameters, checked by the catalog's validator (only those it sets)."""
+    if spec.image_param in params:
+        raise PresetError({spec.image_param: "the product photo comes with each job"})
+    try:
+        return catalog.resolve_params(spec, params, partial=True)
+    except catalog.ParamsError as e:
+        raise PresetError(e.errors) from e
+
+
+def _preset_slug(tenant: Tenant, name: str, exclude: int | None = None) -> str:
+    base = slugify(name)[:70] or "preset"
+    slug, n = base, 2
+    taken = Preset.objects.for_tenant(tenant)
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude)
+    while taken.filter(slug=slug).exists():
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+def preset_create(
+    *,
+    tenant: Tenant,
+    user: User | None,
+    model: str,
+    name: str,
+    params: Mapping[str, Any],
+    description: str = "",
+    backdrop: str = "",
+) -> Preset:
+    """Save a tenant's own preset; its parameters go through the catalog's validator."""
+    spec = catalog.get_model(model)
+    if spec is None:
+        raise PresetError({"model": f"unknown model '{model}'"})
+    name = name.strip()
+    if not name:
+        raise PresetError({"name": "a preset needs a name"})
+    cleaned = preset_params_validate(spec=spec, params=params)
+    _preset_backdrop_check(backdrop)
+    return Preset.objects.create(
+        tenant=tenant,
+        model=spec.slug,
+        slug=_preset_slug(tenant, name),
+        name=name[:100],
+        description=description.strip()[:300],
+        params=cleaned,
+        backdrop=backdrop,
+        created_by=user,
+    )
+
+
+def preset_update(
+    *,
+    tenant: Tenant,
+    preset: Preset,
+    name: str,
+    params: Mapping[str, Any],
+    description: str = "",
+    backdrop: str | None = None,
+) -> Preset:
+    """Edit one of the tenant's own presets (system presets are copied, not edited);
+    ``backdrop`` None keeps the preset's."""
+    preset_own_check(tenant=tenant, preset=preset, action="edited")
+    spec = catalog.get_model(preset.model)
+    assert spec is not None
+    name = name.strip()
+    if not name:
+        raise PresetError({"name": "a preset needs a name"})
+    preset.params = preset_params_validate(spec=spec, params=params)
+    if backdrop is not None:
+        _preset_backdrop_check(backdrop)
+        preset.backdrop = backdrop
+    preset.name = name[:100]
+    preset.description = description.strip()[:300]
+    if preset.slug != (slug := _preset_slug(tenant, name, exclude=preset.pk)):
+        preset.slug = slug
+    preset.save()
+    return preset
+
+
+def _preset_backdrop_check(backdrop: str) -> None:
+    # "transparent" names the cut-out packshot's look; it is not drawn.
+    if backdrop and backdrop != "transparent" and backdrop not in scenes.BACKDROPS:
+        names = ", ".join(scenes.BACKDROPS)
+        raise PresetError({"backdrop": f"'{backdrop}' is not a backdrop; choose one of {names}"})
+
+
+def preset_copy(*, tenant: Tenant, user: User | None, preset: Preset) -> Preset:
+    """A tenant's own copy of a system preset (or of one of its own), to edit freely."""
+    if preset.tenant_id not in (None, tenant.pk):
+        raise PresetError({"preset": "not found"})
+    name = f"{preset.name} (copy)" if preset.tenant_id else preset.name
+    return preset_create(
+        tenant=tenant,
+        user=user,
+        model=preset.model,
+        name=name,
+        params=preset.params,
+        description=preset.description,
+        backdrop=preset.backdrop,
+    )
+
+
+def preset_delete(*, tenant: Tenant, preset: Preset) -> None:
+    """Delete one of the tenant's own presets; jobs made with it keep their parameters."""
+    preset_own_check(tenant=tenant, preset=preset, action="deleted")
+    preset.delete()
+
+
+SYSTEM_PRESETS_FILE = Path(__file__).parent.parent / "system_presets.json"
+
+
+def presets_sync_system(*, path: Path = SYSTEM_PRESETS_FILE) -> int:
+    """Make the system presets match `system_presets.json` (run after every migrate).
+
+    Presets are matched by slug: new ones are created, changed ones updated, and ones no
+    longer in the file deleted (jobs keep their resolved parameters).
+    """
+    if not path.exists():
+        return 0
+    items = json.loads(path.read_text())
+    slugs = []
+    for item in items:
+        spec = catalog.get_model(item["model"])
+        if spec is None:
+            raise ValueError(f"system preset {item['slug']}: unknown model {item['model']}")
+        Preset.objects.update_or_create(
+            tenant=None,
+            slug=item["slug"],
+            defaults={
+                "model": spec.slug,
+                "name": item["name"],
+                "description": item.get("description", ""),
+                "backdrop": item.get("backdrop", ""),
+                "params": preset_params_validate(spec=spec, params=item.get("params", {})),
+            },
+        )
+        slugs.append(item["slug"])
+    Preset.objects.system().exclude(slug__in=slugs).delete()
+    return len(slugs)

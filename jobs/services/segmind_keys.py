@@ -1,0 +1,97 @@
+"""Segmind keys (the platform's, or a workspace's own) and each key's request budget as
+operators see it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts import services as account_services
+from accounts.models import Tenant
+from jobs.engines.segmind import ratelimit
+from jobs.models import Job, SegmindKeyBudget
+
+
+@dataclass(frozen=True)
+class SegmindKey:
+    """A Segmind API key and whose it is. `key_id` names it in the database, in logs and
+    in emails; the key itself stays in memory."""
+
+    key: str = field(repr=False)
+    key_id: str
+    # The workspace whose own key it is; None for the platform's key.
+    tenant_id: int | None
+    last4: str = ""
+
+    @property
+    def own(self) -> bool:
+        return self.tenant_id is not None
+
+
+def segmind_key_id(key: str) -> str:
+    """A digest naming a Segmind key without revealing it: keyed with SECRET_KEY, so the
+    id cannot be used to test guesses of the key."""
+    secret = f"productstudio.segmind-key-id:{settings.SECRET_KEY}".encode()
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def segmind_key_for(*, tenant: Tenant | None) -> SegmindKey | None:
+    """The workspace's own Segmind key, or with None the platform's; None when there is
+    none (or the workspace's can no longer be decrypted)."""
+    if tenant is None:
+        key = settings.SEGMIND_API_KEY
+        return SegmindKey(key=key, key_id=segmind_key_id(key), tenant_id=None) if key else None
+    key = account_services.segmind_key_get(tenant=tenant)
+    if not key:
+        return None
+    last4 = tenant.segmind_key_last4 or key[-4:]
+    return SegmindKey(key=key, key_id=segmind_key_id(key), tenant_id=tenant.pk, last4=last4)
+
+
+def _budget_gate(budget: SegmindKeyBudget) -> ratelimit.KeyGate:
+    rate = ratelimit.Rate(budget.limit, budget.window_seconds)
+    return ratelimit.KeyGate.from_state(
+        rate, budget.state, retry_after_max=settings.SEGMIND_RETRY_AFTER_MAX_SECONDS
+    )
+
+
+@dataclass(frozen=True)
+class BudgetView:
+    """One key's pacing as an operator sees it (see `segmind_budgets_view`)."""
+
+    budget: SegmindKeyBudget
+    limit: int
+    window_seconds: float
+    adaptive_limit: int
+    used: int
+    throttled_last_hour: int
+    closed_until: datetime | None
+    jobs_waiting: int
+
+
+def segmind_budget_view(*, budget: SegmindKeyBudget, now: datetime | None = None) -> BudgetView:
+    """A key's budget, its use in the current window, its 429s in the last hour and the
+    jobs waiting for it, as of the dispatcher's last save (every few seconds)."""
+    at = (now or timezone.now()).timestamp()
+    gate = _budget_gate(budget)
+    queued = Job.objects.segmind_queued()
+    if budget.tenant_id is None:
+        queued = queued.filter(own_key=False)
+    else:
+        queued = queued.filter(own_key=True, tenant_id=budget.tenant_id)
+    closed = gate.closed_until if gate.closed_until > at else None
+    return BudgetView(
+        budget=budget,
+        limit=budget.limit,
+        window_seconds=budget.window_seconds,
+        adaptive_limit=gate.limit if budget.limit else 0,
+        used=gate.used(at),
+        throttled_last_hour=gate.throttled_within(at, 3600),
+        closed_until=datetime.fromtimestamp(closed, UTC) if closed else None,
+        jobs_waiting=queued.count(),
+    )
