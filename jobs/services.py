@@ -46,7 +46,7 @@ from accounts.models import (
     WebhookEventType,
 )
 from jobs import catalog, images
-from jobs.engines.local import engine as local_engine
+from jobs.engines import local as local_engine
 from jobs.engines.local import scenes
 from jobs.engines.segmind import dispatcher as provider
 from jobs.engines.segmind import ratelimit
