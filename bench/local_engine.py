@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from jobs import catalog, samples
-from jobs.engines.local import engine as local_engine
+from jobs.engines import local as local_engine
 from jobs.engines.local import scenes
 
 RUNS = 7

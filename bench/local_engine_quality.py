@@ -18,7 +18,7 @@ import numpy as np
 
 
 def main() -> int:
-    from jobs.engines.local.engine import remove_background
+    from jobs.engines.local import remove_background
     from jobs.samples import quality_set
 
     scores: list[float] = []

@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from jobs import samples
-from jobs.engines.local import engine as local_engine
+from jobs.engines import local as local_engine
 from jobs.engines.local import scenes
 
 ROWS = (

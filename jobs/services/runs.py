@@ -18,7 +18,7 @@ from PIL import Image
 from accounts import services as account_services
 from accounts.models import WebhookEndpoint, WebhookEventType
 from jobs import catalog, images
-from jobs.engines.local import engine as local_engine
+from jobs.engines import local as local_engine
 from jobs.engines.local import scenes
 from jobs.models import AssetKind, Job, JobStatus
 from jobs.services.assets import asset_create

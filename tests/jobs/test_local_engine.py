@@ -13,7 +13,7 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
-from jobs.engines.local.engine import EngineError, make_packshot, parse_color, remove_background
+from jobs.engines.local import EngineError, make_packshot, parse_color, remove_background
 from jobs.samples import SAMPLE_NAMES, render_sample, sample_jpeg_bytes
 
 Mask = NDArray[np.bool_]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jobs.engines.local.engine import remove_background
+from jobs.engines.local import remove_background
 from jobs.samples import SAMPLE_NAMES, quality_set
 
 

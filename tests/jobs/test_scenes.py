@@ -13,8 +13,7 @@ from django.urls import reverse
 from PIL import Image
 
 from jobs import catalog, samples, services, tasks
-from jobs.engines.local import scenes
-from jobs.engines.local.engine import EngineError
+from jobs.engines.local import EngineError, scenes
 from jobs.models import AssetKind, Job, JobStatus, Preset
 
 AIPP = "ai-product-photography"

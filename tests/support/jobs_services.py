@@ -15,7 +15,7 @@ import django_q.tasks
 import pytest
 
 from accounts import services as account_services
-from jobs.engines.local import engine as local_engine
+from jobs.engines import local as local_engine
 from jobs.services import batches, runs, submit
 
 

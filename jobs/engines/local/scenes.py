@@ -28,7 +28,9 @@ from numpy.typing import NDArray
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from jobs import catalog
-from jobs.engines.local.engine import BBOX_ALPHA_THRESHOLD, EngineError, remove_background
+from jobs.engines.local.errors import EngineError
+from jobs.engines.local.matte import remove_background
+from jobs.engines.local.packshot import BBOX_ALPHA_THRESHOLD
 
 __all__ = [
     "BACKDROPS",

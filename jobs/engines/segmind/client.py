@@ -15,6 +15,9 @@ connection pool (see the "Waiting on a slow remote API" notes). Every failure be
 `SegmindError` with a stable code, a sentence for a shop owner, and `retryable` set for
 the transient ones; `call_with_retries` is the backoff to wrap single calls in.
 
+The error type and its codes live in `errors.py`, and finding the images in an answer in
+`outputs.py`; callers keep importing `SegmindError`, `Output` and `find_outputs` from here.
+
 The API key is sent in headers only. It is never logged, never shown by `repr`, and
 scrubbed from any text Segmind echoes back before it lands in an error.
 """
@@ -22,8 +25,6 @@ scrubbed from any text Segmind echoes back before it lands in an error.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import email.utils
 import functools
 import heapq
@@ -33,7 +34,6 @@ import json
 import logging
 import math
 import random
-import re
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,7 +43,8 @@ from urllib.parse import quote
 
 import httpx
 
-from productstudio.lib.errors import CodedError
+from jobs.engines.segmind.errors import _STATUS_CODES, SegmindError, _error
+from jobs.engines.segmind.outputs import Output, _parse_workflow_output, find_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -59,152 +60,8 @@ KINDS: Final = ("v2", "workflow")
 DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
 DEFAULT_MAX_CONNECTIONS: Final = 50
 
-# Codes worth another try: the same request may well succeed a little later.
-RETRYABLE_CODES: Final = frozenset(
-    {"provider_rate_limited", "provider_unavailable", "provider_timeout", "provider_connection"}
-)
-
-_SENTENCES: Final = {
-    "provider_bad_request": (
-        "Segmind refused the request as invalid, so the image could not be made."
-    ),
-    "provider_unauthorized": (
-        "Segmind did not accept ProductStudio's API key, so the image could not be made."
-    ),
-    "provider_forbidden": (
-        "Segmind's account is not allowed to use this model, so the image could not be made."
-    ),
-    "provider_not_found": (
-        "Segmind does not offer this model or workflow, so the image could not be made."
-    ),
-    "result_expired": (
-        "Segmind no longer holds this result (it keeps results for one hour), "
-        "so the image has to be made again."
-    ),
-    "provider_insufficient_credits": (
-        "Segmind's account is out of credit, so the image could not be made. "
-        "No credit was taken from you."
-    ),
-    "provider_failed": "Segmind could not make the image and gave no reason.",
-    "provider_rate_limited": (
-        "Segmind is receiving too many requests right now, so the image could not be made yet."
-    ),
-    "provider_unavailable": (
-        "Segmind is temporarily unavailable, so the image could not be made yet."
-    ),
-    "provider_timeout": "Segmind took too long to answer, so the image could not be made yet.",
-    "provider_connection": (
-        "The connection to Segmind failed, so the image could not be made yet."
-    ),
-    "provider_bad_response": (
-        "Segmind sent an answer ProductStudio could not read, so the image could not be made."
-    ),
-}
-
 # Segmind's text goes into messages a person reads; a whole HTML error page would not help.
 _PROVIDER_TEXT_LIMIT = 300
-_MAX_DEPTH = 64
-# Shorter strings are never image data; the floor keeps ids and hashes out.
-_MIN_BASE64_CHARS = 64
-_BASE64_TEXT = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
-_IMAGE_SUFFIXES = (
-    ".png",
-    ".jpg",
-    ".jpeg",
-    ".webp",
-    ".gif",
-    ".avif",
-    ".heic",
-    ".tif",
-    ".tiff",
-    ".bmp",
-)
-
-
-# Segmind's error table (docs/segmind.md); 404 depends on the call, so it is below.
-_STATUS_CODES = {
-    400: "provider_bad_request",
-    401: "provider_unauthorized",
-    403: "provider_forbidden",
-    406: "provider_insufficient_credits",
-    408: "provider_timeout",
-    422: "provider_failed",
-    429: "provider_rate_limited",
-}
-
-
-class SegmindError(CodedError):
-    """A refused or failed Segmind call.
-
-    `message` is a sentence for a shop owner (with Segmind's own words where it gave
-    some), `provider_message` is Segmind's text alone, `status` the HTTP status if there
-    was an answer, and `retryable` says whether the same call may succeed later; then
-    `retry_after` is the wait Segmind asked for, in seconds, if it asked.
-    """
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        status: int | None = None,
-        retryable: bool = False,
-        retry_after: float | None = None,
-        provider_message: str = "",
-    ) -> None:
-        super().__init__(code, message)
-        self.status = status
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.provider_message = provider_message
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Exceptions pickle through their args by default, which would drop everything
-        # but the message; workers hand errors across processes.
-        return (
-            type(self),
-            (
-                self.code,
-                self.message,
-                self.status,
-                self.retryable,
-                self.retry_after,
-                self.provider_message,
-            ),
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}({self.code!r}, {self.message!r}, status={self.status!r}, "
-            f"retryable={self.retryable!r})"
-        )
-
-
-def _error(
-    code: str,
-    provider_message: str = "",
-    *,
-    status: int | None = None,
-    retry_after: float | None = None,
-    sentence: str | None = None,
-) -> SegmindError:
-    message = sentence or _SENTENCES[code]
-    if provider_message:
-        if code == "provider_failed":
-            message = f"Segmind could not make the image: {_as_sentence(provider_message)}"
-        elif code not in ("provider_timeout", "provider_connection"):
-            message = f'{message} Segmind said: "{provider_message}"'
-    return SegmindError(
-        code,
-        message,
-        status=status,
-        retryable=code in RETRYABLE_CODES,
-        retry_after=retry_after,
-        provider_message=provider_message,
-    )
-
-
-def _as_sentence(text: str) -> str:
-    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 @dataclass(frozen=True)
@@ -236,18 +93,6 @@ class Submission:
         if values["kind"] not in KINDS:
             raise ValueError(f"unknown Segmind request kind {values['kind']!r}")
         return cls(**values)
-
-
-@dataclass(frozen=True)
-class Output:
-    """One image Segmind made: a URL to download, or the image bytes themselves."""
-
-    url: str | None = None
-    data: bytes | None = None
-
-    def __post_init__(self) -> None:
-        if (self.url is None) == (self.data is None):
-            raise ValueError("an Output holds exactly one of url and data")
 
 
 @dataclass(frozen=True)
@@ -719,108 +564,6 @@ def _inference_time(body: Mapping[str, Any]) -> float | None:
     except ValueError:
         return None
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-def _parse_workflow_output(value: Any) -> Any:
-    """A workflow's output is a JSON document sent as a string; the document, if it is one."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value  # a bare URL or base64 string is still worth searching
-    return value
-
-
-def find_outputs(value: Any) -> tuple[Output, ...]:
-    """Every image in an `output` value, in order of appearance, without duplicates.
-
-    Image-like values are http(s) URLs whose path ends in an image suffix, `data:image/`
-    URIs, and base64 blobs that decode to known image bytes, found at any depth of lists,
-    dicts and JSON-in-strings. Only if none is found is any http(s) URL taken: a model's
-    signed media URL need not end in `.png`, but a workflow document may also carry
-    links that are not its output.
-    """
-    found: list[Output] = []
-    _walk(value, found, any_url=False, depth=0)
-    if not found:
-        _walk(value, found, any_url=True, depth=0)
-    unique: dict[tuple[str | None, bytes | None], Output] = {}
-    for output in found:
-        unique.setdefault((output.url, output.data), output)
-    return tuple(unique.values())
-
-
-def _walk(value: Any, found: list[Output], *, any_url: bool, depth: int) -> None:
-    if depth > _MAX_DEPTH:
-        return
-    if isinstance(value, str):
-        text = value.strip()
-        if text[:1] in ("{", "["):
-            try:
-                inner = json.loads(text)
-            except ValueError:
-                pass
-            else:
-                _walk(inner, found, any_url=any_url, depth=depth + 1)
-                return
-        output = _output_from_text(text, any_url=any_url)
-        if output is not None:
-            found.append(output)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _walk(item, found, any_url=any_url, depth=depth + 1)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _walk(item, found, any_url=any_url, depth=depth + 1)
-
-
-def _output_from_text(text: str, *, any_url: bool) -> Output | None:
-    lowered = text.lower()
-    if lowered.startswith(("http://", "https://")):
-        if any(c.isspace() for c in text):
-            return None
-        try:
-            path = httpx.URL(text).path.lower()
-        except httpx.InvalidURL:
-            return None
-        if any_url or path.endswith(_IMAGE_SUFFIXES):
-            return Output(url=text)
-        return None
-    if lowered.startswith("data:image/"):
-        header, sep, payload = text.partition(",")
-        if sep and ";base64" in header.lower():
-            data = _b64decode(payload)
-            if data:
-                return Output(data=data)
-        return None
-    if len(text) >= _MIN_BASE64_CHARS:
-        data = _b64decode(text)
-        # Checking the bytes keeps long ids and hashes from passing as images.
-        if data and _looks_like_image(data):
-            return Output(data=data)
-    return None
-
-
-def _b64decode(text: str) -> bytes | None:
-    packed = "".join(text.split())
-    if not packed or not _BASE64_TEXT.match(packed):
-        return None
-    packed += "=" * (-len(packed) % 4)
-    try:
-        if "-" in packed or "_" in packed:
-            return base64.urlsafe_b64decode(packed)
-        return base64.b64decode(packed, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _looks_like_image(data: bytes) -> bool:
-    return (
-        data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a"))
-        or data.startswith((b"II*\x00", b"MM\x00*"))
-        or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
-        or (data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis", b"heic", b"mif1"))
-    )
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
