@@ -30,7 +30,7 @@ stored in the gallery: L plus polling granularity plus download and storage), wh
 what the targets are about; and, for information, `created` = completed_at - created_at,
 which adds the time a job waits queued. 500 jobs arriving within a few seconds are more
 than one dispatcher takes on at once: it starts them at the pace it can follow closely
-(see `jobs.engines.segmind.dispatcher.TARGET_LOAD`), so later jobs wait queued and
+(see `jobs.dispatcher.TARGET_LOAD`), so later jobs wait queued and
 throughput is bounded by the dispatcher's CPU per job.
 
 CPU is the user+system time of the qcluster process tree (live processes plus reaped

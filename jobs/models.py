@@ -368,6 +368,12 @@ class Lease(models.Model):
         return f"{self.name} held by {self.holder or 'nobody'}"
 
 
+# The Segmind dispatcher's lease (a row of the lease table): one dispatcher at a time holds
+# it (see jobs/dispatcher.py), and a dead holder's runs out this long after its last renewal.
+DISPATCHER_LEASE = "segmind-dispatcher"
+DISPATCHER_LEASE_SECONDS = 15.0
+
+
 class SegmindKeyBudget(models.Model):
     """One Segmind key's pacing, carried from one dispatcher run to the next (see
     `jobs.engines.segmind.ratelimit.KeyGate`): written at the dispatcher's lease renewals,

@@ -3,8 +3,7 @@
 The only module that imports the Segmind dispatcher: services start it by enqueuing
 `segmind_dispatch` by name (`services.dispatcher_ensure`)."""
 
-from jobs import services
-from jobs.engines.segmind import dispatcher
+from jobs import dispatcher, services
 
 
 def job_run(job_id: str) -> bool:

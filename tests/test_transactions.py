@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -127,13 +127,12 @@ def _locked(*args: Any, **kwargs: Any) -> Any:
 
 
 def test_a_database_still_locked_answers_503_with_retry_after_on_the_api(
-    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+    tenant: Tenant, jobs_list_query_fails: Callable[[Exception], None]
 ):
-    from jobs import api as jobs_api
     from tests.support.api_helpers import key_client
 
     api = key_client(tenant, raise_request_exception=False)
-    monkeypatch.setattr(jobs_api, "_jobs_filtered", _locked)
+    jobs_list_query_fails(OperationalError("database is locked"))
 
     response = api.get("/api/v1/jobs")
 
@@ -158,16 +157,13 @@ def test_a_database_still_locked_answers_503_on_a_page_too(
     assert response["Retry-After"] == "1"
 
 
-def test_any_other_server_error_is_still_a_500(tenant: Tenant, monkeypatch: pytest.MonkeyPatch):
-    from jobs import api as jobs_api
+def test_any_other_server_error_is_still_a_500(
+    tenant: Tenant, jobs_list_query_fails: Callable[[Exception], None]
+):
     from tests.support.api_helpers import key_client
 
     api = key_client(tenant, raise_request_exception=False)
-
-    def broken(*args: Any, **kwargs: Any) -> Any:
-        raise OperationalError("no such column: jobs_job.surprise")
-
-    monkeypatch.setattr(jobs_api, "_jobs_filtered", broken)
+    jobs_list_query_fails(OperationalError("no such column: jobs_job.surprise"))
 
     assert api.get("/api/v1/jobs").status_code == 500
 

@@ -4,13 +4,15 @@ A job is submitted only once its input has been fetched and checked, so bad inpu
 leaves a job behind. Running a job claims each step with a conditional update: a task
 delivered twice, or two workers racing, do the work once.
 
-Where things live (callers use `services.<name>`; the modules import each other directly):
+Where things live (callers use `services.<name>`; the modules import each other directly;
+the reads the API's representation needs too, queue places and download links, are in
+jobs.selectors and re-exported here):
 
 - errors:           JobError, the refusal every job operation raises; INTERNAL_ERROR_MESSAGE
 - inputs:           a job's product photo (upload or URL) read and checked; image memory limits
 - thumbnails:       assets' thumbnails: made once, by whoever gets there first; the backfill
 - assets:           storing an image as an asset, favourites, deleting outputs and their files
-- downloads:        a gallery's ZIP, download file names, signed links and presigned URLs
+- downloads:        a gallery's ZIP (download names and links: jobs.selectors.downloads)
 - pricing:          where a job runs (job_engine) and what it costs (job_quote, job_price)
 - segmind_keys:     Segmind keys (SegmindKey, segmind_key_for) and their budgets' view
 - dispatch:         enqueue (a task to django-q2); the Segmind dispatcher started, its lease watched
@@ -21,10 +23,26 @@ Where things live (callers use `services.<name>`; the modules import each other 
 - submit:           job_submit, job_resolve_params, job_enqueue, job_rerun
 - batches:          batch_submit (API), batch_submit_portal (new-job page), batch_retry_failed
 - sweeper:          jobs_sweep (every minute), jobs_unsent_settle, failing jobs that waited too long
-- queue:            a queued job's place in line and start estimate; a batch's finish estimate
 - presets:          presets: a workspace's own and the system presets (presets_sync_system)
 """
 
+from jobs.selectors.downloads import (
+    AssetUrl,
+    AssetUrlError,
+    asset_download_check,
+    asset_download_url,
+    asset_filename,
+)
+from jobs.selectors.queue import (
+    DISPATCHER_LEASE,
+    LOCAL_RECENT_JOBS,
+    SEGMIND_FALLBACK_SECONDS,
+    QueuePlace,
+    batch_finish_estimate,
+    job_queue_place,
+    local_typical_seconds,
+    model_typical_seconds,
+)
 from jobs.services.assets import asset_create, asset_delete, asset_favourite_set, assets_delete
 from jobs.services.batch_completion import batch_complete_check, batches_complete_pending
 from jobs.services.batches import (
@@ -46,15 +64,7 @@ from jobs.services.dispatch import (
     dispatcher_watch_lease,
     enqueue,
 )
-from jobs.services.downloads import (
-    GALLERY_ZIP_SPOOL_BYTES,
-    AssetUrl,
-    AssetUrlError,
-    asset_download_check,
-    asset_download_url,
-    asset_filename,
-    assets_zip,
-)
+from jobs.services.downloads import GALLERY_ZIP_SPOOL_BYTES, assets_zip
 from jobs.services.errors import INTERNAL_ERROR_MESSAGE, JobError
 from jobs.services.pauses import (
     jobs_waiting_unpaused_resume,
@@ -78,16 +88,6 @@ from jobs.services.presets import (
     presets_sync_system,
 )
 from jobs.services.pricing import Quote, job_engine, job_price, job_prices, job_quote
-from jobs.services.queue import (
-    DISPATCHER_LEASE,
-    LOCAL_RECENT_JOBS,
-    SEGMIND_FALLBACK_SECONDS,
-    QueuePlace,
-    batch_finish_estimate,
-    job_queue_place,
-    local_typical_seconds,
-    model_typical_seconds,
-)
 from jobs.services.runs import (
     CLAIM_CANDIDATES,
     job_cancel,

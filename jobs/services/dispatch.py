@@ -1,5 +1,5 @@
 """Handing work to what runs it: a task to django-q2 (`enqueue`), and the Segmind
-dispatcher (`jobs.engines.segmind.dispatcher`) started when it is needed.
+dispatcher (`jobs.dispatcher`) started when it is needed.
 
 The dispatcher runs as the task `jobs.tasks.segmind_dispatch`, enqueued here by name: services
 never import the dispatcher (it sits above them). What decides whether one is needed reads
@@ -16,12 +16,10 @@ from typing import Any
 
 from django.utils import timezone
 
-from jobs.models import Job, JobStatus, Lease
+from jobs.models import DISPATCHER_LEASE, DISPATCHER_LEASE_SECONDS, Job, JobStatus, Lease
 
-# The dispatcher's lease: one dispatcher at a time holds it (see the dispatcher's docstring).
-LEASE = "segmind-dispatcher"
-# A dead holder's lease runs out this long after its last renewal.
-LEASE_SECONDS = 15.0
+LEASE = DISPATCHER_LEASE
+LEASE_SECONDS = DISPATCHER_LEASE_SECONDS
 
 
 def enqueue(func: str, *args: Any, **options: Any) -> None:

@@ -117,7 +117,7 @@ def job_fail(
 
 def _local_job_claim(job_id: uuid.UUID | str) -> bool:
     """Move one queued local job to running; of two runs that try, one wins."""
-    # Segmind jobs are claimed by the dispatcher (jobs.engines.segmind.dispatcher), never here.
+    # Segmind jobs are claimed by the dispatcher (jobs.dispatcher), never here.
     return bool(
         Job.objects.local_queued()
         .filter(pk=job_id)

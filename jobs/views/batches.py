@@ -16,7 +16,7 @@ from accounts.decorators import workspace_view
 from accounts.models import Membership
 from jobs import services
 from jobs.models import Batch, Job, JobStatus
-from jobs.services import queue as queueing
+from jobs.selectors import queue as queueing
 from jobs.views.progress import _job_state, _seconds_words, finish_text
 
 BATCHES_PAGE_SIZE = 20

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs.models import Job, JobStatus
-from jobs.services import queue as queueing
+from jobs.selectors import queue as queueing
 
 
 def _seconds_words(seconds: float) -> str:

@@ -22,8 +22,8 @@ from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.models import CreditKind, Tenant, User
+from jobs import dispatcher as provider
 from jobs import services
-from jobs.engines.segmind import dispatcher as provider
 from jobs.models import AssetKind, Job, JobPrice, JobStatus, ProviderIncident, ProviderPause
 from tests.support.fake_segmind import FakeSegmind
 

@@ -1,5 +1,5 @@
 """A waiting job's place in line and a batch's estimated finish (issue 17, point 7): in
-the service (`jobs.services.queue`), the API's job and batch, and the portal's pages and their
+the service (`jobs.selectors.queue`), the API's job and batch, and the portal's pages and their
 status JSON. Jobs are made queued directly: nothing runs, so the places hold still."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.models import SegmindPlan, Tenant, User
 from jobs.engines.segmind import ratelimit
 from jobs.models import Batch, Job, JobStatus, Lease, SegmindKeyBudget
-from jobs.services import queue as queueing
+from jobs.selectors import queue as queueing
 from jobs.views.progress import finish_text, queue_text
 from tests.support.api_helpers import key_client
 

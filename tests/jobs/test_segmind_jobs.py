@@ -16,8 +16,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs import catalog, services, tasks
+from jobs import dispatcher as provider
 from jobs.engines.segmind import client as segmind
-from jobs.engines.segmind import dispatcher as provider
 from jobs.models import AssetKind, Job, JobStatus, Lease
 from tests.support.fake_segmind import FakeSegmind
 

@@ -21,11 +21,11 @@ from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.models import CreditKind, SegmindPlan, Tenant, User
+from jobs import dispatcher as provider
 from jobs import services
-from jobs.engines.segmind import dispatcher as provider
 from jobs.engines.segmind import ratelimit
 from jobs.models import Job, JobPrice, JobStatus, Lease, SegmindKeyBudget
-from jobs.services import queue as queueing
+from jobs.selectors import queue as queueing
 from tests.support.fake_segmind import FakeSegmind
 
 pytestmark = pytest.mark.usefixtures("no_trial_credits")
@@ -223,7 +223,7 @@ def test_a_huge_retry_after_is_capped_and_logged(
     fake.faults.rate_limit(1, retry_after=86_400, scope="submit")
     jobs = _queue(tenant, owner, product_jpeg, n=1)
 
-    with caplog.at_level(logging.WARNING, logger="jobs.engines.segmind.dispatcher"):
+    with caplog.at_level(logging.WARNING, logger="jobs.dispatcher"):
         _dispatch_until(_all_finished(jobs), seconds=30)
 
     assert "SEGMIND_RETRY_AFTER_MAX_SECONDS" in caplog.text

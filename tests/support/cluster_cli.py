@@ -42,8 +42,8 @@ def main(argv: list[str]) -> Any:
 
     from accounts import services as accounts_services
     from accounts.models import CreditEntry, Membership, User, WebhookDelivery
+    from jobs import dispatcher as provider
     from jobs import services
-    from jobs.engines.segmind import dispatcher as provider
     from jobs.models import AssetKind, Job, JobPrice, Lease
 
     def workspace_user(name: str) -> Any:

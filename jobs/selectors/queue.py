@@ -30,6 +30,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 from jobs.engines.segmind import ratelimit
 from jobs.models import (
+    DISPATCHER_LEASE,
     LOCAL_TYPICAL_SECONDS,
     Batch,
     Job,
@@ -40,7 +41,6 @@ from jobs.models import (
 )
 
 # The dispatcher's lease row keeps each model's recent inference time ("expected").
-from jobs.services.dispatch import LEASE as DISPATCHER_LEASE
 
 # A Segmind model the catalog gives no time for: assume this long.
 SEGMIND_FALLBACK_SECONDS = 30.0
