@@ -354,20 +354,6 @@ class Batch(models.Model):
         return {**counts, "done": done, "percent": percent}
 
 
-class Lease(models.Model):
-    """A named lease: at most one holder at a time (e.g. the Segmind dispatcher)."""
-
-    name = models.CharField(max_length=50, primary_key=True)
-    holder = models.CharField(max_length=64, blank=True)
-    leased_until = models.DateTimeField(null=True, blank=True)
-    # What a holder learnt and its successor starts from (the dispatcher: each model's
-    # recent inference time).
-    state = models.JSONField(default=dict, blank=True)
-
-    def __str__(self) -> str:
-        return f"{self.name} held by {self.holder or 'nobody'}"
-
-
 class SegmindKeyBudget(models.Model):
     """One Segmind key's pacing, carried from one dispatcher run to the next (see
     `jobs.engines.segmind.ratelimit.KeyGate`): written at the dispatcher's lease renewals,

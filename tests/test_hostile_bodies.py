@@ -19,7 +19,6 @@ from django.test import Client
 from django.urls import URLPattern, reverse
 
 from accounts import api as accounts_api
-from accounts import services as account_services
 from accounts.models import CreditEntry, StripeEvent, Tenant, WebhookEndpoint
 from jobs.models import Batch, Job, Preset
 from productstudio.lib import parsers
@@ -414,12 +413,8 @@ def test_an_exception_in_an_api_view_is_a_problem_with_a_request_id_and_no_trace
 
 
 def test_an_exception_in_a_middleware_on_an_api_path_is_a_problem(
-    tenant: Tenant, monkeypatch: pytest.MonkeyPatch, debug: bool
+    tenant: Tenant, idempotency_begin_fails: None, debug: bool
 ):
-    def fail(**kwargs: Any) -> Any:
-        raise RuntimeError("secret internals")
-
-    monkeypatch.setattr(account_services, "idempotency_begin", fail)
     client = key_client(tenant, raise_request_exception=False)
 
     response = client.post(

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from django_q.conf import Conf
 
+from accounts.models import Lease
 from jobs import services, signals, tasks
 from jobs.engines.segmind import dispatcher as provider
-from jobs.models import Job, JobStatus, Lease
+from jobs.models import Job, JobStatus
 from tests.jobs.test_crash_takeover import _lease, _unsent_job
 from tests.support.fake_segmind import FakeSegmind
 

@@ -14,10 +14,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import SegmindPlan, Tenant, User
+from accounts.models import Lease, SegmindPlan, Tenant, User
 from jobs import queueing
 from jobs.engines.segmind import ratelimit
-from jobs.models import Batch, Job, JobStatus, Lease, SegmindKeyBudget
+from jobs.models import Batch, Job, JobStatus, SegmindKeyBudget
 from jobs.views import finish_text, queue_text
 from tests.support.api_helpers import key_client
 

@@ -20,11 +20,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from accounts import services as account_services
-from accounts.models import CreditKind, SegmindPlan, Tenant, User
+from accounts.models import CreditKind, Lease, SegmindPlan, Tenant, User
 from jobs import queueing, services
 from jobs.engines.segmind import dispatcher as provider
 from jobs.engines.segmind import ratelimit
-from jobs.models import Job, JobPrice, JobStatus, Lease, SegmindKeyBudget
+from jobs.models import Job, JobPrice, JobStatus, SegmindKeyBudget
 from tests.support.fake_segmind import FakeSegmind
 
 pytestmark = pytest.mark.usefixtures("no_trial_credits")

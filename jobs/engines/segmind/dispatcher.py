@@ -74,13 +74,19 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from accounts import services as account_services
-from accounts.models import SEGMIND_DEFAULT_PLAN, SEGMIND_PLAN_PER_MINUTE, Tenant, WebhookEndpoint
+from accounts.models import (
+    SEGMIND_DEFAULT_PLAN,
+    SEGMIND_PLAN_PER_MINUTE,
+    Lease,
+    Tenant,
+    WebhookEndpoint,
+)
 
 # `services` imports this module; its functions are looked up at call time.
 from jobs import catalog, images, services
 from jobs.engines.segmind import client as segmind
 from jobs.engines.segmind import ratelimit
-from jobs.models import Job, JobStatus, Lease, ProviderPause, SegmindKeyBudget
+from jobs.models import Job, JobStatus, ProviderPause, SegmindKeyBudget
 from productstudio.lib import fetcher
 from productstudio.lib.errors import CodedError
 
