@@ -280,6 +280,9 @@ from accounts.services.webhooks import (
     WEBHOOK_EXCERPT_BYTES as WEBHOOK_EXCERPT_BYTES,
 )
 from accounts.services.webhooks import (
+    WEBHOOK_MANAGERS_ONLY as WEBHOOK_MANAGERS_ONLY,
+)
+from accounts.services.webhooks import (
     WEBHOOK_MAX_ATTEMPTS as WEBHOOK_MAX_ATTEMPTS,
 )
 from accounts.services.webhooks import (
@@ -317,6 +320,9 @@ from accounts.services.webhooks import (
 )
 from accounts.services.webhooks import (
     webhook_headers as webhook_headers,
+)
+from accounts.services.webhooks import (
+    webhook_manager_check as webhook_manager_check,
 )
 from accounts.services.webhooks import (
     webhook_secret_new as webhook_secret_new,

@@ -31,6 +31,7 @@ from accounts.models import (
     DeliveryStatus,
     Lease,
     Tenant,
+    User,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEventType,
@@ -43,6 +44,7 @@ from accounts.services.webhooks import (
     webhook_endpoint_disable,
     webhook_endpoint_secret,
     webhook_headers,
+    webhook_manager_check,
     webhook_workspace_secret,
 )
 
@@ -163,9 +165,13 @@ def webhook_sender_ensure() -> None:
         )
 
 
-def webhook_test_send(*, tenant: Tenant, endpoint_id: str) -> WebhookDelivery:
+def webhook_test_send(
+    *, tenant: Tenant, endpoint_id: str, by: User | None = None
+) -> WebhookDelivery:
     """Send a ``webhook.test`` event to one of `tenant`'s endpoints now, and return its
-    delivery with the outcome of this first attempt (retried later like any other)."""
+    delivery with the outcome of this first attempt (retried later like any other).
+    `by` must manage the workspace's webhooks (None: an API key)."""
+    webhook_manager_check(tenant=tenant, by=by)
     endpoint = WebhookEndpoint.objects.for_tenant(tenant).get(pk=endpoint_id)
     if not endpoint.enabled:
         raise WebhookError(

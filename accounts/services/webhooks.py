@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.models import (
     SUBSCRIBABLE_EVENT_TYPES,
     DeliveryStatus,
+    Membership,
     Tenant,
     User,
     WebhookDelivery,
@@ -172,6 +173,23 @@ class NewWebhookEndpoint:
     secret: str  # shown once, at creation
 
 
+WEBHOOK_MANAGERS_ONLY = (
+    "Only the workspace's owners and admins manage its webhooks; ask one of them."
+)
+
+
+def webhook_manager_check(*, tenant: Tenant, by: User | None) -> None:
+    """Refuse (``forbidden``) unless `by` may manage `tenant`'s webhooks. None is an API
+    key, which acts for the whole workspace; a person must be one of its owners or
+    admins, as for API keys (an endpoint receives the workspace's events, and the secret
+    signs them)."""
+    if by is None:
+        return
+    membership = Membership.objects.for_tenant(tenant).filter(user=by).first()
+    if membership is None or not membership.can_manage_team:
+        raise WebhookError("forbidden", WEBHOOK_MANAGERS_ONLY)
+
+
 def webhook_endpoint_create(
     *,
     tenant: Tenant,
@@ -181,7 +199,9 @@ def webhook_endpoint_create(
     created_by: User | None = None,
 ) -> NewWebhookEndpoint:
     """Add an endpoint for `tenant`'s events (all of them when `event_types` is empty),
-    with a new signing secret. The URL is checked now and again at each delivery."""
+    with a new signing secret. The URL is checked now and again at each delivery.
+    `created_by` must manage the workspace's webhooks (None: an API key or a command)."""
+    webhook_manager_check(tenant=tenant, by=created_by)
     # Refused before the URL is resolved when the workspace is already at its cap.
     _webhook_endpoints_cap_check(tenant=tenant)
     checked = webhook_url_check(url=url)
@@ -218,9 +238,10 @@ def webhook_endpoint_secret(*, endpoint: WebhookEndpoint) -> str:
     return _secret_open(endpoint.secret_encrypted)
 
 
-def webhook_endpoint_delete(*, tenant: Tenant, endpoint_id: str) -> bool:
+def webhook_endpoint_delete(*, tenant: Tenant, endpoint_id: str, by: User | None = None) -> bool:
     """Delete one of `tenant`'s endpoints with its delivery log; pending deliveries
-    go with it."""
+    go with it. `by` must manage the workspace's webhooks (None: an API key)."""
+    webhook_manager_check(tenant=tenant, by=by)
     deleted, _ = WebhookEndpoint.objects.for_tenant(tenant).filter(pk=endpoint_id).delete()
     return bool(deleted)
 
@@ -251,9 +272,11 @@ def webhook_endpoint_enable(*, endpoint: WebhookEndpoint) -> None:
     endpoint.refresh_from_db(fields=["enabled", "disabled_at", "disabled_reason"])
 
 
-def webhook_workspace_secret(*, tenant: Tenant) -> str:
+def webhook_workspace_secret(*, tenant: Tenant, by: User | None = None) -> str:
     """The workspace's secret for jobs' own `webhook_url`s, made on first use (the
-    conditional update keeps the first of two concurrent callers' secret)."""
+    conditional update keeps the first of two concurrent callers' secret). `by` must
+    manage the workspace's webhooks (None: an API key, or the sender signing)."""
+    webhook_manager_check(tenant=tenant, by=by)
     sealed = (
         Tenant.objects.filter(pk=tenant.pk).values_list("webhook_secret_encrypted", flat=True).get()
     )
