@@ -18,7 +18,7 @@ from django.http import Http404
 from django.test import Client
 from django.urls import URLPattern, reverse
 
-from accounts import api as accounts_api
+from accounts.api import credits as accounts_api
 from accounts.models import CreditEntry, StripeEvent, Tenant, WebhookEndpoint
 from jobs.models import Batch, Job, Preset
 from productstudio.lib import parsers

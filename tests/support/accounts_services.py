@@ -11,6 +11,7 @@ import pytest
 
 from accounts import services
 from accounts.services import credits, webhook_delivery
+from accounts.views import auth as auth_views
 
 # A wrapper around the webhook sender's POST: called with the real POST and the attempt.
 PostAround = Callable[[Callable[[Any], Any], Any], Any]
@@ -64,3 +65,16 @@ def idempotency_begin_fails(monkeypatch: pytest.MonkeyPatch) -> None:
 
     # productstudio.idempotency calls it through the package.
     monkeypatch.setattr(services, "idempotency_begin", fail)
+
+
+@pytest.fixture
+def home_page_fails_with(monkeypatch: pytest.MonkeyPatch) -> Callable[[Exception], None]:
+    """``fail(error)``: the home page (``/``) raises `error` where it would redirect."""
+
+    def fail(error: Exception) -> None:
+        def raising(*args: Any, **kwargs: Any) -> Any:
+            raise error
+
+        monkeypatch.setattr(auth_views, "redirect", raising)
+
+    return fail

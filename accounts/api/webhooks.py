@@ -1,9 +1,5 @@
 """The REST API's webhooks: a workspace's endpoints, their deliveries, and the secret
-that signs jobs' own `webhook_url` deliveries.
-
-Apart from `accounts/api.py`, which DRF imports while it is itself loading (for the
-API-key authentication) and so cannot import DRF's views.
-"""
+that signs jobs' own `webhook_url` deliveries."""
 
 from typing import Any
 
