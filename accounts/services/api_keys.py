@@ -11,12 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import (
-    API_KEY_PREFIX,
-    ApiKey,
-    Tenant,
-    User,
-)
+from accounts.models import API_KEY_PREFIX, ApiKey, Tenant, User
 from accounts.services.members import AccountError, _actor
 
 

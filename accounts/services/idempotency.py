@@ -8,10 +8,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import (
-    IdempotencyKey,
-    Tenant,
-)
+from accounts.models import IdempotencyKey, Tenant
 from productstudio.lib.errors import CodedError
 
 

@@ -12,13 +12,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import (
-    Invitation,
-    Membership,
-    Role,
-    Tenant,
-    User,
-)
+from accounts.models import Invitation, Membership, Role, Tenant, User
 from accounts.services.members import AccountError, _actor
 
 

@@ -6,12 +6,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from accounts.models import (
-    Membership,
-    Role,
-    Tenant,
-    User,
-)
+from accounts.models import Membership, Role, Tenant, User
 from productstudio.lib.errors import CodedError
 
 

@@ -1,7 +1,5 @@
-"""The workspace's own Segmind key.
-
-# import-linter: moved to jobs next
-"""
+"""The workspace's own Segmind key. It moves to jobs next: the last service of accounts
+that imports jobs (the Segmind client, locally)."""
 
 from __future__ import annotations
 
@@ -11,10 +9,7 @@ from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.utils import timezone
 
-from accounts.models import (
-    Tenant,
-    User,
-)
+from accounts.models import Tenant, User
 from accounts.services.fernet import _fernet
 from accounts.services.members import AccountError, _actor
 
@@ -32,7 +27,7 @@ class KeyCheck:
 def segmind_key_set(*, tenant: Tenant, by: User, key: str) -> KeyCheck:
     """Save the workspace's own Segmind key, encrypted, once a call that costs nothing
     shows Segmind accepts it. Owners and admins only."""
-    from jobs.engines.segmind import client as segmind
+    from jobs.engines.segmind import client as segmind  # import-linter: moved to jobs next
 
     actor = _actor(tenant, by)
     if not actor.can_manage_team:

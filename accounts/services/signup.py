@@ -12,10 +12,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import (
-    PendingSignup,
-    User,
-)
+from accounts.models import PendingSignup, User
 from accounts.services.members import AccountError
 from accounts.services.workspaces import tenant_create
 

@@ -10,11 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from accounts.models import (
-    OperatorActionCode,
-    ThrottleCounter,
-    User,
-)
+from accounts.models import OperatorActionCode, ThrottleCounter, User
 from accounts.services.audit import operator_action_record
 
 logger = logging.getLogger(__name__)

@@ -12,10 +12,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import (
-    OperatorActionCode,
-    User,
-)
+from accounts.models import OperatorActionCode, User
 from accounts.services.audit import operator_action_record
 from productstudio.lib.errors import CodedError
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from accounts import services
+from accounts.api import credits as credits_api
 from accounts.services import credits, webhook_delivery
 from accounts.views import auth as auth_views
 
@@ -76,5 +77,18 @@ def home_page_fails_with(monkeypatch: pytest.MonkeyPatch) -> Callable[[Exception
             raise error
 
         monkeypatch.setattr(auth_views, "redirect", raising)
+
+    return fail
+
+
+@pytest.fixture
+def credits_api_fails_with(monkeypatch: pytest.MonkeyPatch) -> Callable[[Exception], None]:
+    """``fail(error)``: ``GET /api/v1/credits`` raises `error` where it finds the workspace."""
+
+    def fail(error: Exception) -> None:
+        def raising(request: Any) -> Any:
+            raise error
+
+        monkeypatch.setattr(credits_api, "request_workspace_required", raising)
 
     return fail
