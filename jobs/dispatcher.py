@@ -74,11 +74,17 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from accounts import services as account_services
-from accounts.models import SEGMIND_DEFAULT_PLAN, SEGMIND_PLAN_PER_MINUTE, Tenant, WebhookEndpoint
+from accounts.models import (
+    SEGMIND_DEFAULT_PLAN,
+    SEGMIND_PLAN_PER_MINUTE,
+    Lease,
+    Tenant,
+    WebhookEndpoint,
+)
 from jobs import catalog, images, services
 from jobs.engines.segmind import client as segmind
 from jobs.engines.segmind import ratelimit
-from jobs.models import Job, JobStatus, Lease, ProviderPause, SegmindKeyBudget
+from jobs.models import Job, JobStatus, ProviderPause, SegmindKeyBudget
 from jobs.services.dispatch import LEASE, LEASE_SECONDS, dispatcher_ensure
 from productstudio.lib import fetcher
 from productstudio.lib.errors import CodedError

@@ -354,21 +354,7 @@ class Batch(models.Model):
         return {**counts, "done": done, "percent": percent}
 
 
-class Lease(models.Model):
-    """A named lease: at most one holder at a time (e.g. the Segmind dispatcher)."""
-
-    name = models.CharField(max_length=50, primary_key=True)
-    holder = models.CharField(max_length=64, blank=True)
-    leased_until = models.DateTimeField(null=True, blank=True)
-    # What a holder learnt and its successor starts from (the dispatcher: each model's
-    # recent inference time).
-    state = models.JSONField(default=dict, blank=True)
-
-    def __str__(self) -> str:
-        return f"{self.name} held by {self.holder or 'nobody'}"
-
-
-# The Segmind dispatcher's lease (a row of the lease table): one dispatcher at a time holds
+# The Segmind dispatcher's lease (a row of accounts' lease table): one dispatcher at a time holds
 # it (see jobs/dispatcher.py), and a dead holder's runs out this long after its last renewal.
 DISPATCHER_LEASE = "segmind-dispatcher"
 DISPATCHER_LEASE_SECONDS = 15.0

@@ -5,9 +5,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from accounts import api as accounts_api
-from accounts import billing_views, security_views, webhooks_api
-from accounts import views as account_views
+from accounts.api import credits as accounts_api
+from accounts.api import webhooks as webhooks_api
+from accounts.views import api_keys as api_key_views
+from accounts.views import auth as account_views
+from accounts.views import billing as billing_views
+from accounts.views import security as security_views
+from accounts.views import team as team_views
+from accounts.views import workspace as workspace_views
 from jobs import api as jobs_api
 from jobs import views as job_views
 from productstudio.lib.csp import csp_extend
@@ -44,8 +49,8 @@ auth_patterns = [
     path("signup/", account_views.signup, name="signup"),
     path("signup/sent/", account_views.signup_sent, name="signup_sent"),
     path("signup/confirm/<str:token>/", account_views.signup_confirm, name="signup_confirm"),
-    path("invite/<str:token>/", account_views.invitation_accept, name="invitation_accept"),
-    path("workspaces/new/", account_views.workspace_create, name="workspace_create"),
+    path("invite/<str:token>/", team_views.invitation_accept, name="invitation_accept"),
+    path("workspaces/new/", workspace_views.workspace_create, name="workspace_create"),
 ]
 
 workspace_patterns = [
@@ -77,31 +82,31 @@ workspace_patterns = [
     path("presets/<int:preset_id>/", job_views.preset_edit, name="preset_edit"),
     path("presets/<int:preset_id>/copy/", job_views.preset_copy, name="preset_copy"),
     path("presets/<int:preset_id>/delete/", job_views.preset_delete, name="preset_delete"),
-    path("settings/", account_views.workspace_settings, name="workspace_settings"),
-    path("settings/name/", account_views.workspace_rename, name="workspace_rename"),
+    path("settings/", workspace_views.workspace_settings, name="workspace_settings"),
+    path("settings/name/", workspace_views.workspace_rename, name="workspace_rename"),
     path(
         "settings/segmind-plan/",
-        account_views.workspace_segmind_plan,
+        workspace_views.workspace_segmind_plan,
         name="workspace_segmind_plan",
     ),
-    path("api-keys/", account_views.api_keys, name="api_keys"),
-    path("api-keys/<uuid:key_id>/revoke/", account_views.api_key_revoke, name="api_key_revoke"),
+    path("api-keys/", api_key_views.api_keys, name="api_keys"),
+    path("api-keys/<uuid:key_id>/revoke/", api_key_views.api_key_revoke, name="api_key_revoke"),
     path("credits/", billing_views.credits, name="credits"),
     path("credits/export.csv", billing_views.credits_export, name="credits_export"),
     path("credits/threshold/", billing_views.credits_threshold, name="credits_threshold"),
     path("credits/buy/", billing_views.credits_buy, name="credits_buy"),
-    path("team/", account_views.team, name="team"),
-    path("team/invite/", account_views.team_invite, name="team_invite"),
-    path("team/<int:member_id>/role/", account_views.team_change_role, name="team_change_role"),
-    path("team/<int:member_id>/remove/", account_views.team_remove, name="team_remove"),
+    path("team/", team_views.team, name="team"),
+    path("team/invite/", team_views.team_invite, name="team_invite"),
+    path("team/<int:member_id>/role/", team_views.team_change_role, name="team_change_role"),
+    path("team/<int:member_id>/remove/", team_views.team_remove, name="team_remove"),
     path(
         "team/invitations/<int:invitation_id>/revoke/",
-        account_views.team_revoke_invitation,
+        team_views.team_revoke_invitation,
         name="team_revoke_invitation",
     ),
     path(
         "team/invitations/<int:invitation_id>/resend/",
-        account_views.team_resend_invitation,
+        team_views.team_resend_invitation,
         name="team_resend_invitation",
     ),
 ]

@@ -342,7 +342,7 @@ def test_granting_to_a_workspace_that_does_not_exist_is_a_404(operator_client, o
 def test_the_workspace_admin_shows_only_the_last_four_of_its_own_segmind_key(
     operator_client: Client, tenant: Tenant
 ) -> None:
-    from accounts.services import _fernet
+    from accounts.services.fernet import _fernet
 
     secret = "sg_the_shops_own_secret_key_4321"
     Tenant.objects.filter(pk=tenant.pk).update(

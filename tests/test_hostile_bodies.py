@@ -18,8 +18,6 @@ from django.http import Http404
 from django.test import Client
 from django.urls import URLPattern, reverse
 
-from accounts import api as accounts_api
-from accounts import services as account_services
 from accounts.models import CreditEntry, StripeEvent, Tenant, WebhookEndpoint
 from jobs.models import Batch, Job, Preset
 from productstudio.lib import parsers
@@ -395,12 +393,9 @@ def test_stripes_webhook_still_takes_a_signed_event(tenant: Tenant, stripe_setti
 
 
 def test_an_exception_in_an_api_view_is_a_problem_with_a_request_id_and_no_traceback(
-    api: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, debug: bool
+    api: Client, credits_api_fails_with: Any, caplog: pytest.LogCaptureFixture, debug: bool
 ):
-    def fail(request: Any) -> Any:
-        raise RuntimeError("secret internals")
-
-    monkeypatch.setattr(accounts_api, "request_workspace_required", fail)
+    credits_api_fails_with(RuntimeError("secret internals"))
 
     with caplog.at_level(logging.ERROR, logger="productstudio.middleware"):
         response = api.get("/api/v1/credits")
@@ -414,12 +409,8 @@ def test_an_exception_in_an_api_view_is_a_problem_with_a_request_id_and_no_trace
 
 
 def test_an_exception_in_a_middleware_on_an_api_path_is_a_problem(
-    tenant: Tenant, monkeypatch: pytest.MonkeyPatch, debug: bool
+    tenant: Tenant, idempotency_begin_fails: None, debug: bool
 ):
-    def fail(**kwargs: Any) -> Any:
-        raise RuntimeError("secret internals")
-
-    monkeypatch.setattr(account_services, "idempotency_begin", fail)
     client = key_client(tenant, raise_request_exception=False)
 
     response = client.post(
@@ -432,12 +423,9 @@ def test_an_exception_in_a_middleware_on_an_api_path_is_a_problem(
 
 
 def test_a_not_found_raised_in_an_api_view_is_a_problem(
-    api: Client, monkeypatch: pytest.MonkeyPatch, debug: bool
+    api: Client, credits_api_fails_with: Any, debug: bool
 ):
-    def missing(request: Any) -> Any:
-        raise Http404("no such workspace")
-
-    monkeypatch.setattr(accounts_api, "request_workspace_required", missing)
+    credits_api_fails_with(Http404("no such workspace"))
 
     assert_problem(api.get("/api/v1/credits"), 404, "not_found")
 

@@ -143,13 +143,11 @@ def test_a_database_still_locked_answers_503_with_retry_after_on_the_api(
 
 
 def test_a_database_still_locked_answers_503_on_a_page_too(
-    owner: Any, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+    owner: Any, tenant: Tenant, home_page_fails_with: Any
 ):
-    from accounts import views as account_views
-
     client: Client = login_client(owner)
     client.raise_request_exception = False
-    monkeypatch.setattr(account_views, "redirect", _locked)
+    home_page_fails_with(OperationalError("database is locked"))
 
     response = client.get("/")
 

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from accounts.models import Tenant
+from accounts.models import Lease, Tenant
 from jobs.engines.segmind import ratelimit
 from jobs.models import (
     DISPATCHER_LEASE,
@@ -36,7 +36,6 @@ from jobs.models import (
     Job,
     JobQuerySet,
     JobStatus,
-    Lease,
     SegmindKeyBudget,
 )
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from jobs.models import DISPATCHER_LEASE, DISPATCHER_LEASE_SECONDS, Job, JobStatus, Lease
+from accounts.models import Lease
+from jobs.models import DISPATCHER_LEASE, DISPATCHER_LEASE_SECONDS, Job, JobStatus
 
 LEASE = DISPATCHER_LEASE
 LEASE_SECONDS = DISPATCHER_LEASE_SECONDS

@@ -128,23 +128,14 @@ def test_raising_the_threshold_warns_on_the_page_and_emails_at_the_next_drop(
 
 
 def test_an_email_that_fails_is_tried_again_at_the_next_drop(
-    tenant, monkeypatch, django_capture_on_commit_callbacks
+    tenant, low_balance_smtp_down, django_capture_on_commit_callbacks
 ):
-    real_send_mail = services.send_mail
-    down = [True]
-
-    def flaky(**kwargs):
-        if down[0]:
-            raise ConnectionRefusedError("no SMTP server")
-        return real_send_mail(**kwargs)
-
-    monkeypatch.setattr(services, "send_mail", flaky)
     with django_capture_on_commit_callbacks(execute=True):
         job = _hold(tenant, 3)  # the job is held all the same
     assert Job.objects.get(pk=job.pk).credit_entries.count() == 1
     tenant.refresh_from_db()
     assert tenant.low_balance_notified_at is None
-    down[0] = False
+    low_balance_smtp_down.up()
     with django_capture_on_commit_callbacks(execute=True):
         _hold(tenant, 1)
     assert len(_warnings()) == 1

@@ -16,7 +16,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
 from accounts.models import OperatorAction, User
-from accounts.security_views import PENDING_KEY
+from accounts.views.security import PENDING_KEY
 from jobs import services as job_services
 from jobs.models import Job
 from tests.conftest import PASSWORD, login_client

@@ -767,3 +767,41 @@ def test_batch_completed_is_an_event_endpoints_can_subscribe_to(
     _emit(tenant, django_capture_on_commit_callbacks, type="batch.completed", batch="b1")
 
     assert json.loads(http_server.received[0].body)["type"] == "batch.completed"
+
+
+# --- who may manage webhooks: the rule lives in the services ---------------------------------
+
+
+def test_a_member_or_an_outsider_cannot_add_delete_test_or_read_the_secret_through_the_services(
+    tenant, owner, member, outsider, http_server
+):
+    url = http_server.url("/hooks")
+    endpoint = services.webhook_endpoint_create(tenant=tenant, url=url, created_by=owner).endpoint
+    refused = [
+        lambda by: services.webhook_endpoint_create(tenant=tenant, url=url, created_by=by),
+        lambda by: services.webhook_endpoint_delete(
+            tenant=tenant, endpoint_id=str(endpoint.pk), by=by
+        ),
+        lambda by: services.webhook_test_send(tenant=tenant, endpoint_id=str(endpoint.pk), by=by),
+        lambda by: services.webhook_workspace_secret(tenant=tenant, by=by),
+    ]
+    for call in refused:
+        for by in (member, outsider):
+            with pytest.raises(services.WebhookError) as refusal:
+                call(by)
+            assert refusal.value.code == "forbidden"
+    assert WebhookEndpoint.objects.for_tenant(tenant).count() == 1
+    assert http_server.received == []
+
+
+def test_an_owner_and_an_api_key_may_manage_webhooks(tenant, owner, http_server):
+    url = http_server.url("/hooks")
+    by_owner = services.webhook_endpoint_create(tenant=tenant, url=url, created_by=owner)
+    by_key = services.webhook_endpoint_create(tenant=tenant, url=url, created_by=None)
+    assert services.webhook_workspace_secret(tenant=tenant, by=owner).startswith("whsec_")
+    assert services.webhook_endpoint_delete(
+        tenant=tenant, endpoint_id=str(by_owner.endpoint.pk), by=owner
+    )
+    assert services.webhook_endpoint_delete(
+        tenant=tenant, endpoint_id=str(by_key.endpoint.pk), by=None
+    )

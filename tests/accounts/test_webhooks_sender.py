@@ -14,8 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts import services
-from accounts.models import DeliveryStatus, Tenant, User, WebhookDelivery, WebhookEndpoint
-from jobs.models import Lease
+from accounts.models import DeliveryStatus, Lease, Tenant, User, WebhookDelivery, WebhookEndpoint
 from tests.support.api_helpers import assert_problem, key_client
 from tests.support.http_server import HangingServer
 
@@ -36,14 +35,13 @@ class _Posts:
     """Wraps the sender's POST to count attempts in flight per URL prefix, at the moment
     they are made (exact, unlike counting a server's open sockets)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, webhook_post_wrapped: Any) -> None:
         self.lock = threading.Lock()
         self.now: Counter[str] = Counter()
         self.most: Counter[str] = Counter()
         self.started: list[str] = []
-        real = services._delivery_post
 
-        def post(attempt: Any) -> Any:
+        def post(real: Any, attempt: Any) -> Any:
             where = attempt.url.rsplit("/", 1)[0]
             with self.lock:
                 self.now[where] += 1
@@ -55,7 +53,7 @@ class _Posts:
                 with self.lock:
                     self.now[where] -= 1
 
-        monkeypatch.setattr(services, "_delivery_post", post)
+        webhook_post_wrapped(post)
 
 
 def _endpoints(tenant: Tenant, url: str, count: int) -> list[WebhookEndpoint]:
@@ -68,11 +66,17 @@ def _emit_unsent(tenant: Tenant, captured: Any) -> list[WebhookDelivery]:
 
 
 def test_a_hanging_receiver_holds_only_its_workspace_s_share_and_others_are_sent_meanwhile(
-    tenant, other, http_server, hanging, settings, monkeypatch, django_capture_on_commit_callbacks
+    tenant,
+    other,
+    http_server,
+    hanging,
+    settings,
+    webhook_post_wrapped,
+    django_capture_on_commit_callbacks,
 ):
     settings.WEBHOOK_TIMEOUT_SECONDS = 1.0
     settings.WEBHOOK_WORKSPACE_CONCURRENCY = 2
-    posts = _Posts(monkeypatch)
+    posts = _Posts(webhook_post_wrapped)
     http_server.route("/b")
     _endpoints(tenant, hanging.url("/a"), 5)
     _endpoints(other, http_server.url("/b"), 1)
@@ -97,10 +101,10 @@ def test_a_hanging_receiver_holds_only_its_workspace_s_share_and_others_are_sent
 
 
 def test_workspaces_take_turns_for_the_sender_s_threads(
-    tenant, other, http_server, settings, monkeypatch, django_capture_on_commit_callbacks
+    tenant, other, http_server, settings, webhook_post_wrapped, django_capture_on_commit_callbacks
 ):
     settings.WEBHOOK_SENDER_THREADS = 1
-    posts = _Posts(monkeypatch)
+    posts = _Posts(webhook_post_wrapped)
     http_server.route("/a")
     http_server.route("/b")
     _endpoints(tenant, http_server.url("/a"), 3)

@@ -18,10 +18,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from accounts.models import CreditKind, Tenant, User
+from accounts.models import CreditKind, Lease, Tenant, User
 from jobs import dispatcher as provider
 from jobs import services, tasks
-from jobs.models import AssetKind, Job, JobPrice, JobStatus, Lease
+from jobs.models import AssetKind, Job, JobPrice, JobStatus
 from tests.jobs.test_segmind_jobs import _submitted_job
 from tests.support.fake_segmind import FakeSegmind
 

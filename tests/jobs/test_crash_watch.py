@@ -17,8 +17,9 @@ import pytest
 from django.utils import timezone
 from django_q.conf import Conf
 
+from accounts.models import Lease
 from jobs import services, signals, tasks
-from jobs.models import Job, JobStatus, Lease
+from jobs.models import Job, JobStatus
 from tests.jobs.test_crash_takeover import _lease, _unsent_job
 from tests.support.fake_segmind import FakeSegmind
 

@@ -14,9 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import SegmindPlan, Tenant, User
+from accounts.models import Lease, SegmindPlan, Tenant, User
 from jobs.engines.segmind import ratelimit
-from jobs.models import Batch, Job, JobStatus, Lease, SegmindKeyBudget
+from jobs.models import Batch, Job, JobStatus, SegmindKeyBudget
 from jobs.selectors import queue as queueing
 from jobs.views.progress import finish_text, queue_text
 from tests.support.api_helpers import key_client

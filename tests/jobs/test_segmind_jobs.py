@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from accounts.models import Lease
 from jobs import catalog, services, tasks
 from jobs import dispatcher as provider
 from jobs.engines.segmind import client as segmind
-from jobs.models import AssetKind, Job, JobStatus, Lease
+from jobs.models import AssetKind, Job, JobStatus
 from tests.support.fake_segmind import FakeSegmind
 
 KEY = "test-key"

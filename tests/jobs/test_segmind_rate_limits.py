@@ -20,11 +20,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from accounts import services as account_services
-from accounts.models import CreditKind, SegmindPlan, Tenant, User
+from accounts.models import CreditKind, Lease, SegmindPlan, Tenant, User
 from jobs import dispatcher as provider
 from jobs import services
 from jobs.engines.segmind import ratelimit
-from jobs.models import Job, JobPrice, JobStatus, Lease, SegmindKeyBudget
+from jobs.models import Job, JobPrice, JobStatus, SegmindKeyBudget
 from jobs.selectors import queue as queueing
 from tests.support.fake_segmind import FakeSegmind
 

@@ -41,10 +41,10 @@ def main(argv: list[str]) -> Any:
     from PIL import Image
 
     from accounts import services as accounts_services
-    from accounts.models import CreditEntry, Membership, User, WebhookDelivery
+    from accounts.models import CreditEntry, Lease, Membership, User, WebhookDelivery
     from jobs import dispatcher as provider
     from jobs import services
-    from jobs.models import AssetKind, Job, JobPrice, Lease
+    from jobs.models import AssetKind, Job, JobPrice
 
     def workspace_user(name: str) -> Any:
         email = f"{name.lower()}@example.com"

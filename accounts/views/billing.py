@@ -28,13 +28,10 @@ from accounts import services
 from accounts.decorators import workspace_view
 from accounts.forms import BuyForm, LedgerFilterForm, ThresholdForm
 from accounts.models import CheckoutSession, CheckoutStatus, CreditPack, Membership
-from jobs.catalog import get_model
-from jobs.models import ProviderIncident
 from productstudio.lib.errors import Problem, problem_response
 from productstudio.lib.parsers import BodyError, check_declared_length, check_depth
 
 LEDGER_PAGE_SIZE = 25
-INCIDENTS_SHOWN = 10
 CSV_COLUMNS = [
     "date",
     "kind",
@@ -66,11 +63,8 @@ def credits(request: HttpRequest, membership: Membership) -> HttpResponse:
     page = Paginator(entries.select_related("created_by", "job"), LEDGER_PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    usage = [
-        {"usage": row, "title": spec.title if (spec := get_model(row.model)) else row.model}
-        for row in services.credits_usage_by_month(tenant=tenant)
-    ]
-    incidents = ProviderIncident.objects.for_tenant(tenant).select_related("job")[:INCIDENTS_SHOWN]
+    # Model names and Segmind incidents come from jobs' tags (jobs/templatetags/credits_page.py).
+    usage = services.credits_usage_by_month(tenant=tenant)
     checkout = None
     if session_id := request.GET.get("session_id"):
         checkout = CheckoutSession.objects.for_tenant(tenant).filter(session_id=session_id).first()
@@ -82,7 +76,6 @@ def credits(request: HttpRequest, membership: Membership) -> HttpResponse:
             "filter_form": filter_form,
             "filtered": any(request.GET.get(name) for name in filter_form.fields),
             "usage": usage,
-            "incidents": incidents,
             "packs": CreditPack.objects.on_sale(),
             "stripe_enabled": services.billing_stripe_enabled(),
             "operators_contact": _operators_contact(),

@@ -1,9 +1,5 @@
 """The REST API's webhooks: a workspace's endpoints, their deliveries, and the secret
-that signs jobs' own `webhook_url` deliveries.
-
-Apart from `accounts/api.py`, which DRF imports while it is itself loading (for the
-API-key authentication) and so cannot import DRF's views.
-"""
+that signs jobs' own `webhook_url` deliveries."""
 
 from typing import Any
 
@@ -16,7 +12,7 @@ from rest_framework.response import Response
 
 from accounts import services
 from accounts.authentication import request_workspace_required
-from accounts.models import Membership, Tenant, User, WebhookDelivery, WebhookEndpoint
+from accounts.models import Tenant, User, WebhookDelivery, WebhookEndpoint
 from productstudio.lib.errors import PROBLEMS, Problem, ProblemSerializer
 from productstudio.lib.pagination import PAGE_PARAMETERS, page_of, paginate
 from productstudio.lib.validation import unknown_fields_refuse
@@ -166,18 +162,16 @@ _DELIVERY_EXAMPLE = {
 _CREATE_FIELDS = {"url", "event_types", "description"}
 
 
+def _by(request: Request) -> User | None:
+    # None: an API key, which acts for the whole workspace.
+    return request.user if isinstance(request.user, User) else None
+
+
 def _manager_tenant(request: Request) -> Tenant:
-    """The caller's workspace, if the caller may manage its webhooks: a key acts for the
-    whole workspace; a person must be one of its owners or admins, as for API keys (an
-    endpoint receives the workspace's events, and the secret signs them)."""
+    """The caller's workspace, once the services agree the caller may manage its
+    webhooks (refused there: ``forbidden``, a 403)."""
     tenant = request_workspace_required(request)
-    if isinstance(request.user, User):
-        membership = Membership.objects.for_tenant(tenant).filter(user=request.user).first()
-        if membership is None or not membership.can_manage_team:
-            raise Problem(
-                "forbidden",
-                "Only the workspace's owners and admins manage its webhooks; ask one of them.",
-            )
+    services.webhook_manager_check(tenant=tenant, by=_by(request))
     return tenant
 
 
@@ -259,7 +253,7 @@ def webhooks_list(request: Request) -> Response:
             url=given.validated_data["url"],
             event_types=given.validated_data.get("event_types") or [],
             description=given.validated_data.get("description", ""),
-            created_by=request.user if isinstance(request.user, User) else None,
+            created_by=_by(request),
         )
     except services.WebhookError as e:
         raise Problem.of(e) from e
@@ -285,7 +279,9 @@ def webhook_detail(request: Request, endpoint_id: str) -> Response:
     tenant = _manager_tenant(request)
     endpoint = get_object_or_404(_endpoints(tenant), pk=endpoint_id)
     if request.method == "DELETE":
-        services.webhook_endpoint_delete(tenant=tenant, endpoint_id=str(endpoint.pk))
+        services.webhook_endpoint_delete(
+            tenant=tenant, endpoint_id=str(endpoint.pk), by=_by(request)
+        )
         return Response(status=204)
     return Response(WebhookEndpointSerializer(endpoint).data)
 
@@ -311,7 +307,9 @@ def webhook_test(request: Request, endpoint_id: str) -> Response:
     tenant = _manager_tenant(request)
     endpoint = get_object_or_404(_endpoints(tenant), pk=endpoint_id)
     try:
-        delivery = services.webhook_test_send(tenant=tenant, endpoint_id=str(endpoint.pk))
+        delivery = services.webhook_test_send(
+            tenant=tenant, endpoint_id=str(endpoint.pk), by=_by(request)
+        )
     except services.WebhookError as e:
         raise Problem.of(e) from e
     return Response(WebhookDeliverySerializer(delivery).data, status=201)
@@ -352,4 +350,5 @@ def webhook_secret(request: Request) -> Response:
     """The workspace's signing secret for jobs' own `webhook_url` (the `webhook_url` of
     `POST /api/v1/jobs`): those deliveries carry the job's `job.succeeded` or
     `job.failed`, signed with this secret. Endpoints have secrets of their own."""
-    return Response({"secret": services.webhook_workspace_secret(tenant=_manager_tenant(request))})
+    tenant = _manager_tenant(request)
+    return Response({"secret": services.webhook_workspace_secret(tenant=tenant, by=_by(request))})
