@@ -34,6 +34,8 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	DEBUG=1 $(BIN)/mypy .
+# The layering contracts in pyproject.toml; no cache, so two runs at once (CI) cannot clash.
+	$(BIN)/lint-imports --no-logo --no-cache
 
 # pytest exits 5 when it collects no test; that is not a failure of the suite.
 test: install-dev lint

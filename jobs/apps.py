@@ -24,3 +24,11 @@ class JobsConfig(AppConfig):
         from jobs.signals import watch_on_spawn
 
         post_spawn.connect(watch_on_spawn, dispatch_uid="jobs-watch-on-spawn")
+        # Accounts stores a workspace's own Segmind key; jobs asks Segmind about it and
+        # clears the pauses a change makes stale (accounts never imports jobs).
+        from accounts.services import segmind_key_changed, segmind_key_verifier_set
+        from jobs.services import segmind_key_verify
+        from jobs.signals import pauses_clear_on_key_change
+
+        segmind_key_verifier_set(segmind_key_verify)
+        segmind_key_changed.connect(pauses_clear_on_key_change, dispatch_uid="jobs-key-changed")

@@ -1,4 +1,5 @@
-"""django-q2 signal receivers for the jobs cluster."""
+"""Signal receivers of jobs: django-q2's (a worker of the jobs cluster starting) and
+accounts' (a workspace's own Segmind key changed)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,10 @@ def watch_on_spawn(sender: Any, proc_name: str = "", **kwargs: Any) -> None:
             cluster=Conf.PREFIX,
         )
     )
+
+
+def pauses_clear_on_key_change(sender: Any, tenant: Any = None, **kwargs: Any) -> None:
+    """A workspace set, replaced or removed its own Segmind key: jobs paused on the old
+    key's empty account go back to the queue, to run on the new key (or fail clearly
+    without one)."""
+    services.provider_pauses_stale_clear()

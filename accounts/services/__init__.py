@@ -8,7 +8,7 @@ Where things live:
 - ``throttling``: throttle counters and login locks
 - ``idempotency``: idempotency keys of API requests
 - ``credits``: the ledger, holds, low balance, thresholds, usage by month
-- ``segmind_key``: the workspace's own Segmind key (moves to jobs next)
+- ``segmind_key``: the workspace's own Segmind key, stored encrypted (jobs asks Segmind about it)
 - ``billing``: buying credits through Stripe Checkout
 - ``webhooks``: endpoints, secrets, signing; ``webhook_delivery``: emitting, sending, the sender
 - ``audit``: the operators' audit trail
@@ -163,6 +163,9 @@ from accounts.services.segmind_key import (
     KeyCheck as KeyCheck,
 )
 from accounts.services.segmind_key import (
+    segmind_key_changed as segmind_key_changed,
+)
+from accounts.services.segmind_key import (
     segmind_key_clear as segmind_key_clear,
 )
 from accounts.services.segmind_key import (
@@ -170,6 +173,9 @@ from accounts.services.segmind_key import (
 )
 from accounts.services.segmind_key import (
     segmind_key_set as segmind_key_set,
+)
+from accounts.services.segmind_key import (
+    segmind_key_verifier_set as segmind_key_verifier_set,
 )
 from accounts.services.signup import (
     signup_complete as signup_complete,

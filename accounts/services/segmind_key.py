@@ -1,19 +1,44 @@
-"""The workspace's own Segmind key. It moves to jobs next: the last service of accounts
-that imports jobs (the Segmind client, locally)."""
+"""The workspace's own Segmind key: checked, stored encrypted, replaced or removed.
+
+Accounts stores the key; asking Segmind about it, and what follows a change (jobs paused on
+the old key's empty account go back to the queue), are jobs' business, and accounts never
+imports jobs. So jobs plugs both in when it loads (`jobs.apps`): a verifier that asks
+Segmind (`segmind_key_verifier_set`) and a receiver of `segmind_key_changed`, sent once the
+change is committed.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.fernet import InvalidToken
-from django.conf import settings
+from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from accounts.models import Tenant, User
 from accounts.services.fernet import _fernet
 from accounts.services.members import AccountError, _actor
 
-# -- the workspace's own Segmind key -----------------------------------------------------
+# Sent after a workspace's own key was set, replaced or removed and the change committed;
+# `tenant` is the workspace.
+segmind_key_changed = Signal()
+
+# Asks Segmind about a key: True when it accepts it but its account is out of credit, False
+# when it accepts it; raises AccountError (`invalid_key`, `segmind_unreachable`) otherwise.
+SegmindKeyVerifier = Callable[[str], bool]
+_verifier: SegmindKeyVerifier | None = None
+
+
+def segmind_key_verifier_set(verifier: SegmindKeyVerifier) -> None:
+    """Name the function that asks Segmind about a key (jobs does, when it loads)."""
+    global _verifier
+    _verifier = verifier
+
+
+def _key_changed(tenant: Tenant) -> None:
+    transaction.on_commit(lambda: segmind_key_changed.send(sender=Tenant, tenant=tenant))
 
 
 @dataclass(frozen=True)
@@ -27,30 +52,17 @@ class KeyCheck:
 def segmind_key_set(*, tenant: Tenant, by: User, key: str) -> KeyCheck:
     """Save the workspace's own Segmind key, encrypted, once a call that costs nothing
     shows Segmind accepts it. Owners and admins only."""
-    from jobs.engines.segmind import client as segmind  # import-linter: moved to jobs next
-
     actor = _actor(tenant, by)
     if not actor.can_manage_team:
         raise AccountError("forbidden", "Only owners and admins can change the Segmind key.")
     key = key.strip()
     if not (8 <= len(key) <= 200) or not key.isascii() or not key.isprintable() or " " in key:
         raise AccountError("invalid_key", "segmind_key: this does not look like a Segmind API key.")
-    out_of_credit = False
-    try:
-        segmind.key_check(api_key=key, base_url=settings.SEGMIND_API_BASE)
-    except segmind.SegmindError as e:
-        if e.code == "provider_insufficient_credits":
-            out_of_credit = True
-        elif e.code in ("provider_unauthorized", "provider_forbidden"):
-            raise AccountError(
-                "invalid_key", "segmind_key: Segmind refused this key; check it and try again."
-            ) from e
-        else:
-            raise AccountError(
-                "segmind_unreachable",
-                "segmind_key: Segmind could not be asked about the key just now "
-                f"({e.message}); nothing was saved. Try again.",
-            ) from e
+    if _verifier is None:
+        raise AccountError(
+            "segmind_unreachable", "segmind_key: Segmind cannot be asked about keys here."
+        )
+    out_of_credit = _verifier(key)
     Tenant.objects.filter(pk=tenant.pk).update(
         segmind_key_encrypted=_fernet().encrypt(key.encode()).decode(),
         segmind_key_last4=key[-4:],
@@ -59,6 +71,7 @@ def segmind_key_set(*, tenant: Tenant, by: User, key: str) -> KeyCheck:
     tenant.refresh_from_db(
         fields=["segmind_key_encrypted", "segmind_key_last4", "segmind_key_set_at"]
     )
+    _key_changed(tenant)
     return KeyCheck(last4=key[-4:], out_of_credit=out_of_credit)
 
 
@@ -73,6 +86,7 @@ def segmind_key_clear(*, tenant: Tenant, by: User) -> None:
     tenant.refresh_from_db(
         fields=["segmind_key_encrypted", "segmind_key_last4", "segmind_key_set_at"]
     )
+    _key_changed(tenant)
 
 
 def segmind_key_get(*, tenant: Tenant) -> str:

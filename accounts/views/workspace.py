@@ -16,7 +16,6 @@ from accounts.forms import (
     WorkspaceNameForm,
 )
 from accounts.models import Membership, Tenant
-from jobs import services as job_services
 
 
 @login_required
@@ -40,7 +39,6 @@ def workspace_settings(request: HttpRequest, membership: Membership) -> HttpResp
             return redirect("workspace_settings", workspace=tenant.slug)
         if request.POST.get("action") == "remove":
             services.segmind_key_clear(tenant=tenant, by=membership.user)
-            job_services.provider_pauses_stale_clear()
             messages.success(request, "Your Segmind key was removed: new jobs use ours again.")
             return redirect("workspace_settings", workspace=tenant.slug)
         if form.is_valid():
@@ -51,8 +49,6 @@ def workspace_settings(request: HttpRequest, membership: Membership) -> HttpResp
             except services.AccountError as e:
                 form.add_error("segmind_key", e.message.removeprefix("segmind_key: "))
             else:
-                # Jobs waiting on the old key's empty account go now, on the new key.
-                job_services.provider_pauses_stale_clear()
                 messages.success(
                     request,
                     f"Segmind accepted the key ending {check.last4}: new jobs run on it.",

@@ -104,6 +104,7 @@ from jobs.services.segmind_keys import (
     segmind_budget_view,
     segmind_key_for,
     segmind_key_id,
+    segmind_key_verify,
 )
 from jobs.services.submit import job_enqueue, job_rerun, job_resolve_params, job_submit
 from jobs.services.sweeper import (
@@ -198,4 +199,5 @@ __all__ = [
     "segmind_budget_view",
     "segmind_key_for",
     "segmind_key_id",
+    "segmind_key_verify",
 ]

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.models import Tenant
+from jobs.engines.segmind import client as segmind
 from jobs.engines.segmind import ratelimit
 from jobs.models import Job, SegmindKeyBudget
 
@@ -95,3 +96,26 @@ def segmind_budget_view(*, budget: SegmindKeyBudget, now: datetime | None = None
         closed_until=datetime.fromtimestamp(closed, UTC) if closed else None,
         jobs_waiting=queued.count(),
     )
+
+
+def segmind_key_verify(key: str) -> bool:
+    """Ask Segmind, with a call that costs nothing, whether it takes a workspace's own
+    key: False when it does, True when it does but the key's account is out of credit
+    (406; the key is saved anyway and the shop told to top up). A refused key, or no
+    answer, is an AccountError naming the field, and nothing is saved. Accounts calls it
+    through `segmind_key_verifier_set` (see jobs.apps)."""
+    try:
+        segmind.key_check(api_key=key, base_url=settings.SEGMIND_API_BASE)
+    except segmind.SegmindError as e:
+        if e.code == "provider_insufficient_credits":
+            return True
+        if e.code in ("provider_unauthorized", "provider_forbidden"):
+            raise account_services.AccountError(
+                "invalid_key", "segmind_key: Segmind refused this key; check it and try again."
+            ) from e
+        raise account_services.AccountError(
+            "segmind_unreachable",
+            "segmind_key: Segmind could not be asked about the key just now "
+            f"({e.message}); nothing was saved. Try again.",
+        ) from e
+    return False

@@ -367,6 +367,23 @@ def test_a_workspace_that_enters_a_new_key_gets_its_waiting_jobs_sent_with_it(
     assert fake.stats()["submissions_by_api_key"] == {NEW_OWN_KEY: 1}
 
 
+def test_removing_the_key_through_the_service_clears_its_pause_once_committed(
+    fake, own_key_tenant, outsider, product_jpeg, django_capture_on_commit_callbacks
+):
+    # Accounts sends segmind_key_changed; jobs' receiver clears the pause, with no view
+    # or sweeper involved.
+    fake.faults.out_of_credit(OWN_KEY)
+    _submit(own_key_tenant, outsider, product_jpeg, django_capture_on_commit_callbacks)
+    assert ProviderPause.objects.get().is_open
+
+    with django_capture_on_commit_callbacks(execute=True):
+        account_services.segmind_key_clear(tenant=own_key_tenant, by=outsider)
+
+    pause = ProviderPause.objects.get()
+    assert not pause.is_open
+    assert "changed its own Segmind key" in pause.cleared_reason
+
+
 def test_entering_a_new_key_on_the_settings_page_sends_the_waiting_jobs_at_once(
     fake, own_key_tenant, outsider, product_jpeg, django_capture_on_commit_callbacks
 ):
