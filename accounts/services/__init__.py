@@ -28,6 +28,9 @@ from accounts.services.api_keys import (
     api_key_create as api_key_create,
 )
 from accounts.services.api_keys import (
+    api_key_manager_check as api_key_manager_check,
+)
+from accounts.services.api_keys import (
     api_key_revoke as api_key_revoke,
 )
 from accounts.services.audit import (
@@ -170,6 +173,9 @@ from accounts.services.segmind_key import (
 )
 from accounts.services.segmind_key import (
     segmind_key_get as segmind_key_get,
+)
+from accounts.services.segmind_key import (
+    segmind_key_manager_check as segmind_key_manager_check,
 )
 from accounts.services.segmind_key import (
     segmind_key_set as segmind_key_set,

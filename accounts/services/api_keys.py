@@ -21,11 +21,16 @@ class NewApiKey:
     secret: str  # the whole key, shown once and never stored
 
 
+def api_key_manager_check(*, tenant: Tenant, by: User, verb: str = "manage") -> None:
+    """Refuse (``forbidden``) unless `by` may hand out or take back `tenant`'s API keys:
+    a key acts for the whole workspace, with no person behind it, and outlives its
+    creator's membership, so only those who manage the team may."""
+    if not _actor(tenant, by).can_manage_team:
+        raise AccountError("forbidden", f"Only owners and admins can {verb} API keys.")
+
+
 def _require_key_manager(tenant: Tenant, user: User) -> None:
-    # A key acts for the whole workspace, with no person behind it, and outlives its
-    # creator's membership: only those who manage the team hand one out or take it back.
-    if not _actor(tenant, user).can_manage_team:
-        raise AccountError("forbidden", "Only owners and admins can manage API keys.")
+    api_key_manager_check(tenant=tenant, by=user)
 
 
 def api_key_create(*, tenant: Tenant, name: str, created_by: User | None = None) -> NewApiKey:

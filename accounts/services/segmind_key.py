@@ -31,6 +31,14 @@ SegmindKeyVerifier = Callable[[str], bool]
 _verifier: SegmindKeyVerifier | None = None
 
 
+def segmind_key_manager_check(*, tenant: Tenant, by: User) -> None:
+    """Refuse (``forbidden``) unless `by` may change `tenant`'s own Segmind key: its
+    owners and admins (the key decides what the workspace's jobs cost, and on whose
+    account)."""
+    if not _actor(tenant, by).can_manage_team:
+        raise AccountError("forbidden", "Only owners and admins can change the Segmind key.")
+
+
 def segmind_key_verifier_set(verifier: SegmindKeyVerifier) -> None:
     """Name the function that asks Segmind about a key (jobs does, when it loads)."""
     global _verifier
@@ -52,9 +60,7 @@ class KeyCheck:
 def segmind_key_set(*, tenant: Tenant, by: User, key: str) -> KeyCheck:
     """Save the workspace's own Segmind key, encrypted, once a call that costs nothing
     shows Segmind accepts it. Owners and admins only."""
-    actor = _actor(tenant, by)
-    if not actor.can_manage_team:
-        raise AccountError("forbidden", "Only owners and admins can change the Segmind key.")
+    segmind_key_manager_check(tenant=tenant, by=by)
     key = key.strip()
     if not (8 <= len(key) <= 200) or not key.isascii() or not key.isprintable() or " " in key:
         raise AccountError("invalid_key", "segmind_key: this does not look like a Segmind API key.")
@@ -77,9 +83,7 @@ def segmind_key_set(*, tenant: Tenant, by: User, key: str) -> KeyCheck:
 
 def segmind_key_clear(*, tenant: Tenant, by: User) -> None:
     """Forget the workspace's own key: its next jobs use the platform's key and price."""
-    actor = _actor(tenant, by)
-    if not actor.can_manage_team:
-        raise AccountError("forbidden", "Only owners and admins can change the Segmind key.")
+    segmind_key_manager_check(tenant=tenant, by=by)
     Tenant.objects.filter(pk=tenant.pk).update(
         segmind_key_encrypted="", segmind_key_last4="", segmind_key_set_at=None
     )

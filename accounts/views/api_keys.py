@@ -24,8 +24,10 @@ def api_keys(request: HttpRequest, membership: Membership) -> HttpResponse:
     form = ApiKeyForm(request.POST or None)
     created = None
     if request.method == "POST":
-        if not membership.can_manage_team:
-            messages.error(request, "Only owners and admins can create API keys.")
+        try:
+            services.api_key_manager_check(tenant=tenant, by=membership.user, verb="create")
+        except services.AccountError as e:
+            messages.error(request, e.message)
             return redirect("api_keys", workspace=tenant.slug)
         if form.is_valid():
             try:

@@ -34,8 +34,10 @@ def workspace_settings(request: HttpRequest, membership: Membership) -> HttpResp
     tenant = membership.tenant
     form = SegmindKeyForm(request.POST or None)
     if request.method == "POST":
-        if not membership.can_manage_team:
-            messages.error(request, "Only owners and admins can change the Segmind key.")
+        try:
+            services.segmind_key_manager_check(tenant=tenant, by=membership.user)
+        except services.AccountError as e:
+            messages.error(request, e.message)
             return redirect("workspace_settings", workspace=tenant.slug)
         if request.POST.get("action") == "remove":
             services.segmind_key_clear(tenant=tenant, by=membership.user)
