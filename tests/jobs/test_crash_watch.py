@@ -9,7 +9,6 @@ test_crashes.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -20,22 +19,6 @@ from jobs import services, signals, tasks
 from jobs.engines.segmind import dispatcher as provider
 from jobs.models import Job, JobStatus, Lease
 from tests.jobs.test_crash_takeover import _lease, _unsent_job
-from tests.support.fake_segmind import FakeSegmind
-
-KEY = "test-key"
-
-
-@pytest.fixture
-def fake(settings: Any) -> Iterator[FakeSegmind]:
-    with FakeSegmind(port=0, latency=0.3, api_key=KEY) as server:
-        settings.SEGMIND_API_KEY = KEY
-        settings.SEGMIND_API_BASE = server.base_url
-        settings.FETCH_ALLOW_PRIVATE_HOSTS = ["127.0.0.1"]
-        settings.SEGMIND_FIRST_POLL_SECONDS = 0.1
-        settings.SEGMIND_POLL_INTERVAL_SECONDS = 0.1
-        settings.SEGMIND_DISPATCHER_SECONDS = 5
-        settings.SEGMIND_RATE_LIMIT = "unlimited"
-        yield server
 
 
 @pytest.fixture
