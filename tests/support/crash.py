@@ -1,7 +1,8 @@
 """Fixtures for the in-process crash tests (a dead dispatcher's takeover, the lease watch).
 
-The real-cluster SIGKILL runs (tests/jobs/test_crashes.py) keep a module-scoped fake of
-their own, which overrides this one there, as does any test module with its own `fake`.
+The real-cluster SIGKILL runs (tests/jobs/engines/segmind/test_crashes.py) keep a
+module-scoped fake of their own, which overrides this one there, as does any test module
+with its own `fake`.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from accounts.models import CreditKind, Tenant, User
 from jobs import services, tasks
 from jobs.engines.segmind import dispatcher as provider
 from jobs.models import AssetKind, Job, JobPrice, JobStatus, Lease
-from tests.jobs.test_segmind_jobs import _submitted_job
+from tests.jobs.engines.segmind.test_dispatcher import _submitted_job
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from django_q.conf import Conf
 from jobs import services, signals, tasks
 from jobs.engines.segmind import dispatcher as provider
 from jobs.models import Job, JobStatus, Lease
-from tests.jobs.test_crash_takeover import _lease, _unsent_job
+from tests.jobs.engines.segmind.test_crash_takeover import _lease, _unsent_job
 
 
 @pytest.fixture
