@@ -423,6 +423,8 @@ class _Job:
     status_polls: int = 0
     result_fetches: int = 0
     downloads: int = 0
+    # Its submission was answered late by `Faults.slow` (e.g. after its sender died).
+    held: bool = False
 
 
 def job_key_for(body: Any) -> str:
@@ -465,6 +467,9 @@ class _Handler(BaseHTTPRequestHandler):
     # for the client's delayed ACK and every answer takes 40 ms more than it should.
     disable_nagle_algorithm = True
     server: _HTTPServer
+    # Whether `Faults.slow` held the request being answered (set for each request: the
+    # handler serves every request of a kept-alive connection).
+    held = False
 
     def do_GET(self) -> None:
         self.server.fake._handle(self, "GET")
@@ -636,6 +641,7 @@ class FakeSegmind:
                         "status_polls": job.status_polls,
                         "result_fetches": job.result_fetches,
                         "downloads": job.downloads,
+                        "held": job.held,
                     }
                     for job in self._jobs.values()
                 },
@@ -679,6 +685,7 @@ class FakeSegmind:
             if category != "output":
                 self._rate_note(_given_key(h), category)
             plan = self.faults.plan(category, json_answer=name != "output")
+            h.held = bool(plan.delay)
             if plan.drop:
                 self._served("drop_connection")
                 _drop(h)
@@ -874,6 +881,7 @@ class FakeSegmind:
             width=width,
             height=height,
             transparent=params.get("background_color") == "transparent",
+            held=h.held,
         )
         with self._lock:
             job.submitted_at = self._now()
