@@ -4,7 +4,7 @@ Run: `.venv/bin/python -m bench.local_engine_quality`
 
 For each of the 44 photos of `jobs.samples.quality_set()` it prints the intersection over
 union of the engine's alpha (>= 50%) with the exact mask, and the time the cut-out took;
-then the mean and the worst. `tests/jobs/test_local_engine_quality.py` holds the engine to
+then the mean and the worst. `tests/jobs/engines/local/test_engine_quality.py` holds the engine to
 a mean of at least 0.95 and at least 0.85 on every photo.
 """
 

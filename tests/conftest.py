@@ -33,6 +33,7 @@ PASSWORD = "correct-horse-battery-staple"
 # Shared fixtures, one module per area of the code (tests/support/).
 pytest_plugins = [
     "tests.support.accounts_services",
+    "tests.support.crash",
     "tests.support.jobs_api",
     "tests.support.jobs_services",
 ]

@@ -130,7 +130,7 @@ NOT_OBJECT_ROUTES: dict[str, str] = {
     "api_credits": "the caller's own workspace's balance: nothing in the URL names another",
     "api_webhook_secret": "the caller's own workspace's secret: nothing in the URL names another",
     "api_asset_download": "no key or session: its signature is the permission (a missing, "
-    "tampered or expired one is refused: tests/jobs/test_api_assets.py)",
+    "tampered or expired one is refused: tests/jobs/api/test_assets.py)",
 }
 
 # HTTP methods answered without running the view, so they cannot reach an object.

@@ -9,7 +9,7 @@ import pytest
 from jobs import catalog
 from jobs.models import AssetKind, Job, JobStatus
 from tests.e2e.test_portal_flow import _assert_job_page_and_gallery_show_it, _log_in
-from tests.jobs.test_segmind_jobs import PROMPTS
+from tests.jobs.engines.segmind.test_dispatcher import PROMPTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -96,6 +96,8 @@ class _Plan:
 
     drop: bool = False
     delay: float = 0.0
+    # Set by `Faults.slow_end()`: a slow answer then goes out at once.
+    delay_ended: threading.Event | None = None
     status: int | None = None
     error: str = ""
     headers: dict[str, str] = field(default_factory=dict)
@@ -131,6 +133,11 @@ class Faults:
         self._malformed = _Countdown()
         self._slow = _Countdown()
         self.slow_seconds = 0.0
+        # Requests still held by an earlier `slow` are let go, not left waiting.
+        ended = getattr(self, "_slow_ended", None)
+        if ended is not None:
+            ended.set()
+        self._slow_ended = threading.Event()
         self._drop = _Countdown()
         self._output_urls: list[str] = []
         # Segmind's per-key limit: (n, window seconds, Retry-After or None, polls count).
@@ -232,6 +239,14 @@ class Faults:
         with self._lock:
             self._slow = _Countdown(n, _scope(scope))
             self.slow_seconds = seconds
+            if self._slow_ended.is_set():
+                self._slow_ended = threading.Event()
+
+    def slow_end(self) -> None:
+        """Answer the requests `slow` holds now, without waiting out their seconds: a test
+        holds a request for as long as it needs (a crash mid-request), then lets it go."""
+        with self._lock:
+            self._slow_ended.set()
 
     def drop_connection(self, n: int = 1, scope: Scope = "any") -> None:
         """The next `n` requests in `scope` get their socket closed without any answer."""
@@ -356,6 +371,7 @@ class Faults:
             plan = _Plan()
             if self._slow.take(category):
                 plan.delay = self.slow_seconds
+                plan.delay_ended = self._slow_ended
             if self._rate_limit.take(category):
                 plan.status = 429
                 plan.error = "Rate Limited: too many requests"
@@ -407,6 +423,8 @@ class _Job:
     status_polls: int = 0
     result_fetches: int = 0
     downloads: int = 0
+    # Its submission was answered late by `Faults.slow` (e.g. after its sender died).
+    held: bool = False
 
 
 def job_key_for(body: Any) -> str:
@@ -449,6 +467,9 @@ class _Handler(BaseHTTPRequestHandler):
     # for the client's delayed ACK and every answer takes 40 ms more than it should.
     disable_nagle_algorithm = True
     server: _HTTPServer
+    # Whether `Faults.slow` held the request being answered (set for each request: the
+    # handler serves every request of a kept-alive connection).
+    held = False
 
     def do_GET(self) -> None:
         self.server.fake._handle(self, "GET")
@@ -620,6 +641,7 @@ class FakeSegmind:
                         "status_polls": job.status_polls,
                         "result_fetches": job.result_fetches,
                         "downloads": job.downloads,
+                        "held": job.held,
                     }
                     for job in self._jobs.values()
                 },
@@ -663,13 +685,17 @@ class FakeSegmind:
             if category != "output":
                 self._rate_note(_given_key(h), category)
             plan = self.faults.plan(category, json_answer=name != "output")
+            h.held = bool(plan.delay)
             if plan.drop:
                 self._served("drop_connection")
                 _drop(h)
                 return
             if plan.delay:
                 self._served("slow")
-                time.sleep(plan.delay)
+                if plan.delay_ended is None:
+                    time.sleep(plan.delay)
+                else:
+                    plan.delay_ended.wait(plan.delay)
             if plan.status is not None:
                 self._served(str(plan.status))
                 if plan.status == 406:
@@ -855,6 +881,7 @@ class FakeSegmind:
             width=width,
             height=height,
             transparent=params.get("background_color") == "transparent",
+            held=h.held,
         )
         with self._lock:
             job.submitted_at = self._now()

@@ -15,8 +15,8 @@ from PIL import Image
 from accounts.models import Tenant
 from jobs import images, services
 from jobs.models import Asset, AssetKind, Job, JobStatus
-from tests.jobs.test_segmind_jobs import _submit as _segmind_submit
-from tests.jobs.test_segmind_jobs import fake  # noqa: F401 (a fixture)
+from tests.jobs.engines.segmind.test_dispatcher import _submit as _segmind_submit
+from tests.jobs.engines.segmind.test_dispatcher import fake  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
 

@@ -217,7 +217,7 @@ def test_on_s3_the_link_is_the_storages_own_presigned_url(
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
-            "BACKEND": "tests.jobs.test_api_assets.FakeS3Storage",
+            "BACKEND": "tests.jobs.api.test_assets.FakeS3Storage",
             "OPTIONS": {"location": str(settings.MEDIA_ROOT)},
         },
     }

@@ -41,7 +41,7 @@ def fake(settings: Any) -> Iterator[FakeSegmind]:
         settings.SEGMIND_FIRST_POLL_SECONDS = 0.1
         settings.SEGMIND_POLL_INTERVAL_SECONDS = 0.1
         settings.SEGMIND_DISPATCHER_SECONDS = 20
-        # Pacing to a rate limit is tests/jobs/test_segmind_rate_limits.py's subject.
+        # Pacing to a rate limit is tests/jobs/engines/segmind/test_rate_limits.py's subject.
         settings.SEGMIND_RATE_LIMIT = "unlimited"
         yield server
 

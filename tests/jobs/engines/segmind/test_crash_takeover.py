@@ -10,9 +10,7 @@ local jobs keep the sweeper's rule. The real-cluster SIGKILL runs are in test_cr
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -22,23 +20,7 @@ from accounts.models import CreditKind, Lease, Tenant, User
 from jobs import dispatcher as provider
 from jobs import services, tasks
 from jobs.models import AssetKind, Job, JobPrice, JobStatus
-from tests.jobs.test_segmind_jobs import _submitted_job
-from tests.support.fake_segmind import FakeSegmind
-
-KEY = "test-key"
-
-
-@pytest.fixture
-def fake(settings: Any) -> Iterator[FakeSegmind]:
-    with FakeSegmind(port=0, latency=0.3, api_key=KEY) as server:
-        settings.SEGMIND_API_KEY = KEY
-        settings.SEGMIND_API_BASE = server.base_url
-        settings.FETCH_ALLOW_PRIVATE_HOSTS = ["127.0.0.1"]
-        settings.SEGMIND_FIRST_POLL_SECONDS = 0.1
-        settings.SEGMIND_POLL_INTERVAL_SECONDS = 0.1
-        settings.SEGMIND_DISPATCHER_SECONDS = 20
-        settings.SEGMIND_RATE_LIMIT = "unlimited"
-        yield server
+from tests.jobs.engines.segmind.test_dispatcher import _submitted_job
 
 
 @pytest.fixture(autouse=True)
