@@ -70,7 +70,7 @@ def no_fetching(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
 
     settings.FETCH_ALLOW_PRIVATE_HOSTS = []
     # Schemathesis sends many wrong API keys from one address on purpose; the lock they
-    # would earn (tests/accounts/test_throttling.py) is not what these tests check.
+    # would earn (tests/accounts/services/test_throttling.py) is not what these tests check.
     settings.API_KEY_FAILURE_LIMIT = 1_000_000
     monkeypatch.setattr(fetcher, "resolve_host", refuse)
     monkeypatch.setattr(fetcher, "is_public_address", lambda address: False)
