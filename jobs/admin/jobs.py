@@ -167,7 +167,7 @@ class JobAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             memo = form.cleaned_data["memo"]
             try:
-                entry = services.job_refund(job=job, operator=request.user, memo=memo)
+                entry = services.job_operator_refund(job=job, actor=request.user, memo=memo)
             except account_services.CreditError as e:
                 form.add_error("memo" if e.code == "memo_required" else None, e.message)
             else:

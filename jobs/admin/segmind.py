@@ -65,7 +65,7 @@ class ProviderPauseAdmin(admin.ModelAdmin):
     def _clear(self, request: HttpRequest, pause: ProviderPause, reason: str) -> int | None:
         assert isinstance(request.user, User)  # admin_view lets only staff users in
         return services.provider_pause_operator_clear(
-            pause=pause, operator=request.user, reason=reason
+            pause=pause, actor=request.user, reason=reason
         )
 
     @admin.action(description="Clear pause and resume…", permissions=["clear"])

@@ -25,7 +25,8 @@ jobs.selectors and re-exported here):
 - preview:          the new-job page's preview: parameters and the price of its photos' jobs
 - submit:           job_submit, job_resolve_params, job_enqueue, job_rerun (job_rerun_or_retry)
 - batches:          batch_submit (API), batch_submit_portal (new-job page), batch_retry_failed
-- refunds:          an operator's refund of a succeeded job, with its audit record (job_refund)
+- refunds:          an operator's refund of a succeeded job, with its audit record
+                    (job_operator_refund)
 - sweeper:          jobs_sweep (every minute), jobs_unsent_settle, failing jobs that waited too long
 - presets:          presets: a workspace's own and the system presets (presets_sync_system);
                     the one a job names (preset_visible_get)
@@ -96,7 +97,7 @@ from jobs.services.presets import (
 )
 from jobs.services.preview import SEED_DRAWN_LABEL, PreviewQuote, job_preview_quote
 from jobs.services.pricing import Quote, job_engine, job_price, job_prices, job_quote, own_key_fee
-from jobs.services.refunds import job_refund
+from jobs.services.refunds import job_operator_refund
 from jobs.services.runs import (
     CLAIM_CANDIDATES,
     job_cancel,
@@ -180,13 +181,13 @@ __all__ = [
     "job_engine",
     "job_enqueue",
     "job_fail",
+    "job_operator_refund",
     "job_params_check",
     "job_preview_quote",
     "job_price",
     "job_prices",
     "job_queue_place",
     "job_quote",
-    "job_refund",
     "job_rerun",
     "job_rerun_or_retry",
     "job_resolve_params",

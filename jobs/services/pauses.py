@@ -139,17 +139,15 @@ def provider_pause_clear(*, pause_id: int, by: User | None, reason: str) -> int 
     return resumed
 
 
-def provider_pause_operator_clear(
-    *, pause: ProviderPause, operator: User, reason: str
-) -> int | None:
+def provider_pause_operator_clear(*, pause: ProviderPause, actor: User, reason: str) -> int | None:
     """An operator clears a pause (`provider_pause_clear`) and the operators' audit trail
     records it, with `reason`, in the same transaction. Returns how many jobs resumed, or
     None if it was already cleared (then nothing is recorded)."""
     with transaction.atomic():
-        resumed = provider_pause_clear(pause_id=pause.pk, by=operator, reason=reason)
+        resumed = provider_pause_clear(pause_id=pause.pk, by=actor, reason=reason)
         if resumed is not None:
             account_services.operator_action_record(
-                actor=operator,
+                actor=actor,
                 action=OperatorActionCode.PAUSE_CLEAR,
                 tenant=pause.tenant,
                 target=f"Segmind pause {pause.pk} on {pause.owner}",

@@ -52,7 +52,7 @@ def test_a_refund_gives_the_credits_back_and_records_the_operators_why(
 ) -> None:
     job = _charged_job(tenant, owner, product_jpeg)
 
-    entry = services.job_refund(job=job, operator=operator, memo="the shop could not use it")
+    entry = services.job_operator_refund(job=job, actor=operator, memo="the shop could not use it")
 
     assert (entry.kind, entry.amount, entry.memo) == (
         CreditKind.REFUND,
@@ -75,10 +75,10 @@ def test_a_refused_refund_records_nothing(
     tenant: Tenant, owner: User, operator: User, product_jpeg: bytes
 ) -> None:
     job = _charged_job(tenant, owner, product_jpeg)
-    services.job_refund(job=job, operator=operator, memo="unusable")
+    services.job_operator_refund(job=job, actor=operator, memo="unusable")
 
     with pytest.raises(account_services.CreditError) as raised:
-        services.job_refund(job=job, operator=operator, memo="again")
+        services.job_operator_refund(job=job, actor=operator, memo="again")
 
     assert raised.value.code == "already_refunded"
     assert OperatorAction.objects.count() == 1
@@ -100,7 +100,7 @@ def test_clearing_a_pause_resumes_its_jobs_and_records_the_operators_why(
     pause = _pause(tenant, owner, product_jpeg)
 
     resumed = services.provider_pause_operator_clear(
-        pause=pause, operator=operator, reason="topped up Segmind"
+        pause=pause, actor=operator, reason="topped up Segmind"
     )
 
     assert resumed == 1
@@ -120,9 +120,9 @@ def test_clearing_a_cleared_pause_records_nothing(
     tenant: Tenant, owner: User, operator: User, product_jpeg: bytes
 ) -> None:
     pause = _pause(tenant, owner, product_jpeg)
-    services.provider_pause_operator_clear(pause=pause, operator=operator, reason="first")
+    services.provider_pause_operator_clear(pause=pause, actor=operator, reason="first")
 
-    again = services.provider_pause_operator_clear(pause=pause, operator=operator, reason="twice")
+    again = services.provider_pause_operator_clear(pause=pause, actor=operator, reason="twice")
 
     assert again is None
     assert OperatorAction.objects.count() == 1
@@ -134,7 +134,7 @@ def test_a_blank_reason_clears_nothing(
     pause = _pause(tenant, owner, product_jpeg)
 
     with pytest.raises(account_services.OperatorActionError):
-        services.provider_pause_operator_clear(pause=pause, operator=operator, reason=" ")
+        services.provider_pause_operator_clear(pause=pause, actor=operator, reason=" ")
 
     pause.refresh_from_db()
     assert pause.is_open
