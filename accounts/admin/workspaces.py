@@ -255,11 +255,7 @@ class MembershipAdminForm(forms.ModelForm):
         if (
             membership.pk is not None
             and data.get("role") != Role.OWNER
-            and membership.role == Role.OWNER
-            and not Membership.objects.for_tenant(membership.tenant)
-            .owners()
-            .exclude(pk=membership.pk)
-            .exists()
+            and membership.is_last_owner
         ):
             self.add_error(
                 "role", "role: a workspace needs an owner; make someone else owner first."

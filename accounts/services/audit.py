@@ -20,7 +20,7 @@ from accounts.models import (
     User,
 )
 from accounts.services.credits import credits_adjust, credits_grant
-from accounts.services.members import AccountError, _other_owners
+from accounts.services.members import AccountError
 from productstudio.lib.errors import CodedError
 
 # -- the operators' audit trail ----------------------------------------------------------
@@ -164,7 +164,7 @@ def membership_operator_role_set(
         before = target.role
         if before == role:
             return target
-        if target.is_owner and _other_owners(target) == 0:
+        if target.is_last_owner:
             raise AccountError(
                 "last_owner", "role: a workspace needs an owner; make someone else owner first."
             )
@@ -191,7 +191,7 @@ def membership_operator_remove(*, membership_id: int, actor: User, reason: str) 
             .select_related("user", "tenant")
             .get(pk=membership_id)
         )
-        if target.is_owner and _other_owners(target) == 0:
+        if target.is_last_owner:
             raise AccountError(
                 "last_owner",
                 f"{target.user.email} is the last owner of {target.tenant.name}: "
