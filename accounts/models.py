@@ -221,6 +221,15 @@ class Membership(models.Model):
     def is_owner(self) -> bool:
         return self.role == Role.OWNER
 
+    @property
+    def is_last_owner(self) -> bool:
+        """An owner and its workspace's only one: a workspace keeps an owner, so this
+        membership can be neither demoted nor removed."""
+        if not self.is_owner:
+            return False
+        others = Membership.objects.filter(tenant_id=self.tenant_id).owners().exclude(pk=self.pk)
+        return not others.exists()
+
 
 def _token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, F, OuterRef, Subquery, Value, Window
+from django.db.models import Count, Exists, F, OuterRef, Subquery, Value, Window
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
-from accounts.models import Tenant
+from accounts.models import CreditEntry, CreditKind, Tenant
 
 if TYPE_CHECKING:
     from jobs.catalog import ModelSpec
@@ -37,6 +37,11 @@ TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.
 LOCAL_TYPICAL_SECONDS = 1.0
 
 
+def _rerun_in_batch() -> Exists:
+    # Whether the job (the outer row) has a rerun in its own batch.
+    return Exists(Job.objects.filter(rerun_of=OuterRef("pk"), batch_id=OuterRef("batch_id")))
+
+
 class JobQuerySet(models.QuerySet["Job"]):
     def for_tenant(self, tenant: Tenant) -> JobQuerySet:
         return self.filter(tenant=tenant)
@@ -53,6 +58,23 @@ class JobQuerySet(models.QuerySet["Job"]):
         return self.filter(
             status__in=[JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.WAITING_FOR_PROVIDER]
         )
+
+    def status_counts(self) -> dict[str, int]:
+        """How many jobs there are of each status (every status, 0 for none), in one query."""
+        rows = self.order_by().values_list("status").annotate(n=Count("pk"))
+        counts = dict.fromkeys(JobStatus.values, 0)
+        counts.update(dict(rows))
+        return counts
+
+    def with_retried(self) -> JobQuerySet:
+        """Each job with `retried`: whether it has a rerun in its batch (a batch's "retry
+        failed jobs" skips those, so pressing it twice retries each job once)."""
+        return self.annotate(retried=_rerun_in_batch())
+
+    def retryable(self) -> JobQuerySet:
+        """Failed jobs with no rerun in their batch yet: what "retry failed jobs" runs
+        again (see `Job.is_retryable`)."""
+        return self.filter(status=JobStatus.FAILED).exclude(_rerun_in_batch())
 
     def waiting_for(self, pause: ProviderPause) -> JobQuerySet:
         """The jobs held back by `pause`: those of the key's owner, the platform's or one
@@ -268,6 +290,20 @@ class Job(models.Model):
         }
 
     @property
+    def is_retryable(self) -> bool:
+        """Failed, with no rerun in its batch yet (`JobQuerySet.retryable`); the job must
+        come from `with_retried()`."""
+        # `retried` is an annotation, which the model does not declare.
+        return self.status == JobStatus.FAILED and not self.retried  # type: ignore[attr-defined]
+
+    def refund_entry(self) -> CreditEntry | None:
+        """The refund an operator gave for this job, if any. A free job held nothing, so
+        it has none (and nothing is queried)."""
+        if not self.price:
+            return None
+        return self.credit_entries.filter(kind=CreditKind.REFUND).first()
+
+    @property
     def is_waiting_for_provider(self) -> bool:
         return self.status == JobStatus.WAITING_FOR_PROVIDER
 
@@ -352,6 +388,18 @@ class Batch(models.Model):
         total = counts["total"]
         percent = done * 100 // total if total else 0
         return {**counts, "done": done, "percent": percent}
+
+    @property
+    def all_jobs_finished(self) -> bool:
+        """Every job of it has finished (from `progress`), even before `completed_at` is set."""
+        progress = self.progress()
+        return progress["total"] > 0 and progress["done"] == progress["total"]
+
+    def ended_at(self, jobs: Iterable[Job]) -> datetime | None:
+        """When the last of `jobs` (its jobs, loaded) finished: the batch's own
+        `completed_at` is set just after its last job's commit, so until then the batch
+        ended when its last job did."""
+        return max((job.completed_at for job in jobs if job.completed_at), default=None)
 
 
 # The Segmind dispatcher's lease (a row of accounts' lease table): one dispatcher at a time holds

@@ -9,7 +9,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import (
     Http404,
@@ -206,32 +205,10 @@ class TenantAdmin(admin.ModelAdmin):
             grant = form_class is CreditGrantForm
             try:
                 # The memo is the why: in the ledger for the shop, and in the audit trail.
-                with transaction.atomic():
-                    if grant:
-                        entry = services.credits_grant(
-                            tenant=tenant, amount=amount, user=request.user, memo=memo
-                        )
-                    else:
-                        entry = services.credits_adjust(
-                            tenant=tenant, amount=amount, user=request.user, memo=memo
-                        )
-                    services.operator_action_record(
-                        actor=request.user,
-                        action=(
-                            OperatorActionCode.CREDITS_GRANT
-                            if grant
-                            else OperatorActionCode.CREDITS_ADJUST
-                        ),
-                        tenant=tenant,
-                        target=f"workspace {tenant.slug}",
-                        details={
-                            "amount": entry.amount,
-                            "balance_before": entry.balance_after - entry.amount,
-                            "balance_after": entry.balance_after,
-                            "credit_entry": entry.pk,
-                        },
-                        reason=memo,
-                    )
+                operator_change = (
+                    services.credits_operator_grant if grant else services.credits_operator_adjust
+                )
+                entry = operator_change(tenant=tenant, amount=amount, actor=request.user, memo=memo)
             except services.CreditError as e:
                 field = "memo" if e.code == "memo_required" else "amount"
                 form.add_error(field, e.message)
@@ -278,11 +255,7 @@ class MembershipAdminForm(forms.ModelForm):
         if (
             membership.pk is not None
             and data.get("role") != Role.OWNER
-            and membership.role == Role.OWNER
-            and not Membership.objects.for_tenant(membership.tenant)
-            .owners()
-            .exclude(pk=membership.pk)
-            .exists()
+            and membership.is_last_owner
         ):
             self.add_error(
                 "role", "role: a workspace needs an owner; make someone else owner first."

@@ -11,7 +11,7 @@ Where things live:
 - ``segmind_key``: the workspace's own Segmind key, stored encrypted (jobs asks Segmind about it)
 - ``billing``: buying credits through Stripe Checkout
 - ``webhooks``: endpoints, secrets, signing; ``webhook_delivery``: emitting, sending, the sender
-- ``audit``: the operators' audit trail
+- ``audit``: the operators' audit trail, and the operators' actions it records
 - ``fernet``: the key that seals secrets stored in the database
 """
 
@@ -38,6 +38,15 @@ from accounts.services.audit import (
 )
 from accounts.services.audit import (
     api_key_operator_revoke as api_key_operator_revoke,
+)
+from accounts.services.audit import (
+    credit_entry_operator_record as credit_entry_operator_record,
+)
+from accounts.services.audit import (
+    credits_operator_adjust as credits_operator_adjust,
+)
+from accounts.services.audit import (
+    credits_operator_grant as credits_operator_grant,
 )
 from accounts.services.audit import (
     membership_operator_add as membership_operator_add,

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts.models import (
     ApiKey,
+    CreditEntry,
     Membership,
     OperatorAction,
     OperatorActionCode,
@@ -18,7 +19,8 @@ from accounts.models import (
     Tenant,
     User,
 )
-from accounts.services.members import AccountError, _other_owners
+from accounts.services.credits import credits_adjust, credits_grant
+from accounts.services.members import AccountError
 from productstudio.lib.errors import CodedError
 
 # -- the operators' audit trail ----------------------------------------------------------
@@ -75,6 +77,58 @@ def operator_action_record(
     )
 
 
+def credit_entry_operator_record(
+    *, entry: CreditEntry, actor: User, action: str, tenant: Tenant, target: str, reason: str
+) -> OperatorAction:
+    """Record an operator's ledger entry (a grant, an adjustment, a job's refund) in the
+    audit trail, with the balance before and after it: call it in the entry's transaction."""
+    return operator_action_record(
+        actor=actor,
+        action=action,
+        tenant=tenant,
+        target=target,
+        details={
+            "amount": entry.amount,
+            "balance_before": entry.balance_after - entry.amount,
+            "balance_after": entry.balance_after,
+            "credit_entry": entry.pk,
+        },
+        reason=reason,
+    )
+
+
+def credits_operator_grant(*, tenant: Tenant, amount: int, actor: User, memo: str) -> CreditEntry:
+    """An operator grants credits (`credits_grant`), recorded in the audit trail with the
+    memo as the why; both commit or neither."""
+    with transaction.atomic():
+        entry = credits_grant(tenant=tenant, amount=amount, user=actor, memo=memo)
+        credit_entry_operator_record(
+            entry=entry,
+            actor=actor,
+            action=OperatorActionCode.CREDITS_GRANT,
+            tenant=tenant,
+            target=f"workspace {tenant.slug}",
+            reason=memo,
+        )
+    return entry
+
+
+def credits_operator_adjust(*, tenant: Tenant, amount: int, actor: User, memo: str) -> CreditEntry:
+    """An operator adjusts the balance (`credits_adjust`), recorded in the audit trail
+    with the memo as the why; both commit or neither."""
+    with transaction.atomic():
+        entry = credits_adjust(tenant=tenant, amount=amount, user=actor, memo=memo)
+        credit_entry_operator_record(
+            entry=entry,
+            actor=actor,
+            action=OperatorActionCode.CREDITS_ADJUST,
+            tenant=tenant,
+            target=f"workspace {tenant.slug}",
+            reason=memo,
+        )
+    return entry
+
+
 def membership_operator_add(
     *, tenant: Tenant, user: User, role: str, actor: User, reason: str
 ) -> Membership:
@@ -110,7 +164,7 @@ def membership_operator_role_set(
         before = target.role
         if before == role:
             return target
-        if target.is_owner and _other_owners(target) == 0:
+        if target.is_last_owner:
             raise AccountError(
                 "last_owner", "role: a workspace needs an owner; make someone else owner first."
             )
@@ -137,7 +191,7 @@ def membership_operator_remove(*, membership_id: int, actor: User, reason: str) 
             .select_related("user", "tenant")
             .get(pk=membership_id)
         )
-        if target.is_owner and _other_owners(target) == 0:
+        if target.is_last_owner:
             raise AccountError(
                 "last_owner",
                 f"{target.user.email} is the last owner of {target.tenant.name}: "

@@ -21,12 +21,6 @@ def _actor(tenant: Tenant, user: User) -> Membership:
     return actor
 
 
-def _other_owners(membership: Membership) -> int:
-    return (
-        Membership.objects.for_tenant(membership.tenant).owners().exclude(pk=membership.pk).count()
-    )
-
-
 def membership_change_role(
     *, tenant: Tenant, by: User, membership_id: int, role: str
 ) -> Membership:
@@ -45,7 +39,7 @@ def membership_change_role(
             raise AccountError("forbidden", "Only owners and admins can change roles.")
         if (role == Role.OWNER or target.is_owner) and not actor.is_owner:
             raise AccountError("forbidden", "Only an owner can grant or take the owner role.")
-        if target.is_owner and role != Role.OWNER and _other_owners(target) == 0:
+        if role != Role.OWNER and target.is_last_owner:
             raise AccountError(
                 "last_owner", "A workspace needs an owner: make someone else owner first."
             )
@@ -64,7 +58,7 @@ def membership_remove(*, tenant: Tenant, by: User, membership_id: int) -> None:
             raise AccountError("forbidden", "Only owners and admins can remove members.")
         if target.is_owner and not actor.is_owner:
             raise AccountError("forbidden", "Only an owner can remove an owner.")
-        if target.is_owner and _other_owners(target) == 0:
+        if target.is_last_owner:
             raise AccountError(
                 "last_owner", "The last owner cannot be removed: make someone else owner first."
             )

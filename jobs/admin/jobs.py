@@ -2,12 +2,11 @@
 refund."""
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -17,9 +16,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts import services as account_services
-from accounts.models import CreditKind, OperatorActionCode, User
+from accounts.models import User
 from jobs import catalog, services
-from jobs.models import Asset, Batch, Job, JobStatus, Preset
+from jobs.models import Asset, Batch, Job, JobQuerySet, JobStatus, Preset
 
 
 class AssetInline(admin.TabularInline):
@@ -61,7 +60,7 @@ class ResubmittedAfterCrashFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
         if self.value() == "recent":
             since = timezone.now() - timedelta(days=CRASH_RESUBMITS_DAYS)
-            return queryset.filter(crash_resubmits__gt=0, resubmitted_after_crash_at__gte=since)
+            return cast(JobQuerySet, queryset).resubmitted_after_crash(since=since)
         if self.value() == "yes":
             return queryset.filter(crash_resubmits__gt=0)
         if self.value() == "no":
@@ -140,7 +139,7 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="Credits")
     def credits(self, obj: Job) -> str:
         note = obj.price_note
-        refunded = obj.credit_entries.filter(kind=CreditKind.REFUND).first()
+        refunded = obj.refund_entry()
         if refunded is not None:
             return f"{note}; refunded {refunded.created_at:%Y-%m-%d %H:%M}: {refunded.memo}"
         if obj.status == JobStatus.SUCCEEDED and obj.price:
@@ -168,22 +167,7 @@ class JobAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             memo = form.cleaned_data["memo"]
             try:
-                # The memo is the why: in the ledger and in the operators' audit trail.
-                with transaction.atomic():
-                    entry = account_services.credits_refund(job=job, user=request.user, memo=memo)
-                    account_services.operator_action_record(
-                        actor=request.user,
-                        action=OperatorActionCode.CREDITS_REFUND,
-                        tenant=job.tenant,
-                        target=f"job {job.pk}",
-                        details={
-                            "amount": entry.amount,
-                            "balance_before": entry.balance_after - entry.amount,
-                            "balance_after": entry.balance_after,
-                            "credit_entry": entry.pk,
-                        },
-                        reason=memo,
-                    )
+                entry = services.job_operator_refund(job=job, actor=request.user, memo=memo)
             except account_services.CreditError as e:
                 form.add_error("memo" if e.code == "memo_required" else None, e.message)
             else:

@@ -5,7 +5,6 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -13,10 +12,9 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from accounts import services as account_services
 from accounts.admin import operator_reason_confirm
 from accounts.forms import REASON_REQUIRED
-from accounts.models import OperatorActionCode, User
+from accounts.models import User
 from jobs import services
 from jobs.models import Job, ProviderIncident, ProviderPause, SegmindKeyBudget
 
@@ -66,20 +64,9 @@ class ProviderPauseAdmin(admin.ModelAdmin):
 
     def _clear(self, request: HttpRequest, pause: ProviderPause, reason: str) -> int | None:
         assert isinstance(request.user, User)  # admin_view lets only staff users in
-        with transaction.atomic():
-            resumed = services.provider_pause_clear(
-                pause_id=pause.pk, by=request.user, reason=reason
-            )
-            if resumed is not None:
-                account_services.operator_action_record(
-                    actor=request.user,
-                    action=OperatorActionCode.PAUSE_CLEAR,
-                    tenant=pause.tenant,
-                    target=f"Segmind pause {pause.pk} on {pause.owner}",
-                    details={"resumed_jobs": resumed, "occurrences": pause.occurrences},
-                    reason=reason,
-                )
-        return resumed
+        return services.provider_pause_operator_clear(
+            pause=pause, actor=request.user, reason=reason
+        )
 
     @admin.action(description="Clear pause and resume…", permissions=["clear"])
     def clear_and_resume(

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from accounts.authentication import request_workspace_required
 from accounts.models import Tenant
 from jobs import services
-from jobs.api.common import _preset, _refused, _user
+from jobs.api.common import _refused, _user
 from jobs.api.examples import BATCH_EXAMPLE
 from jobs.api.serializers import BatchCreateSerializer, _valid
 from jobs.models import Batch
@@ -93,7 +93,7 @@ def batches_list(request: Request) -> Response:
             user=_user(request),
             model=data["model"],
             items=items,
-            preset=_preset(tenant, data.get("preset")),
+            preset=services.preset_visible_get(tenant=tenant, value=data.get("preset")),
             params=data.get("params", {}),
             name=data.get("name", ""),
         )

@@ -1,15 +1,11 @@
 """Helpers shared by the API's resources: the acting user, refused submissions and bad
-queries as problems, and a preset named in a request."""
+queries as problems."""
 
-from typing import Any
-
-from django.db.models import Q
 from django.urls import reverse
 from rest_framework.request import Request
 
 from accounts.models import Tenant, User
 from jobs import services
-from jobs.models import Preset
 from productstudio.lib.errors import Problem, ProblemSerializer
 
 
@@ -38,30 +34,6 @@ def _refused(error: services.JobError, request: Request, tenant: Tenant) -> Prob
         buy = request.build_absolute_uri(reverse("credits", args=[tenant.slug]))
         return Problem.of(error, buy_url=buy)
     return Problem.of(error)
-
-
-def _preset(tenant: Tenant, value: Any) -> Preset | None:
-    """A preset named by id or slug, among the workspace's own and the system's (its own
-    first, when a slug names both)."""
-    if value in (None, ""):
-        return None
-    visible = Preset.objects.visible_to(tenant)
-    text = str(value)
-    # ASCII digits only: int() refuses "²", which isdigit() accepts.
-    is_id = text.isascii() and text.isdigit() and len(text) < 19
-    query = Q(slug=text) | Q(pk=int(text)) if is_id else Q(slug=text)
-    preset = None
-    # PostgreSQL refuses NUL in a query, and no slug has one.
-    if "\x00" not in text:
-        # Not by ordering on tenant_id: databases disagree on where NULL (system) sorts.
-        preset = visible.filter(query, tenant=tenant).first() or visible.filter(query).first()
-    if preset is None:
-        raise Problem(
-            "validation_error",
-            f"preset: no preset '{text}' in this workspace.",
-            errors={"preset": f"no preset '{text}' in this workspace"},
-        )
-    return preset
 
 
 FORBIDDEN = {403: ProblemSerializer}

@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from accounts.authentication import request_workspace_required
 from accounts.models import Tenant, User
 from jobs import catalog, services
-from jobs.api.common import _bad_query, _empty_filters, _preset, _refused, _user
+from jobs.api.common import _bad_query, _empty_filters, _refused, _user
 from jobs.api.examples import (
     JOB_CANCELED_EXAMPLE,
     JOB_EXAMPLE,
@@ -246,7 +246,7 @@ def _job_create(request: Request, tenant: Tenant) -> Job:
             model=model,
             image_url=image_url,
             upload=upload,
-            preset=_preset(tenant, data.get("preset")),
+            preset=services.preset_visible_get(tenant=tenant, value=data.get("preset")),
             params=params,
             webhook_url=webhook_url,
         )

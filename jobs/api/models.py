@@ -21,7 +21,7 @@ from productstudio.lib.pagination import page_of
 
 def _price_data(price: JobPrice | None, *, own_key: bool) -> dict[str, Any]:
     if own_key:
-        fee = services.job_price(model="", engine="segmind", params={}, own_key=True)
+        fee = services.own_key_fee()
         return {"credits": fee, "credits_per_megapixel": 0, "own_key": True}
     return {
         "credits": price.credits if price else 0,

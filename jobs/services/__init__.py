@@ -13,17 +13,23 @@ jobs.selectors and re-exported here):
 - thumbnails:       assets' thumbnails: made once, by whoever gets there first; the backfill
 - assets:           storing an image as an asset, favourites, deleting outputs and their files
 - downloads:        a gallery's ZIP (download names and links: jobs.selectors.downloads)
-- pricing:          where a job runs (job_engine) and what it costs (job_quote, job_price)
+- pricing:          where a job runs (job_engine) and what it costs (job_quote, job_price);
+                    own_key_fee
 - segmind_keys:     Segmind keys (SegmindKey, segmind_key_for) and their budgets' view
 - dispatch:         enqueue (a task to django-q2); the Segmind dispatcher started, its lease watched
 - events:           the webhook events of jobs and batches (their data from jobs.payloads)
 - batch_completion: a batch completed once its last job finishes (batch_complete_check)
 - runs:             local jobs run in turn (local engine); job_succeed, job_fail, job_cancel
-- pauses:           Segmind's 406 breaker: pauses per key, probes, clearing, the operators' email
-- submit:           job_submit, job_resolve_params, job_enqueue, job_rerun
+- pauses:           Segmind's 406 breaker: pauses per key, probes, clearing (by an operator:
+                    provider_pause_operator_clear), the operators' email
+- preview:          the new-job page's preview: parameters and the price of its photos' jobs
+- submit:           job_submit, job_resolve_params, job_enqueue, job_rerun (job_rerun_or_retry)
 - batches:          batch_submit (API), batch_submit_portal (new-job page), batch_retry_failed
+- refunds:          an operator's refund of a succeeded job, with its audit record
+                    (job_operator_refund)
 - sweeper:          jobs_sweep (every minute), jobs_unsent_settle, failing jobs that waited too long
-- presets:          presets: a workspace's own and the system presets (presets_sync_system)
+- presets:          presets: a workspace's own and the system presets (presets_sync_system);
+                    the one a job names (preset_visible_get)
 """
 
 from jobs.selectors.downloads import (
@@ -72,6 +78,7 @@ from jobs.services.pauses import (
     provider_pause_for,
     provider_pause_notify,
     provider_pause_open,
+    provider_pause_operator_clear,
     provider_pause_recipients,
     provider_pauses_stale_clear,
     provider_probes_start,
@@ -85,9 +92,12 @@ from jobs.services.presets import (
     preset_own_check,
     preset_params_validate,
     preset_update,
+    preset_visible_get,
     presets_sync_system,
 )
-from jobs.services.pricing import Quote, job_engine, job_price, job_prices, job_quote
+from jobs.services.preview import SEED_DRAWN_LABEL, PreviewQuote, job_preview_quote
+from jobs.services.pricing import Quote, job_engine, job_price, job_prices, job_quote, own_key_fee
+from jobs.services.refunds import job_operator_refund
 from jobs.services.runs import (
     CLAIM_CANDIDATES,
     job_cancel,
@@ -106,7 +116,13 @@ from jobs.services.segmind_keys import (
     segmind_key_id,
     segmind_key_verify,
 )
-from jobs.services.submit import job_enqueue, job_rerun, job_resolve_params, job_submit
+from jobs.services.submit import (
+    job_enqueue,
+    job_rerun,
+    job_rerun_or_retry,
+    job_resolve_params,
+    job_submit,
+)
 from jobs.services.sweeper import (
     jobs_queue_wait_expire,
     jobs_sweep,
@@ -124,6 +140,7 @@ __all__ = [
     "LEASE",
     "LEASE_SECONDS",
     "LOCAL_RECENT_JOBS",
+    "SEED_DRAWN_LABEL",
     "SEGMIND_FALLBACK_SECONDS",
     "SKU_MAX_LENGTH",
     "SYSTEM_PRESETS_FILE",
@@ -136,6 +153,7 @@ __all__ = [
     "PhotoSource",
     "PortalBatch",
     "PresetError",
+    "PreviewQuote",
     "QueuePlace",
     "Quote",
     "SegmindKey",
@@ -163,12 +181,15 @@ __all__ = [
     "job_engine",
     "job_enqueue",
     "job_fail",
+    "job_operator_refund",
     "job_params_check",
+    "job_preview_quote",
     "job_price",
     "job_prices",
     "job_queue_place",
     "job_quote",
     "job_rerun",
+    "job_rerun_or_retry",
     "job_resolve_params",
     "job_run",
     "job_run_next",
@@ -182,17 +203,20 @@ __all__ = [
     "local_job_claim_next",
     "local_typical_seconds",
     "model_typical_seconds",
+    "own_key_fee",
     "preset_copy",
     "preset_create",
     "preset_delete",
     "preset_own_check",
     "preset_params_validate",
     "preset_update",
+    "preset_visible_get",
     "presets_sync_system",
     "provider_pause_clear",
     "provider_pause_for",
     "provider_pause_notify",
     "provider_pause_open",
+    "provider_pause_operator_clear",
     "provider_pause_recipients",
     "provider_pauses_stale_clear",
     "provider_probes_start",

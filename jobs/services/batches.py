@@ -13,7 +13,6 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.models import Tenant, User
@@ -46,12 +45,11 @@ def batch_retry_failed(*, batch: Batch, user: User | None) -> list[Job]:
     twice (or two people at once: the batch's row is locked meanwhile) retries each job
     once. Returns the new jobs (none when nothing is left to retry).
     """
-    already = Job.objects.filter(rerun_of=OuterRef("pk"), batch_id=batch.pk)
     with transaction.atomic():
         Batch.objects.select_for_update().filter(pk=batch.pk).first()
         failed = list(
-            Job.objects.filter(batch_id=batch.pk, status=JobStatus.FAILED)
-            .exclude(Exists(already))
+            Job.objects.filter(batch_id=batch.pk)
+            .retryable()
             .select_related("tenant", "input_asset", "preset")
             .order_by("created_at", "pk")
         )

@@ -17,7 +17,8 @@ from django.db.models.functions import Coalesce, Greatest
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import User
+from accounts import services as account_services
+from accounts.models import OperatorActionCode, User
 from jobs.models import (
     Job,
     JobStatus,
@@ -135,6 +136,24 @@ def provider_pause_clear(*, pause_id: int, by: User | None, reason: str) -> int 
         if resumed:
             transaction.on_commit(dispatcher_ensure)
     logger.info("Segmind pause %s cleared (%s): %d job(s) resumed", pause_id, reason, resumed)
+    return resumed
+
+
+def provider_pause_operator_clear(*, pause: ProviderPause, actor: User, reason: str) -> int | None:
+    """An operator clears a pause (`provider_pause_clear`) and the operators' audit trail
+    records it, with `reason`, in the same transaction. Returns how many jobs resumed, or
+    None if it was already cleared (then nothing is recorded)."""
+    with transaction.atomic():
+        resumed = provider_pause_clear(pause_id=pause.pk, by=actor, reason=reason)
+        if resumed is not None:
+            account_services.operator_action_record(
+                actor=actor,
+                action=OperatorActionCode.PAUSE_CLEAR,
+                tenant=pause.tenant,
+                target=f"Segmind pause {pause.pk} on {pause.owner}",
+                details={"resumed_jobs": resumed, "occurrences": pause.occurrences},
+                reason=reason,
+            )
     return resumed
 
 

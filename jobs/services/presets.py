@@ -8,12 +8,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from django.db.models import Q
 from django.utils.text import slugify
 
 from accounts.models import Tenant, User
 from jobs import catalog
 from jobs.engines.local import scenes
 from jobs.models import Preset
+from jobs.services.errors import JobError
 from productstudio.lib.errors import CodedError
 
 
@@ -37,6 +39,33 @@ def preset_own_check(*, tenant: Tenant, preset: Preset, action: str) -> None:
             code="forbidden",
         )
     raise PresetError({"preset": f"only your workspace's own presets can be {action}"})
+
+
+def preset_visible_get(*, tenant: Tenant, value: Any, slugs: bool = True) -> Preset | None:
+    """The preset a job names (None for none): one the workspace may use, its own or a
+    system preset, named by id or, if `slugs`, by slug (its own first, when a slug names
+    both). Anything else is refused with a JobError naming the `preset` field.
+
+    The new-job page names presets by id only (`slugs` False); the API by either."""
+    if value in (None, ""):
+        return None
+    text = str(value)
+    # ASCII digits of a size an id can have: int() refuses "²", which isdigit() accepts.
+    is_id = text.isascii() and text.isdigit() and len(text) < 19
+    if not slugs and not is_id:
+        raise JobError("validation_error", "preset: choose a preset from the list.", field="preset")
+    visible = Preset.objects.visible_to(tenant)
+    preset = None
+    if not slugs:
+        preset = visible.filter(pk=int(text)).first()
+    # PostgreSQL refuses NUL in a query, and no slug has one.
+    elif "\x00" not in text:
+        query = Q(slug=text) | Q(pk=int(text)) if is_id else Q(slug=text)
+        # Not by ordering on tenant_id: databases disagree on where NULL (system) sorts.
+        preset = visible.filter(query, tenant=tenant).first() or visible.filter(query).first()
+    if preset is None:
+        raise JobError("validation_error", "preset: this preset does not exist.", field="preset")
+    return preset
 
 
 def preset_params_validate(*, spec: catalog.ModelSpec, params: Mapping[str, Any]) -> dict[str, Any]:

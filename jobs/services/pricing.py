@@ -47,10 +47,16 @@ def job_prices(*, tenant: Tenant) -> dict[str, JobPrice | None]:
     return {spec.slug: rows.get(spec.slug) for spec in catalog.all_models()}
 
 
+def own_key_fee() -> int:
+    """The platform's fee, in credits, for a job on the workspace's own Segmind key
+    (Segmind bills the workspace for the rest): what such a job holds, whatever its model."""
+    return int(settings.SEGMIND_OWN_KEY_FEE)
+
+
 def job_price(*, model: str, engine: str, params: Mapping[str, Any], own_key: bool = False) -> int:
     """A job's price in credits, as operators set it (free when they set none). A job on
     the workspace's own Segmind key pays Segmind itself: only the platform fee here."""
     if own_key:
-        return int(settings.SEGMIND_OWN_KEY_FEE)
+        return own_key_fee()
     price = JobPrice.objects.for_job(model, engine)
     return price.for_params(params) if price is not None else 0

@@ -283,3 +283,10 @@ def job_rerun(
             Batch.objects.filter(pk=batch.pk).update(completed_at=None)
         _jobs_send(jobs=[rerun], pause=pause)
     return rerun
+
+
+def job_rerun_or_retry(*, job: Job, user: User | None) -> Job:
+    """The portal's "run again": `job_rerun`, where a failed job of a batch is retried
+    within its batch, so the batch's page follows it (the API's rerun joins no batch)."""
+    batch = job.batch if job.batch_id and job.status == JobStatus.FAILED else None
+    return job_rerun(job=job, user=user, batch=batch)

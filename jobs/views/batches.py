@@ -5,7 +5,6 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -15,7 +14,7 @@ from django.views.decorators.http import require_POST
 from accounts.decorators import workspace_view
 from accounts.models import Membership
 from jobs import services
-from jobs.models import Batch, Job, JobStatus
+from jobs.models import Batch, Job
 from jobs.selectors import queue as queueing
 from jobs.views.progress import _job_state, _seconds_words, finish_text
 
@@ -38,26 +37,19 @@ def _batch(membership: Membership, batch_id: UUID) -> Batch:
 
 def _batch_jobs(batch: Batch) -> Any:
     """The batch's jobs in one query, each knowing whether it was retried in the batch."""
-    retried = Job.objects.filter(rerun_of=OuterRef("pk"), batch_id=batch.pk)
     return (
         Job.objects.filter(batch_id=batch.pk)
+        .with_retried()
         .select_related("input_asset")
-        .annotate(retried=Exists(retried))
         .order_by("created_at", "pk")
     )
-
-
-def _finished_at(jobs: Any) -> Any:
-    # The batch's own `completed_at` is set just after its last job's commit: until then
-    # the batch ended when its last job did.
-    return max((job.completed_at for job in jobs if job.completed_at), default=None)
 
 
 def _batch_state(batch: Batch, jobs: Any, slug: str) -> dict[str, Any]:
     now = timezone.now()
     progress = batch.progress()
-    complete = progress["total"] > 0 and progress["done"] == progress["total"]
-    elapsed = batch.elapsed_seconds(_finished_at(jobs) if complete else now)
+    complete = batch.all_jobs_finished
+    elapsed = batch.elapsed_seconds(batch.ended_at(jobs) if complete else now)
     finish = None if complete else queueing.batch_finish_estimate(batch=batch, now=now)
     return {
         "id": str(batch.id),
@@ -67,7 +59,7 @@ def _batch_state(batch: Batch, jobs: Any, slug: str) -> dict[str, Any]:
         "elapsed_seconds": round(elapsed, 1),
         "elapsed_text": f"{'Took' if complete else 'Running for'} {_seconds_words(elapsed)}",
         "results": progress["succeeded"],
-        "retryable": sum(1 for job in jobs if job.status == JobStatus.FAILED and not job.retried),
+        "retryable": sum(1 for job in jobs if job.is_retryable),
         "estimated_finish_at": finish.isoformat() if finish else None,
         "estimated_finish_text": finish_text(finish=finish, now=now) if finish else "",
         "gallery_url": f"{reverse('gallery', args=[slug])}?batch={batch.id}",

@@ -5,7 +5,7 @@ from django.shortcuts import render
 
 from accounts.decorators import workspace_view
 from accounts.models import Membership
-from jobs.models import Batch, Job, JobStatus
+from jobs.models import Batch, Job
 
 DASHBOARD_BATCHES = 5
 
@@ -13,16 +13,7 @@ DASHBOARD_BATCHES = 5
 @workspace_view
 def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
     jobs = Job.objects.for_tenant(membership.tenant)
-    counts = {
-        status: jobs.filter(status=status).count()
-        for status in (
-            JobStatus.QUEUED,
-            JobStatus.RUNNING,
-            JobStatus.WAITING_FOR_PROVIDER,
-            JobStatus.SUCCEEDED,
-            JobStatus.FAILED,
-        )
-    }
+    counts = jobs.status_counts()
     recent = jobs.select_related("created_by").order_by("-created_at")[:10]
     batches = Batch.objects.for_tenant(membership.tenant).with_progress()[:DASHBOARD_BATCHES]
     return render(

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import workspace_view
-from accounts.models import CreditKind, Membership
+from accounts.models import Membership
 from jobs import services
 from jobs.engines.local import scenes
 from jobs.models import AssetKind, JobStatus
@@ -42,7 +42,7 @@ def job_detail(request: HttpRequest, membership: Membership, job_id: UUID) -> Ht
     size = spec.output_size(job.params) if spec else None
     backdrop = scenes.BACKDROPS.get(job.backdrop)
     # An operator may have given a charged job's credits back.
-    refunded = bool(job.price) and job.credit_entries.filter(kind=CreditKind.REFUND).exists()
+    refunded = job.refund_entry() is not None
     return render(
         request,
         "jobs/job_detail.html",
@@ -94,10 +94,8 @@ def job_rerun(request: HttpRequest, membership: Membership, job_id: UUID) -> Htt
     """The same job again: its stored photo, preset and parameters, and its seed unless
     that was drawn (then another is drawn)."""
     job = _job(membership, job_id)
-    # A failed job of a batch is retried within it, so the batch's page follows it.
-    batch = job.batch if job.batch_id and job.status == JobStatus.FAILED else None
     try:
-        rerun = services.job_rerun(job=job, user=membership.user, batch=batch)
+        rerun = services.job_rerun_or_retry(job=job, user=membership.user)
     except services.JobError as e:
         messages.error(request, e.message)
         return redirect("job_detail", workspace=membership.tenant.slug, job_id=job.id)

@@ -15,20 +15,8 @@ from accounts.decorators import workspace_view
 from accounts.models import Membership
 from jobs import catalog, samples, services
 from jobs.forms import NewJobForm, params_from_post
-from jobs.models import Job, JobPrice, JobStatus, Preset
+from jobs.models import Job, JobPrice, JobStatus
 from jobs.views.common import _job, _param_controls, _presets_by_model
-
-
-def _chosen_preset(membership: Membership, value: str) -> Preset | None:
-    if not value:
-        return None
-    # ASCII digits of a size an id can have: int() refuses "²", which isdigit() accepts.
-    if not (value.isascii() and value.isdigit() and len(value) < 19):
-        raise services.JobError("validation_error", "preset: choose a preset from the list.")
-    preset = Preset.objects.visible_to(membership.tenant).filter(pk=int(value)).first()
-    if preset is None:
-        raise services.JobError("validation_error", "preset: this preset does not exist.")
-    return preset
 
 
 def _job_prefill(membership: Membership, job_id: str) -> tuple[Job, dict[str, Any]]:
@@ -64,7 +52,9 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         sources: list[services.PhotoSource] = form.cleaned_data["sources"]
         try:
-            preset = _chosen_preset(membership, form.cleaned_data["preset"])
+            preset = services.preset_visible_get(
+                tenant=tenant, value=form.cleaned_data["preset"], slugs=False
+            )
             if len(sources) == 1:
                 job = services.job_submit(
                     tenant=tenant,
@@ -181,7 +171,7 @@ def _batch_submitted(
 
 def _price_label(price: JobPrice | None, *, own_key: bool) -> str:
     if own_key:
-        fee = services.job_price(model="", engine="segmind", params={}, own_key=True)
+        fee = services.own_key_fee()
         return f"{fee} credits platform fee (your Segmind key)" if fee else "Free on your key"
     return price.label if price is not None else "Free"
 
@@ -199,39 +189,29 @@ def job_preview(request: HttpRequest, membership: Membership) -> JsonResponse:
     if spec is None:
         return JsonResponse({"errors": {"model": "choose a model"}}, status=400)
     overrides = params_from_post(request.POST, spec.slug)
+    # How many photos the page holds (one job each); anything but a number counts as one.
+    count_given = request.POST.get("count", "1")
+    count = int(count_given) if count_given.isascii() and count_given.isdigit() else 1
     try:
-        preset = _chosen_preset(membership, request.POST.get("preset", ""))
-        params = services.job_resolve_params(
-            tenant=membership.tenant,
-            spec=spec,
-            preset=preset,
-            overrides=overrides,
-            upload_attached=True,
+        preset = services.preset_visible_get(
+            tenant=membership.tenant, value=request.POST.get("preset", ""), slugs=False
+        )
+        preview = services.job_preview_quote(
+            tenant=membership.tenant, spec=spec, preset=preset, overrides=overrides, count=count
         )
     except services.JobError as e:
         return JsonResponse({"errors": e.errors or {"preset": e.message}}, status=400)
-    size = spec.output_size(params)
-    quote = services.job_quote(tenant=membership.tenant, spec=spec, params=params)
-    balance = membership.tenant.credit_balance
-    # How many photos the page holds: one job each, so the total is what is checked.
-    count_given = request.POST.get("count", "1")
-    count = int(count_given) if count_given.isascii() and count_given.isdigit() else 1
-    count = max(1, min(count, settings.BATCH_MAX_ITEMS))
-    total = quote.price * count
-    # A drawn seed is drawn again at submission; the preview says so instead of a number.
-    given_seed = overrides.get("seed") or (preset.params.get("seed") if preset else None)
-    if "seed" in params and given_seed in (None, "-1", -1):
-        params["seed"] = "random (drawn when you submit)"
+    size = preview.output_size
     return JsonResponse(
         {
-            "params": params,
+            "params": preview.params,
             "output_size": {"width": size[0], "height": size[1]} if size else None,
-            "price": quote.price,
-            "count": count,
-            "total": total,
-            "own_key": quote.own_key,
-            "balance": balance,
-            "enough_credits": balance >= total,
+            "price": preview.price,
+            "count": preview.count,
+            "total": preview.total,
+            "own_key": preview.own_key,
+            "balance": preview.balance,
+            "enough_credits": preview.enough_credits,
             "buy_url": reverse("credits", args=[membership.tenant.slug]),
             "errors": {},
         }
