@@ -73,6 +73,15 @@ class Setup:
     pg_dbname: str = ""
     env: dict[str, str] = field(default_factory=dict)
 
+    def logs_tail(self, chars: int = 6000) -> str:
+        """The end of each cluster log in the setup's folder: what a failed wait shows, so
+        a test that timed out on a loaded machine says what the workers were doing."""
+        parts = []
+        for log in sorted(self.tmp.glob("qcluster*.log")):
+            parts.append(f"--- {log.name} (last {chars} characters) ---\n")
+            parts.append(log.read_text(errors="replace")[-chars:])
+        return "".join(parts) or "(no cluster log)"
+
     @classmethod
     def create(cls, postgres_url: str | None, env: dict[str, str]) -> Setup:
         """A new database: on the PostgreSQL server of `postgres_url`, else SQLite.
@@ -214,13 +223,19 @@ def running_cluster(
 
 
 def wait_for(
-    what: str, check: Callable[[], Any], timeout: float = 180.0, every: float = 0.3
+    what: str,
+    check: Callable[[], Any],
+    timeout: float = 180.0,
+    every: float = 0.3,
+    setup: Setup | None = None,
 ) -> Any:
     """`check()`'s first true value, asked every `every` seconds; fails after `timeout`
-    (generous: a loaded machine is slow, and the wait ends as soon as the state is there)."""
+    (generous: a loaded machine is slow, and the wait ends as soon as the state is there),
+    with the end of `setup`'s cluster logs when given."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if value := check():
             return value
         time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
+    logs = f"\n{setup.logs_tail()}" if setup is not None else ""
+    raise AssertionError(f"timed out waiting for {what}{logs}")

@@ -79,6 +79,7 @@ def kill_the_dispatcher(cluster: Setup) -> str:
         holder = wait_for(
             "a dispatcher to hold the lease",
             lambda: (lease := cluster.cli("lease"))["held"] and lease["holder"],
+            setup=cluster,
         )
         pid = int(holder.split("-")[0])
         with contextlib.suppress(ProcessLookupError):  # gone already: the lease says whose
@@ -115,6 +116,7 @@ def successor_watches(cluster: Setup, dead: str, seen: set[str]) -> list[dict[st
             for w in cluster.cli("watches")
             if w["id"] not in seen and w["result"] is True and w["name"] != dead_name
         ],
+        setup=cluster,
     )
     return watches
 
@@ -155,7 +157,7 @@ def test_a_dispatcher_killed_before_the_request_id_is_stored_submits_again_once(
 
     # The worker the sentinel respawns watches the lease; once it runs out, a successor
     # takes it over and sends the job again.
-    state = wait_for("the job to finish", lambda: finished(cluster, job_id))[job_id]
+    state = wait_for("the job to finish", lambda: finished(cluster, job_id), setup=cluster)[job_id]
     took = time.monotonic() - killed_at
     print(f"\nthe job ended {took:.1f} s after its dispatcher's worker was killed")
     # Started by the watch of the worker respawned in the dead one's place.
@@ -184,7 +186,9 @@ def test_a_dispatcher_killed_after_the_request_id_is_stored_never_submits_again(
     fake.faults.latency = IN_FLIGHT_SECONDS
     job_id = cluster.cli("submit", "killed-after")["id"]
     request_id = wait_for(
-        "the request id to be stored", lambda: cluster.cli("job", job_id)["request_id"]
+        "the request id to be stored",
+        lambda: cluster.cli("job", job_id)["request_id"],
+        setup=cluster,
     )
     dead = kill_the_dispatcher(cluster)
     assert cluster.cli("job", job_id)["status"] == "running"
@@ -192,7 +196,7 @@ def test_a_dispatcher_killed_after_the_request_id_is_stored_never_submits_again(
     assert cluster.cli("sweep")["requeued"] == 0
     fake.advance(IN_FLIGHT_SECONDS)  # Segmind is done: the successor finds it completed
 
-    state = wait_for("the job to finish", lambda: finished(cluster, job_id))[job_id]
+    state = wait_for("the job to finish", lambda: finished(cluster, job_id), setup=cluster)[job_id]
     assert state["status"] == "succeeded", state
     assert state["outputs"] == 1
     assert state["request_id"] == request_id
