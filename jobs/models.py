@@ -403,7 +403,7 @@ class Batch(models.Model):
 
 
 # The Segmind dispatcher's lease (a row of accounts' lease table): one dispatcher at a time holds
-# it (see jobs/dispatcher.py), and a dead holder's runs out this long after its last renewal.
+# it (see jobs/dispatcher/), and a dead holder's runs out this long after its last renewal.
 DISPATCHER_LEASE = "segmind-dispatcher"
 DISPATCHER_LEASE_SECONDS = 15.0
 

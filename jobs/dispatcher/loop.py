@@ -1,70 +1,17 @@
-"""Running jobs on Segmind without holding a worker while Segmind works.
-
-One dispatcher task does all the talking to Segmind for the whole cluster. It claims
-queued Segmind jobs, submits them, commits each request id, polls every request in
-flight, and downloads and stores the outputs as soon as a request completes. One thread
-takes turns: it runs an event loop (one `SegmindClient`, its requests gated to its
-connection pools, polls before submits) until there is news, then applies the news to
-the database in one short transaction with the loop paused. Only the output downloads
-and input reads run on a few threads, so that a slow image host cannot stall the loop.
-So one worker carries hundreds of requests and the other workers stay free for local
-jobs. New jobs are taken on at the pace the dispatcher can follow (`TARGET_LOAD`):
-beyond it they wait queued, rather than results waiting unfetched.
-
-Each job goes to Segmind with its key: the workspace's own key for a job with `own_key`,
-the platform's otherwise. The dispatcher keeps one client per key, made when first
-needed, and decrypts each workspace's key once per run. When Segmind answers 406 (the
-account behind a key is out of credit), the key is paused (`services.provider_pause_open`):
-jobs for it that are claimed while the pause is open go to `waiting_for_provider`
-instead of being sent, except the pause's probe, whose acceptance clears the pause.
-
-Every key has its own budget of requests per sliding window
-(`jobs.engines.segmind.ratelimit.KeyGate`):
-the platform's is SEGMIND_RATE_LIMIT, a workspace's own key's its plan. Jobs are claimed
-only as far as their key's budget has room, in turns across workspaces (each workspace's
-oldest job first, then each one's second, and so on), so one shop's batch does not hold
-another shop's job back by more than about one turn. A 429 closes the key's gate until
-its Retry-After (or a backoff): the refused job, and the claimed jobs that would follow
-it, go back to `queued` with their attempt given back and their place kept. Status polls
-take budget too when SEGMIND_RATE_LIMIT_COUNTS_POLLS is on, ahead of new submissions.
-Each key's history is kept in `SegmindKeyBudget`, written at the lease renewals, so a
-new dispatcher (or one that replaces a crashed one) carries on from it.
-
-A lease row keeps it to one dispatcher at a time. The holder renews it every few
-seconds, and claims jobs only while it holds it. A dispatcher killed mid-run leaves its
-lease to run out `LEASE_SECONDS` after its last renewal. The worker that takes its
-place (respawned by django-q2's sentinel, or a whole cluster started again) runs a watch
-(`services.dispatcher_watch_lease`, enqueued by `jobs.signals.watch_on_spawn`) that starts a
-successor as soon as the lease runs out; the next submit, the sweeper and the
-`segmind-watch` schedule (twice a minute between them) are the backstop. The successor
-takes the lease over and settles at once the jobs the dead one left claimed
-without a request id: they go back to the queue marked as resubmitted after a crash
-(`services.jobs_unsent_settle`), since Segmind may have accepted the lost submission.
-It stops after its budget, well inside the task timeout, and enqueues itself again while
-work remains.
-
-Each step is claimed with a conditional update: queued -> running (the claim), running
-without a request id -> with one (the request id is committed before anything polls it),
-running -> succeeded or failed (only one run stores the outputs). So a dispatcher that
-overlaps a dying one, or a task delivered twice, does each step once, and a job whose
-request id is stored is never submitted again.
-"""
+"""One dispatcher run (`_Dispatcher`): the database thread and the event loop taking
+turns; each key's budget; claiming jobs in turn, submitting and polling them."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
-import os
-import secrets
 import time
 import uuid
 from collections import Counter
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -81,20 +28,34 @@ from accounts.models import (
     Tenant,
     WebhookEndpoint,
 )
-from jobs import catalog, images, services
+from jobs import catalog, services
+from jobs.dispatcher.lease import (
+    NEVER_SERVED,
+    RENEW_EVERY_SECONDS,
+    _lease_row_lock,
+    _served_from,
+    _served_order,
+    _take_lease,
+)
+from jobs.dispatcher.outcomes import (
+    _Completed,
+    _Event,
+    _Failed,
+    _OutOfCredit,
+    _Released,
+    _Submitted,
+    _Throttled,
+)
+from jobs.dispatcher.outputs import _fetch_outputs
+from jobs.dispatcher.submissions import _client, poll_interval, request_store, segmind_payload
 from jobs.engines.segmind import client as segmind
 from jobs.engines.segmind import ratelimit
 from jobs.models import Job, JobStatus, ProviderPause, SegmindKeyBudget
-from jobs.services.dispatch import LEASE, LEASE_SECONDS, dispatcher_ensure
-from productstudio.lib import fetcher
+from jobs.services.dispatch import LEASE
 from productstudio.lib.errors import CodedError
 
 logger = logging.getLogger(__name__)
 
-RENEW_EVERY_SECONDS = 5.0
-# The workspaces whose last turn the lease remembers across hand-overs.
-SERVED_KEPT = 1000
-NEVER_SERVED = -(10**9)
 # In-flight requests this dispatcher does not know of (left by a dispatcher that died)
 # are looked for this often; a new dispatcher picks them all up when it starts.
 RESCAN_SECONDS = 10.0
@@ -116,9 +77,6 @@ SUBMIT_WINDOW = 32
 TARGET_LOAD = 0.85
 FIRST_COST_SECONDS = 0.02
 LAG_HIGH_SECONDS = 0.5
-# Long requests are polled less often: every tenth of the time already waited, between
-# SEGMIND_POLL_INTERVAL_SECONDS and SEGMIND_POLL_MAX_INTERVAL_SECONDS.
-POLL_BACKOFF_RATIO = 0.1
 # A claimed job waits at most this long at its key's gate for a slot; longer, it goes
 # back to the queue (keeping its place) rather than look running while it waits.
 SLOT_WAIT_SECONDS = 2.0
@@ -128,201 +86,6 @@ SLOT_WAIT_SECONDS = 2.0
 # 300/min scaled ten times, the pace fell to 4.84 of 5 a second). Short, so that another
 # workspace's new job waits behind few claimed ones.
 CLAIM_AHEAD_SECONDS = 2 * TICK_SECONDS
-
-
-def _client(api_key: str | None = None) -> segmind.SegmindClient:
-    """A client for `api_key` (by default the platform's)."""
-    return segmind.SegmindClient(
-        api_key=settings.SEGMIND_API_KEY if api_key is None else api_key,
-        base_url=settings.SEGMIND_API_BASE,
-        max_connections=settings.SEGMIND_MAX_CONNECTIONS,
-    )
-
-
-def segmind_payload(*, job: Job, spec: catalog.ModelSpec) -> dict[str, Any]:
-    """The resolved parameters, with the product photo as a URL or as base64."""
-    payload = dict(job.params)
-    if job.source_url and settings.SEGMIND_PASS_URLS:
-        payload[spec.image_param] = job.source_url
-    elif job.input_asset is not None:
-        with job.input_asset.file.open("rb") as fh:
-            payload[spec.image_param] = base64.b64encode(fh.read()).decode()
-    else:
-        raise segmind.SegmindError("missing_input", "The job's input image is missing.")
-    return payload
-
-
-def poll_interval(waited: float, expected: float | None = None) -> float:
-    """Seconds until the next status poll of a request submitted `waited` seconds ago.
-
-    `expected` is how long this model's requests have lately taken: no request is polled
-    again until nine tenths of it have passed, so a 16 s model is not asked 15 times.
-    """
-    delay = min(
-        settings.SEGMIND_POLL_MAX_INTERVAL_SECONDS,
-        max(settings.SEGMIND_POLL_INTERVAL_SECONDS, waited * POLL_BACKOFF_RATIO),
-    )
-    if expected:
-        if waited < expected * 0.9:
-            delay = max(delay, expected * 0.9 - waited)
-        else:
-            # Due about now: look twice as often until it is done.
-            delay = max(settings.SEGMIND_POLL_INTERVAL_SECONDS, delay) / 2
-    return delay
-
-
-def request_store(*, job_id: uuid.UUID, submission: segmind.Submission, key_id: str = "") -> bool:
-    """Commit Segmind's request id on a claimed job; False if the job moved on meanwhile.
-    `key_id` names the key it was sent with (for operators; polls resolve the key again)."""
-    stored: dict[str, Any] = submission.to_dict()
-    if key_id:
-        stored["key_id"] = key_id
-    return bool(
-        Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, provider_request_id="").update(
-            provider_request_id=submission.request_id,
-            provider_request=stored,
-            submitted_at=timezone.now(),
-        )
-    )
-
-
-def _take_lease(holder: str, state: dict[str, Any] | None = None) -> bool:
-    now = timezone.now()
-    Lease.objects.get_or_create(name=LEASE)
-    changes: dict[str, Any] = {
-        "holder": holder,
-        "leased_until": now + timedelta(seconds=LEASE_SECONDS),
-    }
-    if state is not None:
-        changes["state"] = state
-    return bool(
-        Lease.objects.filter(name=LEASE)
-        .filter(Q(leased_until__isnull=True) | Q(leased_until__lte=now) | Q(holder=holder))
-        .update(**changes)
-    )
-
-
-def _take_over(holder: str) -> str:
-    """Take the lease from a holder that died holding it (its lease ran out without being
-    given up); that holder's name, or "" when the lease was not such a one's."""
-    now = timezone.now()
-    dead = (
-        Lease.objects.filter(name=LEASE, leased_until__lte=now)
-        .exclude(holder__in=("", holder))
-        .values_list("holder", flat=True)
-        .first()
-    )
-    if not dead:
-        return ""
-    # Conditional on the dead holder's name: of two successors racing, one takes it.
-    taken = Lease.objects.filter(name=LEASE, holder=dead, leased_until__lte=now).update(
-        holder=holder, leased_until=now + timedelta(seconds=LEASE_SECONDS)
-    )
-    return dead if taken else ""
-
-
-def _lease_row_lock(holder: str, now: datetime) -> bool:
-    """Lock the lease row (in the caller's transaction) if `holder` holds it for at least
-    one more renewal interval."""
-    margin = now + timedelta(seconds=RENEW_EVERY_SECONDS)
-    return (
-        Lease.objects.select_for_update()
-        .filter(name=LEASE, holder=holder, leased_until__gt=margin)
-        .values_list("pk", flat=True)
-        .first()
-        is not None
-    )
-
-
-def _release_lease(holder: str, state: dict[str, Any]) -> None:
-    Lease.objects.filter(name=LEASE, holder=holder).update(
-        leased_until=None, holder="", state=state
-    )
-
-
-def segmind_dispatch(*, budget_seconds: float | None = None) -> dict[str, int]:
-    """Submit queued Segmind jobs and see every request in flight to its end.
-
-    Runs until nothing is left or the budget is spent, then enqueues itself again if work
-    remains. Returns counts of what this run did.
-    """
-    budget = budget_seconds if budget_seconds is not None else settings.SEGMIND_DISPATCHER_SECONDS
-    # The process id tells an operator (and the crash tests) which worker holds it.
-    holder = f"{os.getpid()}-{secrets.token_hex(6)}"
-    dead = _take_over(holder)
-    if not dead and not _take_lease(holder):
-        return {"submitted": 0, "polled": 0, "finished": 0, "skipped": 1}
-    dispatcher = _Dispatcher(holder, budget)
-    try:
-        if dead:
-            # Its lease ran out, so it is gone, and it alone claimed Segmind jobs: those
-            # it left without a request id are settled now, before this one claims any.
-            # (Those with one are polled again by this run, never submitted again.)
-            settled = services.jobs_unsent_settle()
-            logger.warning("Segmind dispatcher %s died; took over its lease: %s", dead, settled)
-        counts = dispatcher.run()
-    finally:
-        try:
-            dispatcher.save_gates()
-        except Exception:  # the lease must still be given up
-            logger.exception("saving the Segmind key budgets failed")
-        _release_lease(holder, dispatcher.lease_state())
-    # After the release: a job committed before this check is seen here, and one
-    # committed after it finds the lease free and enqueues a dispatcher itself.
-    if Job.objects.segmind_queued().exists() or Job.objects.segmind_in_flight().exists():
-        transaction.on_commit(dispatcher_ensure)
-    return counts
-
-
-# --- what the event loop reports to the database thread -----------------------------
-
-
-@dataclass(frozen=True)
-class _Submitted:
-    job_id: uuid.UUID
-    model: str
-    submission: segmind.Submission
-    key: services.SegmindKey
-
-
-@dataclass(frozen=True)
-class _OutOfCredit:
-    """Segmind refused the submit with 406: the account behind the key has no credit."""
-
-    job_id: uuid.UUID
-    key: services.SegmindKey
-    provider_message: str
-
-
-@dataclass(frozen=True)
-class _Failed:
-    job_id: uuid.UUID
-    code: str
-    message: str
-
-
-@dataclass(frozen=True)
-class _Completed:
-    job_id: uuid.UUID
-    outputs: list[tuple[bytes, images.ImageInfo]]
-
-
-@dataclass(frozen=True)
-class _Throttled:
-    """The job was not sent for want of its key's budget (a 429, or the gate is closed):
-    it goes back to the queue without spending an attempt."""
-
-    job_id: uuid.UUID
-
-
-@dataclass(frozen=True)
-class _Released:
-    """Tracking stopped without an outcome (shutdown); the request stays in flight."""
-
-    job_id: uuid.UUID
-
-
-_Event = _Submitted | _OutOfCredit | _Failed | _Completed | _Released | _Throttled
 
 # A job whose key cannot be had fails with these (nothing was sent, nothing is charged).
 OWN_KEY_MISSING = (
@@ -394,7 +157,7 @@ class _Dispatcher:
         # When each workspace (and key: own or not) last had a job claimed, for turns:
         # the last dispatcher's order carries on (below zero, oldest first), so a hand-over
         # does not give the turn back to whoever's job is oldest.
-        self.served: dict[tuple[int, bool], int] = self._served_from(stored)
+        self.served: dict[tuple[int, bool], int] = _served_from(stored)
         self.claims = 0
         self.tenant_rates: dict[int, ratelimit.Rate] = {}
         self.warned_poll_429 = False
@@ -467,21 +230,11 @@ class _Dispatcher:
         self.refilled = now
         return int(self.tokens)
 
-    @staticmethod
-    def _served_from(stored: dict[str, Any] | None) -> dict[tuple[int, bool], int]:
-        order = [
-            (int(row[0]), bool(row[1]))
-            for row in ((stored or {}).get("served") or [])
-            if isinstance(row, list) and len(row) == 2 and isinstance(row[0], int)
-        ]
-        return {key: rank - len(order) for rank, key in enumerate(order)}
-
     def lease_state(self) -> dict[str, Any]:
         """What the next dispatcher carries on: the models' inference times, and the
         order in which workspaces were last served (oldest first; the most recent
         SERVED_KEPT), for turns."""
-        order = sorted(self.served, key=self.served.__getitem__)[-SERVED_KEPT:]
-        return {"expected": self.expected, "served": [[t, own] for t, own in order]}
+        return {"expected": self.expected, "served": _served_order(self.served)}
 
     def _renew_lease(self) -> None:
         if time.monotonic() < self.renew_at:
@@ -1066,22 +819,3 @@ class _Dispatcher:
     def _cancel_idle(self) -> None:
         for task in list(self.idle.values()):
             task.cancel()
-
-
-def _fetch_outputs(job_id: uuid.UUID, poll: segmind.Poll) -> _Completed | _Failed:
-    """Download (or decode) a completed request's images and check them (an I/O thread)."""
-    if not poll.outputs:
-        return _Failed(job_id, "provider_bad_response", "Segmind finished but sent no image.")
-    stored: list[tuple[bytes, images.ImageInfo]] = []
-    try:
-        for output in poll.outputs:
-            data = output.data
-            if data is None:
-                data = fetcher.fetch_url_from_settings(output.url or "").content
-            # Segmind's images are checked, not decoded: complete, an allowed format,
-            # within the pixel limit. Pixels are decoded only when something uses them.
-            info = images.inspect_image(data, max_pixels=settings.IMAGE_MAX_PIXELS, decode=False)
-            stored.append((data, info))
-    except (fetcher.FetchError, images.ImageError) as e:
-        return _Failed(job_id, "output_unavailable", f"The result could not be saved: {e.message}")
-    return _Completed(job_id, stored)
