@@ -64,7 +64,11 @@ def preset_visible_get(*, tenant: Tenant, value: Any, slugs: bool = True) -> Pre
         # Not by ordering on tenant_id: databases disagree on where NULL (system) sorts.
         preset = visible.filter(query, tenant=tenant).first() or visible.filter(query).first()
     if preset is None:
-        raise JobError("validation_error", "preset: this preset does not exist.", field="preset")
+        # The API names what it was sent; the page's select can only have gone stale.
+        missing = f"no preset '{text}' in this workspace" if slugs else "this preset does not exist"
+        error = JobError("validation_error", f"preset: {missing}.", field="preset")
+        error.errors = {"preset": missing}
+        raise error
     return preset
 
 

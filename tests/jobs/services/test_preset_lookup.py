@@ -51,7 +51,10 @@ def test_another_workspaces_preset_does_not_exist(
 ) -> None:
     theirs = _own(outsider.memberships.get().tenant, name="Theirs")
     error = _refusal(tenant=tenant, value=str(theirs.pk), slugs=slugs)
-    assert error.message == "preset: this preset does not exist."
+    if slugs:  # the API names what it was sent
+        assert error.message == f"preset: no preset '{theirs.pk}' in this workspace."
+    else:
+        assert error.message == "preset: this preset does not exist."
 
 
 def test_the_api_names_a_preset_by_slug_its_own_before_the_systems(tenant: Tenant) -> None:
@@ -71,4 +74,5 @@ def test_the_new_job_page_takes_only_ids(tenant: Tenant, value: str) -> None:
 @pytest.mark.parametrize("value", ["no-such-preset", "²", "9" * 30, "house\x00white"])
 def test_a_preset_that_cannot_exist_is_refused_by_the_api(tenant: Tenant, value: str) -> None:
     error = _refusal(tenant=tenant, value=value)
-    assert error.message == "preset: this preset does not exist."
+    assert error.message == f"preset: no preset '{value}' in this workspace."
+    assert error.errors == {"preset": f"no preset '{value}' in this workspace"}
