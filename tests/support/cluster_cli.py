@@ -80,7 +80,10 @@ def main(argv: list[str]) -> Any:
         # Big enough photos that a job takes a while: B's job is sent while A's batch runs.
         a = local_submit("Alpha", int(args[0]), 1600)
         b = local_submit("Beta", 1, 1600)
-        return {"a": a, "b": b}
+        # How far A's batch had gone once B's job was committed (read after: on a slow
+        # machine it may count a job or two more, never fewer).
+        started = Job.objects.filter(tenant__name="Alpha", started_at__isnull=False).count()
+        return {"a": a, "b": b, "alpha_started_when_b_sent": started}
     if command == "local":
         return local_submit(args[0], int(args[1]), 64)
     if command == "hooks":
