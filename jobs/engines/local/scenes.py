@@ -20,9 +20,10 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Final, Literal
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
@@ -37,13 +38,17 @@ __all__ = [
     "DETAILER_MODES",
     "Backdrop",
     "SceneRequest",
+    "ShadowLayer",
     "backdrop_render",
     "compose_scene",
+    "product_alpha_clean",
+    "product_layer",
+    "shadow_layer",
 ]
 
 FloatArray = NDArray[np.float32]
 RGB = tuple[int, int, int]
-Surface = Literal["sweep", "gradient", "marble", "wood", "weathered-wood", "oak"]
+Surface = Literal["sweep", "podium", "gradient", "marble", "wood", "weathered-wood", "oak"]
 
 DETAILER_MODES: Final = (
     "add",
@@ -63,6 +68,9 @@ _COARSE: Final = 4
 # The smallest product, as a share of the canvas, that still reads as a product.
 _MIN_SCALE: Final = 0.05
 _GRAIN_TILE: Final = 509  # odd, so its repeat does not line up with JPEG blocks
+# The flat tabletop textures, before perspective.
+_TEXTURE_W: Final = 768
+_TEXTURE_H: Final = 384
 
 
 @dataclass(frozen=True)
@@ -76,7 +84,7 @@ class Backdrop:
     wall_far: RGB  # the same away from the light (edges, top)
     floor: RGB  # the surface's main colour
     floor_accent: RGB  # veins, grain or the sweep's front
-    scenery: Literal["", "window", "garden"] = ""
+    scenery: Literal["", "window", "garden", "tiles", "fairy-lights"] = ""
 
 
 BACKDROPS: Final[dict[str, Backdrop]] = {
@@ -110,6 +118,15 @@ BACKDROPS: Final[dict[str, Backdrop]] = {
             (236, 210, 205),
         ),
         Backdrop(
+            "pastel-podium",
+            "Pastel studio podium",
+            "podium",
+            (248, 228, 224),
+            (222, 190, 186),
+            (250, 234, 230),
+            (236, 210, 205),
+        ),
+        Backdrop(
             "warm-gradient",
             "Warm spotlight gradient",
             "gradient",
@@ -137,13 +154,34 @@ BACKDROPS: Final[dict[str, Backdrop]] = {
             (150, 148, 150),
         ),
         Backdrop(
+            "bathroom-shelf",
+            "Marble bathroom shelf, sage tiles",
+            "marble",
+            (214, 226, 210),
+            (160, 176, 158),
+            (240, 239, 236),
+            (150, 150, 152),
+            "tiles",
+        ),
+        Backdrop(
             "wood-tabletop",
             "Wooden tabletop",
             "wood",
-            (236, 226, 212),
-            (176, 160, 142),
+            # A cool, plain wall: the living room is the warm one.
+            (234, 235, 236),
+            (178, 182, 188),
             (164, 112, 70),
             (110, 68, 38),
+        ),
+        Backdrop(
+            "holiday-table",
+            "Festive table with fairy lights",
+            "wood",
+            (92, 58, 34),
+            (22, 16, 14),
+            (104, 66, 40),
+            (52, 30, 18),
+            "fairy-lights",
         ),
         Backdrop(
             "living-room",
@@ -301,18 +339,27 @@ def _spotlight(bd: Backdrop, size: tuple[int, int], floor: float, centre_x: floa
 
 
 def _marble_texture(bd: Backdrop, size: tuple[int, int], rng: np.random.Generator) -> FloatArray:
+    """White marble: a soft clouded base crossed by a few thin veins that wander, branch
+    and fade, never an even set of parallel lines (which read as a contour map)."""
     w, h = size
-    turbulence = _fbm(rng, size, 4, 4)
+    # A strong, low-frequency domain warp bends the veins; a finer one makes them wiggle.
+    warp = _fbm(rng, size, 2, 5) * 5.0 + _fbm(rng, size, 6, 3) * 0.8
     xs = np.linspace(0, 1, w, dtype=np.float32)[None, :]
     ys = np.linspace(0, 1, h, dtype=np.float32)[:, None]
-    angle = rng.uniform(0.3, 1.2)
-    phase = (xs * math.cos(angle) + ys * math.sin(angle)) * 9.0 + 7.0 * turbulence
-    veins = (1.0 - np.abs(np.sin(phase))) ** 10
-    fine = (1.0 - np.abs(np.sin(phase * 2.7 + 3.0 * turbulence))) ** 24
-    cloud = _smooth_noise(rng, size, 6)
-    base = _rgb(bd.floor) * (0.97 + 0.05 * cloud)[..., None]
-    mix = np.clip(0.55 * veins + 0.3 * fine, 0, 1)[..., None]
-    return np.asarray(base * (1 - mix) + _rgb(bd.floor_accent) * mix, np.float32)
+    angle = rng.uniform(0.35, 1.1)
+    along = xs * math.cos(angle) + ys * math.sin(angle) * (h / w)
+    # Thin lines where the sine crosses zero, each vein thin and fading in and out.
+    main = np.exp(-((np.sin((along * 2.2 + warp * 0.45) * math.pi) / 0.045) ** 2))
+    main *= np.clip(_fbm(rng, size, 3, 2) * 2.2 - 0.55, 0.0, 1.0)
+    side = np.exp(-((np.sin((along * 5.0 - warp * 0.7 + 0.3) * math.pi) / 0.03) ** 2))
+    side *= np.clip(_fbm(rng, size, 4, 2) * 2.0 - 0.85, 0.0, 1.0)
+    cloud = _fbm(rng, size, 5, 3)
+    base = _rgb(bd.floor) * (0.955 + 0.06 * cloud)[..., None]
+    mix = np.clip(0.42 * main + 0.22 * side, 0.0, 1.0)[..., None]
+    texture = base * (1 - mix) + _rgb(bd.floor_accent) * mix
+    # Veins in polished stone sit under the surface: soft, never sharp.
+    soft = _to_image(texture).filter(ImageFilter.GaussianBlur(0.8))
+    return np.asarray(soft, np.float32)
 
 
 def _wood_texture(
@@ -342,20 +389,26 @@ def _wood_texture(
     return np.asarray(colour, np.float32)
 
 
-def _surface_layer(
-    bd: Backdrop, size: tuple[int, int], horizon_px: int, rng: np.random.Generator
-) -> Image.Image:
+@lru_cache(maxsize=16)
+def _surface_texture(slug: str, seed: int) -> Image.Image:
+    """The flat tabletop texture of ``slug`` for ``seed``: the same for every job with that
+    seed, so it is drawn once per process (16 of 384 kB at most)."""
+    bd = BACKDROPS[slug]
+    rng = np.random.default_rng([seed & 0xFFFFFFFF, 1])
+    size = (_TEXTURE_W, _TEXTURE_H)
+    if bd.surface == "marble":
+        texture = _marble_texture(bd, size, rng)
+    else:
+        texture = _wood_texture(bd, size, rng, planks=6, weathered=bd.surface == "weathered-wood")
+    return _to_image(texture)
+
+
+def _surface_layer(bd: Backdrop, size: tuple[int, int], horizon_px: int, seed: int) -> Image.Image:
     """The tabletop from the horizon down, drawn flat and put in perspective."""
     w, h = size
     depth = h - horizon_px
-    tex_w, tex_h = 512, 256
-    if bd.surface == "marble":
-        texture = _marble_texture(bd, (tex_w, tex_h), rng)
-    else:
-        texture = _wood_texture(
-            bd, (tex_w, tex_h), rng, planks=6, weathered=bd.surface == "weathered-wood"
-        )
-    flat = _to_image(texture)
+    flat = _surface_texture(bd.slug, seed)
+    tex_w, tex_h = flat.size
     # The far edge shows more of the table than the near one.
     coeffs = _perspective_coefficients(
         [(0, 0), (w, 0), (w, depth), (0, depth)],
@@ -369,30 +422,32 @@ def _surface_layer(
 def _scenery(
     bd: Backdrop, wall: Image.Image, light_x: float, rng: np.random.Generator
 ) -> Image.Image:
-    """Out-of-focus hints of a room or a garden on the (coarse) wall: shapes, then a
-    wide blur."""
+    """Out-of-focus hints of a room, a garden, a tiled wall or fairy lights on the (coarse)
+    wall: light shapes that read as what they are, then a blur for the depth of field.
+    Nothing dark and shapeless: a blurred dark patch reads as a smudge on the photo."""
     small = wall.copy()
     sw, sh = small.size
     draw = ImageDraw.Draw(small, "RGBA")
+    blur = max(2.0, sw / 60)
     if bd.scenery == "window":
-        # Daylight through a window on the lit side, and a framed picture on the other.
+        # A tall window on the lit side, its glazing bars, and the daylight it throws.
         wx = light_x * sw
+        left, right = wx - 0.13 * sw, wx + 0.13 * sw
+        top, bottom = 0.06 * sh, 0.62 * sh
         draw.polygon(
-            [
-                (wx - 0.22 * sw, -5),
-                (wx + 0.05 * sw, -5),
-                (wx + 0.2 * sw, 0.75 * sh),
-                (wx - 0.05 * sw, 0.75 * sh),
-            ],
-            fill=(255, 248, 232, 70),
-        )
-        px = (1 - light_x) * sw
-        draw.rectangle(
-            (px - 0.09 * sw, 0.16 * sh, px + 0.09 * sw, 0.4 * sh), fill=(120, 110, 96, 90)
+            [(left, bottom), (right, bottom), (right + 0.1 * sw, sh), (left - 0.02 * sw, sh)],
+            fill=(255, 246, 226, 40),
         )
         draw.rectangle(
-            (px - 0.075 * sw, 0.18 * sh, px + 0.075 * sw, 0.38 * sh), fill=(214, 196, 170, 120)
+            (left - 0.012 * sw, top - 0.012 * sw, right + 0.012 * sw, bottom),
+            fill=(250, 244, 234, 255),
         )
+        draw.rectangle((left, top, right, bottom), fill=(236, 242, 244, 255))
+        bar = max(1.0, 0.008 * sw)
+        draw.rectangle((wx - bar, top, wx + bar, bottom), fill=(246, 240, 230, 255))
+        mid = (top + bottom) / 2
+        draw.rectangle((left, mid - bar, right, mid + bar), fill=(246, 240, 230, 255))
+        blur = max(1.5, sw / 110)
     elif bd.scenery == "garden":
         # Foliage and sunlight through leaves: blobs of green and bright discs.
         for _ in range(70):
@@ -404,7 +459,91 @@ def _scenery(
             x, y = rng.uniform(0, sw), rng.uniform(0, 0.7 * sh)
             r = rng.uniform(0.01, 0.03) * sw
             draw.ellipse((x - r, y - r, x + r, y + r), fill=(255, 250, 214, 150))
-    return small.filter(ImageFilter.GaussianBlur(max(2.0, sw / 60)))
+    elif bd.scenery == "tiles":
+        # Square wall tiles with light grout, slightly out of focus.
+        side = max(4.0, 0.075 * sw)
+        grout = (236, 238, 230, 200)
+        for i in range(int(sw / side) + 2):
+            draw.line([(i * side, 0), (i * side, sh)], fill=grout, width=1)
+        for j in range(int(sh / side) + 2):
+            draw.line([(0, j * side), (sw, j * side)], fill=grout, width=1)
+        blur = max(0.6, sw / 400)
+    elif bd.scenery == "fairy-lights":
+        # Warm fairy lights far behind: round bokeh discs strung along loose curves.
+        for strand in range(3):
+            base = rng.uniform(0.12, 0.55) * sh
+            sag = rng.uniform(0.05, 0.14) * sh
+            for k in range(26):
+                t = (k + rng.uniform(-0.3, 0.3)) / 25
+                x = t * sw
+                y = base + sag * math.sin(math.pi * t + strand) + rng.normal(0, 0.01 * sh)
+                r = rng.uniform(0.012, 0.026) * sw
+                glow = (255, int(rng.uniform(190, 225)), int(rng.uniform(110, 150)))
+                draw.ellipse((x - 2 * r, y - 2 * r, x + 2 * r, y + 2 * r), fill=(*glow, 40))
+                draw.ellipse((x - r, y - r, x + r, y + r), fill=(*glow, 190))
+        blur = max(1.0, sw / 160)
+    return small.filter(ImageFilter.GaussianBlur(blur))
+
+
+def _podium(
+    image: Image.Image,
+    bd: Backdrop,
+    *,
+    floor: float,
+    centre_x: float,
+    product_width: float,
+    light_x: float,
+) -> None:
+    """A round plinth the product stands on, drawn into ``image``: its top face at the
+    product's base, a body shaded as a lit cylinder, and its own soft shadow on the floor.
+    Only the plinth's box is computed, at full resolution, so its outline stays crisp."""
+    w, h = image.size
+    cx = centre_x * w
+    rx = float(np.clip(0.72 * product_width * w, 0.08 * w, 0.45 * w))
+    ry = max(2.0, rx * 0.17)
+    top_y = floor * h
+    bottom_y = top_y + max(0.1, min(0.2, 0.97 - floor)) * h
+    x0, x1 = max(0, int(cx - 1.6 * rx)), min(w, int(cx + 1.6 * rx) + 2)
+    y0, y1 = max(0, int(top_y - ry) - 2), min(h, int(bottom_y + 2.2 * ry) + 2)
+    if x1 <= x0 or y1 <= y0:
+        return
+    xs = np.arange(x0, x1, dtype=np.float32)[None, :] + 0.5
+    ys = np.arange(y0, y1, dtype=np.float32)[:, None] + 0.5
+    u = (xs - cx) / rx
+    region = np.asarray(image.crop((x0, y0, x1, y1)), np.float32)
+    # The plinth's shadow on the floor: a soft ellipse pushed away from the light.
+    away = (0.5 - light_x) * 0.5 * rx
+    d2 = ((xs - cx - away) / (1.25 * rx)) ** 2 + ((ys - bottom_y) / (1.6 * ry)) ** 2
+    region *= (1.0 - 0.3 * np.exp(-2.2 * d2))[..., None]
+    base = _rgb(bd.floor) * np.array([0.985, 0.955, 0.94], np.float32)
+    # Body: a vertical cylinder lit from the light's side and the front.
+    lx = -0.55 if light_x < 0.5 else 0.55
+    nz = np.sqrt(np.clip(1.0 - u * u, 0.0, 1.0))
+    diffuse = np.clip(u * lx + nz * 0.84, 0.0, 1.0)
+    down = np.clip((ys - top_y) / max(1.0, bottom_y - top_y), 0.0, 1.0)
+    body_shade = (0.74 + 0.28 * diffuse) * (1.0 - 0.08 * down)
+    body_rgb = base * body_shade[..., None]
+    side = np.clip(rx - np.abs(xs - cx) + 0.5, 0.0, 1.0)
+    in_span = np.clip(np.minimum(ys - top_y + 0.5, bottom_y - ys + 0.5), 0.0, 1.0)
+    bottom_cap = _ellipse_coverage(xs - cx, ys - bottom_y, rx, ry)
+    body = np.maximum(side * in_span, bottom_cap * side)
+    region = region * (1 - body[..., None]) + body_rgb * body[..., None]
+    # Top face: lit from above, a little brighter toward the light, with a thin rim.
+    top_face = _ellipse_coverage(xs - cx, ys - top_y, rx, ry)
+    rim = _ellipse_coverage(xs - cx, ys - top_y, rx - 1.5, ry - 1.0)
+    top_rgb = base * (1.04 + 0.03 * np.clip(u * lx, -1, 1))[..., None]
+    top_rgb = top_rgb * (0.97 + 0.03 * rim[..., None])
+    region = region * (1 - top_face[..., None]) + np.minimum(top_rgb, 255.0) * top_face[..., None]
+    image.paste(_to_image(region), (x0, y0))
+
+
+def _ellipse_coverage(dx: FloatArray, dy: FloatArray, rx: float, ry: float) -> FloatArray:
+    """Anti-aliased coverage of an ellipse: its distance field, about a pixel wide."""
+    r = np.sqrt((dx / rx) ** 2 + (dy / ry) ** 2)
+    # Scale the normalised distance by the local radius so the edge is ~1 px everywhere.
+    scale = np.sqrt((dx / rx**2) ** 2 + (dy / ry**2) ** 2) / np.maximum(r, 1e-6)
+    dist = (r - 1.0) / np.maximum(scale, 1e-6)
+    return np.asarray(np.clip(0.5 - dist, 0.0, 1.0), np.float32)
 
 
 def backdrop_render(
@@ -415,9 +554,11 @@ def backdrop_render(
     centre_x: float = 0.5,
     light_from: Literal["left", "right"] = "left",
     seed: int = 0,
+    product_width: float = 0.35,
 ) -> Image.Image:
     """Draw backdrop ``slug`` at ``size`` (w, h), RGB, for a product whose base is at
-    ``floor`` and whose centre is at ``centre_x`` (shares of the canvas)."""
+    ``floor``, whose centre is at ``centre_x`` and whose width is ``product_width``
+    (shares of the canvas; a podium is sized to the product)."""
     bd = BACKDROPS.get(slug)
     if bd is None:
         raise EngineError("unknown_backdrop", f"There is no backdrop called {slug!r}.")
@@ -426,6 +567,18 @@ def backdrop_render(
     light_x = 0.3 if light_from == "left" else 0.7
     if bd.surface == "sweep":
         image = _sweep(bd, size, floor, light_x)
+    elif bd.surface == "podium":
+        # The sweep's floor runs under the plinth, whose foot is below the product's base.
+        foot = min(1.0, floor + max(0.1, min(0.2, 0.97 - floor)))
+        image = _sweep(bd, size, foot, light_x)
+        _podium(
+            image,
+            bd,
+            floor=floor,
+            centre_x=centre_x,
+            product_width=product_width,
+            light_x=light_x,
+        )
     elif bd.surface == "gradient":
         image = _spotlight(bd, size, floor, centre_x)
     else:
@@ -435,7 +588,7 @@ def backdrop_render(
             wall = _scenery(bd, wall, light_x, rng)
         image = _upscale(wall, size)
         horizon_px = max(1, min(h - 1, round(_horizon(floor) * h)))
-        surface = _surface_layer(bd, size, horizon_px, rng)
+        surface = _surface_layer(bd, size, horizon_px, seed)
         image.paste(surface, (0, horizon_px))
         image = _contact_line(image, horizon_px)
     return _grain(image)
@@ -478,14 +631,16 @@ def _grain(image: Image.Image) -> Image.Image:
 
 
 def _cut_out(image: Image.Image) -> Image.Image:
-    """The product cut out and cropped to its bounding box (RGBA)."""
+    """The product cut out, cleaned (`product_alpha_clean`) and cropped to its bounding
+    box (RGBA)."""
     cutout = remove_background(image)
-    alpha = np.asarray(cutout.getchannel("A"))
+    alpha = product_alpha_clean(np.asarray(cutout.getchannel("A")))
     solid = alpha > BBOX_ALPHA_THRESHOLD
     rows = np.flatnonzero(solid.any(axis=1))
     cols = np.flatnonzero(solid.any(axis=0))
     if rows.size == 0:
         raise EngineError("empty_image", "No product could be found in the image: it looks blank.")
+    cutout.putalpha(Image.fromarray(alpha, "L"))
     return cutout.crop((int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1))
 
 
@@ -505,6 +660,147 @@ def _placement(
     return (nw, nh), (left, top)
 
 
+# A part of the product smaller than this share of its largest part is a leftover speck.
+_SPECK_SHARE: Final = 0.01
+# Alpha from which a pixel is surely product: a component without one is haze.
+_SOLID_ALPHA: Final = 128
+
+
+def product_alpha_clean(alpha: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """The cut-out's alpha without what a shop would see as dirt once it is composed:
+
+    - specks: parts (8-connected, alpha > 0) with no solid pixel, or whose solid core is
+      under 1 % of the largest part's (JPEG noise, a bit of the old backdrop);
+    - the faint or broken rows under the base: a last row much fainter or more broken than
+      the one above it is the old floor's contact shadow, which shows as a dashed line
+      under a sole on a new backdrop.
+    """
+    out = np.array(alpha, dtype=np.uint8, copy=True)
+    strong = (out >= _SOLID_ALPHA).astype(np.uint8)
+    n_strong, strong_labels, stats, _ = cv2.connectedComponentsWithStats(strong, connectivity=8)
+    if n_strong <= 1:
+        return out
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    kept_strong = np.flatnonzero(areas >= _SPECK_SHARE * areas.max()) + 1
+    n_any, any_labels = cv2.connectedComponents((out > 0).astype(np.uint8), connectivity=8)
+    if n_any > 2 or kept_strong.size < n_strong - 1:
+        core = np.isin(strong_labels, kept_strong)
+        keep = np.zeros(n_any, bool)
+        keep[np.unique(any_labels[core])] = True
+        keep[0] = False
+        out[~keep[any_labels]] = 0
+    _base_fringe_trim(out)
+    return out
+
+
+def _base_fringe_trim(alpha: NDArray[np.uint8]) -> None:
+    """Clear, in place, the rows under the product's base that are much fainter or more
+    broken than the row above (at most a few rows: a real base is never like that)."""
+    rows = np.flatnonzero((alpha > 0).any(axis=1))
+    if rows.size < 4:
+        return
+    limit = max(3, round(0.03 * rows.size))
+    for _ in range(limit):
+        bottom = int(rows[-1])
+        if bottom - 1 < 0:
+            return
+        row, above = alpha[bottom], alpha[bottom - 1]
+        if not above.any():
+            return
+        if not _row_is_fringe(row, above):
+            return
+        alpha[bottom] = 0
+        rows = rows[:-1]
+        if rows.size < 2:
+            return
+
+
+def _row_is_fringe(row: NDArray[np.uint8], above: NDArray[np.uint8]) -> bool:
+    """Whether ``row`` is a leftover under ``above``: much fainter, or broken into dashes."""
+    solid, solid_above = int((row >= _SOLID_ALPHA).sum()), int((above >= _SOLID_ALPHA).sum())
+    if solid < 0.35 * solid_above:
+        return True
+    cols = np.flatnonzero(row > 0)
+    span = int(cols[-1] - cols[0] + 1)
+    filled = cols.size / span
+    cols_above = np.flatnonzero(above > 0)
+    filled_above = cols_above.size / int(cols_above[-1] - cols_above[0] + 1)
+    return filled < 0.8 * filled_above
+
+
+# The shadow is drawn this many product-widths across at most: it is soft, so a coarse
+# layer upscaled is the same picture for a fraction of the cost.
+_SHADOW_WORK_WIDTH: Final = 240
+
+
+@dataclass(frozen=True)
+class ShadowLayer:
+    """A product's shadow as opacity in [0, 1] on a layer padded so that it fades out
+    inside it: ``offset`` is the layer's top-left relative to the product's (pixels at
+    ``scale`` times the product's size)."""
+
+    opacity: FloatArray
+    offset: tuple[float, float]
+    scale: float
+
+
+def shadow_layer(alpha: NDArray[np.uint8], light_from: str) -> ShadowLayer:
+    """The product's shadow on the floor, from its cut-out's alpha (cropped to the product):
+
+    - a contact shadow: the silhouette squashed onto the floor at the base, pushed a
+      little away from the light and blurred;
+    - ambient occlusion along the base: where the bottom of the product is near the floor,
+      a tight dark band and a wide faint one.
+
+    The layer is padded by four blur radii, so the shadow fades to nothing before its
+    edge: it is never cut off by its own box.
+    """
+    ph, pw = alpha.shape
+    scale = min(1.0, _SHADOW_WORK_WIDTH / max(pw, 1))
+    sw, sh = max(2, round(pw * scale)), max(2, round(ph * scale))
+    small = cv2.resize(alpha, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    # Where the product reaches the floor: the bottom few percent of its height.
+    band = max(1, round(0.05 * sh))
+    foot = small[sh - band :].max(axis=0)
+    squash_h = max(2, round(0.09 * sh))
+    squashed = cv2.resize(small, (sw, squash_h), interpolation=cv2.INTER_AREA)
+    sigma_contact = max(1.0, 0.035 * sw)
+    sigma_wide = max(2.0, 0.09 * sw)
+    sigma_tight = max(0.7, 0.01 * sw)
+    push = round(0.04 * sw) * (1 if light_from == "left" else -1)
+    pad_x = math.ceil(4 * sigma_wide) + abs(push) + 2
+    pad_y = math.ceil(4 * max(sigma_contact, 0.4 * sigma_wide)) + squash_h + 2
+    lw, lh = sw + 2 * pad_x, 2 * pad_y
+    base_y = pad_y  # the product's base on the layer
+    contact = np.zeros((lh, lw), np.float32)
+    top = base_y - squash_h // 2
+    contact[top : top + squash_h, pad_x + push : pad_x + push + sw] = squashed
+    contact = cv2.GaussianBlur(
+        contact, (0, 0), sigma_contact, sigmaY=sigma_contact * 0.6, borderType=cv2.BORDER_CONSTANT
+    )
+    line = np.zeros((lh, lw), np.float32)
+    line[base_y - 1 : base_y + 1, pad_x : pad_x + sw] = foot
+    tight = np.asarray(
+        cv2.GaussianBlur(line, (0, 0), sigma_tight, borderType=cv2.BORDER_CONSTANT), np.float32
+    )
+    tight = tight / max(float(tight.max()), 1e-6)
+    wide = np.asarray(
+        cv2.GaussianBlur(
+            line, (0, 0), sigma_wide, sigmaY=sigma_wide * 0.3, borderType=cv2.BORDER_CONSTANT
+        ),
+        np.float32,
+    )
+    wide = wide / max(float(wide.max()), 1e-6)
+    # The silhouette's shadow is kept light: parts off the floor (a mug's handle) cast a
+    # fainter, wider shadow than the base itself.
+    opacity = 1.0 - (1.0 - 0.32 * contact) * (1.0 - 0.85 * tight) * (1.0 - 0.45 * wide)
+    return ShadowLayer(
+        opacity=np.asarray(np.clip(opacity, 0.0, 1.0), np.float32),
+        offset=(-pad_x / scale, (sh - base_y) / scale),
+        scale=scale,
+    )
+
+
 def _cast_shadow(
     scene: Image.Image,
     alpha: Image.Image,
@@ -512,46 +808,23 @@ def _cast_shadow(
     light_from: str,
     strength: float,
 ) -> None:
-    """A contact shadow under the product, drawn into ``scene``: the silhouette squashed
-    onto the floor, pushed away from the light and blurred, plus a tight dark line where
-    the base touches the floor. Only the region around the base is touched."""
+    """The product's shadow (`shadow_layer`) multiplied into ``scene`` around its base; the
+    backdrop keeps its own colour in the shadow. The frame may crop it, nothing else."""
     w, h = scene.size
-    left, top = where
-    pw, ph = alpha.size
-    base = top + ph
-    ground_h = max(2, round(ph * 0.12))
-    pad = max(8, round(0.15 * pw))
-    box = (
-        max(0, left - pad),
-        max(0, base - ground_h - pad),
-        min(w, left + pw + pad),
-        min(h, base + pad),
-    )
-    bw, bh = box[2] - box[0], box[3] - box[1]
-    if bw <= 0 or bh <= 0:
+    layer = shadow_layer(np.asarray(alpha), light_from)
+    lh, lw = layer.opacity.shape
+    full_w = max(1, round(lw / layer.scale))
+    full_h = max(1, round(lh / layer.scale))
+    x0 = round(where[0] + layer.offset[0])
+    y0 = round(where[1] + layer.offset[1])
+    box = (max(0, x0), max(0, y0), min(w, x0 + full_w), min(h, y0 + full_h))
+    if box[2] <= box[0] or box[3] <= box[1]:
         return
-    factor = 4  # the shadow is soft: draw it at a quarter of the size
-    small = (max(1, bw // factor), max(1, bh // factor))
-    ox, oy = (left - box[0]) // factor, (base - box[1]) // factor
-    sw = max(1, pw // factor)
-    # A little wider than the product and reaching in front of its base.
-    gw = max(1, round(sw * 1.08))
-    ground = alpha.resize((gw, max(1, ground_h // factor)), Image.Resampling.BILINEAR)
-    skew = round(sw * 0.05) * (1 if light_from == "left" else -1)
-    soft = Image.new("L", small, 0)
-    gx = ox - (gw - sw) // 2 + skew
-    soft.paste(ground.point(lambda v: v * 0.8), (gx, oy - round(ground.height * 0.6)))
-    soft = soft.filter(ImageFilter.GaussianBlur(max(1.0, sw * 0.045)))
-    band = alpha.crop((0, max(0, ph - max(2, ph // 30)), pw, ph))
-    band = band.resize((sw, max(1, round(ph * 0.025 / factor))), Image.Resampling.BILINEAR)
-    tight = Image.new("L", small, 0)
-    tight.paste(band, (ox, oy - band.height // 2))
-    tight = tight.filter(ImageFilter.GaussianBlur(max(0.6, sw * 0.01)))
-    mask = ImageChops.lighter(soft, tight).resize((bw, bh), Image.Resampling.BILINEAR)
-    # Multiplying keeps the backdrop's own colour in its shadow.
-    dark = mask.point(lambda v: 255 - round(v * strength))
-    region = ImageChops.multiply(scene.crop(box), Image.merge("RGB", (dark, dark, dark)))
-    scene.paste(region, box[:2])
+    opacity = cv2.resize(layer.opacity, (full_w, full_h), interpolation=cv2.INTER_LINEAR)
+    opacity = opacity[box[1] - y0 : box[3] - y0, box[0] - x0 : box[2] - x0]
+    region = np.asarray(scene.crop(box), np.float32)
+    region *= (1.0 - strength * opacity)[..., None]
+    scene.paste(_to_image(region), box[:2])
 
 
 def _relight(
@@ -618,6 +891,20 @@ def _blur(values: FloatArray, radius: float = 1.5) -> FloatArray:
     return np.asarray(blurred, np.float32) / 255.0
 
 
+def product_layer(image: Image.Image, req: SceneRequest) -> tuple[Image.Image, tuple[int, int]]:
+    """The product of ``image`` cut out, cleaned and scaled as it is laid on the scene
+    (RGBA), and its top-left corner on the canvas."""
+    product = _cut_out(image)
+    (nw, nh), where = _placement(product.size, req)
+    if (nw, nh) != product.size:
+        product = product.resize((nw, nh), Image.Resampling.LANCZOS)
+        # Lanczos rings: a faint line can appear a pixel off a hard edge. Clean again.
+        product.putalpha(
+            Image.fromarray(product_alpha_clean(np.asarray(product.getchannel("A"))), "L")
+        )
+    return product, where
+
+
 def compose_scene(image: Image.Image, req: SceneRequest) -> Image.Image:
     """The product of ``image`` cut out and placed on ``req.backdrop`` (RGB)."""
     if req.detailer_mode not in DETAILER_MODES:
@@ -627,10 +914,8 @@ def compose_scene(image: Image.Image, req: SceneRequest) -> Image.Image:
         )
     if req.backdrop not in BACKDROPS:
         raise EngineError("unknown_backdrop", f"There is no backdrop called {req.backdrop!r}.")
-    product = _cut_out(image)
-    (nw, nh), (left, top) = _placement(product.size, req)
-    if (nw, nh) != product.size:
-        product = product.resize((nw, nh), Image.Resampling.LANCZOS)
+    product, (left, top) = product_layer(image, req)
+    nw, nh = product.size
     size = (req.width, req.height)
     scene = backdrop_render(
         req.backdrop,
@@ -639,6 +924,7 @@ def compose_scene(image: Image.Image, req: SceneRequest) -> Image.Image:
         centre_x=(left + nw / 2) / req.width,
         light_from=req.light_from,
         seed=req.seed,
+        product_width=nw / req.width,
     )
     alpha_img = product.getchannel("A")
     if req.dropshadow:

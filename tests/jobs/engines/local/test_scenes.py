@@ -4,8 +4,11 @@ transfer, output sizes and formats, bad input, and the jobs that run them."""
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -115,6 +118,105 @@ def test_the_drop_shadow_darkens_the_floor_under_the_product_only_when_asked() -
     assert darker > 8
     far = (slice(10, 40), slice(10, 60))
     assert np.array_equal(np.asarray(on)[far], np.asarray(off)[far])
+
+
+def _mug_alpha() -> np.ndarray:
+    cutout = scenes.product_layer(
+        Image.open(io.BytesIO(samples.sample_jpeg_bytes("mug"))), _request(scale=0.6)
+    )[0]
+    return np.asarray(cutout.getchannel("A"))
+
+
+@pytest.mark.parametrize("light_from", ["left", "right"])
+def test_the_shadow_fades_out_inside_its_layer_so_it_is_never_clipped(light_from: str) -> None:
+    layer = scenes.shadow_layer(_mug_alpha(), light_from)
+    opacity = layer.opacity
+    assert opacity.max() > 0.5
+    edges = np.concatenate([opacity[0], opacity[-1], opacity[:, 0], opacity[:, -1]])
+    assert edges.max() < 1 / 255
+
+
+def test_the_shadow_is_darkest_along_the_products_base_and_follows_its_footprint() -> None:
+    alpha = np.zeros((200, 300), np.uint8)
+    alpha[:, 40:120] = 255  # a tall block on the left ...
+    alpha[120:, 200:260] = 255  # ... and a short one on the right; a gap between them
+    layer = scenes.shadow_layer(alpha, "left")
+    ox, oy = layer.offset
+    base_row = round((200 - oy) * layer.scale)
+    row = layer.opacity[base_row]
+
+    def at(x: float) -> float:
+        return float(row[round((x - ox) * layer.scale)])
+
+    assert at(80) > 0.6 and at(230) > 0.6
+    assert at(160) < 0.5 * at(80)  # the gap between the feet stays lighter
+    # It falls off in front of the base, softly (no step from one row to the next).
+    column = layer.opacity[:, round((80 - ox) * layer.scale)]
+    assert column[base_row + 3] < column[base_row]
+    assert np.abs(np.diff(column)).max() < 0.35
+
+
+def test_the_composed_product_has_no_specks_or_dashed_rows_under_its_base() -> None:
+    alpha = np.zeros((300, 300), np.uint8)
+    alpha[50:250, 60:240] = 255
+    alpha[252:254, 70:230:6] = 230  # a dashed line under the base
+    alpha[253, 71:230:6] = 230
+    alpha[250, 60:240] = 40  # a faint row under it
+    alpha[20:23, 10:13] = 255  # specks away from the product
+    alpha[280, 280] = 60
+    cleaned = scenes.product_alpha_clean(alpha)
+    assert cleaned[50:250].tolist() == alpha[50:250].tolist()  # the product is untouched
+    assert not cleaned[250:].any() and not cleaned[:50].any()
+
+
+def test_a_product_in_several_solid_parts_keeps_them_all() -> None:
+    alpha = np.zeros((200, 300), np.uint8)
+    alpha[40:180, 20:120] = 255
+    alpha[100:180, 180:260] = 255  # a second part of the product, not a speck
+    assert np.array_equal(scenes.product_alpha_clean(alpha), alpha)
+
+
+@pytest.mark.parametrize("name", ["sneaker", "mug", "bottle", "lamp"])
+def test_the_product_layer_of_a_sample_is_one_piece_without_leftovers(name: str) -> None:
+    photo = Image.open(io.BytesIO(samples.sample_jpeg_bytes(name)))
+    product, _where = scenes.product_layer(photo, _request(width=960, height=720))
+    alpha = np.asarray(product.getchannel("A"))
+    count, labels = cv2.connectedComponents((alpha > 0).astype(np.uint8), connectivity=8)
+    sizes = np.bincount(labels.ravel())[1:]
+    # Every part with any alpha holds solid product: nothing faint floats beside it.
+    solid = np.bincount(labels[alpha >= 128].ravel(), minlength=count)[1:]
+    assert (solid > 0).all(), sizes
+    assert sizes.max() > 0.99 * sizes.sum()
+    # The last row is a real base, not a dashed line (the sneaker's had a dozen dashes).
+    bottom = (alpha[np.flatnonzero((alpha > 0).any(axis=1))[-1]] > 0).astype(np.int8)
+    dashes = int((np.diff(bottom) == 1).sum()) + int(bottom[0])
+    assert dashes <= 3
+
+
+def test_the_podium_is_drawn_under_the_product_and_lit_from_the_light() -> None:
+    # The plinth's foot is 20 % of the height below the product's base: the sweep's floor.
+    plain = np.asarray(scenes.backdrop_render("pastel-sweep", (600, 600), floor=0.9), np.float32)
+    podium = np.asarray(
+        scenes.backdrop_render("pastel-podium", (600, 600), floor=0.7, product_width=0.4),
+        np.float32,
+    )
+    # Just under the product's base (row 420) the plinth's body replaces the sweep ...
+    assert np.abs(podium[440:470, 250:350] - plain[440:470, 250:350]).mean() > 4
+    # ... and far to the side the sweep is unchanged.
+    assert np.abs(podium[440:470, 0:40] - plain[440:470, 0:40]).mean() < 1
+    # The body is lit from the left: its left half is brighter than its right.
+    body = podium[480:500].mean(axis=(0, 2))
+    assert body[220:280].mean() > body[340:400].mean() + 5
+
+
+def test_the_marble_has_thin_veins_on_a_light_base_not_contour_lines() -> None:
+    flat = np.asarray(scenes._surface_texture("marble-tabletop", 3), np.float32).mean(axis=2)
+    light = np.median(flat)
+    assert light > 200
+    veins = flat < light - 12
+    # Veins are thin and few: a small share of the slab, low contrast.
+    assert 0.005 < veins.mean() < 0.12
+    assert flat.min() > 120
 
 
 def test_lighting_warms_the_product_on_a_warm_backdrop_and_cools_it_on_a_cool_one() -> None:
@@ -419,3 +521,75 @@ def test_a_preset_with_an_unknown_backdrop_is_refused_by_name(tenant, owner):
         )
     assert "moon-surface" in raised.value.errors["backdrop"]
     assert not Preset.objects.for_tenant(tenant).exists()
+
+
+# -- system presets keep their word ------------------------------------------------------
+
+# What a system preset's name says, and the backdrop that says it (first match wins).
+NAME_BACKDROPS = (
+    ("podium", "pastel-podium"),
+    ("blush", "pastel-sweep"),
+    ("holiday", "holiday-table"),
+    ("bathroom", "bathroom-shelf"),
+    ("marble", "marble-tabletop"),
+    ("living room", "living-room"),
+    ("interior", "living-room"),
+    ("outdoor", "outdoor"),
+    ("daylight", "outdoor"),
+    ("dark luxury", "warm-gradient"),
+    ("hero", "cool-gradient"),
+    ("light grey", "grey-sweep"),
+    ("white", "white-sweep"),
+    ("catalogue", "white-sweep"),
+    ("transparent", "transparent"),
+)
+
+
+def _named_backdrop(name: str) -> str:
+    lowered = name.lower()
+    return next(slug for word, slug in NAME_BACKDROPS if word in lowered)
+
+
+def _system_presets() -> list[dict[str, Any]]:
+    path = Path(catalog.__file__).parent / "system_presets.json"
+    return list(json.loads(path.read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize("preset", _system_presets(), ids=lambda p: p["slug"])
+def test_each_system_presets_backdrop_is_the_one_its_name_says(preset: dict[str, Any]) -> None:
+    spec = catalog.model(preset["model"])
+    if spec.composed_locally:
+        # The path a job takes: the preset's backdrop, or its prompt's words.
+        chosen = scenes.backdrop_choose(
+            preset_backdrop=preset["backdrop"], prompt=str(preset["params"].get("prompt", ""))
+        )
+    else:
+        chosen = preset["backdrop"]
+    assert chosen == _named_backdrop(preset["name"])
+
+
+def test_system_scene_presets_whose_names_differ_in_kind_look_different() -> None:
+    drawn: dict[str, np.ndarray] = {}
+    for preset in _system_presets():
+        if catalog.model(preset["model"]).composed_locally:
+            slug = preset["backdrop"]
+            image = scenes.backdrop_render(slug, (240, 180), floor=0.8, seed=5)
+            drawn[slug] = np.asarray(image.resize((24, 18), Image.Resampling.BOX), np.float32)
+    assert len(drawn) >= 8
+    slugs = sorted(drawn)
+    for i, one in enumerate(slugs):
+        for other in slugs[i + 1 :]:
+            # The same wood-and-beige scene three times over was the bug.
+            assert np.abs(drawn[one] - drawn[other]).mean() > 6, (one, other)
+
+
+def test_the_new_job_page_and_the_job_page_say_the_local_engine_composes(
+    owner_client, tenant, owner, product_jpeg
+):
+    page = owner_client.get(reverse("job_new", args=[tenant.slug])).content.decode()
+    assert "Composed on a backdrop by the local engine" in page
+    assert "composes the image on your machine. It does not generate new scenes" in page
+    job = _submit(tenant, owner, SCENECRAFT, product_jpeg)
+    tasks.job_run(str(job.id))
+    page = owner_client.get(reverse("job_detail", args=[tenant.slug, job.id])).content.decode()
+    assert "composes the image and does not generate" in page
