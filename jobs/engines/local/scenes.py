@@ -960,13 +960,16 @@ def compose_scene(image: Image.Image, req: SceneRequest) -> Image.Image:
 # Without a preset that names a backdrop, the prompt's words choose one: the local engine
 # cannot draw the scene a prompt describes, but it can pick the closest it has.
 _PROMPT_BACKDROPS: Final = (
+    (("christmas", "holiday", "festive", "fairy lights"), "holiday-table"),
     (("garden", "outdoor", "outside", "patio", "picnic", "park", "forest"), "outdoor"),
     (("living room", "sofa", "sideboard", "lounge", "bedroom", "interior"), "living-room"),
-    (("marble", "kitchen", "bathroom", "countertop", "spa"), "marble-tabletop"),
+    (("marble", "kitchen", "countertop"), "marble-tabletop"),
+    (("bathroom", "spa", "tiles"), "bathroom-shelf"),
     (("wood", "table", "rustic", "cafe", "café"), "wood-tabletop"),
     (("dark", "luxury", "moody", "black", "night", "gold"), "warm-gradient"),
     (("blue", "cool", "tech", "ocean", "ice"), "cool-gradient"),
-    (("pastel", "pink", "blush", "podium"), "pastel-sweep"),
+    (("podium", "plinth", "pedestal"), "pastel-podium"),
+    (("pastel", "pink", "blush"), "pastel-sweep"),
     (("white background", "white studio", "pure white", "seamless white"), "white-sweep"),
 )
 # Each model's output side when it has no megapixel: qwen's outputs are about 1 MP.

@@ -593,3 +593,17 @@ def test_the_new_job_page_and_the_job_page_say_the_local_engine_composes(
     tasks.job_run(str(job.id))
     page = owner_client.get(reverse("job_detail", args=[tenant.slug, job.id])).content.decode()
     assert "composes the image and does not generate" in page
+
+
+@pytest.mark.parametrize(
+    ("prompt", "slug"),
+    [
+        ("A Christmas table with gift boxes", "holiday-table"),
+        ("on a round podium in pale peach", "pastel-podium"),
+        ("a spa bathroom shelf", "bathroom-shelf"),
+        ("a polished marble countertop", "marble-tabletop"),
+        ("a blush pink paper sweep", "pastel-sweep"),
+    ],
+)
+def test_a_prompts_words_pick_the_backdrop_that_draws_them(prompt: str, slug: str) -> None:
+    assert scenes.backdrop_choose(preset_backdrop="", prompt=prompt) == slug
