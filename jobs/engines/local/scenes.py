@@ -69,8 +69,8 @@ _COARSE: Final = 4
 _MIN_SCALE: Final = 0.05
 _GRAIN_TILE: Final = 509  # odd, so its repeat does not line up with JPEG blocks
 # The flat tabletop textures, before perspective.
-_TEXTURE_W: Final = 768
-_TEXTURE_H: Final = 384
+_TEXTURE_W: Final = 512
+_TEXTURE_H: Final = 256
 
 
 @dataclass(frozen=True)
@@ -349,13 +349,16 @@ def _marble_texture(bd: Backdrop, size: tuple[int, int], rng: np.random.Generato
     angle = rng.uniform(0.35, 1.1)
     along = xs * math.cos(angle) + ys * math.sin(angle) * (h / w)
     # Thin lines where the sine crosses zero, each vein thin and fading in and out.
-    main = np.exp(-((np.sin((along * 2.2 + warp * 0.45) * math.pi) / 0.045) ** 2))
-    main *= np.clip(_fbm(rng, size, 3, 2) * 2.2 - 0.55, 0.0, 1.0)
+    wave = np.sin((along * 2.6 + warp * 0.45) * math.pi)
+    presence = np.clip(_fbm(rng, size, 3, 2) * 2.4 - 0.6, 0.0, 1.0)
+    main = np.exp(-((wave / 0.05) ** 2)) * presence
+    # Each vein sits in a faint grey haze, as veins in stone do.
+    haze = np.exp(-((wave / 0.3) ** 2)) * presence
     side = np.exp(-((np.sin((along * 5.0 - warp * 0.7 + 0.3) * math.pi) / 0.03) ** 2))
     side *= np.clip(_fbm(rng, size, 4, 2) * 2.0 - 0.85, 0.0, 1.0)
     cloud = _fbm(rng, size, 5, 3)
     base = _rgb(bd.floor) * (0.955 + 0.06 * cloud)[..., None]
-    mix = np.clip(0.42 * main + 0.22 * side, 0.0, 1.0)[..., None]
+    mix = np.clip(0.45 * main + 0.22 * side + 0.1 * haze, 0.0, 1.0)[..., None]
     texture = base * (1 - mix) + _rgb(bd.floor_accent) * mix
     # Veins in polished stone sit under the surface: soft, never sharp.
     soft = _to_image(texture).filter(ImageFilter.GaussianBlur(0.8))
@@ -515,7 +518,8 @@ def _podium(
     away = (0.5 - light_x) * 0.5 * rx
     d2 = ((xs - cx - away) / (1.25 * rx)) ** 2 + ((ys - bottom_y) / (1.6 * ry)) ** 2
     region *= (1.0 - 0.3 * np.exp(-2.2 * d2))[..., None]
-    base = _rgb(bd.floor) * np.array([0.985, 0.955, 0.94], np.float32)
+    # Pale peach: warmer than the sweep, so the plinth reads as an object on it.
+    base = np.array([252.0, 226.0, 208.0], np.float32)
     # Body: a vertical cylinder lit from the light's side and the front.
     lx = -0.55 if light_x < 0.5 else 0.55
     nz = np.sqrt(np.clip(1.0 - u * u, 0.0, 1.0))
