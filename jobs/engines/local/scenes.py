@@ -906,7 +906,42 @@ def product_layer(image: Image.Image, req: SceneRequest) -> tuple[Image.Image, t
         product.putalpha(
             Image.fromarray(product_alpha_clean(np.asarray(product.getchannel("A"))), "L")
         )
-    return product, where
+    return _outline_specks_mend(product), where
+
+
+# Outline pixels this far (in luminance, 0-255) from the product just inside them are
+# specks of the old backdrop the cut-out kept.
+_SPECK_CONTRAST: Final = 70.0
+
+
+def _outline_specks_mend(product: Image.Image) -> Image.Image:
+    """The cut-out with light specks of its old backdrop along the outline of its foot
+    recoloured from the product just inside: a light fleck at a dark mug's foot shows on
+    any new backdrop. Thin parts (a lamp's stem) have no inside to borrow from and are
+    left alone."""
+    rgba = np.array(product, dtype=np.uint8)
+    alpha = rgba[..., 3]
+    # The outline band is 4 px deep: flecks left by the matte are a few pixels across.
+    inside = cv2.erode((alpha >= 250).astype(np.uint8), np.ones((9, 9), np.uint8))
+    outline = (alpha > 0) & (inside == 0)
+    if not outline.any() or not inside.any():
+        return product
+    rgb = rgba[..., :3].astype(np.float32)
+    window = (21, 21)
+    count = cv2.boxFilter(inside.astype(np.float32), -1, window, normalize=False)
+    local = cv2.boxFilter(rgb * inside[..., None], -1, window, normalize=False)
+    local = local / np.maximum(count, 1.0)[..., None]
+    luma = np.array([0.299, 0.587, 0.114], np.float32)
+    lighter = (rgb - local) @ luma
+    # Only light flecks near the foot: there the old floor shows through, while a dark
+    # rim along a product's side is its own shading.
+    foot = np.zeros_like(outline)
+    foot[round(0.85 * alpha.shape[0]) :] = True
+    specks = outline & foot & (count >= 12) & (lighter > _SPECK_CONTRAST)
+    if not specks.any():
+        return product
+    rgba[..., :3][specks] = np.clip(local[specks] + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(rgba, "RGBA")
 
 
 def compose_scene(image: Image.Image, req: SceneRequest) -> Image.Image:

@@ -169,6 +169,18 @@ def test_the_composed_product_has_no_specks_or_dashed_rows_under_its_base() -> N
     assert not cleaned[250:].any() and not cleaned[:50].any()
 
 
+def test_a_light_fleck_of_the_old_backdrop_on_the_outline_takes_the_products_colour() -> None:
+    rgba = np.zeros((82, 82, 4), np.uint8)  # the product's layer, cropped to it
+    rgba[1:81, 1:81] = (150, 20, 30, 255)
+    rgba[77:81, 1:5, :3] = 235  # a fleck of white backdrop at the foot's corner
+    rgba[20:60, 38:42, :3] = 240  # a white stripe inside the product: its own detail
+    rgba[1:40, 1:3, :3] = 40  # a dark rim along its side: its own shading
+    mended = np.asarray(scenes._outline_specks_mend(Image.fromarray(rgba, "RGBA")))
+    assert (np.abs(mended[77:81, 1:5, :3].astype(int) - (150, 20, 30)) < 25).all()
+    assert np.array_equal(mended[:77], rgba[:77])
+    assert np.array_equal(mended[..., 3], rgba[..., 3])
+
+
 def test_a_product_in_several_solid_parts_keeps_them_all() -> None:
     alpha = np.zeros((200, 300), np.uint8)
     alpha[40:180, 20:120] = 255
