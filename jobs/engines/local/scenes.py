@@ -5,14 +5,16 @@ Segmind's scene models generate a new photograph around the product from a promp
 local engine cannot generate, so it composes: it cuts the product out
 (`local_engine.remove_background`), draws a backdrop chosen by the preset, places the
 product at ``x_value`` / ``y_value`` (the product's centre, in percent of the canvas) and
-``scale`` (its longer side relative to the canvas), gives it a contact shadow, matches
-its tone to the backdrop's light and restores its detail with the chosen blend mode.
-The prompts are kept on the job, unused.
+``scale`` (its longer side relative to the canvas), gives it a soft shadow that follows
+its base, matches its tone to the backdrop's light and restores its detail with the
+chosen blend mode. The prompts are kept on the job, unused. Before it is placed, the
+cut-out loses what would show as dirt on a new backdrop (`product_alpha_clean`).
 
 Backdrops are procedural and cheap: smooth parts (walls, sweeps, light pools) are
 computed on a coarse grid and upscaled, surfaces (marble, wood) are drawn flat and put in
-perspective with one Pillow transform, and a fine grain hides banding. The job's seed
-varies the textures, so two seeds give two different marble slabs.
+perspective with one Pillow transform, a podium is computed only in its own box, and a
+fine grain hides banding. The job's seed varies the textures, so two seeds give two
+different marble slabs.
 """
 
 from __future__ import annotations
