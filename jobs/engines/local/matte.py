@@ -198,8 +198,11 @@ def _clean(alpha: FloatArray, dist: FloatArray, lo: float, scale: float) -> Floa
     biggest = float(sizes.max())
     # Mottled backdrops leave blobs that barely clear the threshold; real parts of
     # a product stand out more, or are a sizeable share of it.
-    faint = parts.sums(dist) < 2.0 * lo * np.maximum(sizes, 1)
-    keep = (sizes >= max(0.0003 * total, 0.02 * biggest)) & ~(faint & (sizes < 0.1 * biggest))
+    keep = sizes >= max(0.0003 * total, 0.02 * biggest)
+    doubtful = keep & (sizes < 0.1 * biggest)
+    if doubtful.any():
+        faint = parts.sums(dist) < 2.0 * lo * np.maximum(sizes, 1)
+        keep &= ~(faint & doubtful)
     if not keep.any():
         return np.zeros_like(alpha)
     hard = parts.paint(keep)
