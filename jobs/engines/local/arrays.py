@@ -98,72 +98,50 @@ def _u8(mask: BoolArray) -> NDArray[np.uint8]:
 # -- morphology and connected components ---------------------------------------------
 
 
-def _max_filter(values: NDArray[_T], radius: int) -> NDArray[_T]:
-    """Square maximum filter (dilation for booleans), separable, edges replicated."""
-    if radius <= 0:
-        return values
-    out = values.copy()
-    for axis in (0, 1):
-        src = out.copy()
-        n = src.shape[axis]
-        for shift in range(1, min(radius, n - 1) + 1):
-            lo: list[slice] = [slice(None), slice(None)]
-            hi: list[slice] = [slice(None), slice(None)]
-            lo[axis], hi[axis] = slice(0, n - shift), slice(shift, n)
-            np.maximum(out[tuple(lo)], src[tuple(hi)], out=out[tuple(lo)])
-            np.maximum(out[tuple(hi)], src[tuple(lo)], out=out[tuple(hi)])
-    return out
+def _square(radius: int) -> NDArray[np.uint8]:
+    """The structuring element of a square window of ``2 * radius + 1`` pixels."""
+    return np.ones((2 * radius + 1, 2 * radius + 1), dtype=np.uint8)
 
 
 def _window_max(values: FloatArray, ys: IndexArray, xs: IndexArray, radius: int) -> FloatArray:
-    """Maximum of ``values`` over the square window around each (y, x).
+    """Maximum of ``values`` over the square window around each (y, x), the
+    window clipped at the image edges.
 
-    Gathers each window, for when a few pixels are asked rather than the frame.
+    Only the box holding the points' windows is dilated.
     """
+    if ys.size == 0:
+        return np.zeros(0, dtype=values.dtype)
     h, w = values.shape
-    offsets = np.arange(-radius, radius + 1)
-    out = np.empty(ys.size, dtype=values.dtype)
-    # In chunks, so that the gathered windows stay a few megabytes at most.
-    chunk = 16_384
-    for start in range(0, ys.size, chunk):
-        rows = np.clip(ys[start : start + chunk, None] + offsets, 0, h - 1)
-        cols = np.clip(xs[start : start + chunk, None] + offsets, 0, w - 1)
-        windows = values[rows[:, :, None], cols[:, None, :]]
-        out[start : start + chunk] = windows.reshape(rows.shape[0], -1).max(axis=1)
-    return out
+    top, left = max(0, int(ys.min()) - radius), max(0, int(xs.min()) - radius)
+    bottom, right = min(h, int(ys.max()) + radius + 1), min(w, int(xs.max()) + radius + 1)
+    # OpenCV's default border for dilation never wins the maximum: a clipped window.
+    box = cv2.dilate(values[top:bottom, left:right], _square(radius))
+    return np.asarray(box[ys - top, xs - left], dtype=values.dtype)
 
 
 def _dilate(mask: BoolArray, radius: int) -> BoolArray:
-    """Square dilation, the window clipped at the image edges.
-
-    Only the box around the True pixels can change, so only it is filtered.
-    """
-    out = np.zeros_like(mask)
-    box = _bounding_box(mask, radius)
-    if box is not None:
-        out[box] = _max_filter(mask[box], radius)
-    return out
+    """Square dilation, the window clipped at the image edges."""
+    if radius <= 0:
+        return mask.copy()
+    return cv2.dilate(_u8(mask), _square(radius)).view(np.bool_)
 
 
 def _erode(mask: BoolArray, radius: int) -> BoolArray:
-    """Square erosion, the window clipped at the image edges; the dual of _dilate."""
-    out = np.zeros_like(mask)
-    box = _bounding_box(mask, radius)
-    if box is not None:
-        out[box] = ~_max_filter(~mask[box], radius)
-    return out
+    """Square erosion, the window clipped at the image edges."""
+    if radius <= 0:
+        return mask.copy()
+    return cv2.erode(_u8(mask), _square(radius)).view(np.bool_)
 
 
 def _bounding_box(mask: BoolArray, margin: int) -> tuple[slice, slice] | None:
     """The box around the True pixels, grown by ``margin`` within the image."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
+    x, y, bw, bh = cv2.boundingRect(_u8(mask))
+    if bw == 0:
         return None
-    cols = np.flatnonzero(mask.any(axis=0))
     h, w = mask.shape
     return (
-        slice(max(0, int(rows[0]) - margin), min(h, int(rows[-1]) + margin + 1)),
-        slice(max(0, int(cols[0]) - margin), min(w, int(cols[-1]) + margin + 1)),
+        slice(max(0, y - margin), min(h, y + bh + margin)),
+        slice(max(0, x - margin), min(w, x + bw + margin)),
     )
 
 
@@ -211,8 +189,10 @@ def _components(mask: BoolArray, *, diagonal: bool) -> _Components:
 
 
 def _unpool(mask: BoolArray, factor: int, shape: tuple[int, int]) -> BoolArray:
-    big = np.repeat(np.repeat(mask, factor, axis=0), factor, axis=1)
-    return big[: shape[0], : shape[1]]
+    """Each pixel of ``mask`` repeated over ``factor`` x ``factor``, cut to ``shape``."""
+    h, w = mask.shape
+    big = cv2.resize(_u8(mask), (w * factor, h * factor), interpolation=cv2.INTER_NEAREST)
+    return big[: shape[0], : shape[1]].view(np.bool_)
 
 
 def _where(mask: BoolArray) -> tuple[IndexArray, IndexArray]:
@@ -222,35 +202,35 @@ def _where(mask: BoolArray) -> tuple[IndexArray, IndexArray]:
 
 
 def _dilate_1d(flags: BoolArray, radius: int) -> BoolArray:
-    out = flags.copy()
-    for shift in range(1, radius + 1):
-        out |= np.roll(flags, shift) | np.roll(flags, -shift)
-    return out
+    """Dilation of a circular sequence: its ends wrapped round, then dilated."""
+    if radius <= 0:
+        return flags.copy()
+    reach = min(radius, flags.size)
+    wrapped = np.concatenate([flags[-reach:], flags, flags[:reach]])[None, :]
+    grown = cv2.dilate(_u8(wrapped), np.ones((1, 2 * radius + 1), dtype=np.uint8))
+    return grown[0, reach : reach + flags.size].view(np.bool_)
 
 
 def _grow(seed: BoolArray, allowed: BoolArray, steps: int) -> BoolArray:
     """Pixels of ``allowed`` within ``steps`` 4-connected moves of ``seed``."""
-    rows = np.flatnonzero(allowed.any(axis=1))
-    if rows.size == 0:
-        return np.zeros_like(allowed)
-    cols = np.flatnonzero(allowed.any(axis=0))
     # Only the box around the allowed pixels (plus one for the seed) can change.
-    top, bottom = max(0, int(rows[0]) - 1), int(rows[-1]) + 2
-    left, right = max(0, int(cols[0]) - 1), int(cols[-1]) + 2
-    ok = allowed[top:bottom, left:right]
-    reached = seed[top:bottom, left:right].copy()
-    for _ in range(steps):
-        grown = reached.copy()
-        grown[1:] |= reached[:-1]
-        grown[:-1] |= reached[1:]
-        grown[:, 1:] |= reached[:, :-1]
-        grown[:, :-1] |= reached[:, 1:]
-        grown &= ok | reached
-        if np.array_equal(grown, reached):
-            break
-        reached = grown
+    box = _bounding_box(allowed, 1)
     out = np.zeros_like(allowed)
-    out[top:bottom, left:right] = reached & ok
+    if box is None:
+        return out
+    ok = _u8(allowed[box])
+    reached: NDArray[np.uint8] = _u8(seed[box])
+    through = cv2.bitwise_or(ok, reached)
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    count = cv2.countNonZero(reached)
+    for _ in range(steps):
+        reached = np.asarray(cv2.bitwise_and(cv2.dilate(reached, cross), through), np.uint8)
+        # Growth only adds pixels: the same count means nothing moved.
+        grown_count = cv2.countNonZero(reached)
+        if grown_count == count:
+            break
+        count = grown_count
+    out[box] = cv2.bitwise_and(reached, ok).view(np.bool_)
     return out
 
 
