@@ -170,8 +170,7 @@ def _border_inliers(lab: FloatArray, band: int) -> BoolArray:
     h, w, _ = lab.shape
     ys, xs = _band_pixels(h, w, band)
     flat = ys * w + xs
-    # Gathered plane by plane: lab is a view of (3, H, W) planes.
-    values = np.stack([plane.ravel()[flat] for plane in np.moveaxis(lab, -1, 0)], axis=1)
+    values = lab.reshape(-1, 3)[flat]
     position = _perimeter_positions(h, w, ys, xs, band)
     sides = np.select([ys < band, ys >= h - band, xs < band], [0, 1, 2], default=3)
 

@@ -119,8 +119,8 @@ def _compute_matte(rgb: NDArray[np.uint8]) -> _Matte:
     sigma = _noise_sigma(rgb, band)
     radius = max(1.0, scale) * float(np.clip(0.6 + 0.35 * sigma, 0.8, 2.5))
     blurred = _smooth(rgb, radius)
-    lab_planes = _u8_to_lab(blurred)
-    lab = np.moveaxis(lab_planes, 0, -1)  # (H, W, 3) view, for code that reads the border
+    lab = _u8_to_lab(blurred)
+    lab_planes = np.moveaxis(lab, -1, 0)  # (3, H, W) view, for code that works per plane
     inliers = _border_inliers(lab, band)
     lab_model = _fit_backdrop(lab, inliers, band)
     rgb_model = _fit_backdrop(blurred, inliers, band)
