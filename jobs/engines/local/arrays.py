@@ -8,7 +8,7 @@ through allowed pixels, and window sums and means around chosen points.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Final
 
 import cv2
 import numpy as np
@@ -24,8 +24,6 @@ FloatArray = NDArray[np.float32]
 BoolArray = NDArray[np.bool_]
 IntArray = NDArray[np.int32]
 IndexArray = NDArray[np.intp]
-_T = TypeVar("_T", bound=np.generic)
-_Int = TypeVar("_Int", np.uint16, np.int32)
 
 # Per-pixel stages run on strips of about this many pixels (see _row_strips).
 _STRIP_PIXELS: Final = 32_768
@@ -207,101 +205,26 @@ def _local_means(
     radius: int,
 ) -> list[tuple[FloatArray, FloatArray]]:
     """For each mask in ``weights``: the mean colour of its pixels in the window
-    around each (y, x), and their count.
+    around each (y, x), clipped at the image edges, and their count.
 
-    The query points line the product's outline, so the windows cover a thin
-    band: sums are computed on blocks around the points (a strip of rows, split
-    where the points leave wide gaps) rather than on their whole bounding box.
+    Window sums are four reads of an integral image of the box holding the
+    windows. The sums stay in 32 bits: 255 per pixel and channel overflows only
+    past 8 megapixels, and the matte is computed on fewer (MAX_WORK_PIXELS).
     """
     h, w = rgb.shape[:2]
     top, left = max(0, int(ys.min()) - radius), max(0, int(xs.min()) - radius)
     bottom, right = min(h, int(ys.max()) + radius + 1), min(w, int(xs.max()) + radius + 1)
-    words = _pixel_words(rgb[top:bottom, left:right])
-    # (py, px): the query points in a frame padded by ``radius`` on every side,
-    # so that every window lies inside it.
-    py, px = ys - top + radius, xs - left + radius
-    rows = 64
-    blocks = [
-        (start, group)
-        for start in range(int(py.min()), int(py.max()) + 1, rows)
-        for group in _column_groups(np.flatnonzero((py >= start) & (py < start + rows)), px, radius)
-    ]
-    sums = np.zeros((len(weights), ys.size, 4), dtype=np.int32)
-    padded = np.zeros((bottom - top + 2 * radius, right - left + 2 * radius), dtype=np.uint32)
-    inside = padded[radius : radius + bottom - top, radius : radius + right - left]
-    for k, weight in enumerate(weights):
-        # The mask's pixels as whole 32-bit words: one pass instead of four.
-        np.multiply(words, weight[top:bottom, left:right], out=inside)
-        for start, (chosen, first, last) in blocks:
-            # Window sums over the block reaching ``radius`` around its points;
-            # down the columns first, in 16 bits (up to 257 bytes fit).
-            block = padded[
-                start - radius : start + rows + radius, first - radius : last + radius + 1
-            ]
-            channels = block.view(np.uint8).reshape(*block.shape, 4).astype(np.uint16)
-            down = _window_sums(channels, radius, axis=0)
-            both = _window_sums(down.astype(np.int32), radius, axis=1)
-            at = (py[chosen] - start) * both.shape[1] + (px[chosen] - first)
-            sums[k, chosen] = np.take(both.reshape(-1, 4), at, axis=0)
+    # A fourth channel of 255 counts the pixels once masked.
+    rgba = cv2.cvtColor(np.ascontiguousarray(rgb[top:bottom, left:right]), cv2.COLOR_RGB2RGBA)
+    # Each window's corners in the integral image, whose first row and column are 0.
+    y0, y1 = np.maximum(ys - radius, top) - top, np.minimum(ys + radius + 1, bottom) - top
+    x0, x1 = np.maximum(xs - radius, left) - left, np.minimum(xs + radius + 1, right) - left
     results = []
-    for k in range(len(weights)):
-        count = sums[k, :, 3] // 255
-        means = sums[k, :, :3] / np.maximum(count, 1)[:, None]
+    for weight in weights:
+        masked = cv2.bitwise_and(rgba, rgba, mask=_u8(weight[top:bottom, left:right]))
+        table = cv2.integral(masked, sdepth=cv2.CV_32S)
+        sums = table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
+        count = sums[:, 3] // 255
+        means = sums[:, :3] / np.maximum(count, 1)[:, None]
         results.append((means.astype(np.float32), count.astype(np.float32)))
     return results
-
-
-def _column_groups(
-    points: IndexArray, columns: IndexArray, radius: int
-) -> list[tuple[IndexArray, int, int]]:
-    """Split ``points`` where their ``columns`` leave wide gaps: (points, first
-    column, last column) per group. Gaps not much wider than a window are
-    bridged, as another block costs more than the pixels it would skip."""
-    if points.size == 0:
-        return []
-    order = points[np.argsort(columns[points], kind="stable")]
-    in_order = columns[order]
-    breaks = np.flatnonzero(np.diff(in_order) > 2 * radius + 33) + 1
-    return [
-        (group, int(columns[group[0]]), int(columns[group[-1]]))
-        for group in np.split(order, breaks)
-    ]
-
-
-def _window_sums(values: NDArray[_Int], radius: int, axis: int) -> NDArray[_Int]:
-    """Sums over ``2 * radius + 1`` consecutive entries along ``axis``, where the
-    window fits: that axis comes out ``2 * radius`` shorter.
-
-    By doubling: sums over 1, 2, 4, ... entries, each two shifted copies of the
-    previous added, then those that make up the width added at their offsets.
-    A handful of passes whatever the radius, and unlike a cumulative sum, no
-    partial sum outgrows the window's.
-    """
-    width = 2 * radius + 1
-    lines = np.moveaxis(values, axis, 0)  # one slice expression for either axis
-    n = lines.shape[0] - 2 * radius
-    # The width is odd: its lowest bit is one entry. (Order "K" keeps the
-    # memory layout, so the result is contiguous again once the axis is back.)
-    total = lines[:n].copy(order="K")
-    length, offset = 1, 1  # lines[i] sums ``length`` entries from i
-    while 2 * length <= width:
-        lines = lines[:-length] + lines[length:]
-        length *= 2
-        if width & length:
-            total += lines[offset : offset + n]
-            offset += length
-    return np.moveaxis(total, 0, axis)
-
-
-def _pixel_words(rgb: NDArray[np.uint8]) -> NDArray[np.uint32]:
-    """Each pixel as one little-endian 32-bit word whose bytes are R, G, B, 255.
-
-    Reading 4 bytes at a 3-byte stride takes each pixel plus the next pixel's
-    red, which the OR then overwrites: one pass, where inserting a fourth
-    channel with NumPy would copy byte by byte.
-    """
-    h, w, _ = rgb.shape
-    flat = np.zeros(h * w * 3 + 1, dtype=np.uint8)
-    flat[:-1] = rgb.reshape(-1)
-    words = np.ndarray((h * w,), dtype="<u4", buffer=flat, strides=(3,))
-    return (words | np.uint32(0xFF000000)).astype("<u4", copy=False).reshape(h, w)
