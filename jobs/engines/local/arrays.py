@@ -1,8 +1,9 @@
-"""Array helpers of the local engine, in NumPy only (SciPy and OpenCV are not dependencies).
+"""Array helpers of the local engine, on OpenCV and NumPy.
 
-Strips of rows (so that chains of operations stay in the CPU's cache), smoothing,
-square dilation and erosion, connected components kept as horizontal runs, growth
-through allowed pixels, and window sums and means around chosen points.
+Strips of rows (so that chains of NumPy operations stay in the CPU's cache),
+Gaussian smoothing, square dilation and erosion, connected components, growth
+through allowed pixels, and window means around chosen points (from an integral
+image). OpenCV runs on the caller's thread only (see ``cv2.setNumThreads`` below).
 """
 
 from __future__ import annotations
