@@ -30,6 +30,10 @@ IndexArray = NDArray[np.intp]
 _STRIP_PIXELS: Final = 32_768
 
 
+# Window means (see _local_means) read integral images of bands of this many rows.
+_LOCAL_BAND_ROWS: Final = 128
+
+
 def _row_strips(h: int, w: int) -> list[slice]:
     """Row ranges of about ``_STRIP_PIXELS`` pixels each.
 
@@ -123,8 +127,15 @@ class _Components:
 
     def sums(self, values: FloatArray | None) -> FloatArray:
         """Sum of ``values`` (or the count of pixels) over each component."""
-        weights = None if values is None else values.ravel()
-        totals = np.bincount(self.labels.ravel(), weights=weights, minlength=self.count + 1)
+        # By strips: bincount copies its labels to 64 bits and its weights to
+        # float64, 8 bytes a pixel each over a whole image.
+        h, w = self.labels.shape
+        totals = np.zeros(self.count + 1, dtype=np.float64)
+        for rows in _row_strips(h, w):
+            weights = None if values is None else values[rows].ravel()
+            totals += np.bincount(
+                self.labels[rows].ravel(), weights=weights, minlength=self.count + 1
+            )
         return totals[1:].astype(np.float32)
 
     def touching_border(self) -> BoolArray:
@@ -138,7 +149,11 @@ class _Components:
         """The pixels of the ``selected`` components (a boolean per component)."""
         lookup = np.zeros(self.count + 1, dtype=np.bool_)
         lookup[1:] = selected
-        return np.take(lookup, self.labels)
+        out = np.empty(self.labels.shape, dtype=np.bool_)
+        # By strips: np.take copies 32-bit indices to 64 bits first.
+        for rows in _row_strips(*self.labels.shape):
+            np.take(lookup, self.labels[rows], out=out[rows])
+        return out
 
 
 def _components(mask: BoolArray, *, diagonal: bool) -> _Components:
@@ -208,24 +223,35 @@ def _local_means(
     """For each mask in ``weights``: the mean colour of its pixels in the window
     around each (y, x), clipped at the image edges, and their count.
 
-    Window sums are four reads of an integral image of the box holding the
-    windows. The sums stay in 32 bits: 255 per pixel and channel overflows only
-    past 8 megapixels, and the matte is computed on fewer (MAX_WORK_PIXELS).
+    Window sums are four reads of an integral image. It is taken over bands of
+    rows around the points (their columns' span only), so it stays a few
+    megabytes: 16 bytes per pixel for a whole photo would dwarf the rest. The
+    sums stay in 32 bits: 255 per pixel and channel overflows only past 8
+    megapixels, and the matte is computed on fewer (MAX_WORK_PIXELS).
     """
     h, w = rgb.shape[:2]
-    top, left = max(0, int(ys.min()) - radius), max(0, int(xs.min()) - radius)
-    bottom, right = min(h, int(ys.max()) + radius + 1), min(w, int(xs.max()) + radius + 1)
-    # A fourth channel of 255 counts the pixels once masked.
-    rgba = cv2.cvtColor(np.ascontiguousarray(rgb[top:bottom, left:right]), cv2.COLOR_RGB2RGBA)
-    # Each window's corners in the integral image, whose first row and column are 0.
-    y0, y1 = np.maximum(ys - radius, top) - top, np.minimum(ys + radius + 1, bottom) - top
-    x0, x1 = np.maximum(xs - radius, left) - left, np.minimum(xs + radius + 1, right) - left
+    left, right = max(0, int(xs.min()) - radius), min(w, int(xs.max()) + radius + 1)
+    sums = np.zeros((len(weights), ys.size, 4), dtype=np.int32)
+    rows = _LOCAL_BAND_ROWS
+    for start in range(int(ys.min()), int(ys.max()) + 1, rows):
+        chosen = np.flatnonzero((ys >= start) & (ys < start + rows))
+        if chosen.size == 0:
+            continue
+        top, bottom = max(0, start - radius), min(h, start + rows + radius)
+        py, px = ys[chosen], xs[chosen]
+        # Each window's corners in the integral image, whose first row and column are 0.
+        y0, y1 = np.maximum(py - radius, top) - top, np.minimum(py + radius + 1, bottom) - top
+        x0, x1 = np.maximum(px - radius, left) - left, np.minimum(px + radius + 1, right) - left
+        # A fourth channel of 255 counts the pixels once masked.
+        band = np.ascontiguousarray(rgb[top:bottom, left:right])
+        rgba = cv2.cvtColor(band, cv2.COLOR_RGB2RGBA)
+        for k, weight in enumerate(weights):
+            masked = cv2.bitwise_and(rgba, rgba, mask=_u8(weight[top:bottom, left:right]))
+            table = cv2.integral(masked, sdepth=cv2.CV_32S)
+            sums[k, chosen] = table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
     results = []
-    for weight in weights:
-        masked = cv2.bitwise_and(rgba, rgba, mask=_u8(weight[top:bottom, left:right]))
-        table = cv2.integral(masked, sdepth=cv2.CV_32S)
-        sums = table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
-        count = sums[:, 3] // 255
-        means = sums[:, :3] / np.maximum(count, 1)[:, None]
+    for k in range(len(weights)):
+        count = sums[k, :, 3] // 255
+        means = sums[k, :, :3] / np.maximum(count, 1)[:, None]
         results.append((means.astype(np.float32), count.astype(np.float32)))
     return results

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from jobs.engines.local.arrays import FloatArray
+from jobs.engines.local.arrays import FloatArray, _row_strips
 
 
 def _srgb_to_linear_lut() -> FloatArray:
@@ -26,5 +26,11 @@ _LINEAR_LUT: Final = _srgb_to_linear_lut()
 
 def _u8_to_lab(rgb: NDArray[np.uint8]) -> FloatArray:
     """CIE Lab (D65) of 8-bit sRGB pixels, as float32 (H, W, 3): L in [0, 100]."""
-    linear = cv2.LUT(np.ascontiguousarray(rgb), _LINEAR_LUT)
-    return np.asarray(cv2.cvtColor(linear, cv2.COLOR_LRGB2Lab, dst=linear), dtype=np.float32)
+    h, w, _ = rgb.shape
+    lab = np.empty((h, w, 3), dtype=np.float32)
+    # Strip by strip, the linear-light temporary stays small and in the CPU's
+    # cache (OpenCV would copy a whole-image input converted in place).
+    for rows in _row_strips(h, w):
+        linear = cv2.LUT(np.ascontiguousarray(rgb[rows]), _LINEAR_LUT)
+        cv2.cvtColor(linear, cv2.COLOR_LRGB2Lab, dst=lab[rows])
+    return lab

@@ -206,6 +206,7 @@ def _clean(alpha: FloatArray, dist: FloatArray, lo: float, scale: float) -> Floa
     if not keep.any():
         return np.zeros_like(alpha)
     hard = parts.paint(keep)
+    del parts  # its labels take 4 bytes a pixel
 
     # The rest happens in the box around the product, grown by at least one
     # pixel: outside it there is no hole and nothing survives, and backdrop
@@ -221,6 +222,7 @@ def _clean(alpha: FloatArray, dist: FloatArray, lo: float, scale: float) -> Floa
     gaps = _components(~hard, diagonal=False)
     small = gaps.sizes() < 0.01 * product_area
     holes = gaps.paint(small & ~gaps.touching_border())
+    del gaps
     filled = hard | holes
 
     # Alpha is within [0, 1], so products and maxima with the masks select and
