@@ -1,28 +1,37 @@
-"""Array helpers of the local engine, in NumPy only (SciPy and OpenCV are not dependencies).
+"""Array helpers of the local engine, on OpenCV and NumPy.
 
-Strips of rows (so that chains of operations stay in the CPU's cache), smoothing,
-square dilation and erosion, connected components kept as horizontal runs, growth
-through allowed pixels, and window sums and means around chosen points.
+Strips of rows (so that chains of NumPy operations stay in the CPU's cache),
+Gaussian smoothing, square dilation and erosion, connected components, growth
+through allowed pixels, and window means around chosen points (from an integral
+image). OpenCV runs on the caller's thread only (see ``cv2.setNumThreads`` below).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Final
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageFilter
+
+# Workers run one task per process, each process pinned to its share of the cores:
+# OpenCV's own thread pool would oversubscribe them (every worker's pool fighting
+# over the same cores) for no gain. Each call then runs on its caller's thread,
+# and still releases the GIL.
+cv2.setNumThreads(1)
 
 FloatArray = NDArray[np.float32]
 BoolArray = NDArray[np.bool_]
 IntArray = NDArray[np.int32]
 IndexArray = NDArray[np.intp]
-_T = TypeVar("_T", bound=np.generic)
-_Int = TypeVar("_Int", np.uint16, np.int32)
 
 # Per-pixel stages run on strips of about this many pixels (see _row_strips).
 _STRIP_PIXELS: Final = 32_768
+
+
+# Window means (see _local_means) read integral images of bands of this many rows.
+_LOCAL_BAND_ROWS: Final = 128
 
 
 def _row_strips(h: int, w: int) -> list[slice]:
@@ -37,245 +46,129 @@ def _row_strips(h: int, w: int) -> list[slice]:
 
 
 def _smooth(rgb: NDArray[np.uint8], radius: float) -> NDArray[np.uint8]:
-    """Gaussian smoothing of an (H, W, 3) image with standard deviation ``radius``.
-
-    A binomial kernel of order m, made by m passes of [1, 1] along each axis, is
-    a Gaussian of variance m / 4 for any practical purpose. Each pass is one
-    16-bit addition over a strip of rows: on one core, two to three times faster
-    than Pillow's kernel and Gaussian filters, which work pixel by pixel.
-    """
-    if radius > 2.0:
-        # Past this the passes outnumber the constant cost of Pillow's box blurs.
-        smoothed = Image.fromarray(rgb, "RGB").filter(ImageFilter.GaussianBlur(radius))
-        return np.asarray(smoothed, dtype=np.uint8)
-    # Light smoothing is the 3x3 binomial kernel, a Gaussian of radius ~0.85.
-    order = 2 if radius <= 1.1 else 2 * round(2.0 * radius * radius)
-    half = order // 2
-    h, w, _ = rgb.shape
-    out = np.empty_like(rgb)
-    for rows in _row_strips(h, w):
-        # The strip and the rows its kernel reaches, the image's edges repeated.
-        reach = np.clip(np.arange(rows.start - half, rows.stop + half), 0, h - 1)
-        block = np.pad(rgb[reach], ((0, 0), (half, half), (0, 0)), mode="edge")
-        out[rows] = _binomial(block.astype(np.uint16), order)
-    return out
+    """Gaussian smoothing of an (H, W, 3) image with standard deviation ``radius``,
+    the image's edges repeated."""
+    # Light smoothing is the 3x3 binomial kernel [1 2 1] / 4 (OpenCV's fixed
+    # kernel for that size and no sigma), a Gaussian of radius ~0.7.
+    size, sigma = ((3, 3), 0.0) if radius <= 1.1 else ((0, 0), radius)
+    smoothed = cv2.GaussianBlur(rgb, size, sigma, borderType=cv2.BORDER_REPLICATE)
+    return np.asarray(smoothed, dtype=np.uint8)
 
 
-def _binomial(block: NDArray[np.uint16], order: int) -> NDArray[np.uint8]:
-    """``order`` passes of [1, 1] across, then down, an (H, W, C) block; the
-    result is ``order`` pixels smaller along both axes."""
-    # 255 * 2 ** 8 still fits in 16 bits: round back to 8 bits every 8 passes.
-    carried = 0
-    for axis in (1, 0):
-        # A view with the filtered axis first, so one slice expression serves both.
-        lines = np.moveaxis(block, axis, 0)
-        for _ in range(order):
-            lines = lines[:-1] + lines[1:]
-            carried += 1
-            if carried == 8:
-                lines += 128
-                lines >>= 8
-                carried = 0
-        block = np.moveaxis(lines, 0, axis)
-    if carried:
-        block += 1 << (carried - 1)
-        block >>= carried
-    return block.astype(np.uint8)
+def _u8(mask: BoolArray) -> NDArray[np.uint8]:
+    """A boolean mask as the 0/1 bytes OpenCV takes, without a copy when contiguous."""
+    return np.ascontiguousarray(mask).view(np.uint8)
 
 
 # -- morphology and connected components ---------------------------------------------
 
 
-def _max_filter(values: NDArray[_T], radius: int) -> NDArray[_T]:
-    """Square maximum filter (dilation for booleans), separable, edges replicated."""
-    if radius <= 0:
-        return values
-    out = values.copy()
-    for axis in (0, 1):
-        src = out.copy()
-        n = src.shape[axis]
-        for shift in range(1, min(radius, n - 1) + 1):
-            lo: list[slice] = [slice(None), slice(None)]
-            hi: list[slice] = [slice(None), slice(None)]
-            lo[axis], hi[axis] = slice(0, n - shift), slice(shift, n)
-            np.maximum(out[tuple(lo)], src[tuple(hi)], out=out[tuple(lo)])
-            np.maximum(out[tuple(hi)], src[tuple(lo)], out=out[tuple(hi)])
-    return out
+def _square(radius: int) -> NDArray[np.uint8]:
+    """The structuring element of a square window of ``2 * radius + 1`` pixels."""
+    return np.ones((2 * radius + 1, 2 * radius + 1), dtype=np.uint8)
 
 
 def _window_max(values: FloatArray, ys: IndexArray, xs: IndexArray, radius: int) -> FloatArray:
-    """Maximum of ``values`` over the square window around each (y, x).
+    """Maximum of ``values`` over the square window around each (y, x), the
+    window clipped at the image edges.
 
-    Gathers each window, for when a few pixels are asked rather than the frame.
+    Only the box holding the points' windows is dilated.
     """
+    if ys.size == 0:
+        return np.zeros(0, dtype=values.dtype)
     h, w = values.shape
-    offsets = np.arange(-radius, radius + 1)
-    out = np.empty(ys.size, dtype=values.dtype)
-    # In chunks, so that the gathered windows stay a few megabytes at most.
-    chunk = 16_384
-    for start in range(0, ys.size, chunk):
-        rows = np.clip(ys[start : start + chunk, None] + offsets, 0, h - 1)
-        cols = np.clip(xs[start : start + chunk, None] + offsets, 0, w - 1)
-        windows = values[rows[:, :, None], cols[:, None, :]]
-        out[start : start + chunk] = windows.reshape(rows.shape[0], -1).max(axis=1)
-    return out
+    top, left = max(0, int(ys.min()) - radius), max(0, int(xs.min()) - radius)
+    bottom, right = min(h, int(ys.max()) + radius + 1), min(w, int(xs.max()) + radius + 1)
+    # OpenCV's default border for dilation never wins the maximum: a clipped window.
+    box = cv2.dilate(values[top:bottom, left:right], _square(radius))
+    return np.asarray(box[ys - top, xs - left], dtype=values.dtype)
 
 
 def _dilate(mask: BoolArray, radius: int) -> BoolArray:
-    """Square dilation, the window clipped at the image edges.
-
-    Only the box around the True pixels can change, so only it is filtered.
-    """
-    out = np.zeros_like(mask)
-    box = _bounding_box(mask, radius)
-    if box is not None:
-        out[box] = _max_filter(mask[box], radius)
-    return out
+    """Square dilation, the window clipped at the image edges."""
+    if radius <= 0:
+        return mask.copy()
+    return cv2.dilate(_u8(mask), _square(radius)).view(np.bool_)
 
 
 def _erode(mask: BoolArray, radius: int) -> BoolArray:
-    """Square erosion, the window clipped at the image edges; the dual of _dilate."""
-    out = np.zeros_like(mask)
-    box = _bounding_box(mask, radius)
-    if box is not None:
-        out[box] = ~_max_filter(~mask[box], radius)
-    return out
+    """Square erosion, the window clipped at the image edges."""
+    if radius <= 0:
+        return mask.copy()
+    return cv2.erode(_u8(mask), _square(radius)).view(np.bool_)
 
 
 def _bounding_box(mask: BoolArray, margin: int) -> tuple[slice, slice] | None:
     """The box around the True pixels, grown by ``margin`` within the image."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
+    x, y, bw, bh = cv2.boundingRect(_u8(mask))
+    if bw == 0:
         return None
-    cols = np.flatnonzero(mask.any(axis=0))
     h, w = mask.shape
     return (
-        slice(max(0, int(rows[0]) - margin), min(h, int(rows[-1]) + margin + 1)),
-        slice(max(0, int(cols[0]) - margin), min(w, int(cols[-1]) + margin + 1)),
+        slice(max(0, y - margin), min(h, y + bh + margin)),
+        slice(max(0, x - margin), min(w, x + bw + margin)),
     )
 
 
 @dataclass(frozen=True)
 class _Components:
-    """Connected components of a mask, kept as its horizontal runs.
+    """Connected components of a mask, as labelled by OpenCV.
 
-    Runs are far fewer than pixels, so sizes, sums and selections are computed
-    per run, and a per-pixel image is only painted for the runs asked for.
+    (Labelling alone is several times faster than with OpenCV's statistics, which
+    gather boxes and centroids the engine does not use.)
     """
 
-    mask: BoolArray
-    rows: IndexArray  # row of each run, in row-major order
-    starts: IndexArray  # first column of each run
-    ends: IndexArray  # one past its last column
-    labels: IndexArray  # component of each run, in [0, count)
+    labels: IntArray  # (H, W): 0 off the mask, 1 + the component's index on it
     count: int
 
     def sizes(self) -> FloatArray:
         """Pixels in each component."""
-        lengths = (self.ends - self.starts).astype(np.float32)
-        return np.bincount(self.labels, weights=lengths, minlength=self.count).astype(np.float32)
+        return self.sums(None)
 
-    def sums(self, values: FloatArray) -> FloatArray:
-        """Sum of ``values`` over each component's pixels."""
-        if self.count == 0:
-            return np.zeros(0, dtype=np.float32)
-        w = self.mask.shape[1]
-        bounds = np.stack([self.rows * w + self.starts, self.rows * w + self.ends], axis=1).ravel()
-        flat = values.ravel()
-        # reduceat sums each [start, end) run and each gap between runs; a run
-        # that ends the image has no index past it, and reduceat goes to the end.
-        if bounds[-1] == flat.size:
-            bounds = bounds[:-1]
-        run_sums = np.add.reduceat(flat, bounds)[::2]
-        return np.bincount(self.labels, weights=run_sums, minlength=self.count).astype(np.float32)
+    def sums(self, values: FloatArray | None) -> FloatArray:
+        """Sum of ``values`` (or the count of pixels) over each component."""
+        # By strips: bincount copies its labels to 64 bits and its weights to
+        # float64, 8 bytes a pixel each over a whole image.
+        h, w = self.labels.shape
+        totals = np.zeros(self.count + 1, dtype=np.float64)
+        for rows in _row_strips(h, w):
+            weights = None if values is None else values[rows].ravel()
+            totals += np.bincount(
+                self.labels[rows].ravel(), weights=weights, minlength=self.count + 1
+            )
+        return totals[1:].astype(np.float32)
 
     def touching_border(self) -> BoolArray:
         """Components with a pixel on the image border."""
-        h, w = self.mask.shape
-        edge = (self.rows == 0) | (self.rows == h - 1) | (self.starts == 0) | (self.ends == w)
-        touching = np.zeros(self.count, dtype=np.bool_)
-        touching[self.labels[edge]] = True
-        return touching
+        edge = (self.labels[0], self.labels[-1], self.labels[:, 0], self.labels[:, -1])
+        touching = np.zeros(self.count + 1, dtype=np.bool_)
+        touching[np.concatenate(edge)] = True
+        return touching[1:]
 
     def paint(self, selected: BoolArray) -> BoolArray:
         """The pixels of the ``selected`` components (a boolean per component)."""
-        keep = selected[self.labels]
-        lengths = self.ends - self.starts
-        # Usually nearly all runs are kept or nearly all dropped: write whichever
-        # pixels are fewer, the kept ones on a blank image or the dropped ones on
-        # a copy of the mask.
-        if 2 * int(lengths[keep].sum()) <= int(lengths.sum()):
-            out = np.zeros(self.mask.shape, dtype=np.bool_)
-            out.ravel()[self._pixels(keep)] = True
-        else:
-            out = self.mask.copy()
-            out.ravel()[self._pixels(~keep)] = False
+        lookup = np.zeros(self.count + 1, dtype=np.bool_)
+        lookup[1:] = selected
+        out = np.empty(self.labels.shape, dtype=np.bool_)
+        # By strips: np.take copies 32-bit indices to 64 bits first.
+        for rows in _row_strips(*self.labels.shape):
+            np.take(lookup, self.labels[rows], out=out[rows])
         return out
-
-    def _pixels(self, runs: BoolArray) -> IndexArray:
-        """Flat indices of the pixels of the chosen runs."""
-        lengths = (self.ends - self.starts)[runs]
-        firsts = (self.rows * self.mask.shape[1] + self.starts)[runs]
-        # Each run's first index repeated along it, plus the position within it.
-        before = np.cumsum(lengths) - lengths
-        return np.repeat(firsts - before, lengths) + np.arange(int(lengths.sum()))
 
 
 def _components(mask: BoolArray, *, diagonal: bool) -> _Components:
-    """Connected components of ``mask`` (4- or 8-connected).
-
-    Runs on adjacent rows that touch are joined, and the small run graph is
-    resolved by hooking and pointer jumping.
-    """
-    h, w = mask.shape
-    padded = np.zeros((h, w + 2), dtype=np.bool_)
-    padded[:, 1:-1] = mask
-    # Each row is padded with False at both ends, so its changes pair up as
-    # (start, end) in row-major order.
-    changes = np.flatnonzero(padded[:, 1:] != padded[:, :-1])
-    rows_all, cols_all = np.divmod(changes, w + 1)
-    run_rows, run_starts, run_ends = rows_all[0::2], cols_all[0::2], cols_all[1::2]
-    count = run_rows.size
-    if count == 0:
-        empty = np.zeros(0, dtype=np.intp)
-        return _Components(mask, empty, empty, empty, empty, 0)
-
-    # Runs on row y + 1 that touch run r form a contiguous range of that row.
-    width = w + 2
-    start_keys = run_rows * width + run_starts
-    end_keys = run_rows * width + run_ends
-    slack = 1 if diagonal else 0
-    below = (run_rows + 1) * width
-    first = np.searchsorted(end_keys, below + run_starts - slack, side="right")
-    last = np.searchsorted(start_keys, below + run_ends, side="right" if diagonal else "left")
-    n_pairs = np.maximum(last - first, 0)
-    a = np.repeat(np.arange(count), n_pairs)
-    offsets = np.repeat(np.cumsum(n_pairs) - n_pairs, n_pairs)
-    b = np.repeat(first, n_pairs) + (np.arange(a.size) - offsets)
-
-    labels = np.arange(count)
-    while a.size:
-        la, lb = labels[a], labels[b]
-        differ = la != lb
-        if not differ.any():
-            break
-        smaller = np.minimum(la[differ], lb[differ])
-        np.minimum.at(labels, la[differ], smaller)
-        np.minimum.at(labels, lb[differ], smaller)
-        while True:
-            jumped = labels[labels]
-            if np.array_equal(jumped, labels):
-                break
-            labels = jumped
-    # Roots are the smallest run of each component: number them 0, 1, 2, ...
-    roots = labels == np.arange(count)
-    number = np.cumsum(roots) - 1
-    return _Components(mask, run_rows, run_starts, run_ends, number[labels], int(roots.sum()))
+    """Connected components of ``mask`` (4- or 8-connected)."""
+    count, labels = cv2.connectedComponents(
+        _u8(mask), connectivity=8 if diagonal else 4, ltype=cv2.CV_32S
+    )
+    return _Components(np.asarray(labels, dtype=np.int32), count - 1)
 
 
 def _unpool(mask: BoolArray, factor: int, shape: tuple[int, int]) -> BoolArray:
-    big = np.repeat(np.repeat(mask, factor, axis=0), factor, axis=1)
-    return big[: shape[0], : shape[1]]
+    """Each pixel of ``mask`` repeated over ``factor`` x ``factor``, cut to ``shape``."""
+    h, w = mask.shape
+    big = cv2.resize(_u8(mask), (w * factor, h * factor), interpolation=cv2.INTER_NEAREST)
+    return big[: shape[0], : shape[1]].view(np.bool_)
 
 
 def _where(mask: BoolArray) -> tuple[IndexArray, IndexArray]:
@@ -285,35 +178,35 @@ def _where(mask: BoolArray) -> tuple[IndexArray, IndexArray]:
 
 
 def _dilate_1d(flags: BoolArray, radius: int) -> BoolArray:
-    out = flags.copy()
-    for shift in range(1, radius + 1):
-        out |= np.roll(flags, shift) | np.roll(flags, -shift)
-    return out
+    """Dilation of a circular sequence: its ends wrapped round, then dilated."""
+    if radius <= 0:
+        return flags.copy()
+    reach = min(radius, flags.size)
+    wrapped = np.concatenate([flags[-reach:], flags, flags[:reach]])[None, :]
+    grown = cv2.dilate(_u8(wrapped), np.ones((1, 2 * radius + 1), dtype=np.uint8))
+    return grown[0, reach : reach + flags.size].view(np.bool_)
 
 
 def _grow(seed: BoolArray, allowed: BoolArray, steps: int) -> BoolArray:
     """Pixels of ``allowed`` within ``steps`` 4-connected moves of ``seed``."""
-    rows = np.flatnonzero(allowed.any(axis=1))
-    if rows.size == 0:
-        return np.zeros_like(allowed)
-    cols = np.flatnonzero(allowed.any(axis=0))
     # Only the box around the allowed pixels (plus one for the seed) can change.
-    top, bottom = max(0, int(rows[0]) - 1), int(rows[-1]) + 2
-    left, right = max(0, int(cols[0]) - 1), int(cols[-1]) + 2
-    ok = allowed[top:bottom, left:right]
-    reached = seed[top:bottom, left:right].copy()
-    for _ in range(steps):
-        grown = reached.copy()
-        grown[1:] |= reached[:-1]
-        grown[:-1] |= reached[1:]
-        grown[:, 1:] |= reached[:, :-1]
-        grown[:, :-1] |= reached[:, 1:]
-        grown &= ok | reached
-        if np.array_equal(grown, reached):
-            break
-        reached = grown
+    box = _bounding_box(allowed, 1)
     out = np.zeros_like(allowed)
-    out[top:bottom, left:right] = reached & ok
+    if box is None:
+        return out
+    ok = _u8(allowed[box])
+    reached: NDArray[np.uint8] = _u8(seed[box])
+    through = cv2.bitwise_or(ok, reached)
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    count = cv2.countNonZero(reached)
+    for _ in range(steps):
+        reached = np.asarray(cv2.bitwise_and(cv2.dilate(reached, cross), through), np.uint8)
+        # Growth only adds pixels: the same count means nothing moved.
+        grown_count = cv2.countNonZero(reached)
+        if grown_count == count:
+            break
+        count = grown_count
+    out[box] = cv2.bitwise_and(reached, ok).view(np.bool_)
     return out
 
 
@@ -328,101 +221,37 @@ def _local_means(
     radius: int,
 ) -> list[tuple[FloatArray, FloatArray]]:
     """For each mask in ``weights``: the mean colour of its pixels in the window
-    around each (y, x), and their count.
+    around each (y, x), clipped at the image edges, and their count.
 
-    The query points line the product's outline, so the windows cover a thin
-    band: sums are computed on blocks around the points (a strip of rows, split
-    where the points leave wide gaps) rather than on their whole bounding box.
+    Window sums are four reads of an integral image. It is taken over bands of
+    rows around the points (their columns' span only), so it stays a few
+    megabytes: 16 bytes per pixel for a whole photo would dwarf the rest. The
+    sums stay in 32 bits: 255 per pixel and channel overflows only past 8
+    megapixels, and the matte is computed on fewer (MAX_WORK_PIXELS).
     """
     h, w = rgb.shape[:2]
-    top, left = max(0, int(ys.min()) - radius), max(0, int(xs.min()) - radius)
-    bottom, right = min(h, int(ys.max()) + radius + 1), min(w, int(xs.max()) + radius + 1)
-    words = _pixel_words(rgb[top:bottom, left:right])
-    # (py, px): the query points in a frame padded by ``radius`` on every side,
-    # so that every window lies inside it.
-    py, px = ys - top + radius, xs - left + radius
-    rows = 64
-    blocks = [
-        (start, group)
-        for start in range(int(py.min()), int(py.max()) + 1, rows)
-        for group in _column_groups(np.flatnonzero((py >= start) & (py < start + rows)), px, radius)
-    ]
+    left, right = max(0, int(xs.min()) - radius), min(w, int(xs.max()) + radius + 1)
     sums = np.zeros((len(weights), ys.size, 4), dtype=np.int32)
-    padded = np.zeros((bottom - top + 2 * radius, right - left + 2 * radius), dtype=np.uint32)
-    inside = padded[radius : radius + bottom - top, radius : radius + right - left]
-    for k, weight in enumerate(weights):
-        # The mask's pixels as whole 32-bit words: one pass instead of four.
-        np.multiply(words, weight[top:bottom, left:right], out=inside)
-        for start, (chosen, first, last) in blocks:
-            # Window sums over the block reaching ``radius`` around its points;
-            # down the columns first, in 16 bits (up to 257 bytes fit).
-            block = padded[
-                start - radius : start + rows + radius, first - radius : last + radius + 1
-            ]
-            channels = block.view(np.uint8).reshape(*block.shape, 4).astype(np.uint16)
-            down = _window_sums(channels, radius, axis=0)
-            both = _window_sums(down.astype(np.int32), radius, axis=1)
-            at = (py[chosen] - start) * both.shape[1] + (px[chosen] - first)
-            sums[k, chosen] = np.take(both.reshape(-1, 4), at, axis=0)
+    rows = _LOCAL_BAND_ROWS
+    for start in range(int(ys.min()), int(ys.max()) + 1, rows):
+        chosen = np.flatnonzero((ys >= start) & (ys < start + rows))
+        if chosen.size == 0:
+            continue
+        top, bottom = max(0, start - radius), min(h, start + rows + radius)
+        py, px = ys[chosen], xs[chosen]
+        # Each window's corners in the integral image, whose first row and column are 0.
+        y0, y1 = np.maximum(py - radius, top) - top, np.minimum(py + radius + 1, bottom) - top
+        x0, x1 = np.maximum(px - radius, left) - left, np.minimum(px + radius + 1, right) - left
+        # A fourth channel of 255 counts the pixels once masked.
+        band = np.ascontiguousarray(rgb[top:bottom, left:right])
+        rgba = cv2.cvtColor(band, cv2.COLOR_RGB2RGBA)
+        for k, weight in enumerate(weights):
+            masked = cv2.bitwise_and(rgba, rgba, mask=_u8(weight[top:bottom, left:right]))
+            table = cv2.integral(masked, sdepth=cv2.CV_32S)
+            sums[k, chosen] = table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
     results = []
     for k in range(len(weights)):
         count = sums[k, :, 3] // 255
         means = sums[k, :, :3] / np.maximum(count, 1)[:, None]
         results.append((means.astype(np.float32), count.astype(np.float32)))
     return results
-
-
-def _column_groups(
-    points: IndexArray, columns: IndexArray, radius: int
-) -> list[tuple[IndexArray, int, int]]:
-    """Split ``points`` where their ``columns`` leave wide gaps: (points, first
-    column, last column) per group. Gaps not much wider than a window are
-    bridged, as another block costs more than the pixels it would skip."""
-    if points.size == 0:
-        return []
-    order = points[np.argsort(columns[points], kind="stable")]
-    in_order = columns[order]
-    breaks = np.flatnonzero(np.diff(in_order) > 2 * radius + 33) + 1
-    return [
-        (group, int(columns[group[0]]), int(columns[group[-1]]))
-        for group in np.split(order, breaks)
-    ]
-
-
-def _window_sums(values: NDArray[_Int], radius: int, axis: int) -> NDArray[_Int]:
-    """Sums over ``2 * radius + 1`` consecutive entries along ``axis``, where the
-    window fits: that axis comes out ``2 * radius`` shorter.
-
-    By doubling: sums over 1, 2, 4, ... entries, each two shifted copies of the
-    previous added, then those that make up the width added at their offsets.
-    A handful of passes whatever the radius, and unlike a cumulative sum, no
-    partial sum outgrows the window's.
-    """
-    width = 2 * radius + 1
-    lines = np.moveaxis(values, axis, 0)  # one slice expression for either axis
-    n = lines.shape[0] - 2 * radius
-    # The width is odd: its lowest bit is one entry. (Order "K" keeps the
-    # memory layout, so the result is contiguous again once the axis is back.)
-    total = lines[:n].copy(order="K")
-    length, offset = 1, 1  # lines[i] sums ``length`` entries from i
-    while 2 * length <= width:
-        lines = lines[:-length] + lines[length:]
-        length *= 2
-        if width & length:
-            total += lines[offset : offset + n]
-            offset += length
-    return np.moveaxis(total, 0, axis)
-
-
-def _pixel_words(rgb: NDArray[np.uint8]) -> NDArray[np.uint32]:
-    """Each pixel as one little-endian 32-bit word whose bytes are R, G, B, 255.
-
-    Reading 4 bytes at a 3-byte stride takes each pixel plus the next pixel's
-    red, which the OR then overwrites: one pass, where inserting a fourth
-    channel with NumPy would copy byte by byte.
-    """
-    h, w, _ = rgb.shape
-    flat = np.zeros(h * w * 3 + 1, dtype=np.uint8)
-    flat[:-1] = rgb.reshape(-1)
-    words = np.ndarray((h * w,), dtype="<u4", buffer=flat, strides=(3,))
-    return (words | np.uint32(0xFF000000)).astype("<u4", copy=False).reshape(h, w)

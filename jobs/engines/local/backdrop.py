@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -170,8 +171,7 @@ def _border_inliers(lab: FloatArray, band: int) -> BoolArray:
     h, w, _ = lab.shape
     ys, xs = _band_pixels(h, w, band)
     flat = ys * w + xs
-    # Gathered plane by plane: lab is a view of (3, H, W) planes.
-    values = np.stack([plane.ravel()[flat] for plane in np.moveaxis(lab, -1, 0)], axis=1)
+    values = lab.reshape(-1, 3)[flat]
     position = _perimeter_positions(h, w, ys, xs, band)
     sides = np.select([ys < band, ys >= h - band, xs < band], [0, 1, 2], default=3)
 
@@ -341,10 +341,10 @@ def _shadow_backdrop(
     like = (s >= s_min) & (s <= 1.0) & (off_axis2 < max(1.0, 0.8 * lo) ** 2)
 
     lum = p0
-    grad = np.zeros_like(lum)
-    grad[1:-1, :] = np.abs(lum[2:, :] - lum[:-2, :])
-    gx = np.zeros_like(lum)
-    gx[:, 1:-1] = np.abs(lum[:, 2:] - lum[:, :-2])
+    # Central differences, |next - previous| along each axis; the mirrored border
+    # makes them 0 on the image's edges.
+    grad = np.abs(cv2.Sobel(lum, cv2.CV_32F, 0, 1, ksize=1, borderType=cv2.BORDER_REFLECT_101))
+    gx = np.abs(cv2.Sobel(lum, cv2.CV_32F, 1, 0, ksize=1, borderType=cv2.BORDER_REFLECT_101))
     np.maximum(grad, gx, out=grad)
     grad /= 2.0 * step  # per full-resolution pixel
     border_grad = grad[inliers[::step, ::step]]

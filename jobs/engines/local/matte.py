@@ -119,8 +119,8 @@ def _compute_matte(rgb: NDArray[np.uint8]) -> _Matte:
     sigma = _noise_sigma(rgb, band)
     radius = max(1.0, scale) * float(np.clip(0.6 + 0.35 * sigma, 0.8, 2.5))
     blurred = _smooth(rgb, radius)
-    lab_planes = _u8_to_lab(blurred)
-    lab = np.moveaxis(lab_planes, 0, -1)  # (H, W, 3) view, for code that reads the border
+    lab = _u8_to_lab(blurred)
+    lab_planes = np.moveaxis(lab, -1, 0)  # (3, H, W) view, for code that works per plane
     inliers = _border_inliers(lab, band)
     lab_model = _fit_backdrop(lab, inliers, band)
     rgb_model = _fit_backdrop(blurred, inliers, band)
@@ -198,11 +198,15 @@ def _clean(alpha: FloatArray, dist: FloatArray, lo: float, scale: float) -> Floa
     biggest = float(sizes.max())
     # Mottled backdrops leave blobs that barely clear the threshold; real parts of
     # a product stand out more, or are a sizeable share of it.
-    faint = parts.sums(dist) < 2.0 * lo * np.maximum(sizes, 1)
-    keep = (sizes >= max(0.0003 * total, 0.02 * biggest)) & ~(faint & (sizes < 0.1 * biggest))
+    keep = sizes >= max(0.0003 * total, 0.02 * biggest)
+    doubtful = keep & (sizes < 0.1 * biggest)
+    if doubtful.any():
+        faint = parts.sums(dist) < 2.0 * lo * np.maximum(sizes, 1)
+        keep &= ~(faint & doubtful)
     if not keep.any():
         return np.zeros_like(alpha)
     hard = parts.paint(keep)
+    del parts  # its labels take 4 bytes a pixel
 
     # The rest happens in the box around the product, grown by at least one
     # pixel: outside it there is no hole and nothing survives, and backdrop
@@ -218,6 +222,7 @@ def _clean(alpha: FloatArray, dist: FloatArray, lo: float, scale: float) -> Floa
     gaps = _components(~hard, diagonal=False)
     small = gaps.sizes() < 0.01 * product_area
     holes = gaps.paint(small & ~gaps.touching_border())
+    del gaps
     filled = hard | holes
 
     # Alpha is within [0, 1], so products and maxima with the masks select and

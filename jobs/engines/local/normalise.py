@@ -27,17 +27,17 @@ def _apply_orientation(image: Image.Image) -> Image.Image:
 
 def _high_bit_to_rgb(image: Image.Image) -> Image.Image:
     """16-bit and 32-bit greyscale to 8-bit RGB; Pillow would clip at 255 instead."""
-    values = np.asarray(image)
+    # float32 is exact for 16-bit levels, and 8-bit output needs no more.
+    grey = np.asarray(image).astype(np.float32)
     if image.mode == "F":
-        top = float(np.nanmax(values)) if values.size else 0.0
-        scale = 255.0 if top <= 1.0 else 1.0
-        grey = np.nan_to_num(values.astype(np.float64)) * scale
-    else:
-        grey = values.astype(np.float64)
-        if grey.size and grey.max() > 255:
-            grey = grey * (255.0 / 65535.0)
-    grey8 = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
-    return Image.fromarray(grey8, "L").convert("RGB")
+        np.nan_to_num(grey, copy=False)
+        if grey.size and float(grey.max()) <= 1.0:
+            grey *= 255.0
+    elif grey.size and grey.max() > 255:
+        grey *= 255.0 / 65535.0
+    np.rint(grey, out=grey)
+    np.clip(grey, 0, 255, out=grey)
+    return Image.fromarray(grey.astype(np.uint8), "L").convert("RGB")
 
 
 def _normalise(image: Image.Image) -> Image.Image:
