@@ -46,7 +46,7 @@ JOB_EXAMPLE: dict[str, Any] = {
     "batch": None,
     "notice": "The photo is small: the product (512 px across) was enlarged 3.3x to fill the "
     "2000 x 2000 packshot, so it may look soft. A photo in which the product is at least "
-    "840 px across gives a sharp result.",
+    "850 px across gives a sharp result.",
 }
 
 

@@ -26,7 +26,7 @@ SOFT = "may look soft"
 
 @cache
 def _large_photo() -> bytes:
-    """A photo with the product over 840 px across: enlarged less than 2x."""
+    """A photo with the product over 850 px across: enlarged less than 2x."""
     return samples.sample_jpeg_bytes("mug", width=2400, height=2400)
 
 
@@ -51,7 +51,7 @@ def test_a_small_photo_makes_a_2000_packshot_and_the_job_says_it_may_look_soft(
     assert (image.format, image.size) == ("JPEG", (2000, 2000))
     assert job.notice.startswith("The photo is small: the product (")
     assert "to fill the 2000 x 2000 packshot, so it may look soft." in job.notice
-    assert job.notice.endswith("at least 840 px across gives a sharp result.")
+    assert job.notice.endswith("at least 850 px across gives a sharp result.")
 
 
 def test_a_large_photo_makes_a_2000_packshot_with_no_notice(
@@ -67,9 +67,9 @@ def test_the_stored_packshot_is_exactly_white_in_its_margins(
 ) -> None:
     _, stored = _run(tenant, owner, product_jpeg, django_capture_on_commit_callbacks)
     pixels = np.asarray(Image.open(io.BytesIO(stored)).convert("RGB"))
-    # The margin is 160 px (8 %) on the product's longer side; 152 keeps to JPEG's
+    # The margin is 150 px (7.5 %) on the product's longer side; 144 keeps to JPEG's
     # 8 x 8 blocks clear of the product, all around.
-    for band in (pixels[:152], pixels[-152:], pixels[:, :152], pixels[:, -152:]):
+    for band in (pixels[:144], pixels[-144:], pixels[:, :144], pixels[:, -144:]):
         assert (band == 255).all()
 
 
