@@ -345,9 +345,9 @@ def test_the_product_is_centred_with_the_margin_around_it() -> None:
     side = packshot.size[0]
     assert abs((x0 + x1) / 2 - side / 2) <= 0.02 * side
     assert abs((y0 + y1) / 2 - side / 2) <= 0.02 * side
-    margin = 0.08 * side
+    margin = 0.075 * side
     assert min(x0, y0, side - x1, side - y1) >= margin - 3
-    assert max(x1 - x0, y1 - y0) >= side * (1 - 0.16) - 6, "the product should fill the box"
+    assert max(x1 - x0, y1 - y0) >= side * (1 - 0.15) - 6, "the product should fill the box"
 
 
 def test_a_sample_product_is_centred_on_its_square_canvas() -> None:
