@@ -75,7 +75,11 @@ def _render_local(job: Job) -> tuple[bytes, images.ImageInfo, str]:
         background = str(params.get("background_color") or "#FFFFFF")
         packshot = local_engine.render_packshot(source, background_color=background)
         data = local_engine.encode_packshot(packshot.image, quality=92)
-        notice = packshot.notice
+        # A photo larger than the engine's working size was reduced: the notice then
+        # speaks of the product's share of the photo, not of its pixels.
+        original = max(job.input_asset.width, job.input_asset.height)
+        reduced_to = max(source.size) if original > max(source.size) else None
+        notice = packshot.soft_notice(reduced_to=reduced_to)
     return data, images.inspect_image(data, max_pixels=settings.IMAGE_MAX_PIXELS), notice
 
 

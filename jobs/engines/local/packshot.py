@@ -57,16 +57,34 @@ class Packshot:
     @property
     def notice(self) -> str:
         """For the shop when the result will look soft; empty otherwise."""
+        return self.soft_notice()
+
+    def soft_notice(self, *, reduced_to: int | None = None) -> str:
+        """For the shop when the result will look soft; empty otherwise.
+
+        `reduced_to`: the longest side the photo was reduced to before the engine saw
+        it (a large photo is worked on smaller): then the product's size in pixels says
+        nothing to the shop, and its share of the photo does.
+        """
         if not self.soft:
             return ""
         # A factor just over the threshold never reads as "2.0x".
         factor = max(round(self.upscale, 1), SOFT_UPSCALE + 0.1)
         side = self.image.width
         sharp = math.ceil(self.target_side / SOFT_UPSCALE)
+        enlarged = f"{factor:.1f}x to fill the {side} x {side} packshot, so it may look soft."
+        if reduced_to:
+            share = math.ceil(100 * sharp / reduced_to)
+            return (
+                f"The product is small in the photo: large photos are worked on at "
+                f"{reduced_to} px, where it is {self.product_side} px across: it was "
+                f"enlarged {enlarged} A photo in which the product spans at least {share} % "
+                "of the longest side gives a sharp result."
+            )
         return (
             f"The photo is small: the product ({self.product_side} px across) was enlarged "
-            f"{factor:.1f}x to fill the {side} x {side} packshot, so it may look soft. "
-            f"A photo in which the product is at least {sharp} px across gives a sharp result."
+            f"{enlarged} A photo in which the product is at least {sharp} px across gives "
+            "a sharp result."
         )
 
 

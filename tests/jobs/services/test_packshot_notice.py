@@ -73,6 +73,23 @@ def test_the_stored_packshot_is_exactly_white_in_its_margins(
         assert (band == 255).all()
 
 
+def test_a_large_photo_with_a_small_product_says_to_frame_it_closer(
+    tenant: Tenant, owner: User, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.IMAGE_WORK_MAX_SIDE = 1000
+    photo = Image.new("RGB", (2000, 500), (236, 236, 232))
+    photo.paste((40, 90, 170), (900, 150, 1100, 350))  # 200 px: 100 px once reduced
+    out = io.BytesIO()
+    photo.save(out, format="PNG")
+    job, stored = _run(tenant, owner, out.getvalue(), django_capture_on_commit_callbacks)
+    assert Image.open(io.BytesIO(stored)).size == (2000, 2000)
+    assert job.notice.startswith(
+        "The product is small in the photo: large photos are worked on at 1000 px, where "
+        "it is 100 px across: it was enlarged 17.0x to fill the 2000 x 2000 packshot"
+    )
+    assert job.notice.endswith("spans at least 85 % of the longest side gives a sharp result.")
+
+
 def test_a_transparent_packshot_is_a_2000_png(
     tenant: Tenant, owner: User, product_jpeg: bytes, django_capture_on_commit_callbacks: Any
 ) -> None:

@@ -264,3 +264,14 @@ def test_a_transparent_packshot_is_stored_as_png_with_its_alpha() -> None:
     assert stored.format == "PNG"
     assert stored.mode == "RGBA"
     assert stored.size == (2000, 2000)
+
+
+def test_a_notice_for_a_reduced_photo_speaks_of_the_products_share_of_it() -> None:
+    packshot = render_packshot(Image.new("RGB", (600, 300), (90, 90, 90)), remove_bg=False)
+    assert packshot.soft_notice(reduced_to=3000) == (
+        "The product is small in the photo: large photos are worked on at 3000 px, where "
+        "it is 600 px across: it was enlarged 2.8x to fill the 2000 x 2000 packshot, so "
+        "it may look soft. A photo in which the product spans at least 29 % of the longest "
+        "side gives a sharp result."
+    )
+    assert packshot.soft_notice() == packshot.notice
