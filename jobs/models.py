@@ -200,6 +200,9 @@ class Job(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True)
     error_code = models.CharField(max_length=60, blank=True)
     error_message = models.TextField(blank=True)
+    # What the shop should know about a finished job's result (a packshot enlarged so
+    # much it may look soft); blank when there is nothing to say.
+    notice = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     # Submissions to Segmind whose answer a crash lost: Segmind has no idempotency keys,
     # so each may have been accepted (and billed) before the job was sent again. For

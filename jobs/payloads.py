@@ -124,6 +124,12 @@ class JobSerializer(serializers.ModelSerializer[Job]):
     batch = serializers.UUIDField(
         source="batch_id", read_only=True, allow_null=True, help_text="Its batch, if any."
     )
+    notice = serializers.CharField(
+        read_only=True,
+        help_text="What to know about a `succeeded` job's result, for a person; empty when "
+        "there is nothing to say. Today: a local packshot whose product was enlarged more "
+        "than 2x to fill its 2000 x 2000 canvas, so it may look soft.",
+    )
 
     class Meta:
         model = Job
@@ -142,6 +148,7 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "outputs",
             "urls",
             "batch",
+            "notice",
         ]
         extra_kwargs = {
             "id": {"help_text": "The job's id."},

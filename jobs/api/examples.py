@@ -44,6 +44,9 @@ JOB_EXAMPLE: dict[str, Any] = {
     "outputs": [ASSET_EXAMPLE],
     "urls": JOB_URLS,
     "batch": None,
+    "notice": "The photo is small: the product (512 px across) was enlarged 3.3x to fill the "
+    "2000 x 2000 packshot, so it may look soft. A photo in which the product is at least "
+    "850 px across gives a sharp result.",
 }
 
 
@@ -54,6 +57,7 @@ JOB_QUEUED_EXAMPLE = {
     "completed_at": None,
     "queue": {"position": 3, "ahead": 2, "estimated_start_at": "2025-06-01T12:00:04Z"},
     "outputs": [],
+    "notice": "",
 }
 
 
@@ -65,6 +69,7 @@ JOB_FAILED_EXAMPLE = {
         "message": "Segmind could not make the image: the input image has no product.",
     },
     "outputs": [],
+    "notice": "",
 }
 
 

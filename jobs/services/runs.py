@@ -40,8 +40,10 @@ def _flattened(image: Image.Image) -> Image.Image:
     return Image.alpha_composite(white, rgba).convert("RGB")
 
 
-def _render_local(job: Job) -> tuple[bytes, images.ImageInfo]:
-    """The job's image from the local engine: a packshot, or a scene composite."""
+def _render_local(job: Job) -> tuple[bytes, images.ImageInfo, str]:
+    """The job's image from the local engine, a packshot or a scene composite, and
+    what the shop should know about it (a packshot enlarged so much it may look soft;
+    else blank)."""
     assert job.input_asset is not None
     with job.input_asset.file.open("rb") as fh:
         # Decoded no larger than the engine needs (its packshots are 2000 px): a large
@@ -52,6 +54,7 @@ def _render_local(job: Job) -> tuple[bytes, images.ImageInfo]:
     if not job.input_asset.thumbnail:
         _input_thumbnail_from(asset=job.input_asset, image=source)
     params = job.params
+    notice = ""
     if job.model in catalog.LOCAL_SCENE_MODELS:
         request = scenes.scene_request(
             model=job.model,
@@ -70,10 +73,14 @@ def _render_local(job: Job) -> tuple[bytes, images.ImageInfo]:
         if params.get("force_rmbg"):
             source = _flattened(source)
         background = str(params.get("background_color") or "#FFFFFF")
-        result = local_engine.make_packshot(source, background_color=background)
-        fmt = "png" if result.mode == "RGBA" else "jpeg"
-        data = scenes.encode(result, image_format=fmt, quality=92)
-    return data, images.inspect_image(data, max_pixels=settings.IMAGE_MAX_PIXELS)
+        packshot = local_engine.render_packshot(source, background_color=background)
+        data = local_engine.encode_packshot(packshot.image, quality=92)
+        # A photo larger than the engine's working size was reduced: the notice then
+        # speaks of the product's share of the photo, not of its pixels.
+        original = max(job.input_asset.width, job.input_asset.height)
+        reduced_to = max(source.size) if original > max(source.size) else None
+        notice = packshot.soft_notice(reduced_to=reduced_to)
+    return data, images.inspect_image(data, max_pixels=settings.IMAGE_MAX_PIXELS), notice
 
 
 def job_params_check(*, job: Job) -> None:
@@ -194,7 +201,7 @@ def _job_execute(job_id: uuid.UUID | str) -> None:
     try:
         if job.input_asset is None:
             raise local_engine.EngineError("missing_input", "The job's input image is missing.")
-        data, info = _render_local(job)
+        data, info, notice = _render_local(job)
     except (local_engine.EngineError, images.ImageError) as e:
         job_fail(job_id=job.pk, code=e.code, message=e.message)
         return
@@ -202,7 +209,7 @@ def _job_execute(job_id: uuid.UUID | str) -> None:
         logger.exception("job %s failed", job.pk)
         job_fail(job_id=job.pk, code="internal_error", message=INTERNAL_ERROR_MESSAGE)
         return
-    job_succeed(job=job, outputs=[(data, info)])
+    job_succeed(job=job, outputs=[(data, info)], notice=notice)
 
 
 def job_succeed(
@@ -211,12 +218,14 @@ def job_succeed(
     outputs: Sequence[tuple[bytes, images.ImageInfo]],
     listening: Sequence[WebhookEndpoint] | None = None,
     thumbnails: bool = True,
+    notice: str = "",
 ) -> bool:
     """Move a running job to succeeded and store its outputs, once, with their
     thumbnails unless `thumbnails` is False (see `asset_create`).
 
     `listening`: the workspace's enabled webhook endpoints, when the caller loaded them
-    for many jobs at once; else they are looked up here.
+    for many jobs at once; else they are looked up here. `notice`: what the shop should
+    know about the result (stored on the job, shown on its page and in the API).
 
     Only the run whose conditional update moved the job stores the outputs, so a task
     delivered twice, or two dispatchers, never store them twice.
@@ -225,7 +234,7 @@ def job_succeed(
     # transaction, and an error there undoes the batch anyway.
     with transaction.atomic(savepoint=False):
         claimed = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-            status=JobStatus.SUCCEEDED, completed_at=timezone.now()
+            status=JobStatus.SUCCEEDED, completed_at=timezone.now(), notice=notice
         )
         if not claimed:
             return False

@@ -69,6 +69,7 @@ def job_status(request: HttpRequest, membership: Membership, job_id: UUID) -> Js
         {
             **_job_state(job, slug),
             "waiting_message": job.waiting_message,
+            "notice": job.notice,
             "queue": _queue_state(job),
             "price_note": job.price_note,
             "outputs": _outputs_json(slug, outputs),

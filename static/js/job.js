@@ -56,6 +56,9 @@
     $("job-error-message").textContent = data.error_message;
     $("job-error-code").textContent = data.error_code;
     $("job-waiting-message").textContent = data.waiting_message;
+    var notice = $("job-notice-message");
+    if (notice) notice.textContent = data.notice || "";
+    show("job-notice", !!data.notice);
     show("job-failed", data.status === "failed");
     show("job-waiting", data.status === "waiting_for_provider");
     show("job-progress", data.status !== "waiting_for_provider");

@@ -78,13 +78,13 @@ def packshot_inputs_recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int,
     """The size of each image the local engine makes a packshot from, in order (the
     packshot is still made)."""
     sizes: list[tuple[int, int]] = []
-    real = local_engine.make_packshot
+    real = local_engine.render_packshot
 
-    def make_packshot(image: Any, **options: Any) -> Any:
+    def render_packshot(image: Any, **options: Any) -> Any:
         sizes.append(image.size)
         return real(image, **options)
 
-    monkeypatch.setattr(local_engine, "make_packshot", make_packshot)
+    monkeypatch.setattr(local_engine, "render_packshot", render_packshot)
     return sizes
 
 

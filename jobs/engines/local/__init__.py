@@ -54,15 +54,19 @@ arrays stay in the CPU's cache; smoothing is done in 16-bit integer passes;
 connected components stay as runs; dilations, the clean-up and the local means
 only touch the boxes or the band along the outline where pixels can change.
 
-``make_packshot`` crops the cut-out to the product, scales it to fit a square
-canvas with a margin (never upscaling a small product by more than 2x, shrinking
-the canvas instead) and composites it over a flat colour or transparency. On a
-flat colour it composites first, at the photo's resolution, and scales the
-result: the same picture as scaling the premultiplied cut-out, for less work.
+``render_packshot`` crops the cut-out to the product, scales it with Lanczos so its
+longer side spans the same share of an always-square canvas (2000 x 2000 by default)
+and composites it over a flat colour or transparency, reporting how much a small
+product was enlarged (``Packshot.notice`` tells the shop past 2x); ``make_packshot``
+returns just the image. On a flat colour it composites first, at the photo's
+resolution, and scales the result: the same picture as scaling the premultiplied
+cut-out, for less work. ``encode_packshot`` stores it as JPEG with full-resolution
+colour, so white around the product decodes to exactly 255.
 
 Where things live (callers import the public names from this package):
 
-- ``packshot``: ``make_packshot``, ``parse_color``, ``BBOX_ALPHA_THRESHOLD``;
+- ``packshot``: ``render_packshot``, ``Packshot``, ``make_packshot``, ``encode_packshot``,
+  ``parse_color``, ``BBOX_ALPHA_THRESHOLD``;
 - ``matte``: ``remove_background`` and the matte it computes (steps 1, 2, 4, 6 to 8),
   ``MAX_WORK_PIXELS``;
 - ``backdrop``: the border inliers, the backdrop model and soft shadows (steps 3 and 5);
@@ -79,14 +83,22 @@ from jobs.engines.local.errors import EngineError as EngineError
 from jobs.engines.local.matte import MAX_WORK_PIXELS as MAX_WORK_PIXELS
 from jobs.engines.local.matte import remove_background as remove_background
 from jobs.engines.local.packshot import BBOX_ALPHA_THRESHOLD as BBOX_ALPHA_THRESHOLD
+from jobs.engines.local.packshot import SOFT_UPSCALE as SOFT_UPSCALE
+from jobs.engines.local.packshot import Packshot as Packshot
+from jobs.engines.local.packshot import encode_packshot as encode_packshot
 from jobs.engines.local.packshot import make_packshot as make_packshot
 from jobs.engines.local.packshot import parse_color as parse_color
+from jobs.engines.local.packshot import render_packshot as render_packshot
 
 __all__ = [
     "BBOX_ALPHA_THRESHOLD",
     "MAX_WORK_PIXELS",
+    "SOFT_UPSCALE",
     "EngineError",
+    "Packshot",
+    "encode_packshot",
     "make_packshot",
     "parse_color",
     "remove_background",
+    "render_packshot",
 ]
