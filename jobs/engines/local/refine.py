@@ -121,6 +121,17 @@ def plain_combine(alpha: FloatArray, prob: FloatArray) -> tuple[FloatArray, floa
     holes = _enclosed(hard)
     confident = cv2.erode((prob >= 0.9).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     lost = confident & ~hard & ~holes
+    # A cast shadow the matte rightly dropped is a thin band along the product's
+    # base, where the model is often confident too; lost product is a thick piece.
+    thick = max(5, round(0.05 * float(np.sqrt(max(1, int(hard.sum()))))))
+    lost = (
+        cv2.morphologyEx(
+            lost.astype(np.uint8),
+            cv2.MORPH_OPEN,
+            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (thick, thick)),
+        )
+        > 0
+    )
     if lost.any():
         soft = np.clip((prob - 0.3) / 0.4, 0.0, 1.0)
         reach = cv2.dilate(lost.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
