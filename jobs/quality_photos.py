@@ -176,12 +176,12 @@ def skimage_photo(name: str) -> Image.Image:
 
     import skimage.data  # noqa: F401  (a development dependency: imported only here)
 
-    try:
-        filename = _FILES[name]
-    except KeyError:
-        known = ", ".join(_FILES)
-        raise ValueError(f"Unknown photo {name!r}; known photos: {known}") from None
-    with (files("skimage.data") / filename).open("rb") as handle:
+    folder = files("skimage.data")
+    candidates = [folder / _FILES.get(name, ""), folder / f"{name}.png", folder / f"{name}.jpg"]
+    found = [path for path in candidates if path.name and path.is_file()]
+    if not found:
+        raise ValueError(f"scikit-image ships no photo named {name!r}")
+    with found[0].open("rb") as handle:
         image = Image.open(io.BytesIO(handle.read()))
         image.load()
     return image
