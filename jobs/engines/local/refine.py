@@ -33,9 +33,10 @@ SALIENT: Final = 0.5
 MIN_SALIENT_SHARE: Final = 0.003
 # Border texture (mean gradient of the downscaled grey border, 0..255 per pixel)
 # below which a backdrop is plain enough for the colour matte.
-PLAIN_TEXTURE: Final = 2.5
-# The colour matte is trusted where it agrees this well with the model.
-PLAIN_AGREEMENT: Final = 0.85
+PLAIN_TEXTURE: Final = 0.8
+# On a plain backdrop the colour matte is trusted unless it agrees this badly with
+# the model (the model also takes in cast shadows, so agreement is rarely perfect).
+PLAIN_AGREEMENT: Final = 0.6
 # GrabCut runs with the longer side at most this: its cost grows with the area.
 GRABCUT_SIDE: Final = 400
 GRABCUT_ITERATIONS: Final = 3
@@ -132,7 +133,8 @@ def plain_combine(alpha: FloatArray, prob: FloatArray) -> tuple[FloatArray, floa
         )
         > 0
     )
-    if lost.any():
+    # Small misses are more often a shadow or reflection the matte rightly dropped.
+    if lost.sum() >= 0.2 * max(1, int(hard.sum())):
         soft = np.clip((prob - 0.3) / 0.4, 0.0, 1.0)
         reach = cv2.dilate(lost.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
         reach &= ~holes
@@ -175,11 +177,13 @@ def grabcut_alpha(rgb: NDArray[np.uint8], prob: FloatArray) -> FloatArray:
     unit = max(1, round(min(gw, gh) / 100))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * unit + 1, 2 * unit + 1))
     product = (p >= SALIENT).astype(np.uint8)
-    sure_fg = cv2.erode((p >= 0.9).astype(np.uint8), kernel) > 0
+    sure_fg = cv2.erode((p >= 0.97).astype(np.uint8), kernel, iterations=2) > 0
     near = cv2.dilate(product, kernel, iterations=3) > 0
     mask = np.full((gh, gw), cv2.GC_BGD, np.uint8)
     mask[near] = cv2.GC_PR_BGD
-    mask[product > 0] = cv2.GC_PR_FGD
+    # Only fairly sure pixels start as product: the model half-fills openings (a
+    # ring's), and their background colours must not teach GrabCut's product model.
+    mask[p >= 0.9] = cv2.GC_PR_FGD
     mask[sure_fg] = cv2.GC_FGD
     # Faint map values far from the product are still probable background, so that a
     # thin part the model half-saw can join the product.
@@ -216,6 +220,16 @@ def _keep_salient_parts(hard: BoolArray, prob: FloatArray) -> BoolArray:
     mean_prob = sums / np.maximum(areas, 1.0)
     keep = (mean_prob >= 0.35) & (areas >= 0.01 * areas[1:].max())
     keep[0] = False
+    # Something else salient cut by the frame (a person, a table's cup, a tripod) is
+    # scenery when a whole salient object stands apart from it: that one is the product.
+    h, w = hard.shape
+    x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    right = x + stats[:, cv2.CC_STAT_WIDTH]
+    bottom = y + stats[:, cv2.CC_STAT_HEIGHT]
+    touching = (x == 0) | (y == 0) | (right == w) | (bottom == h)
+    whole = keep & ~touching & (mean_prob >= 0.6) & (areas >= 0.003 * h * w)
+    if whole.any():
+        keep &= ~touching
     kept = keep[labels]
     holes = _enclosed(kept)
     _, hole_labels, hole_stats, _ = cv2.connectedComponentsWithStats(
