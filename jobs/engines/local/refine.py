@@ -188,7 +188,8 @@ def grabcut_alpha(rgb: NDArray[np.uint8], prob: FloatArray) -> FloatArray:
     # Faint map values far from the product are still probable background, so that a
     # thin part the model half-saw can join the product.
     mask[(mask == cv2.GC_BGD) & (p >= 0.1)] = cv2.GC_PR_BGD
-    if not (mask == cv2.GC_FGD).any() or (mask == cv2.GC_BGD).sum() < 64:
+    seeded = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+    if not seeded.any() or (mask == cv2.GC_BGD).sum() < 64:
         hard = p >= SALIENT
     else:
         bgd = np.zeros((1, 65), np.float64)
