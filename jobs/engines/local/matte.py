@@ -47,7 +47,7 @@ from jobs.engines.local.refine import (
     salient_share,
     upsample,
 )
-from jobs.engines.local.saliency import saliency
+from jobs.engines.local.saliency import PLAIN_INPUT_PIXELS, saliency
 
 # Analysis above this size costs time without changing the cut-out much.
 MAX_WORK_PIXELS: Final = 1_600_000
@@ -293,8 +293,9 @@ def remove_background(image: Image.Image) -> Image.Image:
     # A blank photo (nothing off the backdrop) and a product filling the frame (no
     # backdrop at all) keep the colour matte's clear outcomes.
     if matte.model is not None and alpha.max() > 0.0:
-        prob = saliency(work)
-        textured = border_texture(work, prob) > PLAIN_TEXTURE
+        # The border's texture decides the refinement, and so the model's input size.
+        textured = border_texture(work) > PLAIN_TEXTURE
+        prob = saliency(work, None if textured else PLAIN_INPUT_PIXELS)
         if salient_share(prob) < MIN_SALIENT_SHARE:
             if textured:
                 raise EngineError(
@@ -302,10 +303,17 @@ def remove_background(image: Image.Image) -> Image.Image:
                     "No product was found in the image: nothing in it stands out from "
                     "its background. Photograph the product against a plain backdrop.",
                 )
+        elif textured:
+            plain = False
+            alpha = grabcut_alpha(work, prob)
         else:
-            prob_work = upsample(prob, alpha.shape)
-            combined, agreement = plain_combine(alpha, prob_work)
-            if textured or agreement < PLAIN_AGREEMENT:
+            combined, agreement = plain_combine(alpha, upsample(prob, alpha.shape))
+            if agreement < PLAIN_AGREEMENT:
+                # The small map may have missed a pale part: look again at full size
+                # before giving up on the colour matte.
+                prob = saliency(work)
+                combined, agreement = plain_combine(alpha, upsample(prob, alpha.shape))
+            if agreement < PLAIN_AGREEMENT:
                 plain = False
                 alpha = grabcut_alpha(work, prob)
             else:

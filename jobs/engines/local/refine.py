@@ -24,6 +24,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from jobs.engines.local.saliency import input_size
+
 FloatArray = NDArray[np.float32]
 BoolArray = NDArray[np.bool_]
 
@@ -31,9 +33,9 @@ BoolArray = NDArray[np.bool_]
 # map is product and whose border is textured shows no product at all.
 SALIENT: Final = 0.5
 MIN_SALIENT_SHARE: Final = 0.003
-# Border texture (mean gradient of the downscaled grey border, 0..255 per pixel)
+# Border texture (median gradient of the downscaled grey border, 0..255 per pixel)
 # below which a backdrop is plain enough for the colour matte.
-PLAIN_TEXTURE: Final = 0.8
+PLAIN_TEXTURE: Final = 0.9
 # On a plain backdrop the colour matte is trusted unless it agrees this badly with
 # the model (the model also takes in cast shadows, so agreement is rarely perfect).
 PLAIN_AGREEMENT: Final = 0.6
@@ -52,29 +54,28 @@ def salient_share(prob: FloatArray) -> float:
     return float((prob >= SALIENT).mean())
 
 
-def border_texture(rgb: NDArray[np.uint8], prob: FloatArray) -> float:
-    """How textured the background along the border is, at the map's scale.
+def border_texture(rgb: NDArray[np.uint8]) -> float:
+    """How textured the background along the border is, at the model's scale: the
+    median gradient over a band along the border.
 
-    Downscaling to the map's size averages sensor noise and JPEG blocks away, so a
-    noisy studio sweep reads as plain and brick, grass or wood as textured. Pixels
-    the model calls product are left out: a product touching the edge is not texture.
+    Downscaling to about the model's input size averages sensor noise and JPEG
+    blocks away, so a noisy studio sweep reads as plain and brick, grass or wood as
+    textured. The median ignores a product's outline where it touches the band.
     """
-    h, w = prob.shape
-    grey = cv2.cvtColor(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    h, w = rgb.shape[:2]
+    sw, sh = input_size(w, h)
+    grey = cv2.cvtColor(cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
     grey = grey.astype(np.float32)
     gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
     grad = cv2.magnitude(gx, gy) / 8.0
-    band = max(2, min(h, w) // 16)
-    ring = np.ones((h, w), bool)
+    band = max(2, min(sh, sw) // 16)
+    ring = np.ones((sh, sw), bool)
     ring[band:-band, band:-band] = False
     # The frame's outermost pixel has a one-sided gradient: leave it out.
     ring[0, :] = ring[-1, :] = False
     ring[:, 0] = ring[:, -1] = False
-    pick = ring & (prob < 0.3)
-    if pick.sum() < 16:
-        return float("inf")
-    return float(np.median(grad[pick]))
+    return float(np.median(grad[ring]))
 
 
 def _enclosed(mask: BoolArray) -> BoolArray:
@@ -105,7 +106,10 @@ def plain_combine(alpha: FloatArray, prob: FloatArray) -> tuple[FloatArray, floa
     areas = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
     sums = np.bincount(labels.ravel(), weights=prob.ravel(), minlength=count)
     mean_prob = sums / np.maximum(areas, 1.0)
-    keep = mean_prob >= 0.35
+    seen = np.bincount(labels.ravel(), weights=salient.ravel(), minlength=count)
+    # The model sees a pale part of a product only faintly (a pink bottle on teal):
+    # a component goes only when the model sees almost none of it.
+    keep = (mean_prob >= 0.35) | (seen >= 0.1 * areas)
     keep[0] = False
     out = alpha.copy()
     if count > 1 and keep[1:].any():
