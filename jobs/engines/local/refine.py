@@ -128,17 +128,14 @@ def plain_combine(alpha: FloatArray, prob: FloatArray) -> tuple[FloatArray, floa
     lost = confident & ~hard & ~holes
     # A cast shadow the matte rightly dropped is a thin band along the product's
     # base, where the model is often confident too; lost product is a thick piece.
-    thick = max(5, round(0.05 * float(np.sqrt(max(1, int(hard.sum()))))))
-    lost = (
-        cv2.morphologyEx(
-            lost.astype(np.uint8),
-            cv2.MORPH_OPEN,
-            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (thick, thick)),
-        )
-        > 0
-    )
     # Small misses are more often a shadow or reflection the matte rightly dropped.
-    if lost.sum() >= 0.2 * max(1, int(hard.sum())):
+    # (The opening only shrinks ``lost``: skip it when too little is lost anyway.)
+    least = 0.2 * max(1, int(hard.sum()))
+    if lost.sum() >= least:
+        thick = max(5, round(0.05 * float(np.sqrt(max(1, int(hard.sum()))))))
+        ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (thick, thick))
+        lost = cv2.morphologyEx(lost.astype(np.uint8), cv2.MORPH_OPEN, ellipse) > 0
+    if lost.sum() >= least:
         soft = np.clip((prob - 0.3) / 0.4, 0.0, 1.0)
         reach = cv2.dilate(lost.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
         reach &= ~holes
