@@ -20,18 +20,20 @@ Approach (``remove_background``):
    pinholes filled while real openings (a mug's handle) are kept. A blank photo
    (nothing off the backdrop) and a product filling the frame (no backdrop at all)
    keep this matte's outcome: fully transparent, fully opaque.
-3. The model (``saliency``): U²-Net-p on onnxruntime, at about 224 x 224 in the
-   photo's aspect ratio, gives each pixel a probability of belonging to the salient
-   object. Its map is not rescaled, so a photo where nothing stands out stays low.
+3. The model (``saliency``): U²-Net-p on onnxruntime, in the photo's aspect ratio,
+   gives each pixel a probability of belonging to the salient object: at about
+   160 x 160 when the border is plain once downscaled (the colour matte will draw the
+   outline), 224 x 224 when it is textured. Its map is not rescaled, so a photo where
+   nothing stands out stays low.
 4. No product: when under 0.3% of the map is salient and the border is textured (a
    lawn, a brick wall, a landscape), the job fails with ``EngineError("no_product")``.
    On a plain backdrop the colour matte is trusted even then (a tiny product).
-5. Plain backdrop (the border is smooth once downscaled): the colour matte keeps its
+5. Plain backdrop: the colour matte keeps its
    precise edges, shadow removal and openings; components the model does not find
    salient are dropped, and a thick piece of product the matte lost to a backdrop of
    nearly its colour (a white mug on off-white) is restored where the model is
    confident and not inside one of the matte's openings.
-6. Cluttered background, or a colour matte the model disagrees with: GrabCut at a
+6. Textured border, or a colour matte the model disagrees with even at 224 x 224: GrabCut at a
    working size of at most 400 px, seeded from the map (sure product where it is
    near 1, probable product and probable background around the outline, sure
    background far from it). Parts the model does not find salient are dropped; when
