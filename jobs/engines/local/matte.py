@@ -287,43 +287,44 @@ def remove_background(image: Image.Image) -> Image.Image:
     else:
         work = rgb
 
-    matte = _compute_matte(work)
-    alpha = matte.alpha
-    plain = True
-    # A blank photo (nothing off the backdrop) and a product filling the frame (no
-    # backdrop at all) keep the colour matte's clear outcomes.
-    if matte.model is not None and alpha.max() > 0.0:
-        # The border's texture decides the refinement, and so the model's input size.
-        textured = border_texture(work) > PLAIN_TEXTURE
-        prob = saliency(work, None if textured else PLAIN_INPUT_PIXELS)
+    matte: _Matte | None = None
+    # The border's texture decides the refinement, and so the model's input size. On
+    # a textured border the colour matte has nothing to stand on: it is not computed.
+    if border_texture(work) > PLAIN_TEXTURE:
+        prob = saliency(work)
         if salient_share(prob) < MIN_SALIENT_SHARE:
-            if textured:
-                raise EngineError(
-                    "no_product",
-                    "No product was found in the image: nothing in it stands out from "
-                    "its background. Photograph the product against a plain backdrop.",
-                )
-        elif textured:
-            plain = False
-            alpha = grabcut_alpha(work, prob)
-        else:
-            combined, agreement = plain_combine(alpha, upsample(prob, alpha.shape))
-            if agreement < PLAIN_AGREEMENT:
-                # The small map may have missed a pale part: look again at full size
-                # before giving up on the colour matte.
-                prob = saliency(work)
+            raise EngineError(
+                "no_product",
+                "No product was found in the image: nothing in it stands out from "
+                "its background. Photograph the product against a plain backdrop.",
+            )
+        alpha = grabcut_alpha(work, prob)
+    else:
+        matte = _compute_matte(work)
+        alpha = matte.alpha
+        # A blank photo (nothing off the backdrop) and a product filling the frame (no
+        # backdrop at all) keep the colour matte's clear outcomes, and so does a tiny
+        # product the model does not see.
+        if matte.model is not None and alpha.max() > 0.0:
+            prob = saliency(work, PLAIN_INPUT_PIXELS)
+            if salient_share(prob) >= MIN_SALIENT_SHARE:
                 combined, agreement = plain_combine(alpha, upsample(prob, alpha.shape))
-            if agreement < PLAIN_AGREEMENT:
-                plain = False
-                alpha = grabcut_alpha(work, prob)
-            else:
-                alpha = combined
+                if agreement < PLAIN_AGREEMENT:
+                    # The small map may have missed a pale part: look again at full
+                    # size before giving up on the colour matte.
+                    prob = saliency(work)
+                    combined, agreement = plain_combine(alpha, upsample(prob, alpha.shape))
+                if agreement < PLAIN_AGREEMENT:
+                    matte = None
+                    alpha = grabcut_alpha(work, prob)
+                else:
+                    alpha = combined
 
     if work is not rgb:
         alpha_img = Image.fromarray(alpha, "F").resize((width, height), Image.Resampling.BILINEAR)
         alpha = np.clip(np.asarray(alpha_img, dtype=np.float32), 0.0, 1.0)
 
-    colour = _decontaminate(rgb, alpha, matte) if plain else decontaminate(rgb, alpha)
+    colour = decontaminate(rgb, alpha) if matte is None else _decontaminate(rgb, alpha, matte)
     alpha8 = np.rint(alpha * 255.0).astype(np.uint8)  # alpha is within [0, 1]
     # Pillow joins the planes in C; np.dstack would copy pixel by pixel.
     cutout = Image.fromarray(colour, "RGB")
