@@ -1,15 +1,27 @@
-"""The README's before / after strip: sample photos through the local engine.
+"""The README's before / after strip: product photos through the local engine.
 
 Run: `.venv/bin/python -m bench.local_engine_strip [path]` (default
-`bench/local_engine_strip.png`). Each row is one of the project's synthetic product
-photos (`jobs.samples`, JPEG as a shop would upload it); the columns are the photo, the
-cut-out on a checkerboard, the marketplace packshot, and two scene composites.
+`bench/local_engine_strip.png`). The columns are the photo, the cut-out on a
+checkerboard, the marketplace packshot, and two scene composites. The rows:
+
+* real photographs shipped inside scikit-image's wheel, with no mask, chosen because a
+  shop could have taken them: `coffee` (a cup and saucer on a wooden table, the classic
+  product shot), `motorcycle_left` cropped to the bike (a used-goods listing shot in a
+  cluttered garage) and `rocket` (a tall, thin object on a busy night background: the
+  engine's hardest kind). The other bundled photos are textures, people, animals or
+  blurred (`clock_motion`), not products;
+* two of the project's painted products the engine was not tuned on: a white mug on an
+  off-white backdrop (`jobs.samples`) and a wine glass composited on the wood of
+  `coffee` (`jobs.quality_photos`), both JPEG as a shop would upload them.
 """
 
 from __future__ import annotations
 
 import io
 import sys
+import textwrap
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -17,19 +29,58 @@ from PIL import Image, ImageDraw
 from jobs import samples
 from jobs.engines import local as local_engine
 from jobs.engines.local import scenes
+from jobs.quality_photos import RealBackgroundCase, real_background_set, skimage_photo
 
-ROWS = (
-    ("mug", "marble-tabletop"),
-    ("bottle", "living-room"),
-    ("white-on-white", "warm-gradient"),
-    ("lamp", "outdoor"),
-    ("sneaker", "pastel-sweep"),
-    ("dark-on-dark", "wood-tabletop"),
+# (row label, photo maker, scene backdrop)
+ROWS: tuple[tuple[str, Callable[[], Image.Image], str], ...] = (
+    ("skimage coffee", lambda: skimage_photo("coffee"), "marble-tabletop"),
+    (
+        "skimage motorcycle_left",
+        lambda: skimage_photo("motorcycle_left").crop((60, 60, 741, 480)),
+        "outdoor",
+    ),
+    ("skimage rocket", lambda: skimage_photo("rocket"), "pastel-sweep"),
+    (
+        "white mug (painted)",
+        lambda: _jpeg(samples.render_sample("white-mug-off-white", width=800, height=800)[0]),
+        "living-room",
+    ),
+    (
+        "wine glass on coffee's table",
+        lambda: _jpeg(_real_case("coffee-table/wine-glass").render()[0]),
+        "wood-tabletop",
+    ),
 )
 TILE = 180
 LABEL = 22
 COLUMNS = ("photo", "cut-out", "packshot", "scene 4:5", "scene 16:9")
 DEFAULT_PATH = Path(__file__).with_name("local_engine_strip.png")
+
+
+def _jpeg(image: Image.Image, quality: int = 90) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    decoded = Image.open(io.BytesIO(buffer.getvalue()))
+    decoded.load()
+    return decoded
+
+
+def _run(step: Callable[[Image.Image], Image.Image], photo: Image.Image) -> Image.Image:
+    """The engine's output, or a tile with its refusal (e.g. no product found)."""
+    try:
+        return step(photo)
+    except local_engine.EngineError as error:
+        tile = Image.new("RGB", (TILE, TILE), (250, 240, 240))
+        ImageDraw.Draw(tile).multiline_text((8, 8), textwrap.fill(str(error), 26), fill=(150, 0, 0))
+        return tile
+
+
+def _scene(request: scenes.SceneRequest) -> Callable[[Image.Image], Image.Image]:
+    return lambda photo: scenes.compose_scene(photo, request)
+
+
+def _real_case(prefix: str) -> RealBackgroundCase:
+    return next(case for case in real_background_set() if case.label.startswith(prefix))
 
 
 def _checkerboard(size: tuple[int, int], cell: int = 10) -> Image.Image:
@@ -60,20 +111,22 @@ def strip() -> Image.Image:
     draw = ImageDraw.Draw(sheet)
     for col, title in enumerate(COLUMNS):
         draw.text((col * TILE + 8, 5), title, fill=(60, 60, 70))
-    for row, (name, backdrop) in enumerate(ROWS):
-        photo = Image.open(io.BytesIO(samples.sample_jpeg_bytes(name, width=800, height=800)))
-        photo.load()
+    for row, (label, make_photo, backdrop) in enumerate(ROWS):
+        photo = make_photo().convert("RGB")
         tall = scenes.SceneRequest(width=576, height=704, backdrop=backdrop, y_value=60, seed=row)
         wide = scenes.SceneRequest(width=896, height=512, backdrop=backdrop, x_value=40, seed=row)
         tiles = (
             photo,
-            local_engine.remove_background(photo),
-            local_engine.make_packshot(photo, size=800),
-            scenes.compose_scene(photo, tall),
-            scenes.compose_scene(photo, wide),
+            _run(local_engine.remove_background, photo),
+            _run(partial(local_engine.make_packshot, size=800), photo),
+            _run(_scene(tall), photo),
+            _run(_scene(wide), photo),
         )
         for col, image in enumerate(tiles):
             sheet.paste(_tile(image), (col * TILE, LABEL + row * TILE))
+        top = LABEL + (row + 1) * TILE - 14
+        draw.rectangle((0, top, draw.textlength(label) + 6, top + 14), fill=(255, 255, 255))
+        draw.text((3, top + 1), label, fill=(60, 60, 70))
     return sheet
 
 

@@ -214,6 +214,9 @@ IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_PIXELS", 50_000_000)
 IMAGE_LARGE_PIXELS = env_positive_int("IMAGE_LARGE_PIXELS", 16_000_000)
 IMAGE_LARGE_DECODES = env_positive_int("IMAGE_LARGE_DECODES", 1)
 IMAGE_WORK_MAX_SIDE = env_positive_int("IMAGE_WORK_MAX_SIDE", 3000)
+# Threads the local engine's segmentation model may use per worker process; workers
+# already run in parallel, so one keeps them from competing for the same cores.
+LOCAL_ENGINE_THREADS = env_positive_int("LOCAL_ENGINE_THREADS", 1)
 
 # Segmind -------------------------------------------------------------------------------
 SEGMIND_API_KEY = env("SEGMIND_API_KEY")

@@ -1,58 +1,48 @@
-"""The local engine: background removal and packshots on the CPU, with no network
-and no model weights.
+"""The local engine: background removal and packshots on the CPU, with no network.
 
-Product photos for small shops are mostly taken against a backdrop: a white
-sheet, a grey card, a coloured wall, a studio sweep. This engine assumes that and
-separates the product from its backdrop by colour and by simple image structure,
-not by learned semantics. It is fast (a 1-megapixel photo takes a few tenths of a
-second) and predictable, and it fails on cluttered scenes, where a model would be
-needed.
+Background removal starts from a learned salient-object segmentation model, U²-Net-p
+(``saliency``), and refines its coarse map with the photo itself: the colour matte
+where the backdrop is plain, OpenCV's GrabCut where it is not (``refine``).
 
 Approach (``remove_background``):
 
 1. Normalise the input to 8-bit RGB (palette, CMYK, 16-bit, grey and LA inputs
    are converted; EXIF orientation is applied). An input whose alpha channel
    already has transparent pixels is returned as-is: it has been cut out before.
-2. Smooth lightly (a binomial kernel, wider when the border is noisy) and
-   convert to CIE Lab, so that colour distances are roughly perceptual.
-3. Estimate the backdrop from a band along the image border; nothing assumes
-   white. The band's most common colour (preferring colours seen on several
-   sides) seeds a robust fit of increasing order that separates backdrop pixels
-   from product pixels touching the edge. The medians of the backdrop pixels
-   across each side give four border curves, and a Coons patch (transfinite
-   interpolation) fills the interior from them, which reproduces vertical or
-   horizontal studio sweeps of any profile and linear gradients exactly.
-4. Threshold each pixel's Lab distance to that model at a level read from the
-   border itself (its noise tail and its mottling), so nothing is hand-tuned per
-   photo.
-5. Soft shadows are a darker copy of the backdrop: dimming linear light scales
-   (L + 16, a, b) uniformly, and a blurred shadow changes slowly from pixel to
-   pixel. Such pixels reached from the open backdrop become backdrop. A
-   product's sharp outline stops that flood, and deep shadow may only be
-   entered a short way, so a grey product is not eaten as its own shadow.
-6. Pixels within a few pixels of the backdrop get a soft alpha by linear
-   unmixing: the pixel is a mix of the local backdrop and the local product
-   colour (means over nearby pixels of each), and its position on the segment
-   between them is its coverage. The band also takes in the faint pixels a
-   little off the backdrop's colour next to it (JPEG's ringing and chroma
-   bleed beside a strong outline), which would otherwise stay solid as specks
-   of the old backdrop.
-7. Clean up with connected components (computed on horizontal runs in NumPy:
-   SciPy and OpenCV are not dependencies): drop specks much smaller than the
-   product and faint blobs of a mottled backdrop, fill holes much smaller than
-   the product, and keep real openings such as a mug handle.
-8. Decontaminate edge colours by un-mixing the local backdrop
-   (F = B + (C - B) / alpha), so the cut-out has no halo on a new background.
-
-Photos above ``MAX_WORK_PIXELS`` are analysed at that size and the alpha is
-scaled back up, which bounds the cost; their edges are then slightly softer.
-
-Everything runs on one core in NumPy and Pillow, so the hot paths avoid whole-
-image temporaries where they can: Lab conversion and the distance to the
-backdrop model work on colour planes, strip by strip, so that intermediate
-arrays stay in the CPU's cache; smoothing is done in 16-bit integer passes;
-connected components stay as runs; dilations, the clean-up and the local means
-only touch the boxes or the band along the outline where pixels can change.
+   Photos above ``MAX_WORK_PIXELS`` are analysed at that size; the alpha is scaled
+   back up.
+2. The colour matte (``matte``, ``backdrop``): the backdrop is estimated from a band
+   along the border (nothing assumes white; a Coons patch of four border curves
+   reproduces studio sweeps and gradients), pixels are thresholded by their Lab
+   distance to it at a level read from the border's own noise, soft shadows reached
+   from the open backdrop become backdrop, edge pixels get a soft alpha by linear
+   unmixing of the local backdrop and product colours, specks are dropped and small
+   pinholes filled while real openings (a mug's handle) are kept. A blank photo
+   (nothing off the backdrop) and a product filling the frame (no backdrop at all)
+   keep this matte's outcome: fully transparent, fully opaque.
+3. The model (``saliency``): U²-Net-p on onnxruntime, in the photo's aspect ratio,
+   gives each pixel a probability of belonging to the salient object: at about
+   160 x 160 when the border is plain once downscaled (the colour matte will draw the
+   outline), 224 x 224 when it is textured. Its map is not rescaled, so a photo where
+   nothing stands out stays low.
+4. No product: when under 0.3% of the map is salient and the border is textured (a
+   lawn, a brick wall, a landscape), the job fails with ``EngineError("no_product")``.
+   On a plain backdrop the colour matte is trusted even then (a tiny product).
+5. Plain backdrop: the colour matte keeps its
+   precise edges, shadow removal and openings; components the model does not find
+   salient are dropped, and a thick piece of product the matte lost to a backdrop of
+   nearly its colour (a white mug on off-white) is restored where the model is
+   confident and not inside one of the matte's openings.
+6. Textured border, or a colour matte the model disagrees with even at 224 x 224: GrabCut at a
+   working size of at most 400 px, seeded from the map (sure product where it is
+   near 1, probable product and probable background around the outline, sure
+   background far from it). Parts the model does not find salient are dropped; when
+   a whole salient object stands apart from others cut by the frame (a person, a
+   cup on the table), it is the product. A guided filter (on ``cv2.boxFilter``)
+   makes the mask's edge follow the photo.
+7. Decontaminate edge colours: un-mix the background behind semi-transparent pixels
+   (F = B + (C - B) / alpha), B being the backdrop model on a plain backdrop and the
+   mean of nearby clear pixels on a cluttered one, so the cut-out has no halo.
 
 ``render_packshot`` crops the cut-out to the product, scales it with Lanczos so its
 longer side spans the same share of an always-square canvas (2000 x 2000 by default)
@@ -67,9 +57,12 @@ Where things live (callers import the public names from this package):
 
 - ``packshot``: ``render_packshot``, ``Packshot``, ``make_packshot``, ``encode_packshot``,
   ``parse_color``, ``BBOX_ALPHA_THRESHOLD``;
-- ``matte``: ``remove_background`` and the matte it computes (steps 1, 2, 4, 6 to 8),
+- ``matte``: ``remove_background`` and the colour matte (steps 1, 2 and 7),
   ``MAX_WORK_PIXELS``;
-- ``backdrop``: the border inliers, the backdrop model and soft shadows (steps 3 and 5);
+- ``saliency``: the model's loader and inference (step 3);
+- ``refine``: the model combined with the colour matte, GrabCut, the guided filter and
+  decontamination on cluttered backgrounds (steps 4 to 7);
+- ``backdrop``: the border inliers, the backdrop model and soft shadows (step 2);
 - ``normalise``: input normalisation (step 1);
 - ``colour``: sRGB to CIE Lab;
 - ``arrays``: strips, smoothing, dilation and erosion, connected components, window sums;

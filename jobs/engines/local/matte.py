@@ -36,6 +36,18 @@ from jobs.engines.local.backdrop import (
 from jobs.engines.local.colour import _u8_to_lab
 from jobs.engines.local.errors import EngineError
 from jobs.engines.local.normalise import _has_meaningful_alpha, _normalise
+from jobs.engines.local.refine import (
+    MIN_SALIENT_SHARE,
+    PLAIN_AGREEMENT,
+    PLAIN_TEXTURE,
+    border_texture,
+    decontaminate,
+    grabcut_alpha,
+    plain_combine,
+    salient_share,
+    upsample,
+)
+from jobs.engines.local.saliency import PLAIN_INPUT_PIXELS, saliency
 
 # Analysis above this size costs time without changing the cut-out much.
 MAX_WORK_PIXELS: Final = 1_600_000
@@ -254,11 +266,13 @@ def _decontaminate(rgb: NDArray[np.uint8], alpha: FloatArray, matte: _Matte) -> 
 
 
 def remove_background(image: Image.Image) -> Image.Image:
-    """Cut the product out of its backdrop; returns RGBA with a soft alpha.
+    """Cut the product out of its background; returns RGBA with a soft alpha.
 
     An input whose alpha channel already has transparent pixels is returned as
     RGBA unchanged. A blank image yields a fully transparent alpha: whether that
-    is an error is the caller's decision.
+    is an error is the caller's decision. A photo where the model finds nothing
+    salient and whose background is textured (a lawn, a wall) raises
+    ``EngineError("no_product")``.
     """
     normalised = _normalise(image)
     if normalised.mode == "RGBA":
@@ -275,16 +289,47 @@ def remove_background(image: Image.Image) -> Image.Image:
         factor = math.sqrt(pixels / MAX_WORK_PIXELS)
         work_size = (max(4, round(width / factor)), max(4, round(height / factor)))
         work = np.asarray(normalised.resize(work_size, Image.Resampling.BOX), dtype=np.uint8)
-        matte = _compute_matte(work)
-        alpha_img = Image.fromarray(matte.alpha, "F").resize(
-            (width, height), Image.Resampling.BILINEAR
-        )
-        alpha = np.clip(np.asarray(alpha_img, dtype=np.float32), 0.0, 1.0)
     else:
-        matte = _compute_matte(rgb)
-        alpha = matte.alpha
+        work = rgb
 
-    colour = _decontaminate(rgb, alpha, matte)
+    matte: _Matte | None = None
+    # The border's texture decides the refinement, and so the model's input size. On
+    # a textured border the colour matte has nothing to stand on: it is not computed.
+    if border_texture(work) > PLAIN_TEXTURE:
+        prob = saliency(work)
+        if salient_share(prob) < MIN_SALIENT_SHARE:
+            raise EngineError(
+                "no_product",
+                "No product was found in the image: nothing in it stands out from "
+                "its background. Photograph the product against a plain backdrop.",
+            )
+        alpha = grabcut_alpha(work, prob)
+    else:
+        matte = _compute_matte(work)
+        alpha = matte.alpha
+        # A blank photo (nothing off the backdrop) and a product filling the frame (no
+        # backdrop at all) keep the colour matte's clear outcomes, and so does a tiny
+        # product the model does not see.
+        if matte.model is not None and alpha.max() > 0.0:
+            prob = saliency(work, PLAIN_INPUT_PIXELS)
+            if salient_share(prob) >= MIN_SALIENT_SHARE:
+                combined, agreement = plain_combine(alpha, upsample(prob, alpha.shape))
+                if agreement < PLAIN_AGREEMENT:
+                    # The small map may have missed a pale part: look again at full
+                    # size before giving up on the colour matte.
+                    prob = saliency(work)
+                    combined, agreement = plain_combine(alpha, upsample(prob, alpha.shape))
+                if agreement < PLAIN_AGREEMENT:
+                    matte = None
+                    alpha = grabcut_alpha(work, prob)
+                else:
+                    alpha = combined
+
+    if work is not rgb:
+        alpha_img = Image.fromarray(alpha, "F").resize((width, height), Image.Resampling.BILINEAR)
+        alpha = np.clip(np.asarray(alpha_img, dtype=np.float32), 0.0, 1.0)
+
+    colour = decontaminate(rgb, alpha) if matte is None else _decontaminate(rgb, alpha, matte)
     alpha8 = np.rint(alpha * 255.0).astype(np.uint8)  # alpha is within [0, 1]
     # Pillow joins the planes in C; np.dstack would copy pixel by pixel.
     cutout = Image.fromarray(colour, "RGB")

@@ -1,0 +1,282 @@
+"""Refinement of the model's coarse probability map into a cut-out's alpha.
+
+The model (``saliency``) decides *what* the product is, at about 224 x 224. Two ways
+turn that into precise edges, chosen by how plain the photo's background is:
+
+- On a plain backdrop, the colour matte (``matte``) already has precise, unmixed soft
+  edges, drops cast shadows and keeps openings such as a mug's handle. The model only
+  corrects what it keeps: components the model does not find salient are dropped,
+  and product the colour matte lost to a backdrop of nearly its colour is restored
+  where the model is confident.
+- On a cluttered background (wood, brick, grass, a room) the colour matte has nothing
+  to stand on. OpenCV's GrabCut, seeded from the map (sure product, probable product,
+  probable and sure background), fits colour models of both sides at a bounded working
+  size; a guided filter (built on ``cv2.boxFilter``) gives the mask soft edges that
+  follow the photo, and edge colours are unmixed from a local estimate of the
+  background, so no halo of the old background remains.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from jobs.engines.local.saliency import input_size
+
+FloatArray = NDArray[np.float32]
+BoolArray = NDArray[np.bool_]
+
+# The map at or above this is the product; a photo where less than this share of the
+# map is product and whose border is textured shows no product at all.
+SALIENT: Final = 0.5
+MIN_SALIENT_SHARE: Final = 0.003
+# Border texture (median gradient of the downscaled grey border, 0..255 per pixel)
+# below which a backdrop is plain enough for the colour matte.
+PLAIN_TEXTURE: Final = 0.9
+# On a plain backdrop the colour matte is trusted unless it agrees this badly with
+# the model (the model also takes in cast shadows, so agreement is rarely perfect).
+PLAIN_AGREEMENT: Final = 0.6
+# GrabCut runs with the longer side at most this: its cost grows with the area.
+GRABCUT_SIDE: Final = 400
+GRABCUT_ITERATIONS: Final = 3
+
+
+def upsample(prob: FloatArray, shape: tuple[int, int]) -> FloatArray:
+    """The map at ``shape`` (h, w), bilinearly."""
+    h, w = shape
+    return np.asarray(cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
+
+
+def salient_share(prob: FloatArray) -> float:
+    return float((prob >= SALIENT).mean())
+
+
+def border_texture(rgb: NDArray[np.uint8]) -> float:
+    """How textured the background along the border is, at the model's scale: the
+    median gradient over a band along the border.
+
+    Downscaling to about the model's input size averages sensor noise and JPEG
+    blocks away, so a noisy studio sweep reads as plain and brick, grass or wood as
+    textured. The median ignores a product's outline where it touches the band.
+    """
+    h, w = rgb.shape[:2]
+    sw, sh = input_size(w, h)
+    grey = cv2.cvtColor(cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    grey = grey.astype(np.float32)
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
+    grad = cv2.magnitude(gx, gy) / 8.0
+    band = max(2, min(sh, sw) // 16)
+    ring = np.ones((sh, sw), bool)
+    ring[band:-band, band:-band] = False
+    # The frame's outermost pixel has a one-sided gradient: leave it out.
+    ring[0, :] = ring[-1, :] = False
+    ring[:, 0] = ring[:, -1] = False
+    return float(np.median(grad[ring]))
+
+
+def _enclosed(mask: BoolArray) -> BoolArray:
+    """Pixels outside ``mask`` that do not reach the frame's border: its holes."""
+    count, labels = cv2.connectedComponents((~mask).astype(np.uint8), connectivity=4)
+    edge = np.unique(
+        np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]).astype(np.int64)
+    )
+    outside = np.zeros(count, bool)
+    outside[edge] = True
+    holes = ~outside[labels]
+    holes &= ~mask
+    return np.asarray(holes)
+
+
+def plain_combine(alpha: FloatArray, prob: FloatArray) -> tuple[FloatArray, float]:
+    """The colour matte corrected by the model; and how well the two agree.
+
+    ``prob`` is the map at the matte's size. Agreement is the intersection over union
+    of the corrected matte and the model's mask, leaving out the matte's holes (the
+    model tends to fill a ring's opening, the colour matte rightly keeps it).
+    """
+    hard = alpha >= 0.5
+    salient = prob >= SALIENT
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        hard.astype(np.uint8), connectivity=8
+    )
+    areas = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    sums = np.bincount(labels.ravel(), weights=prob.ravel(), minlength=count)
+    mean_prob = sums / np.maximum(areas, 1.0)
+    seen = np.bincount(labels.ravel(), weights=salient.ravel(), minlength=count)
+    # The model sees a pale part of a product only faintly (a pink bottle on teal):
+    # a component goes only when the model sees almost none of it.
+    keep = (mean_prob >= 0.35) | (seen >= 0.1 * areas)
+    keep[0] = False
+    out = alpha.copy()
+    if count > 1 and keep[1:].any():
+        dropped = ~keep[labels] & hard
+        # A kept part's soft edge lies outside its hard component: clear only around
+        # the dropped ones.
+        out[cv2.dilate(dropped.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0] *= 0.0
+        out[keep[labels]] = alpha[keep[labels]]
+        hard = keep[labels]
+
+    # Product the colour matte lost to a backdrop of nearly its colour: confident
+    # model pixels outside the matte that connect to the open backdrop (an enclosed
+    # hole of the matte is a real opening).
+    holes = _enclosed(hard)
+    confident = cv2.erode((prob >= 0.9).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    lost = confident & ~hard & ~holes
+    # A cast shadow the matte rightly dropped is a thin band along the product's
+    # base, where the model is often confident too; lost product is a thick piece.
+    # Small misses are more often a shadow or reflection the matte rightly dropped.
+    # (The opening only shrinks ``lost``: skip it when too little is lost anyway.)
+    least = 0.2 * max(1, int(hard.sum()))
+    if lost.sum() >= least:
+        thick = max(5, round(0.05 * float(np.sqrt(max(1, int(hard.sum()))))))
+        ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (thick, thick))
+        lost = cv2.morphologyEx(lost.astype(np.uint8), cv2.MORPH_OPEN, ellipse) > 0
+    if lost.sum() >= least:
+        soft = np.clip((prob - 0.3) / 0.4, 0.0, 1.0)
+        reach = cv2.dilate(lost.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+        reach &= ~holes
+        out[reach] = np.maximum(out[reach], soft[reach])
+        hard = out >= 0.5
+        holes = _enclosed(hard)
+
+    both = hard & salient
+    either = (hard | salient) & ~holes
+    agreement = float(both.sum() / either.sum()) if either.any() else 1.0
+    return out, agreement
+
+
+def _box(values: FloatArray, radius: int) -> FloatArray:
+    return np.asarray(
+        cv2.boxFilter(values, -1, (2 * radius + 1, 2 * radius + 1), normalize=True), np.float32
+    )
+
+
+def guided_filter(guide: FloatArray, src: FloatArray, radius: int, eps: float) -> FloatArray:
+    """He, Sun and Tang's guided filter with a grey guide: ``src`` smoothed except where
+    ``guide`` has edges, so a blocky mask takes the photo's outline."""
+    mean_i = _box(guide, radius)
+    mean_p = _box(src, radius)
+    cov = _box(guide * src, radius) - mean_i * mean_p
+    var = _box(guide * guide, radius) - mean_i * mean_i
+    a = np.asarray(cov / (var + eps), np.float32)
+    b = np.asarray(mean_p - a * mean_i, np.float32)
+    return _box(a, radius) * guide + _box(b, radius)
+
+
+def grabcut_alpha(rgb: NDArray[np.uint8], prob: FloatArray) -> FloatArray:
+    """Alpha at the size of ``rgb`` from GrabCut seeded by the map, with soft edges."""
+    h, w = rgb.shape[:2]
+    factor = min(1.0, GRABCUT_SIDE / max(h, w))
+    gw, gh = max(8, round(w * factor)), max(8, round(h * factor))
+    small = cv2.resize(rgb, (gw, gh), interpolation=cv2.INTER_AREA)
+    p = upsample(prob, (gh, gw))
+
+    unit = max(1, round(min(gw, gh) / 100))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * unit + 1, 2 * unit + 1))
+    product = (p >= SALIENT).astype(np.uint8)
+    sure_fg = cv2.erode((p >= 0.97).astype(np.uint8), kernel, iterations=2) > 0
+    near = cv2.dilate(product, kernel, iterations=3) > 0
+    mask = np.full((gh, gw), cv2.GC_BGD, np.uint8)
+    mask[near] = cv2.GC_PR_BGD
+    # Only fairly sure pixels start as product: the model half-fills openings (a
+    # ring's), and their background colours must not teach GrabCut's product model.
+    mask[p >= 0.9] = cv2.GC_PR_FGD
+    mask[sure_fg] = cv2.GC_FGD
+    # Faint map values far from the product are still probable background, so that a
+    # thin part the model half-saw can join the product.
+    mask[(mask == cv2.GC_BGD) & (p >= 0.1)] = cv2.GC_PR_BGD
+    seeded = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+    if not seeded.any() or (mask == cv2.GC_BGD).sum() < 64:
+        hard = p >= SALIENT
+    else:
+        bgd = np.zeros((1, 65), np.float64)
+        fgd = np.zeros((1, 65), np.float64)
+        bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
+        cv2.grabCut(bgr, mask, (0, 0, gw, gh), bgd, fgd, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
+        hard = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+    hard = _keep_salient_parts(hard, p)
+
+    # Soft edges at the working size: the mask scaled up, then a guided filter on the
+    # photo's grey levels snaps it to the outline.
+    up = cv2.resize(hard.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) * (1.0 / 255.0)
+    radius = max(2, round(2 / factor))
+    alpha = guided_filter(grey, np.asarray(up, np.float32), radius, 1e-3)
+    # Stretch so nearly clear or nearly solid pixels become exactly 0 or 1.
+    return np.clip((alpha - 0.1) / 0.8, 0.0, 1.0).astype(np.float32)
+
+
+def _keep_salient_parts(hard: BoolArray, prob: FloatArray) -> BoolArray:
+    """Drop components the model does not see as product, and fill small pinholes."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        hard.astype(np.uint8), connectivity=8
+    )
+    if count <= 1:
+        return hard
+    areas = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    sums = np.bincount(labels.ravel(), weights=prob.ravel(), minlength=count)
+    mean_prob = sums / np.maximum(areas, 1.0)
+    keep = (mean_prob >= 0.35) & (areas >= 0.01 * areas[1:].max())
+    keep[0] = False
+    # Something else salient cut by the frame (a person, a table's cup, a tripod) is
+    # scenery when a whole salient object stands apart from it: that one is the product.
+    h, w = hard.shape
+    x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    right = x + stats[:, cv2.CC_STAT_WIDTH]
+    bottom = y + stats[:, cv2.CC_STAT_HEIGHT]
+    touching = (x == 0) | (y == 0) | (right == w) | (bottom == h)
+    whole = keep & ~touching & (mean_prob >= 0.6) & (areas >= 0.003 * h * w)
+    if whole.any():
+        keep &= ~touching
+    kept = keep[labels]
+    holes = _enclosed(kept)
+    _, hole_labels, hole_stats, _ = cv2.connectedComponentsWithStats(
+        holes.astype(np.uint8), connectivity=4
+    )
+    small = hole_stats[:, cv2.CC_STAT_AREA] < 0.002 * max(1, int(kept.sum()))
+    small[0] = False
+    return np.asarray(kept | small[hole_labels])
+
+
+def decontaminate(rgb: NDArray[np.uint8], alpha: FloatArray) -> NDArray[np.uint8]:
+    """Un-mix the local background from semi-transparent edge pixels.
+
+    The background behind an edge pixel is the mean of nearby clear pixels, the
+    product's colour the mean of nearby solid ones (normalised box filters); the pixel
+    is then ``a F + (1 - a) B`` solved for F, leaning on the product's mean where
+    alpha is small and the division would amplify noise.
+    """
+    edge = (alpha > 0.02) & (alpha < 0.98)
+    if not edge.any():
+        return rgb.copy()
+    h, w = alpha.shape
+    radius = max(3, round(min(h, w) / 100))
+    colour = rgb.astype(np.float32)
+    clear = (alpha <= 0.02).astype(np.float32)
+    solid = (alpha >= 0.98).astype(np.float32)
+    weight_b = _box(clear, radius)
+    weight_f = _box(solid, radius)
+    out = rgb.copy()
+    ys, xs = np.nonzero(edge)
+    a = alpha[ys, xs][:, None]
+    background = (
+        np.asarray(cv2.boxFilter(colour * clear[..., None], -1, (2 * radius + 1,) * 2))[ys, xs]
+        / np.maximum(weight_b[ys, xs], 1e-6)[:, None]
+    )
+    foreground = (
+        np.asarray(cv2.boxFilter(colour * solid[..., None], -1, (2 * radius + 1,) * 2))[ys, xs]
+        / np.maximum(weight_f[ys, xs], 1e-6)[:, None]
+    )
+    has_b = (weight_b[ys, xs] > 1e-3)[:, None]
+    has_f = (weight_f[ys, xs] > 1e-3)[:, None]
+    pixel = colour[ys, xs]
+    unmixed = background + (pixel - background) / np.maximum(a, 0.15)
+    unmixed = np.where(has_b, unmixed, pixel)
+    blended = a * unmixed + (1.0 - a) * foreground
+    fg = np.where(has_f, blended, unmixed)
+    out[ys, xs] = np.clip(np.rint(fg), 0, 255).astype(np.uint8)
+    return out
