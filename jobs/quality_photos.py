@@ -14,6 +14,9 @@ composited onto a crop of a photograph that scikit-image ships inside its wheel
   wood of ``coffee`` beside the cup, the flag of ``astronaut``, the floor of
   ``motorcycle_left``), frame sizes (0.3 to 1.4 MP, landscape, square and portrait) and
   JPEG quality 80 or 70 vary from case to case; grey photos become tinted RGB.
+* every crop is a background (a surface, a wall, a sky, fur as a fabric) with no other
+  subject in it: a product set beside a cat, an astronaut or a motorcycle has no single
+  right cut-out, and no shop photographs one that way.
 
 Held-out split, fixed: tune only on the photos of ``TUNING_PHOTOS`` (brick, grass,
 coffee, astronaut, ihc, moon, camera). The cases on ``HELD_OUT_PHOTOS`` (gravel,
@@ -89,10 +92,8 @@ _BACKDROPS: dict[str, _Backdrop] = {
     "grass": _Backdrop("grass", tint=(0.60, 0.85, 0.45)),
     # The wooden table right of the saucer, without the cup.
     "coffee-table": _Backdrop("coffee", crop=(0.8, 0.0, 1.0, 1.0)),
-    "coffee": _Backdrop("coffee"),
     # The flag and the grey studio wall left of the astronaut's head.
     "astronaut-flag": _Backdrop("astronaut", crop=(0.0, 0.0, 0.3, 0.62)),
-    "astronaut": _Backdrop("astronaut"),
     "ihc": _Backdrop("ihc"),
     "moon": _Backdrop("moon", tint=(0.95, 0.95, 1.0)),
     # The lawn and far buildings right of the cameraman, with a leg of his tripod.
@@ -100,12 +101,9 @@ _BACKDROPS: dict[str, _Backdrop] = {
     "gravel": _Backdrop("gravel", tint=(1.0, 0.93, 0.82)),
     "hubble": _Backdrop("hubble_deep_field", crop=(0.0, 0.0, 0.55, 0.55)),
     "hubble-wide": _Backdrop("hubble_deep_field", crop=(0.3, 0.35, 1.0, 0.95)),
-    "rocket": _Backdrop("rocket"),
     # The evening sky and a launch tower left of the rocket.
     "rocket-sky": _Backdrop("rocket", crop=(0.0, 0.0, 0.42, 0.6)),
-    "chelsea": _Backdrop("chelsea"),
     "chelsea-fur": _Backdrop("chelsea", crop=(0.0, 0.45, 0.5, 1.0)),
-    "motorcycle": _Backdrop("motorcycle_left"),
     "motorcycle-floor": _Backdrop("motorcycle_left", crop=(0.2, 0.72, 1.0, 1.0)),
     "page": _Backdrop("page", tint=(1.0, 0.96, 0.88)),
 }
@@ -127,12 +125,12 @@ _CASES: tuple[_CaseSpec, ...] = (
     ("coffee-table", "white-mug-off-white", (500, 1000), 0.45, (0.50, 0.50), True, None),
     ("coffee-table", "wine-glass", (600, 900), 0.55, (0.50, 0.50), True, 80),
     ("coffee-table", "bottle", (500, 1000), 0.65, (0.50, 0.55), False, None),
-    ("coffee", "jar-noisy-background", (1200, 800), 0.35, (0.88, 0.60), True, None),
-    ("coffee", "ring", (1000, 750), 0.22, (0.12, 0.35), False, 70),
+    ("coffee-table", "jar-noisy-background", (800, 1000), 0.45, (0.50, 0.55), True, None),
+    ("coffee-table", "ring", (600, 800), 0.30, (0.50, 0.45), False, 70),
     ("astronaut-flag", "bottle", (600, 900), 0.60, (0.55, 0.55), True, None),
     ("astronaut-flag", "lamp", (640, 480), 0.45, (0.45, 0.50), False, 80),
     ("astronaut-flag", "speaker-on-grey", (750, 1000), 0.40, (0.45, 0.60), True, None),
-    ("astronaut", "box", (1000, 1000), 0.35, (0.80, 0.75), True, None),
+    ("astronaut-flag", "box", (800, 1000), 0.40, (0.50, 0.60), True, None),
     ("ihc", "dark-on-dark", (1000, 1000), 0.50, (0.50, 0.50), False, None),
     ("ihc", "white-on-white", (800, 800), 0.45, (0.40, 0.55), True, 70),
     ("ihc", "headphones", (1400, 1000), 0.60, (0.55, 0.50), False, None),
@@ -152,15 +150,15 @@ _CASES: tuple[_CaseSpec, ...] = (
     ("hubble", "wine-glass", (750, 1000), 0.60, (0.50, 0.50), False, 80),
     ("hubble-wide", "headphones", (1200, 800), 0.30, (0.65, 0.40), False, None),
     ("hubble-wide", "white-mug-off-white", (1000, 1000), 0.40, (0.35, 0.60), False, None),
-    ("rocket", "bottle", (1000, 750), 0.55, (0.30, 0.55), True, None),
-    ("rocket", "speaker-on-grey", (1200, 800), 0.35, (0.75, 0.50), False, 80),
+    ("rocket-sky", "bottle", (750, 1000), 0.55, (0.45, 0.55), True, None),
+    ("rocket-sky", "speaker-on-grey", (1000, 1000), 0.35, (0.55, 0.50), False, 80),
     ("rocket-sky", "lamp", (1000, 750), 0.60, (0.55, 0.50), False, None),
     ("rocket-sky", "chair", (800, 800), 0.45, (0.45, 0.55), False, 70),
-    ("chelsea", "jar-noisy-background", (900, 600), 0.50, (0.75, 0.60), True, None),
+    ("chelsea-fur", "jar-noisy-background", (900, 600), 0.50, (0.50, 0.55), True, None),
     ("chelsea-fur", "plant-pot-gradient", (800, 800), 0.55, (0.50, 0.50), True, None),
     ("chelsea-fur", "sneaker", (1000, 1000), 0.45, (0.45, 0.60), True, 80),
-    ("motorcycle", "box", (1200, 800), 0.30, (0.25, 0.70), True, None),
-    ("motorcycle", "headphones", (1000, 750), 0.40, (0.70, 0.40), False, 70),
+    ("motorcycle-floor", "box", (1200, 700), 0.40, (0.30, 0.50), True, None),
+    ("motorcycle-floor", "headphones", (1200, 800), 0.45, (0.60, 0.45), False, 70),
     ("motorcycle-floor", "white-on-white", (1200, 600), 0.60, (0.40, 0.50), True, None),
     ("motorcycle-floor", "mug", (1400, 700), 0.50, (0.65, 0.50), True, 80),
     ("page", "ring", (1000, 750), 0.35, (0.45, 0.50), False, None),

