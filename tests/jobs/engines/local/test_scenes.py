@@ -17,7 +17,8 @@ from PIL import Image
 
 from jobs import catalog, samples, services, tasks
 from jobs.engines.local import EngineError, scenes
-from jobs.engines.local.scenes.render import _outline_specks_mend, _surface_texture
+from jobs.engines.local.scenes.product import _outline_specks_mend
+from jobs.engines.local.scenes.textures import _surface_texture
 from jobs.models import AssetKind, Job, JobStatus, Preset
 
 AIPP = "ai-product-photography"
