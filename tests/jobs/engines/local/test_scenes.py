@@ -17,6 +17,8 @@ from PIL import Image
 
 from jobs import catalog, samples, services, tasks
 from jobs.engines.local import EngineError, scenes
+from jobs.engines.local.scenes.product import _outline_specks_mend
+from jobs.engines.local.scenes.textures import _surface_texture
 from jobs.models import AssetKind, Job, JobStatus, Preset
 
 AIPP = "ai-product-photography"
@@ -175,7 +177,7 @@ def test_a_light_fleck_of_the_old_backdrop_on_the_outline_takes_the_products_col
     rgba[77:81, 1:5, :3] = 235  # a fleck of white backdrop at the foot's corner
     rgba[20:60, 38:42, :3] = 240  # a white stripe inside the product: its own detail
     rgba[1:40, 1:3, :3] = 40  # a dark rim along its side: its own shading
-    mended = np.asarray(scenes._outline_specks_mend(Image.fromarray(rgba, "RGBA")))
+    mended = np.asarray(_outline_specks_mend(Image.fromarray(rgba, "RGBA")))
     assert (np.abs(mended[77:81, 1:5, :3].astype(int) - (150, 20, 30)) < 25).all()
     assert np.array_equal(mended[:77], rgba[:77])
     assert np.array_equal(mended[..., 3], rgba[..., 3])
@@ -222,7 +224,7 @@ def test_the_podium_is_drawn_under_the_product_and_lit_from_the_light() -> None:
 
 
 def test_the_marble_has_thin_veins_on_a_light_base_not_contour_lines() -> None:
-    flat = np.asarray(scenes._surface_texture("marble-tabletop", 3), np.float32).mean(axis=2)
+    flat = np.asarray(_surface_texture("marble-tabletop", 3), np.float32).mean(axis=2)
     light = np.median(flat)
     assert light > 200
     veins = flat < light - 12
