@@ -9,11 +9,14 @@ turn that into precise edges, chosen by how plain the photo's background is:
   and product the colour matte lost to a backdrop of nearly its colour is restored
   where the model is confident.
 - On a cluttered background (wood, brick, grass, a room) the colour matte has nothing
-  to stand on. OpenCV's GrabCut, seeded from the map (sure product, probable product,
-  probable and sure background), fits colour models of both sides at a bounded working
-  size; a guided filter (built on ``cv2.boxFilter``) gives the mask soft edges that
-  follow the photo, and edge colours are unmixed from a local estimate of the
-  background, so no halo of the old background remains.
+  to stand on. OpenCV's GrabCut runs on the product's box with a margin, at a bounded
+  working size, seeded from the map and a colour posterior (histograms of the product
+  and the nearby background): probable product where the model and the colour agree,
+  so thin parts the model saw faintly are kept and background it filled in (a ring's
+  opening) is not; salient scenery cut by the frame is sure background when a whole
+  object stands apart from it. A guided filter (built on ``cv2.boxFilter``) gives
+  the mask soft edges that follow the photo, and edge colours are unmixed from a
+  local estimate of the background, so no halo of the old background remains.
 """
 
 from __future__ import annotations
@@ -39,17 +42,24 @@ PLAIN_TEXTURE: Final = 0.9
 # On a plain backdrop the colour matte is trusted unless it agrees this badly with
 # the model (the model also takes in cast shadows, so agreement is rarely perfect).
 PLAIN_AGREEMENT: Final = 0.6
-# GrabCut runs with the longer side at most this: its cost grows with the area.
+# GrabCut runs on the product's box (grown by this share of its longer side and 2% of
+# the frame's), at most this long and this large: its cost grows with the area.
+CROP_MARGIN: Final = 0.15
 GRABCUT_SIDE: Final = 640
 GRABCUT_PIXELS: Final = 400 * 300
-CROP_MARGIN = 0.15
 GRABCUT_ITERATIONS: Final = 3
-SEED_PROB = 0.5
-SURE_POST = 0.9
-DROP_POST = 0.25
-OPEN_UNITS = 1
-SMOOTH_UNITS = 0.5
-POSTERIOR_ROUNDS = 3
+# Seeds: probable product where the map is at least SEED_PROB and the colour posterior
+# says product; sure product only where the map is near 1 and the colour is clearly
+# the product's (a ring's opening the model filled is neither).
+SEED_PROB: Final = 0.5
+SURE_POST: Final = 0.9
+# After GrabCut, a thick region of the product whose smoothed colour posterior is
+# below DROP_POST is background seen through an opening the model filled.
+DROP_POST: Final = 0.25
+OPEN_UNITS: Final = 1
+SMOOTH_UNITS: Final = 0.5
+# Rounds of re-weighting the product's colour histogram by its own posterior.
+POSTERIOR_ROUNDS: Final = 3
 
 
 def upsample(prob: FloatArray, shape: tuple[int, int]) -> FloatArray:
@@ -303,6 +313,15 @@ def _scenery(p: FloatArray, frame_edges: tuple[bool, bool, bool, bool]) -> BoolA
 
 
 def _colour_posterior(small: NDArray[np.uint8], p: FloatArray, near: BoolArray) -> FloatArray:
+    """Per pixel, the probability that its colour is the product's rather than the
+    nearby background's, from colour histograms (16 levels a channel).
+
+    The background's histogram counts the clear pixels around the outline; the
+    product's counts pixels by the map's confidence, re-weighted a few rounds by its
+    own posterior, so background the model took in (a ring's opening, the gaps between
+    a chair's slats) stops teaching it, while a thin part the model saw only faintly
+    still counts if its colour is the product's.
+    """
     levels = 16
     q = (small // (256 // levels)).astype(np.int32)
     index = (q[..., 0] * levels + q[..., 1]) * levels + q[..., 2]
