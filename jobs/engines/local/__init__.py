@@ -33,10 +33,13 @@ Approach (``remove_background``):
    salient are dropped, and a thick piece of product the matte lost to a backdrop of
    nearly its colour (a white mug on off-white) is restored where the model is
    confident and not inside one of the matte's openings.
-6. Textured border, or a colour matte the model disagrees with even at 224 x 224: GrabCut at a
-   working size of at most 400 px, seeded from the map (sure product where it is
-   near 1, probable product and probable background around the outline, sure
-   background far from it). Parts the model does not find salient are dropped; when
+6. Textured border, or a colour matte the model disagrees with even at 224 x 224: GrabCut
+   on the product's box plus a margin, at most 640 px long and 120 000 px in area,
+   seeded from the map and a colour posterior (product and nearby background colour
+   histograms): probable product where both say so, sure product where the map is
+   near 1 and the colour clearly the product's, probable background around the
+   outline, sure background far from it; thick regions inside the cut whose colour is
+   the background's are openings. Parts the model does not find salient are dropped; when
    a whole salient object stands apart from others cut by the frame (a person, a
    cup on the table), it is the product. A guided filter (on ``cv2.boxFilter``)
    makes the mask's edge follow the photo.

@@ -9,11 +9,14 @@ turn that into precise edges, chosen by how plain the photo's background is:
   and product the colour matte lost to a backdrop of nearly its colour is restored
   where the model is confident.
 - On a cluttered background (wood, brick, grass, a room) the colour matte has nothing
-  to stand on. OpenCV's GrabCut, seeded from the map (sure product, probable product,
-  probable and sure background), fits colour models of both sides at a bounded working
-  size; a guided filter (built on ``cv2.boxFilter``) gives the mask soft edges that
-  follow the photo, and edge colours are unmixed from a local estimate of the
-  background, so no halo of the old background remains.
+  to stand on. OpenCV's GrabCut runs on the product's box with a margin, at a bounded
+  working size, seeded from the map and a colour posterior (histograms of the product
+  and the nearby background): probable product where the model and the colour agree,
+  so thin parts the model saw faintly are kept and background it filled in (a ring's
+  opening) is not; salient scenery cut by the frame is sure background when a whole
+  object stands apart from it. A guided filter (built on ``cv2.boxFilter``) gives
+  the mask soft edges that follow the photo, and edge colours are unmixed from a
+  local estimate of the background, so no halo of the old background remains.
 """
 
 from __future__ import annotations
@@ -39,9 +42,24 @@ PLAIN_TEXTURE: Final = 0.9
 # On a plain backdrop the colour matte is trusted unless it agrees this badly with
 # the model (the model also takes in cast shadows, so agreement is rarely perfect).
 PLAIN_AGREEMENT: Final = 0.6
-# GrabCut runs with the longer side at most this: its cost grows with the area.
-GRABCUT_SIDE: Final = 400
+# GrabCut runs on the product's box (grown by this share of its longer side and 2% of
+# the frame's), at most this long and this large: its cost grows with the area.
+CROP_MARGIN: Final = 0.15
+GRABCUT_SIDE: Final = 640
+GRABCUT_PIXELS: Final = 400 * 300
 GRABCUT_ITERATIONS: Final = 3
+# Seeds: probable product where the map is at least SEED_PROB and the colour posterior
+# says product; sure product only where the map is near 1 and the colour is clearly
+# the product's (a ring's opening the model filled is neither).
+SEED_PROB: Final = 0.5
+SURE_POST: Final = 0.9
+# After GrabCut, a thick region of the product whose smoothed colour posterior is
+# below DROP_POST is background seen through an opening the model filled.
+DROP_POST: Final = 0.25
+OPEN_UNITS: Final = 1
+SMOOTH_UNITS: Final = 0.5
+# Rounds of re-weighting the product's colour histogram by its own posterior.
+POSTERIOR_ROUNDS: Final = 3
 
 
 def upsample(prob: FloatArray, shape: tuple[int, int]) -> FloatArray:
@@ -167,13 +185,51 @@ def guided_filter(guide: FloatArray, src: FloatArray, radius: int, eps: float) -
     return _box(a, radius) * guide + _box(b, radius)
 
 
+def _product_box(prob: FloatArray, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) at ``shape`` around what the map finds salient, with a
+    margin of background for GrabCut's colour model; the whole frame when nothing is."""
+    h, w = shape
+    ys, xs = np.nonzero(prob >= 0.3)
+    if ys.size == 0:
+        return 0, h, 0, w
+    ph, pw = prob.shape
+    top, bottom = ys.min() / ph * h, (ys.max() + 1) / ph * h
+    left, right = xs.min() / pw * w, (xs.max() + 1) / pw * w
+    margin = CROP_MARGIN * max(bottom - top, right - left) + 0.02 * max(h, w)
+    return (
+        max(0, int(top - margin)),
+        min(h, int(np.ceil(bottom + margin))),
+        max(0, int(left - margin)),
+        min(w, int(np.ceil(right + margin))),
+    )
+
+
 def grabcut_alpha(rgb: NDArray[np.uint8], prob: FloatArray) -> FloatArray:
-    """Alpha at the size of ``rgb`` from GrabCut seeded by the map, with soft edges."""
+    """Alpha at the size of ``rgb`` from GrabCut seeded by the map, with soft edges.
+
+    GrabCut runs on the product's box with a margin of background, at up to
+    ``GRABCUT_SIDE`` and ``GRABCUT_PIXELS``: a small product is cut at a finer scale
+    than the whole frame would allow, for the same cost, and the background's colour
+    model learns the background near the product.
+    """
     h, w = rgb.shape[:2]
-    factor = min(1.0, GRABCUT_SIDE / max(h, w))
+    top, bottom, left, right = _product_box(prob, (h, w))
+    crop = np.ascontiguousarray(rgb[top:bottom, left:right])
+    frame_edges = (top == 0, bottom == h, left == 0, right == w)
+    p_crop = upsample(prob, (h, w))[top:bottom, left:right]
+    alpha = np.zeros((h, w), np.float32)
+    alpha[top:bottom, left:right] = _grabcut_crop(crop, p_crop, frame_edges)
+    return alpha
+
+
+def _grabcut_crop(
+    rgb: NDArray[np.uint8], prob_full: FloatArray, frame_edges: tuple[bool, bool, bool, bool]
+) -> FloatArray:
+    h, w = rgb.shape[:2]
+    factor = min(1.0, GRABCUT_SIDE / max(h, w), float(np.sqrt(GRABCUT_PIXELS / (h * w))))
     gw, gh = max(8, round(w * factor)), max(8, round(h * factor))
-    small = cv2.resize(rgb, (gw, gh), interpolation=cv2.INTER_AREA)
-    p = upsample(prob, (gh, gw))
+    small = np.asarray(cv2.resize(rgb, (gw, gh), interpolation=cv2.INTER_AREA), np.uint8)
+    p = np.asarray(cv2.resize(prob_full, (gw, gh), interpolation=cv2.INTER_AREA), np.float32)
 
     unit = max(1, round(min(gw, gh) / 100))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * unit + 1, 2 * unit + 1))
@@ -182,13 +238,18 @@ def grabcut_alpha(rgb: NDArray[np.uint8], prob: FloatArray) -> FloatArray:
     near = cv2.dilate(product, kernel, iterations=3) > 0
     mask = np.full((gh, gw), cv2.GC_BGD, np.uint8)
     mask[near] = cv2.GC_PR_BGD
-    # Only fairly sure pixels start as product: the model half-fills openings (a
-    # ring's), and their background colours must not teach GrabCut's product model.
-    mask[p >= 0.9] = cv2.GC_PR_FGD
-    mask[sure_fg] = cv2.GC_FGD
     # Faint map values far from the product are still probable background, so that a
     # thin part the model half-saw can join the product.
-    mask[(mask == cv2.GC_BGD) & (p >= 0.1)] = cv2.GC_PR_BGD
+    mask[p >= 0.1] = cv2.GC_PR_BGD
+    scenery = _scenery(p, frame_edges)
+    if scenery is not None:
+        grown = cv2.dilate(scenery.astype(np.uint8), kernel, iterations=2) > 0
+        p = np.where(grown, 0.0, p).astype(np.float32)
+        sure_fg &= ~grown
+        mask[grown] = cv2.GC_BGD
+    post = _colour_posterior(small, p, near)
+    mask[(p >= SEED_PROB) & (post >= 0.5)] = cv2.GC_PR_FGD
+    mask[sure_fg & (post >= SURE_POST)] = cv2.GC_FGD
     seeded = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
     if not seeded.any() or (mask == cv2.GC_BGD).sum() < 64:
         hard = p >= SALIENT
@@ -196,9 +257,16 @@ def grabcut_alpha(rgb: NDArray[np.uint8], prob: FloatArray) -> FloatArray:
         bgd = np.zeros((1, 65), np.float64)
         fgd = np.zeros((1, 65), np.float64)
         bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
+        cv2.setRNGSeed(0)
         cv2.grabCut(bgr, mask, (0, 0, gw, gh), bgd, fgd, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
         hard = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
-    hard = _keep_salient_parts(hard, p)
+        # Background seen through an opening the model filled (a ring's): a thick
+        # region inside the product whose colour is the background's.
+        smooth = _box(post, max(1, round(SMOOTH_UNITS * unit)))
+        alien = (hard & (smooth < DROP_POST)).astype(np.uint8)
+        blob = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (OPEN_UNITS * unit + 1,) * 2)
+        hard &= ~(cv2.morphologyEx(alien, cv2.MORPH_OPEN, blob) > 0)
+    hard = _keep_salient_parts(hard, p, frame_edges)
 
     # Soft edges at the working size: the mask scaled up, then a guided filter on the
     # photo's grey levels snaps it to the outline.
@@ -210,7 +278,72 @@ def grabcut_alpha(rgb: NDArray[np.uint8], prob: FloatArray) -> FloatArray:
     return np.clip((alpha - 0.1) / 0.8, 0.0, 1.0).astype(np.float32)
 
 
-def _keep_salient_parts(hard: BoolArray, prob: FloatArray) -> BoolArray:
+def _scenery(p: FloatArray, frame_edges: tuple[bool, bool, bool, bool]) -> BoolArray | None:
+    """Salient parts of the map cut by the frame (a person, a tripod, the table under a
+    cup) when a whole salient object stands apart from them: that one is the product,
+    they are scenery. None when there is no such object."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        (p >= SALIENT).astype(np.uint8), connectivity=8
+    )
+    if count <= 2:
+        return None
+    h, w = p.shape
+    areas = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    sums = np.bincount(labels.ravel(), weights=p.ravel(), minlength=count)
+    mean_prob = sums / np.maximum(areas, 1.0)
+    x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    right = x + stats[:, cv2.CC_STAT_WIDTH]
+    bottom = y + stats[:, cv2.CC_STAT_HEIGHT]
+    at_top, at_bottom, at_left, at_right = frame_edges
+    touching = (
+        ((y == 0) & at_top)
+        | ((bottom == h) & at_bottom)
+        | ((x == 0) & at_left)
+        | ((right == w) & at_right)
+    )
+    touching[0] = False
+    if not touching.any():
+        return None
+    # A fragment of salient texture is not a product standing apart.
+    whole = ~touching & (mean_prob >= 0.6) & (areas >= 0.3 * areas[touching].max())
+    whole[0] = False
+    if not whole.any():
+        return None
+    return np.asarray(touching[labels])
+
+
+def _colour_posterior(small: NDArray[np.uint8], p: FloatArray, near: BoolArray) -> FloatArray:
+    """Per pixel, the probability that its colour is the product's rather than the
+    nearby background's, from colour histograms (16 levels a channel).
+
+    The background's histogram counts the clear pixels around the outline; the
+    product's counts pixels by the map's confidence, re-weighted a few rounds by its
+    own posterior, so background the model took in (a ring's opening, the gaps between
+    a chair's slats) stops teaching it, while a thin part the model saw only faintly
+    still counts if its colour is the product's.
+    """
+    levels = 16
+    q = (small // (256 // levels)).astype(np.int32)
+    index = (q[..., 0] * levels + q[..., 1]) * levels + q[..., 2]
+    fg_w = np.clip((p - 0.3) / 0.4, 0.0, 1.0)
+    bg_w = ((p < 0.3) & near).astype(np.float32)
+    if bg_w.sum() < 64:
+        bg_w = (p < 0.3).astype(np.float32)
+    n = levels**3
+    flat = index.ravel()
+    hb = np.bincount(flat, weights=bg_w.ravel(), minlength=n)
+    hb = (hb + 0.1) / (hb.sum() + 0.1 * n)
+    ratio = np.ones(n)
+    for _ in range(POSTERIOR_ROUNDS):
+        hf = np.bincount(flat, weights=(fg_w * ratio[index]).ravel(), minlength=n)
+        hf = (hf + 0.1) / (hf.sum() + 0.1 * n)
+        ratio = hf / (hf + hb)
+    return ratio[index].astype(np.float32)
+
+
+def _keep_salient_parts(
+    hard: BoolArray, prob: FloatArray, frame_edges: tuple[bool, bool, bool, bool]
+) -> BoolArray:
     """Drop components the model does not see as product, and fill small pinholes."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(
         hard.astype(np.uint8), connectivity=8
@@ -228,7 +361,13 @@ def _keep_salient_parts(hard: BoolArray, prob: FloatArray) -> BoolArray:
     x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
     right = x + stats[:, cv2.CC_STAT_WIDTH]
     bottom = y + stats[:, cv2.CC_STAT_HEIGHT]
-    touching = (x == 0) | (y == 0) | (right == w) | (bottom == h)
+    at_top, at_bottom, at_left, at_right = frame_edges
+    touching = (
+        ((y == 0) & at_top)
+        | ((bottom == h) & at_bottom)
+        | ((x == 0) & at_left)
+        | ((right == w) & at_right)
+    )
     whole = keep & ~touching & (mean_prob >= 0.6) & (areas >= 0.003 * h * w)
     if whole.any():
         keep &= ~touching
