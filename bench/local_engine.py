@@ -12,6 +12,7 @@ model and its buffers) <= 150 MB.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import statistics
@@ -88,6 +89,19 @@ def _close_up_jpeg(name: str) -> bytes:
     return out.getvalue()
 
 
+def _real_background_jpeg() -> bytes:
+    """A 1-megapixel photo with a cluttered background: the mug composited on
+    scikit-image's brick wall (the quality set's first real-background case, re-rendered
+    at 1155 x 866), which takes the model-and-GrabCut path rather than the colour matte."""
+    from jobs.quality_photos import real_background_set
+
+    case = dataclasses.replace(real_background_set("tuning")[0], width=1155, height=866)
+    image, _ = case.render()
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
 def _row(name: str, work: Callable[[], Image.Image], data: bytes) -> float:
     result = work()
     seconds = _median_seconds(work)
@@ -112,6 +126,7 @@ def main() -> None:
     worst_packshot = 0.0
     inputs = [(name, samples.sample_jpeg_bytes(name)) for name in SAMPLES]
     inputs.append(("mug, framed tight", _close_up_jpeg("mug")))
+    inputs.append(("mug on a brick wall (real photo)", _real_background_jpeg()))
     for name, data in inputs:
 
         def packshot(data: bytes = data) -> Image.Image:
