@@ -253,11 +253,24 @@ def shot_gallery(studio: Studio, path: Path) -> None:
     studio.page.screenshot(path=str(path))
 
 
+def shot_job(studio: Studio, path: Path) -> None:
+    """A finished packshot job's page: the result, and the notice a small photo earns."""
+    wait_for_jobs(studio)
+    jobs = studio.api("jobs?status=succeeded")["results"]
+    if not jobs:
+        raise Skip("no job of the batch succeeded")
+    page = studio.page
+    page.goto(studio.url(f"/w/{WORKSPACE}/jobs/{jobs[0]['id']}/"))
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(path), full_page=True)
+
+
 # In order: the batch is shot while its jobs run, the gallery after they are done.
 SHOTS: list[tuple[str, Callable[[Studio, Path], None]]] = [
     ("new-job", shot_new_job),
     ("batch", shot_batch),
     ("gallery", shot_gallery),
+    ("job", shot_job),
 ]
 
 # The pages `--audit` saves, at desktop and phone widths.
