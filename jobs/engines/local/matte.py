@@ -45,6 +45,7 @@ from jobs.engines.local.refine import (
     grabcut_alpha,
     plain_combine,
     salient_share,
+    shadow_like,
     upsample,
 )
 from jobs.engines.local.saliency import PLAIN_INPUT_PIXELS, saliency
@@ -265,6 +266,12 @@ def _decontaminate(rgb: NDArray[np.uint8], alpha: FloatArray, matte: _Matte) -> 
     return out
 
 
+def _shadow_like(rgb: NDArray[np.uint8], model: _Backdrop) -> BoolArray:
+    """Pixels of ``rgb`` a shadow on the fitted backdrop could explain."""
+    backdrop = np.clip(np.rint(np.moveaxis(model.field(1), 0, -1)), 0, 255).astype(np.uint8)
+    return shadow_like(_u8_to_lab(rgb), _u8_to_lab(np.ascontiguousarray(backdrop)))
+
+
 def remove_background(image: Image.Image) -> Image.Image:
     """Cut the product out of its background; returns RGBA with a soft alpha.
 
@@ -313,12 +320,13 @@ def remove_background(image: Image.Image) -> Image.Image:
         if matte.model is not None and alpha.max() > 0.0:
             prob = saliency(work, PLAIN_INPUT_PIXELS)
             if salient_share(prob) >= MIN_SALIENT_SHARE:
-                combined, agreement = plain_combine(alpha, upsample(prob, alpha.shape))
+                shadowy = _shadow_like(work, matte.model)
+                combined, agreement = plain_combine(alpha, upsample(prob, alpha.shape), shadowy)
                 if agreement < PLAIN_AGREEMENT:
                     # The small map may have missed a pale part: look again at full
                     # size before giving up on the colour matte.
                     prob = saliency(work)
-                    combined, agreement = plain_combine(alpha, upsample(prob, alpha.shape))
+                    combined, agreement = plain_combine(alpha, upsample(prob, alpha.shape), shadowy)
                 if agreement < PLAIN_AGREEMENT:
                     matte = None
                     alpha = grabcut_alpha(work, prob)

@@ -60,6 +60,33 @@ OPEN_UNITS: Final = 1
 SMOOTH_UNITS: Final = 0.5
 # Rounds of re-weighting the product's colour histogram by its own posterior.
 POSTERIOR_ROUNDS: Final = 3
+# A shadow dims the backdrop's light to at least this share (as in ``backdrop``), and
+# its colour stays within this many Lab units of the backdrop's axis (JPEG noise).
+SHADOW_MIN_LIGHT: Final = 0.3
+SHADOW_OFF_AXIS: Final = 3.0
+# Where the matte keeps a shadow-like pixel the model sees below this, it is the cast
+# shadow under the product's base, not product.
+SHADOW_PROB: Final = 0.8
+# ... and lies at the product's foot: below the top of this share of its height at
+# the bottom of the model's mask.
+BASE_BAND: Final = 0.1
+
+
+def shadow_like(lab: FloatArray, backdrop_lab: FloatArray) -> BoolArray:
+    """Pixels whose colour a shadow on the backdrop could explain: (L + 16, a, b)
+    parallel to the local backdrop's and no longer (dimming linear light by k scales
+    it by k ** (1/3)). ``lab`` and ``backdrop_lab`` are (H, W, 3) CIE Lab."""
+    p = lab.astype(np.float32).copy()
+    q = backdrop_lab.astype(np.float32).copy()
+    p[..., 0] += 16.0
+    q[..., 0] += 16.0
+    pq = np.einsum("hwc,hwc->hw", p, q)
+    qq = np.maximum(np.einsum("hwc,hwc->hw", q, q), 1e-6)
+    s = pq / qq
+    off = p - s[..., None] * q
+    off2 = np.einsum("hwc,hwc->hw", off, off)
+    low = SHADOW_MIN_LIGHT ** (1.0 / 3.0)
+    return np.asarray((s >= low) & (s <= 1.0) & (off2 <= SHADOW_OFF_AXIS**2))
 
 
 def upsample(prob: FloatArray, shape: tuple[int, int]) -> FloatArray:
@@ -109,13 +136,29 @@ def _enclosed(mask: BoolArray) -> BoolArray:
     return np.asarray(holes)
 
 
-def plain_combine(alpha: FloatArray, prob: FloatArray) -> tuple[FloatArray, float]:
+def plain_combine(
+    alpha: FloatArray, prob: FloatArray, shadowy: BoolArray | None = None
+) -> tuple[FloatArray, float]:
     """The colour matte corrected by the model; and how well the two agree.
 
-    ``prob`` is the map at the matte's size. Agreement is the intersection over union
+    ``prob`` is the map at the matte's size; ``shadowy`` marks pixels a shadow on the
+    backdrop could explain (``shadow_like``): at the foot of the model's mask, those
+    the model does not clearly see as product are dropped (the colour matte's flood
+    of shadow stops short under a pale base). Agreement is the intersection over union
     of the corrected matte and the model's mask, leaving out the matte's holes (the
     model tends to fill a ring's opening, the colour matte rightly keeps it).
     """
+    if shadowy is not None:
+        # With no outline between a pale base and its shadow, the matte keeps a grey
+        # rim the model sees only at its blurred edge. Only at the foot: a pale
+        # product's own shading higher up (a mug's handle, seen faintly) is
+        # shadow-like too.
+        rows = np.nonzero((prob >= SALIENT).any(axis=1))[0]
+        foot = rows[-1] - BASE_BAND * (rows[-1] - rows[0]) if rows.size else alpha.shape[0]
+        rim = shadowy & (prob < SHADOW_PROB)
+        rim[: max(0, int(foot))] = False
+        if rim.any():
+            alpha = np.where(rim, 0.0, alpha).astype(np.float32)
     hard = alpha >= 0.5
     salient = prob >= SALIENT
     count, labels, stats, _ = cv2.connectedComponentsWithStats(

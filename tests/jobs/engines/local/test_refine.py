@@ -1,12 +1,18 @@
-"""GrabCut refinement on cluttered backgrounds, driven by hand-made maps (no model)."""
+"""Refinement of the model's map: GrabCut on cluttered backgrounds, driven by
+hand-made maps (no model), and the colour matte's corrections on a plain backdrop."""
 
 from __future__ import annotations
+
+import io
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
+from jobs.engines.local import remove_background
 from jobs.engines.local.refine import grabcut_alpha
+from jobs.samples import render_sample
 
 
 def _textured(h: int, w: int, seed: int = 3) -> NDArray[np.uint8]:
@@ -60,3 +66,19 @@ def test_a_thin_stem_the_model_sees_only_faintly_stays_with_the_product() -> Non
     assert alpha[shade].mean() > 0.9
     assert alpha[190:390, 318:322].mean() > 0.8
     assert alpha[300:320, 100:200].max() == 0.0
+
+
+def test_the_white_mugs_cast_shadow_under_its_base_is_left_out_of_the_cut_out() -> None:
+    # The colour matte's flood of shadow stops short under a pale base, and the
+    # model counts the shadow as part of the mug: nothing below the mug may stay.
+    photo, mask = render_sample("white-mug-off-white", width=800, height=800)
+    buffer = io.BytesIO()
+    photo.save(buffer, format="JPEG", quality=90)
+    jpeg = Image.open(io.BytesIO(buffer.getvalue()))
+
+    alpha = np.asarray(remove_background(jpeg))[..., 3]
+
+    bottom = int(np.nonzero(mask.any(axis=1))[0].max())
+    assert int((alpha[bottom + 1 :] >= 128).sum()) == 0
+    # The mug's body (which the model restores where the matte lost it) stays.
+    assert (alpha[mask] >= 128).mean() > 0.97
