@@ -47,12 +47,17 @@ PLAIN_AGREEMENT: Final = 0.6
 CROP_MARGIN: Final = 0.15
 GRABCUT_SIDE: Final = 640
 GRABCUT_PIXELS: Final = 400 * 300
-GRABCUT_ITERATIONS: Final = 3
+GRABCUT_ITERATIONS: Final = 2
 # Seeds: probable product where the map is at least SEED_PROB and the colour posterior
 # says product; sure product only where the map is near 1 and the colour is clearly
 # the product's (a ring's opening the model filled is neither).
 SEED_PROB: Final = 0.5
 SURE_POST: Final = 0.9
+# The model sees a shaded or thin part of a product only faintly (a ring's dark side
+# at about 0.4): where the map is at least BAND_PROB and the colour posterior is
+# clearly the product's (at least BAND_POST), it is probable product too.
+BAND_PROB: Final = 0.3
+BAND_POST: Final = 0.9
 # After GrabCut, a thick region of the product whose smoothed colour posterior is
 # below DROP_POST is background seen through an opening the model filled.
 DROP_POST: Final = 0.25
@@ -292,6 +297,7 @@ def _grabcut_crop(
         mask[grown] = cv2.GC_BGD
     post = _colour_posterior(small, p, near)
     mask[(p >= SEED_PROB) & (post >= 0.5)] = cv2.GC_PR_FGD
+    mask[(p >= BAND_PROB) & (post >= BAND_POST)] = cv2.GC_PR_FGD
     mask[sure_fg & (post >= SURE_POST)] = cv2.GC_FGD
     seeded = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
     if not seeded.any() or (mask == cv2.GC_BGD).sum() < 64:
@@ -437,6 +443,21 @@ def decontaminate(rgb: NDArray[np.uint8], alpha: FloatArray) -> NDArray[np.uint8
         return rgb.copy()
     h, w = alpha.shape
     radius = max(3, round(min(h, w) / 100))
+    # The filters only matter within ``radius`` of an edge pixel: work on the edges'
+    # box grown by the radius (the same values; a small product's edges cover a small
+    # part of the frame).
+    rows, cols = np.nonzero(edge.any(axis=1))[0], np.nonzero(edge.any(axis=0))[0]
+    top, bottom = max(0, rows[0] - radius - 1), min(h, rows[-1] + radius + 2)
+    left, right = max(0, cols[0] - radius - 1), min(w, cols[-1] + radius + 2)
+    out = rgb.copy()
+    out[top:bottom, left:right] = _unmix(
+        rgb[top:bottom, left:right], alpha[top:bottom, left:right], radius
+    )
+    return out
+
+
+def _unmix(rgb: NDArray[np.uint8], alpha: FloatArray, radius: int) -> NDArray[np.uint8]:
+    edge = (alpha > 0.02) & (alpha < 0.98)
     colour = rgb.astype(np.float32)
     clear = (alpha <= 0.02).astype(np.float32)
     solid = (alpha >= 0.98).astype(np.float32)
