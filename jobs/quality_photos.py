@@ -98,6 +98,10 @@ _BACKDROPS: dict[str, _Backdrop] = {
     "moon": _Backdrop("moon", tint=(0.95, 0.95, 1.0)),
     # The lawn and far buildings right of the cameraman, with a leg of his tripod.
     "camera-field": _Backdrop("camera", crop=(0.55, 0.5, 1.0, 1.0), tint=(0.9, 1.0, 0.85)),
+    # The plain sky right of the cameraman: his camera cut by the left edge, a tower and
+    # a dome cut by the bottom edge (salient scenery on a backdrop plain enough for the
+    # colour matte).
+    "camera-sky": _Backdrop("camera", crop=(0.56, 0.0, 1.0, 0.5), tint=(0.82, 0.9, 1.0)),
     "gravel": _Backdrop("gravel", tint=(1.0, 0.93, 0.82)),
     "hubble": _Backdrop("hubble_deep_field", crop=(0.0, 0.0, 0.55, 0.55)),
     "hubble-wide": _Backdrop("hubble_deep_field", crop=(0.3, 0.35, 1.0, 0.95)),
@@ -164,6 +168,11 @@ _CASES: tuple[_CaseSpec, ...] = (
     ("page", "ring", (1000, 750), 0.35, (0.45, 0.50), False, None),
     ("page", "watch-strap", (800, 800), 0.50, (0.60, 0.50), True, None),
     ("page", "dark-on-dark", (1200, 800), 0.55, (0.40, 0.55), True, 70),
+    # -- tuning photos, added after the rest (appended so the others keep their seeds) --
+    ("camera-sky", "perfume-on-teal", (900, 900), 0.35, (0.55, 0.30), False, 80),
+    ("camera-sky", "box", (1000, 750), 0.30, (0.40, 0.30), False, None),
+    ("camera-sky", "wine-glass", (750, 1000), 0.40, (0.50, 0.30), False, None),
+    ("camera-sky", "headphones", (1200, 800), 0.30, (0.40, 0.30), False, 70),
 )
 
 
@@ -262,7 +271,7 @@ class RealBackgroundCase:
 
 
 def real_background_set(split: Split = "all") -> list[RealBackgroundCase]:
-    """The real-background quality set (49 photos), or its tuning or held-out part."""
+    """The real-background quality set (53 photos), or its tuning or held-out part."""
     if split not in ("all", "tuning", "held_out"):
         raise ValueError(f"split must be 'all', 'tuning' or 'held_out', not {split!r}")
     cases = [

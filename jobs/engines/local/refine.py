@@ -21,7 +21,7 @@ turn that into precise edges, chosen by how plain the photo's background is:
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import cv2
 import numpy as np
@@ -336,10 +336,27 @@ def _scenery(p: FloatArray, frame_edges: tuple[bool, bool, bool, bool]) -> BoolA
     )
     if count <= 2:
         return None
-    h, w = p.shape
     areas = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
     sums = np.bincount(labels.ravel(), weights=p.ravel(), minlength=count)
     mean_prob = sums / np.maximum(areas, 1.0)
+    touching = _touches_frame(stats, p.shape, frame_edges)
+    if not touching.any():
+        return None
+    # A fragment of salient texture is not a product standing apart.
+    whole = ~touching & (mean_prob >= 0.6) & (areas >= 0.3 * areas[touching].max())
+    whole[0] = False
+    if not whole.any():
+        return None
+    return np.asarray(touching[labels])
+
+
+def _touches_frame(
+    stats: NDArray[Any], shape: tuple[int, ...], frame_edges: tuple[bool, bool, bool, bool]
+) -> BoolArray:
+    """Per component of ``cv2.connectedComponentsWithStats``, whether it reaches an edge
+    of the frame (``frame_edges``: which of the array's top, bottom, left and right
+    edges are the frame's); never the background label 0."""
+    h, w = shape[:2]
     x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
     right = x + stats[:, cv2.CC_STAT_WIDTH]
     bottom = y + stats[:, cv2.CC_STAT_HEIGHT]
@@ -351,14 +368,7 @@ def _scenery(p: FloatArray, frame_edges: tuple[bool, bool, bool, bool]) -> BoolA
         | ((right == w) & at_right)
     )
     touching[0] = False
-    if not touching.any():
-        return None
-    # A fragment of salient texture is not a product standing apart.
-    whole = ~touching & (mean_prob >= 0.6) & (areas >= 0.3 * areas[touching].max())
-    whole[0] = False
-    if not whole.any():
-        return None
-    return np.asarray(touching[labels])
+    return np.asarray(touching)
 
 
 def _colour_posterior(small: NDArray[np.uint8], p: FloatArray, near: BoolArray) -> FloatArray:
@@ -407,16 +417,7 @@ def _keep_salient_parts(
     # Something else salient cut by the frame (a person, a table's cup, a tripod) is
     # scenery when a whole salient object stands apart from it: that one is the product.
     h, w = hard.shape
-    x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
-    right = x + stats[:, cv2.CC_STAT_WIDTH]
-    bottom = y + stats[:, cv2.CC_STAT_HEIGHT]
-    at_top, at_bottom, at_left, at_right = frame_edges
-    touching = (
-        ((y == 0) & at_top)
-        | ((bottom == h) & at_bottom)
-        | ((x == 0) & at_left)
-        | ((right == w) & at_right)
-    )
+    touching = _touches_frame(stats, (h, w), frame_edges)
     whole = keep & ~touching & (mean_prob >= 0.6) & (areas >= 0.003 * h * w)
     if whole.any():
         keep &= ~touching

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from jobs.engines.local import EngineError, remove_background, saliency
+from jobs.engines.local.refine import MIN_SALIENT_SHARE, salient_share
 from jobs.quality_photos import real_background_set, skimage_photo
 from jobs.samples import render_sample
 
@@ -160,3 +161,17 @@ def test_the_mug_handle_stays_open_on_a_real_photograph() -> None:
     # opening and the gaps beside it stay mostly clear.
     opening = inside & ~mask
     assert float((alpha[opening] >= 128).mean()) < 0.1
+
+
+def test_a_small_product_on_a_plain_sky_is_looked_for_at_the_full_size() -> None:
+    # At the plain path's small input the headphones are too few pixels to count as a
+    # product; without a second look the colour matte alone keeps the scenery: the
+    # cameraman's camera (left edge) and the buildings (bottom edge).
+    (case,) = [c for c in real_background_set("tuning") if c.label.startswith("camera-sky/headph")]
+    image, mask = case.render()
+    small = saliency.saliency(np.asarray(image.convert("RGB")), saliency.PLAIN_INPUT_PIXELS)
+    assert salient_share(small) < MIN_SALIENT_SHARE
+    alpha = np.asarray(remove_background(image))[..., 3]
+    border = np.concatenate([alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]])
+    assert int(border.max()) == 0
+    assert _iou(alpha, mask) >= 0.9
