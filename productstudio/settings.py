@@ -14,6 +14,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from productstudio.api_docs import DESCRIPTION as API_DESCRIPTION
+from productstudio.lib.envfile import EnvFileError, load_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -63,6 +64,17 @@ def env_rate(name: str, default: str) -> str:
     return value
 
 
+# The checkout's `.env` (`make run` writes one with DEBUG on and a development secret), so
+# that `manage.py` works from any shell; a variable of the real environment wins over it.
+# pytest reads none, so the suite behaves alike on every checkout (its own subprocesses
+# set what they need). ENV_FILE names another file, or none when set empty.
+ENV_FILE = env("ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE and "PYTEST_VERSION" not in os.environ:
+    try:
+        load_env_file(Path(ENV_FILE), os.environ)
+    except EnvFileError as e:
+        raise ImproperlyConfigured(str(e)) from None
+
 DEBUG = env_bool("DEBUG", False)
 
 # pytest (8.2+) announces itself in PYTEST_VERSION: tests get the development key too, so
@@ -74,7 +86,11 @@ if not SECRET_KEY:
     if DEBUG or "PYTEST_VERSION" in os.environ:
         SECRET_KEY = _DEV_SECRET_KEY
     else:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off. On a local checkout, run `make run` "
+            "once: it writes .env with DEBUG=1 and a development secret, which every "
+            "manage.py command then reads. In production, set SECRET_KEY in the environment."
+        )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")

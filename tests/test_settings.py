@@ -19,7 +19,8 @@ _NOT_INHERITED = {"PYTEST_VERSION", "DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
 
 def _clean_env(**env: str) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
-    return {**clean, **env}
+    # No .env unless a test gives one: a checkout where `make run` ran has its own.
+    return {**clean, "ENV_FILE": "", **env}
 
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -110,6 +111,92 @@ def test_without_debug_a_secret_key_is_required():
     result = _python("import productstudio.settings", DEBUG="0", SECRET_KEY="")
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+def _without(*names: str) -> dict[str, str]:
+    """The test run's environment less `names` (and what a new process would not have)."""
+    return {k: v for k, v in _clean_env().items() if k not in names}
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_production_without_an_env_file_still_refuses_to_start_without_a_secret(tmp_path):
+    env = {**_without("DEBUG", "SECRET_KEY"), "ENV_FILE": str(tmp_path / "no-such.env")}
+
+    result = _run(["-c", "import productstudio.settings"], env)
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SECRET_KEY must be set when DEBUG is off" in result.stderr
+    assert "run `make run` once" in result.stderr
+
+
+def test_a_local_env_file_gives_debug_and_the_secret_to_a_new_shell(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("DEBUG=1\nSECRET_KEY=the-checkouts-own-secret\n")
+    env = {**_without("DEBUG", "SECRET_KEY"), "ENV_FILE": str(env_file)}
+
+    result = _run(["-c", "import productstudio.settings as s; print(s.DEBUG, s.SECRET_KEY)"], env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "the-checkouts-own-secret"]
+
+
+def test_the_checkouts_own_env_file_is_read_by_default():
+    env = {**_without("ENV_FILE"), "DEBUG": "1"}
+    result = _run(["-c", "import productstudio.settings as s; print(s.ENV_FILE)"], env)
+    assert result.stdout.strip() == str(ROOT / ".env"), result.stderr
+
+
+def test_the_real_environment_wins_over_the_env_file(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("DEBUG=1\nSECRET_KEY=from-the-file\nSITE_URL=http://127.0.0.1:8001\n")
+
+    values = _settings_value(
+        "s.DEBUG, s.SECRET_KEY, s.SITE_URL",
+        ENV_FILE=str(env_file),
+        DEBUG="0",
+        SECRET_KEY="from-the-environment",
+    )
+
+    assert values.split() == ["False", "from-the-environment", "http://127.0.0.1:8001"]
+
+
+def test_a_line_of_the_env_file_that_cannot_be_read_stops_start_up_naming_it(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("DEBUG=1\nSECRET_KEY is this\n")
+
+    result = _python("import productstudio.settings", ENV_FILE=str(env_file))
+
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {env_file}, line 2: expected NAME=value" in result.stderr
+
+
+def test_under_pytest_no_env_file_is_read(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("SECRET_KEY=from-the-file\nQ_WORKERS=7\n")
+
+    values = _settings_value(
+        "s.Q_WORKERS, s.SECRET_KEY == s._DEV_SECRET_KEY",
+        ENV_FILE=str(env_file),
+        PYTEST_VERSION="8",
+    )
+
+    assert values.split() == ["2", "True"]
+
+
+def test_a_management_command_without_settings_stops_with_one_clear_line(tmp_path):
+    env = {**_without("DEBUG", "SECRET_KEY"), "ENV_FILE": ""}
+
+    result = _run(["manage.py", "api_key_create", "demo-shop"], env)
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("manage.py stopped: SECRET_KEY must be set when DEBUG is off.")
+    assert "Traceback" not in result.stderr
 
 
 def test_email_goes_to_the_console_by_default():
