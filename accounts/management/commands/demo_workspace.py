@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from accounts import services
@@ -26,11 +27,14 @@ class Command(BaseCommand):
             created = "Created the demo workspace."
         else:
             created = "The demo workspace exists already."
+        # SITE_URL is where the studio answers: `make run` sets it to the address it
+        # serves on, as it does for the links in emails.
         self.stdout.write(
             f"{created}\n"
-            f"  Log in at http://127.0.0.1:8000/ with\n"
+            f"  Log in at {settings.SITE_URL}/ with\n"
             f"    email:    {DEMO_EMAIL}\n"
             f"    password: {DEMO_PASSWORD}  (unless you changed it)\n"
-            f"  (an operator for the admin: `manage.py createsuperuser`, then set up "
-            f"two-factor at the first visit of /admin/)"
+            f"  (an operator for the admin: `.venv/bin/python manage.py createsuperuser "
+            f"--email you@example.com`, then set up two-factor at the first visit of "
+            f"{settings.SITE_URL}/admin/)"
         )
