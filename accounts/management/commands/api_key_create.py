@@ -32,6 +32,7 @@ class Command(BaseCommand):
         # The notice goes to stderr so that stdout is the key alone.
         self.stderr.write(
             f"Created API key {created.key.name!r} ({created.key.masked}) for {tenant.name}; "
-            "it is not shown again."
+            "it is not shown again.",
+            style_func=str,  # a notice, not an error (Django colours stderr red)
         )
         self.stdout.write(created.secret)

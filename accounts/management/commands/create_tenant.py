@@ -13,7 +13,8 @@ from accounts.models import User
 class Command(BaseCommand):
     help = (
         "Create a workspace and its owner. With --api-key, also create an API key and "
-        "print it, alone, as the last line."
+        "print it alone on standard output (KEY=$(manage.py create_tenant ... --api-key)); "
+        "what was created is then told on standard error."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -29,6 +30,14 @@ class Command(BaseCommand):
         parser.add_argument("--api-key", action="store_true", help="Create and print an API key.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # With a key to print, stdout is the key alone, as api_key_create's is; the rest goes
+        # to stderr, unstyled (Django colours stderr as errors).
+        def say(message: str) -> None:
+            if options["api_key"]:
+                self.stderr.write(message, style_func=str)
+            else:
+                self.stdout.write(message)
+
         if options["credits"] < 0:
             raise CommandError("--credits: must be zero or more.")
         email = options["owner"].strip().lower()
@@ -36,22 +45,22 @@ class Command(BaseCommand):
             owner = User.objects.filter(email__iexact=email).first()
             if owner is None:
                 owner = User.objects.create_user(email=email, password=options["password"])
-                self.stdout.write(f"Created user {owner.email}")
+                say(f"Created user {owner.email}")
             elif options["password"]:
                 raise CommandError(f"--password: {email} exists already; its password is kept.")
             try:
                 tenant = services.tenant_create(name=options["name"], owner=owner)
             except services.AccountError as e:
                 raise CommandError(e.message) from e
-            self.stdout.write(f"Created workspace {tenant.name} ({tenant.slug})")
+            say(f"Created workspace {tenant.name} ({tenant.slug})")
             if options["credits"]:
                 entry = services.credits_grant(
                     tenant=tenant, amount=options["credits"], user=None, memo="create_tenant"
                 )
-                self.stdout.write(f"Granted {options['credits']} credits ({entry.balance_after})")
+                say(f"Granted {options['credits']} credits ({entry.balance_after})")
             secret = None
             if options["api_key"]:
                 secret = services.api_key_create(tenant=tenant, name="create_tenant").secret
         if secret is not None:
-            self.stdout.write("API key (shown once):")
+            say("API key (shown once, on standard output):")
             self.stdout.write(secret)

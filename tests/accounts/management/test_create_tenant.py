@@ -61,3 +61,15 @@ def test_credits_are_granted_besides_the_trial_credits(db, settings):
     tenant = Tenant.objects.get()
     assert tenant.credit_balance == 70
     assert sorted(tenant.credit_entries.values_list("amount", flat=True)) == [20, 50]
+
+
+def test_with_an_api_key_standard_output_is_the_key_alone(db):
+    out, err = StringIO(), StringIO()
+    call_command(
+        "create_tenant", "--name", "Acme", "--owner", "boss@acme.test", "--api-key",
+        stdout=out, stderr=err,
+    )  # fmt: skip
+
+    assert out.getvalue().strip().startswith("ps_")
+    assert len(out.getvalue().strip().splitlines()) == 1  # KEY=$(manage.py create_tenant ...)
+    assert "Created workspace Acme (acme)" in err.getvalue()
