@@ -12,6 +12,7 @@ own outer blocks aside) fails the test, unless it is marked
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -28,6 +29,10 @@ from accounts import services as account_services
 from accounts.models import Membership, Role, Tenant, User
 
 PASSWORD = "correct-horse-battery-staple"
+
+# The suite's own subprocesses (manage.py, runserver, clusters) read no .env either: the
+# local settings of a checkout where `make run` ran must not change what the tests run.
+os.environ["ENV_FILE"] = ""
 
 
 # Shared fixtures, one module per area of the code (tests/support/).
