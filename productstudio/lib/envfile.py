@@ -30,11 +30,19 @@ class EnvFileError(ValueError):
     """A line of an env file that cannot be read; the message names the file and line."""
 
 
+def _after_closing_quote(rest: str, where: str) -> None:
+    rest = rest.strip()
+    if rest and not rest.startswith("#"):
+        raise EnvFileError(f"{where}: unexpected text after the closing quote.")
+
+
 def _unquote(raw: str, where: str) -> str:
     if raw[:1] == "'":
-        if len(raw) < 2 or not raw.endswith("'"):
+        end = raw.find("'", 1)
+        if end == -1:
             raise EnvFileError(f"{where}: the value's closing ' is missing.")
-        return raw[1:-1]
+        _after_closing_quote(raw[end + 1 :], where)
+        return raw[1:end]
     if raw[:1] == '"':
         out: list[str] = []
         i = 1
@@ -46,9 +54,7 @@ def _unquote(raw: str, where: str) -> str:
                 i += 2
                 continue
             if char == '"':
-                rest = raw[i + 1 :].strip()
-                if rest and not rest.startswith("#"):
-                    raise EnvFileError(f"{where}: unexpected text after the closing quote.")
+                _after_closing_quote(raw[i + 1 :], where)
                 return "".join(out)
             out.append(char)
             i += 1

@@ -33,6 +33,7 @@ def test_quotes_are_taken_off_single_quoted_values_literally_double_quoted_with_
         'B="line one\\nline \\"two\\""\n'
         'C="#F4F4F4"  # a colour\n'
         "D=''\n"
+        "E='kept # as is' # a note\n"
     )
 
     assert parse_env(text) == {
@@ -40,6 +41,7 @@ def test_quotes_are_taken_off_single_quoted_values_literally_double_quoted_with_
         "B": 'line one\nline "two"',
         "C": "#F4F4F4",
         "D": "",
+        "E": "kept # as is",
     }
 
 
@@ -59,6 +61,7 @@ def test_a_later_line_for_the_same_name_wins():
         ("SECRET_KEY='abc\n", "line 1: the value's closing ' is missing"),
         ('SECRET_KEY="abc\n', "line 1: the value's closing \" is missing"),
         ('SECRET_KEY="abc" def\n', "line 1: unexpected text after the closing quote"),
+        ("SECRET_KEY='abc' def\n", "line 1: unexpected text after the closing quote"),
     ],
 )
 def test_a_line_it_cannot_read_is_refused_naming_the_file_and_the_line(text, message):
