@@ -156,28 +156,37 @@ class Studio:
         return self.log.read_text(errors="replace")
 
 
-def _stop(pids: list[int]) -> None:
-    """SIGTERM to what `make run` started (runstudio stops its own children in order),
-    SIGKILL to whatever is still there after 30 s."""
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
+def _sessions() -> dict[int, int]:
+    """Every process's session id, by pid (from /proc), zombies left out."""
+    sessions: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z":
+            sessions[int(entry)] = int(fields[3])
+    return sessions
+
+
+def _stop(make: subprocess.Popen[bytes]) -> None:
+    """Stop `make run` as Ctrl-C would: runstudio stops its processes in order. Whatever
+    is still there after 40 s, in make's session or in those of runstudio's processes
+    (each started one of its own, with workers spawned later), gets SIGKILL."""
+    sessions = {make.pid} | {_sessions().get(pid, make.pid) for pid in tree_pids(make.pid)}
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(make.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
-        alive = [pid for pid in pids if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
-        if not alive:
+        if not any(sid in sessions for sid in _sessions().values()):
             return
         time.sleep(0.2)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
+    for pid, sid in _sessions().items():
+        if sid in sessions:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +208,6 @@ def studio() -> Iterator[Studio]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    started: list[int] = []
     try:
         deadline = time.monotonic() + 240
         while True:
@@ -212,11 +220,9 @@ def studio() -> Iterator[Studio]:
                 if time.monotonic() > deadline:
                     pytest.fail(f"make run did not answer:\n{studio.output()[-4000:]}")
                 time.sleep(0.5)
-        # Every process under make (runstudio's children are in sessions of their own).
-        started = tree_pids(make.pid)
         yield studio
     finally:
-        _stop(started or [make.pid])
+        _stop(make)
         make.wait(timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
 
