@@ -5,76 +5,40 @@ development secret of this checkout's own, so that a command typed in a new term
 as the README shows it. The settings read it with `read_env_file`; a variable of the real
 environment always wins over the file.
 
-The format is the common subset of `.env` files (what python-dotenv, Docker Compose and
-systemd's `EnvironmentFile` agree on): `NAME=value` lines, an optional `export ` before the
-name, blank lines and `#` comments, values optionally in single quotes (taken literally) or
-double quotes (with `\\"`, `\\\\` and `\\n`). A line that is none of those stops start-up,
-naming the file and the line, rather than being skipped with the setting it meant to set.
+The format is python-dotenv's, read with its parser: `NAME=value` lines, an optional
+`export `, blank lines and `#` comments, single quotes taken literally, double quotes with
+escapes. A line it cannot read stops start-up, naming the file and the line, rather than
+being skipped (python-dotenv's own loader only logs it) with the setting it meant to set.
 
-Stdlib only: the settings import it before Django is configured.
+Django-free: the settings import it before Django is configured.
 """
 
 from __future__ import annotations
 
+import io
 import os
-import re
 import secrets
 import sys
 from pathlib import Path
 
-_LINE = re.compile(r"^\s*(?:export\s+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*?)\s*$")
-_DOUBLE_QUOTED_ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t", "$": "$"}
+from dotenv.parser import parse_stream
 
 
 class EnvFileError(ValueError):
     """A line of an env file that cannot be read; the message names the file and line."""
 
 
-def _after_closing_quote(rest: str, where: str) -> None:
-    rest = rest.strip()
-    if rest and not rest.startswith("#"):
-        raise EnvFileError(f"{where}: unexpected text after the closing quote.")
-
-
-def _unquote(raw: str, where: str) -> str:
-    if raw[:1] == "'":
-        end = raw.find("'", 1)
-        if end == -1:
-            raise EnvFileError(f"{where}: the value's closing ' is missing.")
-        _after_closing_quote(raw[end + 1 :], where)
-        return raw[1:end]
-    if raw[:1] == '"':
-        out: list[str] = []
-        i = 1
-        while i < len(raw):
-            char = raw[i]
-            if char == "\\" and i + 1 < len(raw):
-                following = raw[i + 1]
-                out.append(_DOUBLE_QUOTED_ESCAPES.get(following, "\\" + following))
-                i += 2
-                continue
-            if char == '"':
-                _after_closing_quote(raw[i + 1 :], where)
-                return "".join(out)
-            out.append(char)
-            i += 1
-        raise EnvFileError(f"{where}: the value's closing \" is missing.")
-    # Unquoted: a comment starts at a `#` after whitespace (`a#b` is a value).
-    return re.split(r"\s+#", raw, maxsplit=1)[0].strip()
-
-
 def parse_env(text: str, *, source: str = ".env") -> dict[str, str]:
-    """The variables `text` sets, in order; a later line for the same name wins."""
+    """The variables `text` sets; a later line for the same name wins. A variable named
+    without a value (`NAME` alone) sets the empty string."""
     values: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        where = f"{source}, line {number}"
-        match = _LINE.match(line)
-        if match is None:
-            raise EnvFileError(f"{where}: expected NAME=value, not {stripped[:40]!r}.")
-        values[match["name"]] = _unquote(match["value"], where)
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            line = binding.original.line
+            shown = binding.original.string.strip()[:40]
+            raise EnvFileError(f"{source}, line {line}: expected NAME=value, not {shown!r}.")
+        if binding.key is not None:
+            values[binding.key] = binding.value or ""
     return values
 
 
