@@ -698,20 +698,6 @@ def _own_account(last4: str) -> str:
     return f"Your own Segmind account (key ending {last4})" if last4 else "Your own Segmind account"
 
 
-def provider_out_of_credit_message(*, own_key: bool, last4: str = "") -> str:
-    """A job failed because Segmind refused it for want of credit."""
-    if own_key:
-        return (
-            f"{_own_account(last4)} is out of credit, so this image could not be made. "
-            "Top up your Segmind account, then try again. No ProductStudio credit was taken."
-        )
-    return (
-        "Segmind, the service that makes these images, is out of credit on ProductStudio's "
-        "side, so this image could not be made. No credit was taken: this job cost you "
-        "nothing. We have been alerted and will resume shortly; please try again later."
-    )
-
-
 def provider_waiting_message(*, own_key: bool, last4: str = "") -> str:
     """A job waits: sending it is paused while Segmind's account is out of credit."""
     limit = _duration_words(settings.SEGMIND_WAIT_LIMIT_SECONDS)
@@ -719,14 +705,14 @@ def provider_waiting_message(*, own_key: bool, last4: str = "") -> str:
         return (
             f"{_own_account(last4)} is out of credit. This job waits and is sent once the "
             "account has credit again: top up your Segmind account. Nothing has been "
-            f"charged; if it cannot be sent within {limit}, it fails and no ProductStudio "
-            "credit is taken."
+            "charged: cancel it to have its credits back at once, or if it cannot be sent "
+            f"within {limit}, it fails and no ProductStudio credit is taken."
         )
     return (
         "Segmind, the service that makes these images, is out of credit on ProductStudio's "
         "side. This job waits and is sent as soon as Segmind takes work again; we have been "
-        f"alerted. Nothing has been charged; if it cannot be sent within {limit}, it fails "
-        "and no credit is taken."
+        "alerted. Nothing has been charged: cancel it to have its credits back at once, or "
+        f"if it cannot be sent within {limit}, it fails and no credit is taken."
     )
 
 
