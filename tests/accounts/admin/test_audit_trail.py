@@ -151,7 +151,7 @@ def test_a_refund_records_the_job_and_the_credits_given_back(
 
 @pytest.fixture
 def pause(tenant: Tenant, owner: User, product_jpeg: bytes) -> ProviderPause:
-    """The platform key refused twice: one job failed, one waits."""
+    """The platform key refused twice: both jobs wait."""
     key = services.SegmindKey(key=KEY, key_id=services.segmind_key_id(KEY), tenant_id=None)
     for _ in range(2):
         job = services.job_submit(
@@ -176,7 +176,7 @@ def test_clearing_a_pause_from_its_page_needs_a_reason_and_records_it(
     assert "reason: say why" in refused.content.decode()
     pause.refresh_from_db()
     assert pause.is_open
-    assert Job.objects.filter(status=JobStatus.WAITING_FOR_PROVIDER).count() == 1
+    assert Job.objects.filter(status=JobStatus.WAITING_FOR_PROVIDER).count() == 2
     assert not OperatorAction.objects.exists()
 
     operator_client.post(clear, {"reason": "topped up $50 on Segmind"})
@@ -187,7 +187,7 @@ def test_clearing_a_pause_from_its_page_needs_a_reason_and_records_it(
         OperatorActionCode.PAUSE_CLEAR,
         "topped up $50 on Segmind",
     )
-    assert row.details["resumed_jobs"] == 1
+    assert row.details["resumed_jobs"] == 2
     pause.refresh_from_db()
     assert not pause.is_open
 
