@@ -6,9 +6,10 @@ import math
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count, Exists, F, OuterRef, Subquery, Value, Window
 from django.db.models.functions import Coalesce, RowNumber
@@ -17,7 +18,7 @@ from django.utils import timezone
 from accounts.models import CreditEntry, CreditKind, Tenant
 
 if TYPE_CHECKING:
-    from jobs.catalog import ModelSpec
+    from jobs.catalog import Engine, ModelSpec
 
 
 class JobStatus(models.TextChoices):
@@ -662,6 +663,29 @@ class JobPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} on {self.engine}: {self.credits} credits"
+
+    def clean(self) -> None:
+        """A price is for a model the catalog has, on an engine that runs it: a price under
+        any other name would be saved and then price nothing."""
+        from jobs.catalog import all_models, get_model
+
+        spec = get_model(self.model)
+        if spec is None:
+            known = ", ".join(m.slug for m in all_models())
+            raise ValidationError(
+                {
+                    "model": f"model: the catalog has no model called “{self.model}”; "
+                    f"choose one of {known}."
+                }
+            )
+        engine = cast("Engine", self.engine)
+        if engine in ("local", "segmind") and not spec.runs_on(engine):
+            raise ValidationError(
+                {
+                    "engine": f"engine: the {self.get_engine_display()} engine does not run "
+                    f"{spec.title}, so this price would never apply."
+                }
+            )
 
     @property
     def label(self) -> str:

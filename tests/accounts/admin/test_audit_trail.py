@@ -722,7 +722,7 @@ def _price_form(price: JobPrice, **changes: object) -> dict[str, object]:
 def test_a_model_price_change_needs_a_reason_and_records_before_and_after(
     operator_client, operator
 ):
-    price = JobPrice.objects.create(model="bg-replace", engine="segmind", credits=3)
+    price = JobPrice.objects.create(model="bria-product-packshot", engine="segmind", credits=3)
     change = reverse("admin:jobs_jobprice_change", args=[price.pk])
     form = _price_form(price, credits=5)
 
@@ -743,7 +743,7 @@ def test_a_model_price_change_needs_a_reason_and_records_before_and_after(
         OperatorActionCode.PRICE_CHANGE,
         "Segmind raised it",
     )
-    assert row.target == "price of bg-replace on segmind"
+    assert row.target == "price of bria-product-packshot on segmind"
     assert row.details == {"credits": {"before": 3, "after": 5}}
 
 
@@ -751,7 +751,12 @@ def test_a_new_model_price_is_recorded_and_prices_are_neither_deleted_nor_edited
     operator_client,
 ):
     add = reverse("admin:jobs_jobprice_add")
-    form = {"model": "upscale", "engine": "segmind", "credits": "2", "credits_per_megapixel": "1"}
+    form = {
+        "model": "ai-product-photography",
+        "engine": "segmind",
+        "credits": "2",
+        "credits_per_megapixel": "1",
+    }
 
     assert operator_client.post(add, form).status_code == 200
     assert not JobPrice.objects.exists()
@@ -759,7 +764,7 @@ def test_a_new_model_price_is_recorded_and_prices_are_neither_deleted_nor_edited
 
     price = JobPrice.objects.get()
     assert _only_row().details == {
-        "model": {"before": None, "after": "upscale"},
+        "model": {"before": None, "after": "ai-product-photography"},
         "engine": {"before": None, "after": "segmind"},
         "credits": {"before": None, "after": 2},
         "credits_per_megapixel": {"before": None, "after": 1},

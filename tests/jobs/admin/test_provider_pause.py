@@ -153,3 +153,18 @@ def test_incidents_are_listed_and_filtered_by_whose_key_and_workspace(
     assert shown(own_key__exact="1") == 0
     assert shown(tenant__id__exact=tenant.pk) == 2
     assert shown(tenant__id__exact=other.pk) == 0
+
+
+def test_an_open_pause_is_flagged_with_a_warning_in_the_list_not_a_green_check(
+    operator_client, pause
+):
+    changelist = reverse("admin:jobs_providerpause_changelist")
+
+    page = operator_client.get(changelist).content.decode()
+
+    assert "icon-alert.svg" in page and "Open: jobs wait" in page
+    assert "icon-yes.svg" not in page
+
+    services.provider_pause_clear(pause_id=pause.pk, by=None, reason="topped up")
+    page = operator_client.get(changelist).content.decode()
+    assert "icon-alert.svg" not in page and "Cleared" in page
