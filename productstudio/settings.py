@@ -296,6 +296,8 @@ EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "ProductStudio <studio@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+
 # Comma-separated, each "Name <email>" or a bare email: error reports, the email when
 # Segmind refuses a key, and (with their names) whom the credits page says to ask for
 # credits when Stripe is not set up; SUPPORT_EMAIL is asked when ADMINS is empty.

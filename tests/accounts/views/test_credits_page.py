@@ -355,7 +355,7 @@ def test_ledger_rows_say_reserved_charged_and_returned_with_plain_signs(
         [f"Returned: job not made {str(not_made.pk)[:8]}", "+2", "7", "0"],
         [
             f"Charged for a job {str(made.pk)[:8]} the 3 credits reserved for it are spent",
-            "·",
+            "no change",
             "5",
             "2",
         ],
