@@ -25,7 +25,7 @@ SCREENSHOTS = os.environ.get("SCREENSHOT_DIR")
 PHONE = {"width": 390, "height": 844}
 
 
-def _books(tenant: Tenant, owner: User) -> tuple[Job, Job]:
+def _books(tenant: Tenant, owner: User) -> None:
     services.credits_grant(tenant=tenant, amount=20, user=owner, memo="welcome credits")
     made = Job.objects.create(tenant=tenant, model="bria-product-packshot", price=3)
     held = Job.objects.create(tenant=tenant, model="bria-product-packshot", price=3)
@@ -40,7 +40,6 @@ def _books(tenant: Tenant, owner: User) -> tuple[Job, Job]:
         code="provider_insufficient_credits",
         message="Segmind, the service that makes these images, is out of credit.",
     )
-    return made, held
 
 
 @pytest.mark.parametrize("viewport", [None, PHONE], ids=["desk", "phone"])
@@ -49,7 +48,7 @@ def test_the_credits_page_speaks_to_a_shop_owner(
 ) -> None:
     settings.STRIPE_SECRET_KEY = settings.STRIPE_WEBHOOK_SECRET = ""
     settings.ADMINS = [("Jane Doe", "jane@studio.test")]
-    made, held = _books(tenant, owner)
+    _books(tenant, owner)
     context = browser.new_context(viewport=viewport or {"width": 1280, "height": 900})
     page = context.new_page()
     try:

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import services
-from accounts.models import CreditEntry, CreditKind, Tenant, User
+from accounts.models import CreditEntry, Tenant, User
 from jobs.models import Job, ProviderIncident
 
 # Every credit below is the test's own: the ledgers start empty.
