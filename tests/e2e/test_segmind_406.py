@@ -98,6 +98,19 @@ def test_a_406_makes_every_job_wait_with_one_message_and_the_operator_sees_the_i
         assert ops.locator("#result_list tbody tr").count() == ProviderIncident.objects.count()
         assert tenant.name in ops.locator("#result_list").inner_text()
         _shot(ops, "406-admin-incidents")
+        # The open pause is a warning in its list, not a green check.
+        ops.goto(f"{live_server.url}/admin/jobs/providerpause/")
+        state = ops.locator("#result_list tbody tr").first.locator(".pause-open")
+        assert state.inner_text().strip() == "Open: jobs wait"
+        assert "icon-alert.svg" in (state.locator("img").get_attribute("src") or "")
+        assert ops.locator("#result_list img[src*='icon-yes']").count() == 0
+        _shot(ops, "406-admin-pauses")
+        ops.goto(f"{live_server.url}/admin/jobs/jobprice/add/")
+        assert "Bria Product Packshot (bria-product-packshot)" in ops.get_by_label(
+            "Model"
+        ).inner_text()
+        _shot(ops, "admin-price-add")
+        ops.goto(f"{live_server.url}/admin/")
 
         # Topped up: the operator clears the pause and the waiting job is made.
         fake.faults.top_up(KEY)
