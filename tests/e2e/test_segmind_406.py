@@ -106,9 +106,10 @@ def test_a_406_makes_every_job_wait_with_one_message_and_the_operator_sees_the_i
         assert ops.locator("#result_list img[src*='icon-yes']").count() == 0
         _shot(ops, "406-admin-pauses")
         ops.goto(f"{live_server.url}/admin/jobs/jobprice/add/")
-        assert "Bria Product Packshot (bria-product-packshot)" in ops.get_by_label(
-            "Model"
-        ).inner_text()
+        assert (
+            "Bria Product Packshot (bria-product-packshot)"
+            in ops.get_by_label("Model").inner_text()
+        )
         _shot(ops, "admin-price-add")
         ops.goto(f"{live_server.url}/admin/")
 
