@@ -138,4 +138,4 @@ def test_a_blank_reason_clears_nothing(
 
     pause.refresh_from_db()
     assert pause.is_open
-    assert Job.objects.filter(status=JobStatus.WAITING_FOR_PROVIDER).count() == 1
+    assert Job.objects.filter(status=JobStatus.WAITING_FOR_PROVIDER).count() == 2
