@@ -729,14 +729,14 @@ def provider_waiting_message(*, own_key: bool, last4: str = "") -> str:
         return (
             f"{_own_account(last4)} is out of credit. This job waits and is sent once the "
             "account has credit again: top up your Segmind account. Nothing has been "
-            "charged: cancel it to have its credits back at once, or if it cannot be sent "
-            f"within {limit}, it fails and no ProductStudio credit is taken."
+            "charged: you can cancel it to get its credits back now, and if it cannot be "
+            f"sent within {limit}, it fails and no ProductStudio credit is taken."
         )
     return (
         "Segmind, the service that makes these images, is out of credit on ProductStudio's "
         "side. This job waits and is sent as soon as Segmind takes work again; we have been "
-        "alerted. Nothing has been charged: cancel it to have its credits back at once, or "
-        f"if it cannot be sent within {limit}, it fails and no credit is taken."
+        "alerted. Nothing has been charged: you can cancel it to get its credits back now, "
+        f"and if it cannot be sent within {limit}, it fails and no credit is taken."
     )
 
 

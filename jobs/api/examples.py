@@ -81,9 +81,9 @@ JOB_WAITING_EXAMPLE = {
         "code": "provider_insufficient_credits",
         "message": "Segmind, the service that makes these images, is out of credit on "
         "ProductStudio's side. This job waits and is sent as soon as Segmind takes work "
-        "again; we have been alerted. Nothing has been charged: cancel it to have its "
-        "credits back at once, or if it cannot be sent within 6 hours, it fails and no "
-        "credit is taken.",
+        "again; we have been alerted. Nothing has been charged: you can cancel it to get its "
+        "credits back now, and if it cannot be sent within 6 hours, it fails and no credit "
+        "is taken.",
         "since": "2025-06-01T12:00:00Z",
         "gives_up_at": "2025-06-02T12:00:00Z",
     },

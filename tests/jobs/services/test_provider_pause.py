@@ -168,6 +168,7 @@ def test_two_identical_jobs_meeting_an_empty_account_both_wait_with_the_same_mes
     assert first.status == second.status == JobStatus.WAITING_FOR_PROVIDER
     assert first.waiting_message == second.waiting_message
     assert "Nothing has been charged" in first.waiting_message
+    assert "you can cancel it to get its credits back now" in first.waiting_message
     shown = [api.get(f"/api/v1/jobs/{job.pk}").json() for job in (first, second)]
     assert [job["status"] for job in shown] == ["waiting_for_provider"] * 2
     assert [job["error"] for job in shown] == [None, None]
