@@ -7,7 +7,7 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
-from accounts.models import SEGMIND_CUSTOM_MAX_PER_MINUTE, CreditKind, Role, SegmindPlan
+from accounts.models import PLAIN_KINDS, SEGMIND_CUSTOM_MAX_PER_MINUTE, Role, SegmindPlan
 
 
 class EmailAuthenticationForm(AuthenticationForm):
@@ -158,7 +158,11 @@ JOB_ID_RE = re.compile(r"^[0-9a-fA-F-]{1,36}$")
 class LedgerFilterForm(forms.Form):
     """The credits page's filters (a GET form: every field optional)."""
 
-    kind = forms.ChoiceField(choices=[("", "All kinds"), *CreditKind.choices], required=False)
+    kind = forms.ChoiceField(
+        label="What happened",
+        choices=[("", "Everything"), *PLAIN_KINDS.items()],
+        required=False,
+    )
     date_from = forms.DateField(label="From", required=False, widget=DateInput)
     date_to = forms.DateField(label="To", required=False, widget=DateInput)
     job = forms.CharField(label="Job id", required=False, max_length=36)

@@ -6,9 +6,10 @@ import math
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count, Exists, F, OuterRef, Subquery, Value, Window
 from django.db.models.functions import Coalesce, RowNumber
@@ -17,7 +18,7 @@ from django.utils import timezone
 from accounts.models import CreditEntry, CreditKind, Tenant
 
 if TYPE_CHECKING:
-    from jobs.catalog import ModelSpec
+    from jobs.catalog import Engine, ModelSpec
 
 
 class JobStatus(models.TextChoices):
@@ -663,6 +664,29 @@ class JobPrice(models.Model):
     def __str__(self) -> str:
         return f"{self.model} on {self.engine}: {self.credits} credits"
 
+    def clean(self) -> None:
+        """A price is for a model the catalog has, on an engine that runs it: a price under
+        any other name would be saved and then price nothing."""
+        from jobs.catalog import all_models, get_model
+
+        spec = get_model(self.model)
+        if spec is None:
+            known = ", ".join(m.slug for m in all_models())
+            raise ValidationError(
+                {
+                    "model": f"model: the catalog has no model called “{self.model}”; "
+                    f"choose one of {known}."
+                }
+            )
+        engine = cast("Engine", self.engine)
+        if engine in ("local", "segmind") and not spec.runs_on(engine):
+            raise ValidationError(
+                {
+                    "engine": f"engine: the {self.get_engine_display()} engine does not run "
+                    f"{spec.title}, so this price would never apply."
+                }
+            )
+
     @property
     def label(self) -> str:
         """The price as the model cards show it."""
@@ -698,20 +722,6 @@ def _own_account(last4: str) -> str:
     return f"Your own Segmind account (key ending {last4})" if last4 else "Your own Segmind account"
 
 
-def provider_out_of_credit_message(*, own_key: bool, last4: str = "") -> str:
-    """A job failed because Segmind refused it for want of credit."""
-    if own_key:
-        return (
-            f"{_own_account(last4)} is out of credit, so this image could not be made. "
-            "Top up your Segmind account, then try again. No ProductStudio credit was taken."
-        )
-    return (
-        "Segmind, the service that makes these images, is out of credit on ProductStudio's "
-        "side, so this image could not be made. No credit was taken: this job cost you "
-        "nothing. We have been alerted and will resume shortly; please try again later."
-    )
-
-
 def provider_waiting_message(*, own_key: bool, last4: str = "") -> str:
     """A job waits: sending it is paused while Segmind's account is out of credit."""
     limit = _duration_words(settings.SEGMIND_WAIT_LIMIT_SECONDS)
@@ -719,14 +729,14 @@ def provider_waiting_message(*, own_key: bool, last4: str = "") -> str:
         return (
             f"{_own_account(last4)} is out of credit. This job waits and is sent once the "
             "account has credit again: top up your Segmind account. Nothing has been "
-            f"charged; if it cannot be sent within {limit}, it fails and no ProductStudio "
-            "credit is taken."
+            "charged: you can cancel it to get its credits back now, and if it cannot be "
+            f"sent within {limit}, it fails and no ProductStudio credit is taken."
         )
     return (
         "Segmind, the service that makes these images, is out of credit on ProductStudio's "
         "side. This job waits and is sent as soon as Segmind takes work again; we have been "
-        f"alerted. Nothing has been charged; if it cannot be sent within {limit}, it fails "
-        "and no credit is taken."
+        "alerted. Nothing has been charged: you can cancel it to get its credits back now, "
+        f"and if it cannot be sent within {limit}, it fails and no credit is taken."
     )
 
 

@@ -155,7 +155,8 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "model": {"help_text": "The model's slug."},
             "status": {
                 "help_text": "`queued`, `running`, `waiting_for_provider` (Segmind is out of "
-                "credit: see `waiting`), then `succeeded`, `failed` or `canceled`."
+                "credit: see `waiting`; it can still be canceled, its credits back), then "
+                "`succeeded`, `failed` or `canceled`."
             },
             "params": {
                 "help_text": "The parameters it runs with: the model's defaults, the preset's "

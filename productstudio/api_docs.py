@@ -97,8 +97,10 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
 # request, but the outcome of the work. A failed job is never charged.
 JOB_ERROR_CODES: dict[str, str] = {
     "provider_insufficient_credits": (
-        "Segmind's account is out of credit: the job waits (`waiting_for_provider`, see "
-        "`waiting`) and fails with this code when it gives up."
+        "Segmind's account is out of credit: every job that meets it waits, the first one "
+        "included (`waiting_for_provider`, with this code and the same message in "
+        "`waiting`), keeping its credits held. Cancel it (`POST /api/v1/jobs/<id>/cancel`) "
+        "to have them back; it fails with this code, its credits back, when it gives up."
     ),
     "provider_bad_request": "Segmind refused the request as invalid.",
     "provider_unauthorized": "Segmind did not accept the API key.",

@@ -8,6 +8,7 @@ entirely from its environment. The README has a table of every variable.
 import math
 import os
 import tempfile
+from email.utils import parseaddr
 from pathlib import Path
 
 import dj_database_url
@@ -311,7 +312,20 @@ EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "ProductStudio <studio@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-ADMINS = [("Operators", email) for email in env_list("ADMINS")]
+
+
+# Comma-separated, each "Name <email>" or a bare email: error reports, the email when
+# Segmind refuses a key, and (with their names) whom the credits page says to ask for
+# credits when Stripe is not set up; SUPPORT_EMAIL is asked when ADMINS is empty.
+def _admin(item: str) -> tuple[str, str]:
+    name, email = parseaddr(item)
+    if "@" not in email:
+        raise ImproperlyConfigured(f'ADMINS: {item!r} is neither an email nor "Name <email>".')
+    return name, email
+
+
+ADMINS = [_admin(item) for item in env_list("ADMINS")]
+SUPPORT_EMAIL = env("SUPPORT_EMAIL")
 
 # Invitations and password-reset links stay valid this long.
 INVITATION_MAX_AGE_DAYS = env_int("INVITATION_MAX_AGE_DAYS", 7)

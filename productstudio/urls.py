@@ -142,6 +142,7 @@ api_patterns = [
 
 urlpatterns = [
     path("", account_views.home, name="home"),
+    path("favicon.ico", account_views.favicon, name="favicon"),
     path("", include(auth_patterns)),
     path("w/<slug:workspace>/", include(workspace_patterns)),
     path("api/v1/", include(api_patterns)),

@@ -25,6 +25,7 @@ from accounts.models.audit import (
 from accounts.models.credits import (
     CURRENCY_SYMBOLS,
     JOB_CREDIT_KINDS,
+    PLAIN_KINDS,
     ZERO_DECIMAL_CURRENCIES,
     CheckoutSession,
     CheckoutSessionQuerySet,
@@ -76,6 +77,7 @@ __all__ = [
     "CURRENCY_SYMBOLS",
     "JOB_CREDIT_KINDS",
     "JOB_EVENT_TYPES",
+    "PLAIN_KINDS",
     "SEGMIND_CUSTOM_MAX_PER_MINUTE",
     "SEGMIND_DEFAULT_PLAN",
     "SEGMIND_PLAN_PER_MINUTE",

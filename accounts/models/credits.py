@@ -27,6 +27,18 @@ class CreditKind(models.TextChoices):
 # The kinds a job may have at most one of (a refund gives back what a capture spent).
 JOB_CREDIT_KINDS = (CreditKind.HOLD, CreditKind.CAPTURE, CreditKind.RELEASE, CreditKind.REFUND)
 
+# Each kind in a shop owner's words, as the credits page lists and filters the ledger (the
+# kinds themselves stay the API's, the CSV's and the operators' names).
+PLAIN_KINDS: dict[str, str] = {
+    CreditKind.GRANT: "Credits added",
+    CreditKind.PURCHASE: "Credits bought",
+    CreditKind.HOLD: "Reserved for a job",
+    CreditKind.CAPTURE: "Charged for a job",
+    CreditKind.RELEASE: "Returned: job not made",
+    CreditKind.REFUND: "Refunded",
+    CreditKind.ADJUSTMENT: "Corrected by the operators",
+}
+
 
 def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
@@ -119,6 +131,31 @@ class CreditEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise ValueError("Credit entries are never deleted: add a correcting entry.")
+
+    @property
+    def plain_kind(self) -> str:
+        """What happened, in a shop owner's words ("Reserved for a job")."""
+        return PLAIN_KINDS.get(self.kind, self.get_kind_display())
+
+    @property
+    def plain_amount(self) -> str:
+        """The change to the credits the shop can spend, signed as people write it: "+10",
+        or 3 after a true minus sign. Empty for a charge, which spends what its reservation
+        already took."""
+        if self.kind == CreditKind.CAPTURE or not self.amount:
+            return ""
+        return f"+{self.amount}" if self.amount > 0 else f"\u2212{-self.amount}"
+
+    @property
+    def note(self) -> str:
+        """The memo, unless it only repeats what the entry says (the memo the ledger writes
+        on a job's reservation, charge and return: "held for job …")."""
+        if self.job_id is not None and self.memo in (
+            f"held for job {self.job_id}",
+            f"{self.kind} for job {self.job_id}",
+        ):
+            return ""
+        return self.memo
 
 
 # Stripe's currencies without a minor unit: their "cents" are whole units.

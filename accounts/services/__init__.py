@@ -70,10 +70,16 @@ from accounts.services.billing import (
     STRIPE_TIMEOUT_SECONDS as STRIPE_TIMEOUT_SECONDS,
 )
 from accounts.services.billing import (
+    BillingContact as BillingContact,
+)
+from accounts.services.billing import (
     BillingError as BillingError,
 )
 from accounts.services.billing import (
     StartedCheckout as StartedCheckout,
+)
+from accounts.services.billing import (
+    billing_contacts as billing_contacts,
 )
 from accounts.services.billing import (
     billing_stripe_enabled as billing_stripe_enabled,

@@ -1,4 +1,4 @@
-"""Buying credits: Stripe Checkout and its webhook."""
+"""Buying credits: Stripe Checkout and its webhook, or whom to ask without them."""
 
 from __future__ import annotations
 
@@ -47,6 +47,25 @@ def billing_stripe_enabled() -> bool:
     """Shops buy packs themselves only when both Stripe keys are set; without them
     purchases go through the operators, who grant credits in the admin."""
     return bool(settings.STRIPE_SECRET_KEY and settings.STRIPE_WEBHOOK_SECRET)
+
+
+@dataclass(frozen=True)
+class BillingContact:
+    """Someone a shop asks for credits when it cannot buy them itself; `name` may be
+    empty (a bare address)."""
+
+    name: str
+    email: str
+
+
+def billing_contacts() -> list[BillingContact]:
+    """Whom the credits page names for buying credits without Stripe: the ADMINS, with
+    their names, else SUPPORT_EMAIL, else nobody (the page then says whom to ask in
+    words)."""
+    contacts = [BillingContact(name=name, email=email) for name, email in settings.ADMINS]
+    if not contacts and settings.SUPPORT_EMAIL:
+        contacts = [BillingContact(name="", email=settings.SUPPORT_EMAIL)]
+    return contacts
 
 
 def _stripe_client() -> stripe.StripeClient:

@@ -7,7 +7,6 @@ import csv
 from collections.abc import Iterator
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -51,10 +50,6 @@ def _ledger_filters(form: LedgerFilterForm) -> dict[str, Any]:
     return {name: value for name, value in form.cleaned_data.items() if value}
 
 
-def _operators_contact() -> str:
-    return next((email for _, email in settings.ADMINS if email), "")
-
-
 @workspace_view
 def credits(request: HttpRequest, membership: Membership) -> HttpResponse:
     tenant = membership.tenant
@@ -63,7 +58,7 @@ def credits(request: HttpRequest, membership: Membership) -> HttpResponse:
     page = Paginator(entries.select_related("created_by", "job"), LEDGER_PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    # Model names and Segmind incidents come from jobs' tags (jobs/templatetags/credits_page.py).
+    # Model names and the jobs Segmind held: jobs' tags (jobs/templatetags/credits_page.py).
     usage = services.credits_usage_by_month(tenant=tenant)
     checkout = None
     if session_id := request.GET.get("session_id"):
@@ -78,7 +73,7 @@ def credits(request: HttpRequest, membership: Membership) -> HttpResponse:
             "usage": usage,
             "packs": CreditPack.objects.on_sale(),
             "stripe_enabled": services.billing_stripe_enabled(),
-            "operators_contact": _operators_contact(),
+            "contacts": services.billing_contacts(),
             "threshold_form": ThresholdForm(
                 initial={"low_balance_threshold": tenant.low_balance_threshold}
             ),

@@ -9,8 +9,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.templatetags.static import static
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from accounts.admin import operator_reason_confirm
 from accounts.forms import REASON_REQUIRED
@@ -54,9 +56,16 @@ class ProviderPauseAdmin(admin.ModelAdmin):
     def has_clear_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("jobs.change_providerpause")
 
-    @admin.display(description="Open", boolean=True)
-    def is_open(self, obj: ProviderPause) -> bool:
-        return obj.is_open
+    @admin.display(description="State", ordering="cleared_at")
+    def is_open(self, obj: ProviderPause) -> SafeString | str:
+        # Not a boolean column: its green check would make an open pause (jobs held back)
+        # look like good news.
+        if obj.is_open:
+            return format_html(
+                '<span class="pause-open"><img src="{}" alt=""> Open: jobs wait</span>',
+                static("admin/img/icon-alert.svg"),
+            )
+        return "Cleared"
 
     @admin.display(description="Waiting jobs")
     def waiting_jobs(self, obj: ProviderPause) -> int:

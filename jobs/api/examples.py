@@ -79,8 +79,11 @@ JOB_WAITING_EXAMPLE = {
     "queue": None,
     "waiting": {
         "code": "provider_insufficient_credits",
-        "message": "Segmind's account is out of credit; the job will be sent when it has "
-        "credit again.",
+        "message": "Segmind, the service that makes these images, is out of credit on "
+        "ProductStudio's side. This job waits and is sent as soon as Segmind takes work "
+        "again; we have been alerted. Nothing has been charged: you can cancel it to get its "
+        "credits back now, and if it cannot be sent within 6 hours, it fails and no credit "
+        "is taken.",
         "since": "2025-06-01T12:00:00Z",
         "gives_up_at": "2025-06-02T12:00:00Z",
     },

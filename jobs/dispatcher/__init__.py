@@ -14,9 +14,10 @@ beyond it they wait queued, rather than results waiting unfetched.
 Each job goes to Segmind with its key: the workspace's own key for a job with `own_key`,
 the platform's otherwise. The dispatcher keeps one client per key, made when first
 needed, and decrypts each workspace's key once per run. When Segmind answers 406 (the
-account behind a key is out of credit), the key is paused (`services.provider_pause_open`):
-jobs for it that are claimed while the pause is open go to `waiting_for_provider`
-instead of being sent, except the pause's probe, whose acceptance clears the pause.
+account behind a key is out of credit), the key is paused (`services.provider_pause_open`)
+and the refused job goes to `waiting_for_provider`, the first one included: jobs for it
+that are claimed while the pause is open wait too instead of being sent, except the
+pause's probe, whose acceptance clears the pause.
 
 Every key has its own budget of requests per sliding window
 (`jobs.engines.segmind.ratelimit.KeyGate`):

@@ -616,7 +616,8 @@ class _Dispatcher:
                 event.submission.request_id,
             )
         elif isinstance(event, _OutOfCredit):
-            self.counts["finished"] += services.provider_pause_open(
+            # Not finished: the job waits for the pause to clear, like every job for its key.
+            services.provider_pause_open(
                 job_id=event.job_id, key=event.key, provider_message=event.provider_message
             )
         elif isinstance(event, _Throttled):

@@ -24,11 +24,9 @@ from jobs.models import (
     JobStatus,
     ProviderIncident,
     ProviderPause,
-    provider_out_of_credit_message,
     provider_waiting_message,
 )
 from jobs.services.dispatch import dispatcher_ensure
-from jobs.services.runs import job_fail
 from jobs.services.segmind_keys import SegmindKey, segmind_key_for
 
 logger = logging.getLogger(__name__)
@@ -66,12 +64,12 @@ def provider_pause_open(
 ) -> bool:
     """Segmind refused a submit of `job_id` with `key` for want of credit (406).
 
-    The first refusal for the key opens a pause on it, fails that job (its held credits
-    go back) and emails the operators once. While the pause is open, each further
-    refusal (a submit already under way, or the probe) records an incident and sends
-    the job to wait instead of failing; a refused probe puts the next one off by
-    SEGMIND_PAUSE_SECONDS. Two racers open one pause (a unique constraint). Returns True
-    when the job failed, False when it waits.
+    The job waits (`waiting_for_provider`, its credits still held) whether or not it is
+    the first to meet the refusal, so that every job held back by one cause tells the
+    shop one story and can be canceled with its credits back. The first refusal for the
+    key opens a pause on it and emails the operators once; each refusal records an
+    incident; a refused probe puts the next one off by SEGMIND_PAUSE_SECONDS. Two racers
+    open one pause (a unique constraint). Returns True when this refusal opened the pause.
     """
     now = timezone.now()
     seconds = timedelta(seconds=settings.SEGMIND_PAUSE_SECONDS)
@@ -93,18 +91,13 @@ def provider_pause_open(
                 # Another run opened it first: this job joins the pause.
                 pause = ProviderPause.objects.open().select_for_update().get(key_id=key.key_id)
         if opened:
-            message = provider_out_of_credit_message(own_key=key.own, last4=key.last4)
-            failed = job_fail(job_id=job_id, code="provider_insufficient_credits", message=message)
-            _incident_record(
-                pause=pause, job_id=job_id, key_id=key.key_id, own_key=key.own, message=message
-            )
             transaction.on_commit(partial(provider_pause_notify, pause_id=pause.pk))
-            return failed
-        changes: dict[str, Any] = {"occurrences": F("occurrences") + 1}
-        if pause.probe_job_id is not None and str(pause.probe_job_id) == str(job_id):
-            # The probe was refused too: the next one goes after another pause.
-            changes.update(paused_until=now + seconds, probe_job=None)
-        ProviderPause.objects.filter(pk=pause.pk).update(**changes)
+        else:
+            changes: dict[str, Any] = {"occurrences": F("occurrences") + 1}
+            if pause.probe_job_id is not None and str(pause.probe_job_id) == str(job_id):
+                # The probe was refused too: the next one goes after another pause.
+                changes.update(paused_until=now + seconds, probe_job=None)
+            ProviderPause.objects.filter(pk=pause.pk).update(**changes)
         Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, provider_request_id="").update(
             status=JobStatus.WAITING_FOR_PROVIDER,
             waiting_since=Coalesce(F("waiting_since"), Value(now)),
@@ -118,7 +111,7 @@ def provider_pause_open(
             own_key=key.own,
             message=provider_waiting_message(own_key=key.own, last4=key.last4),
         )
-    return False
+    return opened
 
 
 def provider_pause_clear(*, pause_id: int, by: User | None, reason: str) -> int | None:
@@ -265,8 +258,9 @@ def provider_pause_notify(*, pause_id: int) -> bool:
     body = (
         f"Segmind answered 406 (insufficient credits) at {pause.opened_at:%Y-%m-%d %H:%M:%S %Z} "
         f"for {who}.\n\n"
-        "The job it refused failed and its credits were given back. Jobs for this key now "
-        "wait (status waiting_for_provider) instead of failing one by one. At "
+        "The job it refused waits (status waiting_for_provider), its credits still held, "
+        "and so does every job for this key until the pause clears: none of them is "
+        "charged, and the shop can cancel any of them with its credits back. At "
         f"{pause.paused_until:%H:%M:%S %Z} one of them is sent as a probe: if Segmind takes "
         "it, the others resume; if not, the next probe is "
         f"{settings.SEGMIND_PAUSE_SECONDS} seconds later. Jobs still waiting after "

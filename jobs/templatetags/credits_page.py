@@ -1,5 +1,6 @@
 """The jobs' part of the credits page (accounts' template): model names from the
-catalog and the workspace's Segmind incidents. A tag library, so accounts' view needs
+catalog and the workspace's Segmind incidents (the jobs held because Segmind was out of
+credit). A tag library, so accounts' view needs
 nothing from jobs."""
 
 from django import template

@@ -1,5 +1,7 @@
-"""Segmind out of credit (406), in a real browser: the shop sees that nothing was charged,
-the operator sees the banner and the incident, and clearing the pause resumes the job."""
+"""Segmind out of credit (406), in a real browser: every job that meets it waits, the first
+included, with the same message and nothing charged; the shop cancels one and has its
+credits back; the operator sees the banner and the incident, and clearing the pause
+resumes the job still waiting."""
 
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ def _submit_packshot(page: Any, live_server: Any, slug: str) -> None:
     page.get_by_role("button", name="Submit job").click()
 
 
-def test_a_406_shows_the_shop_it_was_not_charged_and_the_operator_the_incident(
+def test_a_406_makes_every_job_wait_with_one_message_and_the_operator_sees_the_incident(
     page, browser, live_server, owner, tenant, fake
 ):
     JobPrice.objects.create(model="bria-product-packshot", engine="segmind", credits=3)
@@ -50,27 +52,38 @@ def test_a_406_shows_the_shop_it_was_not_charged_and_the_operator_the_incident(
 
     _log_in(page, live_server, owner.email)
     page.wait_for_url(re.compile(rf"/w/{tenant.slug}/$"))
-    _submit_packshot(page, live_server, tenant.slug)
 
-    alert = page.get_by_role("alert")
-    alert.get_by_text("No credit was taken").wait_for(timeout=20_000)
-    assert "out of credit" in alert.inner_text()
-    page.get_by_text("provider_insufficient_credits").wait_for()
-    _shot(page, "406-job-failed")
-    job = Job.objects.get()
-    assert (job.status, job.error_code) == (JobStatus.FAILED, "provider_insufficient_credits")
+    # The job that meets the 406 and the one after it, the same job twice: one story.
+    messages = []
+    for n in range(2):
+        _submit_packshot(page, live_server, tenant.slug)
+        page.get_by_role("heading", name="Waiting for Segmind").wait_for(timeout=20_000)
+        waiting = page.locator("#job-waiting-message")
+        assert "Nothing has been charged" in waiting.inner_text()
+        assert page.get_by_role("button", name="Try again").is_hidden()
+        assert page.get_by_role("button", name="Cancel job").is_visible()
+        messages.append(waiting.inner_text())
+        _shot(page, f"406-job-waiting-{n + 1}")
+    assert messages[0] == messages[1]
+    first, second = Job.objects.order_by("created_at")
+    assert first.status == second.status == JobStatus.WAITING_FOR_PROVIDER
+    assert first.error_code == second.error_code == ""
+    assert fake.stats()["refused_by_api_key"][KEY] == 1  # the first was sent and refused
     tenant.refresh_from_db()
-    assert (tenant.credit_balance, tenant.credit_held) == (10, 0)
+    assert (tenant.credit_balance, tenant.credit_held) == (4, 6)
 
-    # The next job waits instead of failing, and says so.
-    _submit_packshot(page, live_server, tenant.slug)
-    page.get_by_role("heading", name="Waiting for Segmind").wait_for(timeout=20_000)
-    assert "Nothing has been charged" in page.get_by_role("status").last.inner_text()
-    _shot(page, "406-job-waiting")
     page.get_by_role("link", name="Gallery").click()
     assert page.get_by_role("heading", name="Waiting or not made").is_visible()
-    assert page.get_by_text("No credit was taken").first.is_visible()
+    assert page.get_by_text("Nothing has been charged").first.is_visible()
     _shot(page, "406-gallery")
+
+    # The shop gives up on the second one: its credits come back.
+    page.goto(f"{live_server.url}/w/{tenant.slug}/jobs/{second.pk}/")
+    page.get_by_role("button", name="Cancel job").click()
+    page.get_by_text("Job canceled.").wait_for()
+    tenant.refresh_from_db()
+    assert (tenant.credit_balance, tenant.credit_held) == (7, 3)
+    job = first
 
     # The operator: a banner on every admin page, and the incident.
     ops = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
@@ -85,6 +98,20 @@ def test_a_406_shows_the_shop_it_was_not_charged_and_the_operator_the_incident(
         assert ops.locator("#result_list tbody tr").count() == ProviderIncident.objects.count()
         assert tenant.name in ops.locator("#result_list").inner_text()
         _shot(ops, "406-admin-incidents")
+        # The open pause is a warning in its list, not a green check.
+        ops.goto(f"{live_server.url}/admin/jobs/providerpause/")
+        state = ops.locator("#result_list tbody tr").first.locator(".pause-open")
+        assert state.inner_text().strip() == "Open: jobs wait"
+        assert "icon-alert.svg" in (state.locator("img").get_attribute("src") or "")
+        assert ops.locator("#result_list img[src*='icon-yes']").count() == 0
+        _shot(ops, "406-admin-pauses")
+        ops.goto(f"{live_server.url}/admin/jobs/jobprice/add/")
+        assert (
+            "Bria Product Packshot (bria-product-packshot)"
+            in ops.get_by_label("Model").inner_text()
+        )
+        _shot(ops, "admin-price-add")
+        ops.goto(f"{live_server.url}/admin/")
 
         # Topped up: the operator clears the pause and the waiting job is made.
         fake.faults.top_up(KEY)
@@ -97,8 +124,7 @@ def test_a_406_shows_the_shop_it_was_not_charged_and_the_operator_the_incident(
     finally:
         ops.context.close()
     assert not ProviderPause.objects.open().exists()
-    waiting = Job.objects.exclude(pk=job.pk).get()
-    page.goto(f"{live_server.url}/w/{tenant.slug}/jobs/{waiting.pk}/")
+    page.goto(f"{live_server.url}/w/{tenant.slug}/jobs/{job.pk}/")
     page.get_by_role("link", name="Download").wait_for(timeout=20_000)
     tenant.refresh_from_db()
     assert (tenant.credit_balance, tenant.credit_held) == (7, 0)

@@ -151,7 +151,7 @@ def test_a_refund_records_the_job_and_the_credits_given_back(
 
 @pytest.fixture
 def pause(tenant: Tenant, owner: User, product_jpeg: bytes) -> ProviderPause:
-    """The platform key refused twice: one job failed, one waits."""
+    """The platform key refused twice: both jobs wait."""
     key = services.SegmindKey(key=KEY, key_id=services.segmind_key_id(KEY), tenant_id=None)
     for _ in range(2):
         job = services.job_submit(
@@ -176,7 +176,7 @@ def test_clearing_a_pause_from_its_page_needs_a_reason_and_records_it(
     assert "reason: say why" in refused.content.decode()
     pause.refresh_from_db()
     assert pause.is_open
-    assert Job.objects.filter(status=JobStatus.WAITING_FOR_PROVIDER).count() == 1
+    assert Job.objects.filter(status=JobStatus.WAITING_FOR_PROVIDER).count() == 2
     assert not OperatorAction.objects.exists()
 
     operator_client.post(clear, {"reason": "topped up $50 on Segmind"})
@@ -187,7 +187,7 @@ def test_clearing_a_pause_from_its_page_needs_a_reason_and_records_it(
         OperatorActionCode.PAUSE_CLEAR,
         "topped up $50 on Segmind",
     )
-    assert row.details["resumed_jobs"] == 1
+    assert row.details["resumed_jobs"] == 2
     pause.refresh_from_db()
     assert not pause.is_open
 
@@ -722,7 +722,7 @@ def _price_form(price: JobPrice, **changes: object) -> dict[str, object]:
 def test_a_model_price_change_needs_a_reason_and_records_before_and_after(
     operator_client, operator
 ):
-    price = JobPrice.objects.create(model="bg-replace", engine="segmind", credits=3)
+    price = JobPrice.objects.create(model="bria-product-packshot", engine="segmind", credits=3)
     change = reverse("admin:jobs_jobprice_change", args=[price.pk])
     form = _price_form(price, credits=5)
 
@@ -743,7 +743,7 @@ def test_a_model_price_change_needs_a_reason_and_records_before_and_after(
         OperatorActionCode.PRICE_CHANGE,
         "Segmind raised it",
     )
-    assert row.target == "price of bg-replace on segmind"
+    assert row.target == "price of bria-product-packshot on segmind"
     assert row.details == {"credits": {"before": 3, "after": 5}}
 
 
@@ -751,7 +751,12 @@ def test_a_new_model_price_is_recorded_and_prices_are_neither_deleted_nor_edited
     operator_client,
 ):
     add = reverse("admin:jobs_jobprice_add")
-    form = {"model": "upscale", "engine": "segmind", "credits": "2", "credits_per_megapixel": "1"}
+    form = {
+        "model": "ai-product-photography",
+        "engine": "segmind",
+        "credits": "2",
+        "credits_per_megapixel": "1",
+    }
 
     assert operator_client.post(add, form).status_code == 200
     assert not JobPrice.objects.exists()
@@ -759,7 +764,7 @@ def test_a_new_model_price_is_recorded_and_prices_are_neither_deleted_nor_edited
 
     price = JobPrice.objects.get()
     assert _only_row().details == {
-        "model": {"before": None, "after": "upscale"},
+        "model": {"before": None, "after": "ai-product-photography"},
         "engine": {"before": None, "after": "segmind"},
         "credits": {"before": None, "after": 2},
         "credits_per_megapixel": {"before": None, "after": 1},

@@ -52,6 +52,7 @@ def test_falling_below_the_threshold_emails_the_owners_once(
     [email] = _warnings()
     assert sorted(email.to) == ["co-owner@shop.test", "owner@shop.test"]
     assert "9 credits left" in email.body
+    assert "3 more are reserved for jobs still in progress" in email.body
     assert "http://127.0.0.1:8000" + reverse("credits", args=[tenant.slug]) in email.body
     tenant.refresh_from_db()
     assert tenant.low_balance_notified_at is not None

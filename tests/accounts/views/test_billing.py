@@ -3,7 +3,13 @@ sessions created through a fake Stripe on 127.0.0.1, end to end through the view
 
 from __future__ import annotations
 
+import html
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -123,23 +129,85 @@ def test_a_pack_needs_a_price_and_a_currency_code(db, field, values):
 # -- without Stripe ----------------------------------------------------------------------
 
 
-def test_without_stripe_the_page_says_purchases_go_through_the_operators(
+def _buy_note(page: str) -> str:
+    """The sentence under the packs that says how to buy them, as text."""
+    match = re.search(r'<p class="notice" id="buy-contact">(.*?)</p>', page, re.S)
+    assert match, "the page says nothing about how to buy credits"
+    return html.unescape(" ".join(re.sub(r"<[^>]+>", "", match.group(1)).split()))
+
+
+def test_without_stripe_the_page_names_the_operators_to_email_with_their_names(
     owner_client, tenant, pack, no_stripe, settings
 ):
-    settings.ADMINS = [("Operators", "ops@studio.test")]
+    settings.ADMINS = [("Jane Doe", "jane@studio.test"), ("", "ops@studio.test")]
+    settings.SUPPORT_EMAIL = "help@studio.test"
+
     page = owner_client.get(_credits_url(tenant)).content.decode()
-    assert "Purchases go through the operators" in page
+
+    assert _buy_note(page) == (
+        "Credits are not sold online here yet. To buy a pack, email Jane Doe at "
+        "jane@studio.test or ops@studio.test with the pack you want and the workspace's "
+        f"name, {tenant.name}. The credits are added here, and they appear in the ledger below."
+    )
+    assert f"mailto:jane@studio.test?subject=Credits%20for%20{tenant.slug}" in page
     assert "mailto:ops@studio.test" in page
+    assert "help@studio.test" not in page  # the operators come first
     assert reverse("credits_buy", args=[tenant.slug]) not in page
 
 
-def test_without_an_operator_address_the_page_still_explains(
+def test_without_operators_the_page_names_the_support_address(
     owner_client, tenant, pack, no_stripe, settings
 ):
     settings.ADMINS = []
+    settings.SUPPORT_EMAIL = "help@studio.test"
+
     page = owner_client.get(_credits_url(tenant)).content.decode()
-    assert "Purchases go through the operators" in page
+
+    assert "To buy a pack, email help@studio.test with the pack you want" in _buy_note(page)
+    assert "mailto:help@studio.test" in page
+
+
+def test_with_nobody_to_name_the_page_says_whom_to_ask_without_a_blank(
+    owner_client, tenant, pack, no_stripe, settings
+):
+    settings.ADMINS = []
+    settings.SUPPORT_EMAIL = ""
+
+    page = owner_client.get(_credits_url(tenant)).content.decode()
+
+    assert _buy_note(page) == (
+        "Credits are not sold online here yet. Ask the people who run this ProductStudio "
+        f"for you to add credits to {tenant.name}; they appear in the ledger below."
+    )
     assert "mailto:" not in page
+
+
+def _settings_of(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTEST_VERSION", "ADMINS")}
+    return subprocess.run(
+        [sys.executable, "-c", f"import productstudio.settings as s; print({code})"],
+        cwd=Path(__file__).resolve().parents[3],
+        env={**clean, "DEBUG": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_admins_are_read_with_their_names_and_a_bad_entry_stops_the_start():
+    read = _settings_of(
+        "s.ADMINS, s.SUPPORT_EMAIL",
+        ADMINS="Jane Doe <jane@studio.test>, ops@studio.test",
+        SUPPORT_EMAIL="help@studio.test",
+    )
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.strip() == (
+        "[('Jane Doe', 'jane@studio.test'), ('', 'ops@studio.test')] help@studio.test"
+    )
+
+    bad = _settings_of("s.ADMINS", ADMINS="Jane Doe")
+    assert bad.returncode != 0
+    assert """ADMINS: 'Jane Doe' is neither an email nor "Name <email>".""" in bad.stderr
 
 
 def test_with_only_one_stripe_key_nothing_can_be_bought(owner_client, tenant, pack, settings):

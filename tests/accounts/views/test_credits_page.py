@@ -5,7 +5,9 @@ workspace sees only its own books."""
 from __future__ import annotations
 
 import csv
+import html
 import io
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import services
-from accounts.models import CreditEntry, CreditKind, Tenant, User
+from accounts.models import CreditEntry, Tenant, User
 from jobs.models import Job, ProviderIncident
 
 # Every credit below is the test's own: the ledgers start empty.
@@ -54,8 +56,8 @@ def test_every_member_sees_the_balance_and_the_ledger_newest_first(member_client
     services.credits_hold(tenant=tenant, job=job, amount=2)
     page = member_client.get(_url(tenant)).content.decode()
     assert "credits to spend" in page and ">28<" in page and ">2<" in page
-    assert page.index(f"held for job {job.pk}") < page.index("first grant")
-    assert reverse("job_detail", args=[tenant.slug, job.pk]) in page
+    job_link = reverse("job_detail", args=[tenant.slug, job.pk])
+    assert page.index(job_link) < page.index("first grant")
 
 
 def test_the_nav_shows_credits_with_the_balance(owner_client, tenant, owner):
@@ -90,8 +92,8 @@ def test_the_ledger_is_searched_by_job_id_or_its_start(owner_client, tenant, own
         services.credits_hold(tenant=tenant, job=job, amount=1)
     for search in (str(wanted.pk), str(wanted.pk)[:8], str(wanted.pk).upper()):
         page = owner_client.get(_url(tenant), {"job": search}).content.decode()
-        assert f"held for job {wanted.pk}" in page, search
-        assert f"held for job {other.pk}" not in page, search
+        assert reverse("job_detail", args=[tenant.slug, wanted.pk]) in page, search
+        assert reverse("job_detail", args=[tenant.slug, other.pk]) not in page, search
 
 
 @pytest.mark.parametrize(
@@ -239,14 +241,17 @@ def test_segmind_incidents_are_listed_with_their_job_and_no_credit_taken(owner_c
         message="Segmind: insufficient credits on the account",
     )
     page = owner_client.get(_url(tenant)).content.decode()
+    assert "Jobs held because the image provider was out of credit" in page
+    assert "Segmind incidents" not in page
     assert "Segmind: insufficient credits on the account" in page
     assert reverse("job_detail", args=[tenant.slug, job.pk]) in page
-    assert "No credit was taken" in page
+    assert "Nothing was charged for them" in page
 
 
-def test_the_page_says_so_when_there_is_no_incident(owner_client, tenant):
+def test_the_page_says_so_when_no_job_was_held(owner_client, tenant):
     page = owner_client.get(_url(tenant)).content.decode()
-    assert "Segmind incidents" in page and "None so far" in page
+    assert "Jobs held because the image provider was out of credit" in page
+    assert "no job has had to wait for the image provider" in page
 
 
 def test_an_owner_changes_the_threshold(owner_client, tenant):
@@ -290,7 +295,7 @@ def test_a_workspace_sees_only_its_own_ledger(owner_client, tenant, owner, outsi
 
     page = owner_client.get(_url(tenant), {"job": str(other_job.pk)}).content.decode()
     assert "No entry matches these filters" in page
-    assert f"held for job {other_job.pk}" not in page
+    assert reverse("job_detail", args=[tenant.slug, other_job.pk]) not in page
     page = owner_client.get(_url(tenant)).content.decode()
     assert "the other shop's" not in page and "ours" in page
     rows = _csv(owner_client.get(_url(tenant, "credits_export")))
@@ -317,4 +322,61 @@ def test_the_user_column_names_who_made_an_entry(owner_client, tenant, owner):
     operator = User.objects.create_superuser(email="ops@studio.test", password="x", name="Ops")
     services.credits_adjust(tenant=tenant, amount=3, user=operator, memo="goodwill")
     page = owner_client.get(_url(tenant)).content.decode()
-    assert "Ops" in page and CreditKind.ADJUSTMENT.label in page
+    assert "Ops" in page and "Corrected by the operators" in page
+
+
+def _rows(page: str) -> list[list[str]]:
+    """The ledger's rows as the cells' text, tags and extra spaces left out."""
+    body = page.split('<table class="table ledger">', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", body.split("<tbody>", 1)[1], re.S)
+    return [
+        [
+            html.unescape(" ".join(re.sub(r"<[^>]+>", " ", cell).split()))
+            for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        ]
+        for row in rows
+    ]
+
+
+def test_ledger_rows_say_reserved_charged_and_returned_with_plain_signs(
+    owner_client, tenant, owner
+):
+    services.credits_grant(tenant=tenant, amount=10, user=owner, memo="a welcome gift")
+    made, not_made = _job(tenant, price=3), _job(tenant, price=2)
+    for job in (made, not_made):
+        services.credits_hold(tenant=tenant, job=job, amount=job.price)
+    services.credits_capture(job=made)
+    services.credits_release(job=not_made)
+
+    rows = _rows(owner_client.get(_url(tenant)).content.decode())
+
+    # What happened, the change to what the shop can spend, balance and reserved after.
+    assert [row[1:5] for row in rows] == [
+        [f"Returned: job not made {str(not_made.pk)[:8]}", "+2", "7", "0"],
+        [
+            f"Charged for a job {str(made.pk)[:8]} the 3 credits reserved for it are spent",
+            "no change",
+            "5",
+            "2",
+        ],
+        [f"Reserved for a job {str(not_made.pk)[:8]}", "\u22122", "5", "5"],
+        [f"Reserved for a job {str(made.pk)[:8]}", "\u22123", "7", "3"],
+        ["Credits added", "+10", "10", "0"],
+    ]
+    # The ledger's own memos ("held for job …") say nothing more; a person's memo stays.
+    assert [row[6] for row in rows] == ["", "", "", "", "a welcome gift"]
+    page = owner_client.get(_url(tenant)).content.decode()
+    for word in (">Hold<", ">Capture<", ">Release<", "held for job", "capture for job"):
+        assert word not in page
+
+
+def test_the_ledger_filter_offers_what_happened_in_plain_words(owner_client, tenant, owner):
+    services.credits_grant(tenant=tenant, amount=10, user=owner, memo="")
+    job = _job(tenant, price=3)
+    services.credits_hold(tenant=tenant, job=job, amount=3)
+
+    page = owner_client.get(_url(tenant), {"kind": "hold"}).content.decode()
+
+    assert '<option value="hold" selected>Reserved for a job</option>' in page
+    assert '<option value="capture">Charged for a job</option>' in page
+    assert [row[1].split(" ")[0] for row in _rows(page)] == ["Reserved"]

@@ -41,7 +41,7 @@ def _running_job(tenant: Tenant, owner: User, product_jpeg: bytes) -> Job:
 
 @pytest.fixture
 def pause(tenant: Tenant, owner: User, product_jpeg: bytes) -> ProviderPause:
-    """The platform key refused twice: one job failed, one waits."""
+    """The platform key refused twice: both jobs wait."""
     key = services.SegmindKey(key=KEY, key_id=services.segmind_key_id(KEY), tenant_id=None)
     for _ in range(2):
         job = _running_job(tenant, owner, product_jpeg)
@@ -90,22 +90,22 @@ def test_the_banner_is_not_shown_on_the_admin_login_page(client, pause):
 def test_clear_pause_and_resume_from_the_list_sends_the_waiting_jobs_back(
     operator_client, operator, pause
 ):
-    assert Job.objects.filter(status=JobStatus.WAITING_FOR_PROVIDER).count() == 1
+    assert Job.objects.filter(status=JobStatus.WAITING_FOR_PROVIDER).count() == 2
     action = {"action": "clear_and_resume", "_selected_action": [pause.pk]}
     changelist = reverse("admin:jobs_providerpause_changelist")
     confirm = operator_client.post(changelist, action)
     assert 'name="reason"' in confirm.content.decode()
-    assert Job.objects.filter(status=JobStatus.WAITING_FOR_PROVIDER).count() == 1
+    assert Job.objects.filter(status=JobStatus.WAITING_FOR_PROVIDER).count() == 2
 
     response = operator_client.post(
         changelist, {**action, "post": "yes", "reason": "topped up"}, follow=True
     )
 
-    assert "1 pause(s) cleared; 1 waiting job(s) resumed." in response.content.decode()
+    assert "1 pause(s) cleared; 2 waiting job(s) resumed." in response.content.decode()
     pause.refresh_from_db()
     assert not pause.is_open
     assert pause.cleared_by == operator
-    assert Job.objects.filter(status=JobStatus.QUEUED).count() == 1
+    assert Job.objects.filter(status=JobStatus.QUEUED).count() == 2
 
 
 def test_clear_pause_and_resume_from_the_pause_asks_for_a_reason_and_keeps_it(
@@ -115,7 +115,7 @@ def test_clear_pause_and_resume_from_the_pause_asks_for_a_reason_and_keeps_it(
     clear = reverse("admin:jobs_providerpause_clear", args=[pause.pk])
     assert clear in page.content.decode()
     form = operator_client.get(clear)
-    assert "1 job waiting" in form.content.decode()
+    assert "2 jobs waiting" in form.content.decode()
 
     operator_client.post(clear, {"reason": "topped up $50 on Segmind"})
 
@@ -153,3 +153,18 @@ def test_incidents_are_listed_and_filtered_by_whose_key_and_workspace(
     assert shown(own_key__exact="1") == 0
     assert shown(tenant__id__exact=tenant.pk) == 2
     assert shown(tenant__id__exact=other.pk) == 0
+
+
+def test_an_open_pause_is_flagged_with_a_warning_in_the_list_not_a_green_check(
+    operator_client, pause
+):
+    changelist = reverse("admin:jobs_providerpause_changelist")
+
+    page = operator_client.get(changelist).content.decode()
+
+    assert "icon-alert.svg" in page and "Open: jobs wait" in page
+    assert "icon-yes.svg" not in page
+
+    services.provider_pause_clear(pause_id=pause.pk, by=None, reason="topped up")
+    page = operator_client.get(changelist).content.decode()
+    assert "icon-alert.svg" not in page and "Cleared" in page

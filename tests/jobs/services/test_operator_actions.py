@@ -103,7 +103,7 @@ def test_clearing_a_pause_resumes_its_jobs_and_records_the_operators_why(
         pause=pause, actor=operator, reason="topped up Segmind"
     )
 
-    assert resumed == 1
+    assert resumed == 2
     assert not Job.objects.filter(status=JobStatus.WAITING_FOR_PROVIDER).exists()
     pause.refresh_from_db()
     assert (pause.cleared_by, pause.cleared_reason) == (operator, "topped up Segmind")
@@ -113,7 +113,7 @@ def test_clearing_a_pause_resumes_its_jobs_and_records_the_operators_why(
         operator,
         "topped up Segmind",
     )
-    assert action.details == {"resumed_jobs": 1, "occurrences": pause.occurrences}
+    assert action.details == {"resumed_jobs": 2, "occurrences": pause.occurrences}
 
 
 def test_clearing_a_cleared_pause_records_nothing(
@@ -138,4 +138,4 @@ def test_a_blank_reason_clears_nothing(
 
     pause.refresh_from_db()
     assert pause.is_open
-    assert Job.objects.filter(status=JobStatus.WAITING_FOR_PROVIDER).count() == 1
+    assert Job.objects.filter(status=JobStatus.WAITING_FOR_PROVIDER).count() == 2

@@ -101,16 +101,17 @@ def test_qwen_base64_output_is_stored_like_a_url_output(
     assert fake.stats()["output_downloads"] == 0
 
 
-def test_segminds_406_fails_the_job_with_its_own_code(
+def test_segminds_406_makes_the_job_wait_for_the_account_to_have_credit(
     fake, tenant, owner, product_jpeg, django_capture_on_commit_callbacks
 ):
     fake.faults.insufficient_credits(1)
     job = _submit(
         tenant, owner, product_jpeg, "bria-product-packshot", django_capture_on_commit_callbacks
     )
-    assert job.status == JobStatus.FAILED
-    assert job.error_code == "provider_insufficient_credits"
-    assert "No credit was taken" in job.error_message
+    assert job.status == JobStatus.WAITING_FOR_PROVIDER
+    assert job.error_code == ""
+    assert "Nothing has been charged" in job.waiting_message
+    assert job.attempts == 0  # Segmind answered: no attempt lost
     assert not job.assets.filter(kind=AssetKind.OUTPUT).exists()
 
 
