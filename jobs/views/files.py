@@ -53,7 +53,7 @@ def asset_thumbnail(
         thumbnail = asset.thumbnail.open("rb")
     except FileNotFoundError:
         raise Http404("This image's thumbnail is missing.") from None
-    return FileResponse(thumbnail, content_type="image/jpeg", headers=caching)
+    return FileResponse(thumbnail, content_type=asset.thumbnail_mime_type, headers=caching)
 
 
 @lru_cache(maxsize=16)
