@@ -44,10 +44,10 @@ __all__ = [
     "ALLOWED_FORMATS",
     "ImageError",
     "ImageInfo",
+    "Thumbnail",
     "inspect_image",
     "is_large",
     "open_image",
-    "Thumbnail",
     "thumbnail",
     "thumbnail_of",
 ]
@@ -577,7 +577,7 @@ def thumbnail_of(image: Image.Image, *, longest_side: int = THUMBNAIL_SIDE) -> T
         rgba = image.convert("RGBA")
         # An alpha channel that is opaque everywhere (common in PNGs) is no transparency.
         alpha_min, _ = rgba.getchannel("A").getextrema()
-        if alpha_min < 255:
+        if isinstance(alpha_min, (int, float)) and alpha_min < 255:
             rgba.save(out, format="WEBP", quality=THUMBNAIL_QUALITY)
             return Thumbnail(data=out.getvalue(), extension="webp", transparent=True)
         image = rgba.convert("RGB")

@@ -51,8 +51,8 @@ def _zip_member_name(asset: Asset, taken: set[str]) -> str:
 
 def assets_zip(*, tenant: Tenant, assets: Iterable[Asset]) -> IO[bytes]:
     """A ZIP of `tenant`'s `assets` (full images, named by `_zip_member_name`: SKU, else
-    photo's name, else model and id; names unique), rewound and ready to send. Built in a spooled temporary
-    file: in memory while small, on disk beyond GALLERY_ZIP_SPOOL_BYTES."""
+    photo's name, else model and id; names unique), rewound and ready to send. Built in a
+    spooled temporary file: in memory while small, on disk beyond GALLERY_ZIP_SPOOL_BYTES."""
     # Handed over open: the response that sends it closes it.
     spool = tempfile.SpooledTemporaryFile(max_size=GALLERY_ZIP_SPOOL_BYTES)  # noqa: SIM115
     taken: set[str] = set()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -75,37 +76,9 @@ NOT_PAGES = {
     "staff_asset_file": "an image, for operators in the admin",
 }
 
-# The innermost elements past the right edge of the screen that no box of theirs scrolls.
-OVERFLOW_JS = """(width) => {
-  const scrolls = (el) => {
-    for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
-      const o = getComputedStyle(p).overflowX;
-      if (o !== "visible") return true;
-    }
-    return false;
-  };
-  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "")
-    + (typeof el.className === "string" && el.className ? "." + el.className.trim().split(/\s+/).join(".") : "");
-  const found = [];
-  for (const el of document.querySelectorAll("body *")) {
-    const r = el.getBoundingClientRect();
-    if (!r.width || scrolls(el)) continue;
-    const text = (el.textContent || "").trim().slice(0, 40);
-    if (r.right > width + 1) {
-      if ([...el.children].some((c) => c.getBoundingClientRect().right > width + 1)) continue;
-      found.push([el, `${name(el)} ends at ${Math.round(r.right)} px: ${text}`]);
-    } else if (getComputedStyle(el).overflowX === "visible" && r.left + el.scrollWidth > width + 1
-               && el.scrollWidth > el.clientWidth + 1) {
-      // Its own text runs past its box (a long URL or word that does not wrap).
-      found.push([el, `${name(el)}'s content ends at ${Math.round(r.left + el.scrollWidth)} px: ${text}`]);
-    }
-  }
-  // The innermost culprits: an element whose content sticks out because of another one
-  // is left out.
-  const out = found.filter(([el]) => !found.some(([other]) => other !== el && el.contains(other)))
-    .map(([, what]) => what.replace(/\s+/g, " "));
-  return { width: document.documentElement.scrollWidth, culprits: out.slice(0, 5) };
-}"""
+# The innermost elements past the right edge of the screen that no box of theirs scrolls,
+# and the document's width (shared with `screenshots.py --audit`).
+OVERFLOW_JS = (Path(__file__).parent / "overflow_check.js").read_text()
 
 
 @dataclass
@@ -148,7 +121,9 @@ def _security_confirm(page: Any, site: Site) -> None:
     if page.get_by_role("button", name="Set up two-factor").count():
         page.get_by_role("button", name="Set up two-factor").click()
     page.locator("#totp-secret").wait_for()
-    page.get_by_role("textbox", name="Code").fill(_app_code(page.locator("#totp-secret").inner_text()))
+    page.get_by_role("textbox", name="Code").fill(
+        _app_code(page.locator("#totp-secret").inner_text())
+    )
     page.get_by_role("button", name="Turn on two-factor").click()
     page.get_by_role("heading", name="Two-factor is on").wait_for()
 
@@ -225,7 +200,9 @@ SIGNED_OUT: dict[str, list[Visit]] = {
     "signup_confirm": [_plain("signup_confirm", token="signup_token")],
     "password_reset": [_plain("password_reset")],
     "password_reset_done": [_plain("password_reset_done")],
-    "password_reset_confirm": [_plain("password_reset_confirm", uidb64="uidb64", token="reset_token")],
+    "password_reset_confirm": [
+        _plain("password_reset_confirm", uidb64="uidb64", token="reset_token")
+    ],
     "password_reset_complete": [_plain("password_reset_complete")],
     "invitation_accept": [_plain("invitation_accept", token="invitation_token")],
     "api_docs": [],  # its own test below
@@ -378,4 +355,3 @@ def test_the_api_docs_fit_a_phone(browser, live_server):
     finally:
         context.close()
     assert not problems, _report({"api_docs": problems})
-
