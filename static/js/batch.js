@@ -30,7 +30,7 @@
   function newRow(job) {
     var row = document.createElement("tr");
     row.dataset.jobId = job.id;
-    row.innerHTML = '<td class="job-result"></td><td class="job-photo"><a></a><p class="error job-error" hidden></p></td><td>\u2013</td>' +
+    row.innerHTML = '<td class="job-result"></td><td class="job-photo"><a></a><p class="error job-error" hidden></p></td><td class="job-sku"><span class="no-sku">\u2013</span></td>' +
       '<td class="job-status"></td><td class="job-timing muted small"></td><td class="job-actions"></td>';
     var link = row.querySelector("a");
     link.href = job.url;

@@ -23,6 +23,7 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -33,6 +34,7 @@ from jobs import services as job_services
 from jobs.models import AssetKind, Batch, Job, JobStatus, Preset
 from tests.conftest import PASSWORD
 from tests.e2e.test_accessibility import _logged_in_context
+from tests.e2e.test_portal_flow import _shot
 from tests.e2e.test_two_factor import _app_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -244,6 +246,7 @@ def _check_all(context: Any, site: Site, cases: dict[str, list[Visit]]) -> dict[
         for n, visit in enumerate(visits):
             visit(page, site)
             page.wait_for_load_state("load")
+            _shot(page, f"phone-{name}-{n + 1}")
             problems = _problems(page)
             if problems:
                 failures[f"{name} #{n + 1} ({page.url})"] = problems
@@ -280,6 +283,7 @@ def busy_site(live_server, tenant, owner, member, product_jpeg) -> Site:
         batch=batch,
         input_asset=job.input_asset,
         status=JobStatus.FAILED,
+        completed_at=timezone.now(),  # listed in the gallery's "not made" table
         error_code="provider_error",
         error_message="Segmind could not process https://shop.example/very/long/path/to/"
         "a/product/photo/that/goes/on/and/on.jpg",
@@ -348,6 +352,7 @@ def test_the_api_docs_fit_a_phone(browser, live_server):
         # Swagger UI draws the page from the schema: wait for its operations.
         page.locator(".opblock").first.wait_for()
         problems = _problems(page)
+        _shot(page, "phone-api_docs")
         # One operation opened, with its parameters and example responses.
         page.locator(".opblock-summary").first.click()
         page.locator(".opblock-body").first.wait_for()
