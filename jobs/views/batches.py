@@ -57,7 +57,8 @@ def _job_result(job: Job, slug: str) -> dict[str, str] | None:
         return None
     asset = results[0]
     return {
-        "thumbnail_url": reverse("asset_thumbnail", args=[slug, asset.pk]),
+        "thumbnail_url": reverse("asset_thumbnail", args=[slug, asset.pk])
+        + ("?alpha=1" if asset.has_transparency else ""),
         "url": reverse("asset_detail", args=[slug, asset.pk]),
         "alt": f"Result of {job.sku or job.source_label or 'this job'}",
         "transparent": "1" if asset.has_transparency else "",

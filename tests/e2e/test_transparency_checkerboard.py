@@ -56,8 +56,11 @@ def test_only_a_transparent_result_is_shown_on_a_checkerboard(
         page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
         assert cutout_tile.evaluate(CHECKER_JS)
         assert not white_tile.evaluate(CHECKER_JS)
-        # The transparent result's thumbnail keeps its transparency for the pattern to show.
+        # The transparent result's thumbnail keeps its transparency for the pattern to show
+        # (a URL of its own: a browser may keep the one laid on white from before).
         assert cutout_tile.evaluate("i => i.naturalWidth") > 0
+        assert cutout_tile.get_attribute("src").endswith("/thumb/?alpha=1")
+        assert white_tile.get_attribute("src").endswith("/thumb/")
         _shot(page, "gallery-checkerboard")
 
         # Before/after of each: the pattern only behind the cut-out.
