@@ -231,6 +231,25 @@ def test_every_route_is_a_page_with_a_case_or_says_why_it_is_not():
     assert covered - portal == set(), "cases for routes that no longer exist"
 
 
+def test_the_routes_said_to_be_no_page_give_a_browser_no_page(owner_client, tenant):
+    """Those that take no object's id: a GET answers no HTML page (a redirect, 405, a file
+    or JSON), as `NOT_PAGES` says."""
+    routes = dict(_route_names(get_resolver().url_patterns))
+    checked = 0
+    for name in NOT_PAGES:
+        arguments = re.findall(r"<(?:\w+:)?(\w+)>", routes[name])
+        if set(arguments) - {"workspace"}:
+            continue
+        url = reverse(name, kwargs={"workspace": tenant.slug} if arguments else {})
+        response = owner_client.get(url)
+        page = response.status_code == 200 and response.get("Content-Type", "").startswith(
+            "text/html"
+        )
+        assert not page, f"{name} ({url}) answers a page: give it a case"
+        checked += 1
+    assert checked >= 15
+
+
 def _problems(page: Any) -> list[str]:
     result = page.evaluate(OVERFLOW_JS, PHONE)
     problems = list(result["culprits"])
