@@ -10,12 +10,14 @@ from django.urls import NoReverseMatch, reverse
 from accounts.models import Membership
 
 # The navigation's sections and the pages (URL names) each one holds: the section's link is
-# marked as the current one on all of them.
+# marked as the current one on all of them. A job's page is under the gallery, which lists
+# jobs and their results; the page of a batch's job puts itself under Batches (its view
+# passes `nav_section`, which wins over this).
 NAV_SECTIONS = {
-    "dashboard": {"dashboard", "job_detail"},
+    "dashboard": {"dashboard"},
     "job_new": {"job_new"},
     "batch_list": {"batch_list", "batch_detail"},
-    "gallery": {"gallery"},
+    "gallery": {"gallery", "asset_detail", "job_detail"},
     "preset_list": {"preset_list", "preset_new", "preset_edit"},
     "credits": {"credits"},
     "team": {"team"},

@@ -44,11 +44,12 @@ __all__ = [
     "ALLOWED_FORMATS",
     "ImageError",
     "ImageInfo",
+    "Thumbnail",
     "inspect_image",
     "is_large",
     "open_image",
-    "thumbnail_jpeg",
-    "thumbnail_jpeg_of",
+    "thumbnail",
+    "thumbnail_of",
 ]
 
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
@@ -508,16 +509,31 @@ THUMBNAIL_SIDE = 480
 THUMBNAIL_QUALITY = 80
 
 
-def thumbnail_jpeg(
+@dataclass(frozen=True)
+class Thumbnail:
+    """A small upright copy of an image, and whether the image shows through anywhere:
+    a JPEG for an opaque image, a WebP that keeps the alpha channel for one with
+    transparent pixels (the portal shows those on a checkerboard)."""
+
+    data: bytes
+    extension: str
+    transparent: bool
+
+    @property
+    def mime_type(self) -> str:
+        return "image/webp" if self.extension == "webp" else "image/jpeg"
+
+
+def thumbnail(
     data: bytes,
     *,
     longest_side: int = THUMBNAIL_SIDE,
     max_pixels: int = 50_000_000,
     large_pixels: int = LARGE_PIXELS,
     large_decodes: int = LARGE_DECODES,
-) -> bytes:
-    """A small upright JPEG of ``data`` (at most ``longest_side`` on its longest side),
-    transparency laid on white, for galleries that should never send full images.
+) -> Thumbnail:
+    """A small upright copy of ``data`` (at most ``longest_side`` on its longest side),
+    for galleries that should never send full images; see :class:`Thumbnail`.
 
     Made to be cheap, as every stored image gets one: a JPEG is decoded at a reduced
     scale (``draft``), and any image is first shrunk by an integer factor (a box
@@ -545,26 +561,30 @@ def thumbnail_jpeg(
                 upright = ImageOps.exif_transpose(image)
             except (OSError, ValueError, SyntaxError) as exc:
                 raise _not_an_image() from exc
-    return thumbnail_jpeg_of(upright, longest_side=longest_side)
+    return thumbnail_of(upright, longest_side=longest_side)
 
 
-def thumbnail_jpeg_of(image: Image.Image, *, longest_side: int = THUMBNAIL_SIDE) -> bytes:
-    """:func:`thumbnail_jpeg` of an image already decoded and upright (a worker's
-    working copy of a large photo, say)."""
+def thumbnail_of(image: Image.Image, *, longest_side: int = THUMBNAIL_SIDE) -> Thumbnail:
+    """:func:`thumbnail` of an image already decoded and upright (a worker's working copy
+    of a large photo, say)."""
     if image.mode not in ("RGB", "RGBA", "L", "LA"):
         image = image.convert("RGBA" if _has_alpha(image) else "RGB")
     if max(image.size) > longest_side:
         image = image.copy()
         image.thumbnail((longest_side, longest_side), Image.Resampling.BILINEAR, reducing_gap=1.0)
+    out = io.BytesIO()
     if image.mode in ("RGBA", "LA"):
         rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
+        # An alpha channel that is opaque everywhere (common in PNGs) is no transparency.
+        alpha_min, _ = rgba.getchannel("A").getextrema()
+        if isinstance(alpha_min, (int, float)) and alpha_min < 255:
+            rgba.save(out, format="WEBP", quality=THUMBNAIL_QUALITY)
+            return Thumbnail(data=out.getvalue(), extension="webp", transparent=True)
+        image = rgba.convert("RGB")
     if image.mode != "RGB":
         image = image.convert("RGB")
-    out = io.BytesIO()
     image.save(out, format="JPEG", quality=THUMBNAIL_QUALITY)
-    return out.getvalue()
+    return Thumbnail(data=out.getvalue(), extension="jpg", transparent=False)
 
 
 def _has_alpha(image: Image.Image) -> bool:

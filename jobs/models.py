@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -242,6 +243,21 @@ class Job(models.Model):
     def model_title(self) -> str:
         spec = self.spec
         return spec.title if spec else self.model
+
+    @property
+    def source_label(self) -> str:
+        """The name of the photo the job was made from: its file's name, else the last
+        part of its URL's path ("" when neither says anything)."""
+        if self.input_asset_id is not None and self.input_asset and self.input_asset.original_name:
+            return self.input_asset.original_name
+        path = urlsplit(self.source_url).path if self.source_url else ""
+        return unquote(path.rstrip("/").rsplit("/", 1)[-1])
+
+    @property
+    def label(self) -> str:
+        """How the shop tells this job's photo from the others: its SKU, else its photo's
+        name, else its model's title."""
+        return self.sku or self.source_label or self.model_title
 
     @property
     def price_note(self) -> str:
@@ -523,7 +539,9 @@ def asset_upload_to(instance: Asset, filename: str) -> str:
 
 
 def asset_thumbnail_upload_to(instance: Asset, filename: str) -> str:
-    return f"assets/{instance.tenant_id}/{instance.created_at:%Y/%m}/{instance.id}.thumb.jpg"
+    # A JPEG, or a WebP for an image with transparency (see `images.Thumbnail`).
+    ext = "webp" if filename.endswith(".webp") else "jpg"
+    return f"assets/{instance.tenant_id}/{instance.created_at:%Y/%m}/{instance.id}.thumb.{ext}"
 
 
 class Asset(models.Model):
@@ -542,6 +560,10 @@ class Asset(models.Model):
     sha256 = models.CharField(max_length=64, db_index=True)
     # A small JPEG made once, when the asset is stored: galleries never send full images.
     thumbnail = models.FileField(upload_to=asset_thumbnail_upload_to, max_length=300, blank=True)
+    # Whether any pixel shows through (a cut-out on a transparent background): the portal
+    # shows those on a checkerboard, and opaque images never. Learnt when the thumbnail is
+    # made, from the decoded image; a JPEG never has it.
+    has_transparency = models.BooleanField(default=False)
     favourite = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
@@ -563,6 +585,10 @@ class Asset(models.Model):
     @property
     def extension(self) -> str:
         return {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}.get(self.format, "bin")
+
+    @property
+    def thumbnail_mime_type(self) -> str:
+        return "image/webp" if self.thumbnail.name.endswith(".webp") else "image/jpeg"
 
 
 class PresetQuerySet(models.QuerySet["Preset"]):

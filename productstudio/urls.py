@@ -152,7 +152,9 @@ urlpatterns = [
         # The split view loads its script from a URL rather than inline; the page still
         # has a small inline <style> of drf-spectacular's template.
         csp_extend(style_src=["'unsafe-inline'"])(
-            SpectacularSwaggerSplitView.as_view(url_name="api_schema", permission_classes=[])
+            SpectacularSwaggerSplitView.as_view(
+                url_name="api_schema", permission_classes=[], template_name="api_docs.html"
+            )
         ),
         name="api_docs",
     ),

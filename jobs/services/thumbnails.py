@@ -20,12 +20,18 @@ def _asset_thumbnail_write(*, asset: Asset, data: bytes) -> bool:
     False when the image cannot be read: the gallery then shows no thumbnail rather than
     the job losing its image."""
     try:
-        thumb = images.thumbnail_jpeg(data, **_image_limits())
+        thumb = images.thumbnail(data, **_image_limits())
     except images.ImageError:
         logger.warning("asset %s: no thumbnail, its image cannot be read", asset.pk)
         return False
-    asset.thumbnail.save(f"{asset.id}.thumb.jpg", ContentFile(thumb), save=False)
+    _thumbnail_save(asset, thumb)
     return True
+
+
+def _thumbnail_save(asset: Asset, thumb: images.Thumbnail) -> None:
+    # The thumbnail's decode is what tells whether the image has transparent pixels.
+    asset.has_transparency = thumb.transparent
+    asset.thumbnail.save(f"{asset.id}.thumb.{thumb.extension}", ContentFile(thumb.data), save=False)
 
 
 def asset_thumbnail_ensure(*, asset: Asset) -> bool:
@@ -45,10 +51,12 @@ def asset_thumbnail_ensure(*, asset: Asset) -> bool:
 def _asset_thumbnail_claim(*, asset: Asset) -> bool:
     """Record the thumbnail file just written for `asset`, unless another run recorded
     one first (then this one's file is deleted); True when this one was recorded."""
-    won = Asset.objects.filter(pk=asset.pk, thumbnail="").update(thumbnail=asset.thumbnail.name)
+    won = Asset.objects.filter(pk=asset.pk, thumbnail="").update(
+        thumbnail=asset.thumbnail.name, has_transparency=asset.has_transparency
+    )
     if not won:
         mine = asset.thumbnail.name
-        asset.refresh_from_db(fields=["thumbnail"])
+        asset.refresh_from_db(fields=["thumbnail", "has_transparency"])
         # A storage that overwrites (S3) gave both the same name: that file is the winner's.
         if mine != asset.thumbnail.name:
             asset.thumbnail.storage.delete(mine)
@@ -78,8 +86,7 @@ def _input_thumbnail_from(*, asset: Asset, image: Image.Image) -> None:
     """A large photo's thumbnail, made from the worker's working copy of it: accepting
     it did not decode it (see `_Input.thumbnail_now`)."""
     try:
-        thumb = images.thumbnail_jpeg_of(image)
-        asset.thumbnail.save(f"{asset.id}.thumb.jpg", ContentFile(thumb), save=False)
+        _thumbnail_save(asset, images.thumbnail_of(image))
         _asset_thumbnail_claim(asset=asset)
     except Exception:
         # The gallery makes it on first view instead; the job goes on.

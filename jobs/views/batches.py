@@ -5,6 +5,7 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -14,7 +15,7 @@ from django.views.decorators.http import require_POST
 from accounts.decorators import workspace_view
 from accounts.models import Membership
 from jobs import services
-from jobs.models import Batch, Job
+from jobs.models import Asset, Batch, Job
 from jobs.selectors import queue as queueing
 from jobs.views.progress import _job_state, _seconds_words, finish_text
 
@@ -36,13 +37,32 @@ def _batch(membership: Membership, batch_id: UUID) -> Batch:
 
 
 def _batch_jobs(batch: Batch) -> Any:
-    """The batch's jobs in one query, each knowing whether it was retried in the batch."""
+    """The batch's jobs, each knowing whether it was retried in the batch, with its results
+    (`results`, oldest first): two queries whatever the batch's size."""
+    results = Asset.objects.outputs().order_by("created_at", "pk")
     return (
         Job.objects.filter(batch_id=batch.pk)
         .with_retried()
         .select_related("input_asset")
+        .prefetch_related(Prefetch("assets", queryset=results, to_attr="results"))
         .order_by("created_at", "pk")
     )
+
+
+def _job_result(job: Job, slug: str) -> dict[str, str] | None:
+    """A finished job's first result, as its row shows it: a thumbnail linking to the image's
+    page; None while it has none."""
+    results = getattr(job, "results", [])
+    if not results:
+        return None
+    asset = results[0]
+    return {
+        "thumbnail_url": reverse("asset_thumbnail", args=[slug, asset.pk])
+        + ("?alpha=1" if asset.has_transparency else ""),
+        "url": reverse("asset_detail", args=[slug, asset.pk]),
+        "alt": f"Result of {job.sku or job.source_label or 'this job'}",
+        "transparent": "1" if asset.has_transparency else "",
+    }
 
 
 def _batch_state(batch: Batch, jobs: Any, slug: str) -> dict[str, Any]:
@@ -67,6 +87,7 @@ def _batch_state(batch: Batch, jobs: Any, slug: str) -> dict[str, Any]:
             {
                 **_job_state(job, slug, now=now),
                 "retried": job.retried,
+                "result": _job_result(job, slug),
                 "rerun_url": reverse("job_rerun", args=[slug, job.id]),
             }
             for job in jobs

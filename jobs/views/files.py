@@ -36,7 +36,9 @@ def asset_thumbnail(
     request: HttpRequest, membership: Membership, asset_id: UUID
 ) -> HttpResponseBase:
     """An asset's thumbnail. It never changes once made, so browsers keep it for good; an
-    asset stored before thumbnails existed gets its thumbnail now, once."""
+    asset stored before thumbnails existed gets its thumbnail now, once. Pages ask for the
+    thumbnail of an image with transparency with `?alpha=1`: a browser that kept the JPEG
+    laid on white from before the thumbnail kept the transparency fetches it again."""
     asset = _asset(membership, asset_id)
     etag = f'"{asset.pk.hex}-thumb"'
     caching = {"Cache-Control": "private, max-age=31536000, immutable", "ETag": etag}
@@ -53,7 +55,7 @@ def asset_thumbnail(
         thumbnail = asset.thumbnail.open("rb")
     except FileNotFoundError:
         raise Http404("This image's thumbnail is missing.") from None
-    return FileResponse(thumbnail, content_type="image/jpeg", headers=caching)
+    return FileResponse(thumbnail, content_type=asset.thumbnail_mime_type, headers=caching)
 
 
 @lru_cache(maxsize=16)

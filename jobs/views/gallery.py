@@ -96,7 +96,7 @@ def gallery(request: HttpRequest, membership: Membership) -> HttpResponse:
             .outputs()
             .filtered(favourite=favourites, **filters)
             .search(q)
-            .select_related("job", "job__preset", "job__batch")
+            .select_related("job", "job__preset", "job__batch", "job__input_asset")
             .order_by("-created_at", "-id")[window]
         )
         more = len(assets) > GALLERY_PAGE_SIZE
@@ -225,7 +225,7 @@ def _selected_assets(request: HttpRequest, membership: Membership) -> list[Asset
         Asset.objects.for_tenant(membership.tenant)
         .outputs()
         .filter(pk__in=ids)
-        .select_related("job")
+        .select_related("job", "job__input_asset")
         .order_by("-created_at", "-id")
     )
     if not assets:

@@ -29,6 +29,7 @@ def _outputs_json(slug: str, outputs: Any) -> list[dict[str, Any]]:
             "width": asset.width,
             "height": asset.height,
             "format": asset.format,
+            "transparent": asset.has_transparency,
         }
         for asset in outputs
     ]
@@ -54,6 +55,8 @@ def job_detail(request: HttpRequest, membership: Membership, job_id: UUID) -> Ht
             "output_size": size,
             "backdrop": backdrop,
             "refunded": refunded,
+            # A batch's job is under Batches in the navigation, as its batch is.
+            **({"nav_section": "batch_list", "nav_current": "true"} if job.batch_id else {}),
         },
     )
 

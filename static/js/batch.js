@@ -30,7 +30,7 @@
   function newRow(job) {
     var row = document.createElement("tr");
     row.dataset.jobId = job.id;
-    row.innerHTML = '<td><a></a><p class="error job-error" hidden></p></td><td>\u2013</td>' +
+    row.innerHTML = '<td class="job-result"></td><td class="job-photo"><a></a><p class="error job-error" hidden></p></td><td class="job-sku"><span class="no-sku">\u2013</span></td>' +
       '<td class="job-status"></td><td class="job-timing muted small"></td><td class="job-actions"></td>';
     var link = row.querySelector("a");
     link.href = job.url;
@@ -39,8 +39,25 @@
     return row;
   }
 
+  // A finished job's first result, as a thumbnail linking to the image's page.
+  function renderResult(row, result) {
+    var cell = row.querySelector(".job-result");
+    if (!result || cell.querySelector("img")) return;
+    var link = document.createElement("a");
+    link.href = result.url;
+    var img = document.createElement("img");
+    if (result.transparent) img.className = "checker";
+    img.src = result.thumbnail_url;
+    img.alt = result.alt;
+    img.width = 64;
+    img.height = 64;
+    link.appendChild(img);
+    cell.replaceChildren(link);
+  }
+
   function renderJob(job) {
     var row = document.querySelector('#batch-jobs tr[data-job-id="' + job.id + '"]') || newRow(job);
+    renderResult(row, job.result);
     var changed = row.dataset.status !== job.status || row.dataset.retried !== String(job.retried);
     row.querySelector(".job-timing").textContent = job.timing;
     if (!changed) return false;

@@ -27,7 +27,8 @@
       var figure = document.createElement("figure");
       figure.className = "output";
       var img = document.createElement("img");
-      img.className = "preview checker";
+      // The checkerboard only behind an image that has transparent pixels.
+      img.className = output.transparent ? "preview checker" : "preview";
       img.src = output.url;
       img.alt = "The result of this job";
       img.width = output.width;

@@ -288,17 +288,9 @@ AUDIT_PAGES = [
 ]
 
 
-# The innermost elements that stick out past the right edge of the viewport.
-OVERFLOW_JS = """() => {
-  const out = [];
-  for (const el of document.querySelectorAll('body *')) {
-    const r = el.getBoundingClientRect();
-    if (r.width && r.right > window.innerWidth + 1 && el.closest('.table-scroll') === null
-        && ![...el.children].some(c => c.getBoundingClientRect().right > window.innerWidth + 1))
-      out.push(`${el.tagName.toLowerCase()}.${el.className} ${Math.round(r.right)}`);
-  }
-  return out.slice(0, 5);
-}"""
+# What sticks out past the right edge of the screen: the check of test_phone_width.py,
+# which runs it on every page at 390 px.
+OVERFLOW_JS = (Path(__file__).parent / "overflow_check.js").read_text()
 
 
 def audit(studio: Studio, browser: Any, out: Path) -> None:
@@ -311,7 +303,7 @@ def audit(studio: Studio, browser: Any, out: Path) -> None:
             page.goto(studio.url(f"/w/{WORKSPACE}/{path}"))
             slug = path.strip("/").replace("/", "-").replace("?", "-").replace("=", "-")
             page.screenshot(path=str(out / f"{slug or 'dashboard'}-{name}.png"), full_page=True)
-            for culprit in page.evaluate(OVERFLOW_JS):
+            for culprit in page.evaluate(OVERFLOW_JS, viewport["width"])["culprits"]:
                 print(f"  {name} /{path}: wider than the screen: {culprit}")
         if name == "phone":
             page.goto(studio.url(f"/w/{WORKSPACE}/"))

@@ -71,15 +71,56 @@ def test_a_small_image_is_not_enlarged(tenant):
     assert thumb.size == (200, 100)
 
 
-def test_a_transparent_png_is_flattened_on_white(tenant):
-    thumb = _thumb(_store(tenant, _transparent_png()))
-    assert thumb.mode == "RGB"
+def test_a_transparent_png_keeps_its_transparency_in_a_webp_thumbnail_and_is_flagged(
+    tenant, owner_client
+):
+    asset = _store(tenant, _transparent_png())
+    assert asset.has_transparency is True
+    assert Asset.objects.get(pk=asset.pk).has_transparency is True
+    assert asset.thumbnail.name.endswith(f"{asset.id}.thumb.webp")
+    thumb = _thumb(asset)
+    assert thumb.format == "WEBP" and thumb.mode == "RGBA"
     assert thumb.size == (480, 384)
     corner = thumb.getpixel((5, 5))
     centre = thumb.getpixel((240, 192))
     assert isinstance(corner, tuple) and isinstance(centre, tuple)
-    assert min(corner) > 245
-    assert centre[2] > 150 and centre[0] < 60
+    assert corner[3] == 0
+    assert centre[3] == 255 and centre[2] > 150 and centre[0] < 60
+    response = owner_client.get(reverse("asset_thumbnail", args=[tenant.slug, asset.id]))
+    assert response["Content-Type"] == "image/webp"
+
+
+def _png(mode: str) -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, (300, 200), (20, 20, 200, 255)[: len(mode)]).save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data", [_jpeg(300, 200), _png("RGB"), _png("RGBA")], ids=["jpeg", "png", "opaque-rgba-png"]
+)
+def test_an_opaque_image_is_not_flagged_and_gets_a_jpeg_thumbnail(tenant, owner_client, data):
+    asset = _store(tenant, data)
+    assert asset.has_transparency is False
+    assert Asset.objects.get(pk=asset.pk).has_transparency is False
+    assert _thumb(asset).format == "JPEG"
+    response = owner_client.get(reverse("asset_thumbnail", args=[tenant.slug, asset.id]))
+    assert response["Content-Type"] == "image/jpeg"
+
+
+def test_an_asset_stored_without_a_thumbnail_is_flagged_when_it_gets_one(tenant, owner_client):
+    data = _transparent_png()
+    asset = services.asset_create(
+        tenant=tenant,
+        job=None,
+        kind=AssetKind.OUTPUT,
+        data=data,
+        info=images.inspect_image(data, decode=False),
+        thumbnail=False,
+    )
+    assert Asset.objects.get(pk=asset.pk).has_transparency is False
+    owner_client.get(reverse("asset_thumbnail", args=[tenant.slug, asset.id]))
+    assert Asset.objects.get(pk=asset.pk).has_transparency is True
 
 
 def test_a_submitted_jobs_photo_and_result_both_get_thumbnails(
@@ -164,13 +205,13 @@ def test_an_older_asset_gets_its_thumbnail_on_first_request_and_never_again(
     asset.thumbnail.delete(save=False)
     Asset.objects.filter(pk=asset.pk).update(thumbnail="")
     calls = []
-    real = images.thumbnail_jpeg
+    real = images.thumbnail
 
-    def counted(*args: Any, **kwargs: Any) -> bytes:
+    def counted(*args: Any, **kwargs: Any) -> images.Thumbnail:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(images, "thumbnail_jpeg", counted)
+    monkeypatch.setattr(images, "thumbnail", counted)
     url = reverse("asset_thumbnail", args=[tenant.slug, asset.id])
     first = owner_client.get(url)
     assert first.status_code == 200
@@ -213,3 +254,29 @@ def test_ensure_keeps_the_first_thumbnail_when_two_race(tenant):
     assert services.asset_thumbnail_ensure(asset=second) is False
     assert second.thumbnail.name == first.thumbnail.name
     assert first.thumbnail.storage.exists(first.thumbnail.name)
+
+
+def test_the_migration_flags_older_transparent_images_and_drops_their_flat_thumbnails(tenant):
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.core.files.storage import default_storage
+
+    migration = import_module("jobs.migrations.0018_asset_has_transparency")
+    cutout = _store(tenant, _transparent_png())
+    opaque = _store(tenant, _png("RGBA"))
+    photo = _store(tenant, _jpeg(300, 200))
+    # As they were stored before the flag: none set.
+    Asset.objects.update(has_transparency=False)
+    old_thumbnail = cutout.thumbnail.name
+
+    migration.assets_transparency(apps, None)
+
+    cutout.refresh_from_db()
+    opaque.refresh_from_db()
+    photo.refresh_from_db()
+    # Its thumbnail is made again, keeping the transparency, on the gallery's next view.
+    assert cutout.has_transparency is True and not cutout.thumbnail
+    assert not default_storage.exists(old_thumbnail)
+    assert opaque.has_transparency is False and opaque.thumbnail
+    assert photo.has_transparency is False and photo.thumbnail

@@ -197,14 +197,14 @@ def test_the_zip_holds_the_selected_full_images_and_nothing_of_another_workspace
     archive = zipfile.ZipFile(io.BytesIO(_content(response)))
     names = archive.namelist()
     assert len(names) == len(set(names)) == 3
-    expected = {}
+    # Named by SKU (twice the same SKU: made unique), else by the photo's file name.
+    ext = chosen[0].extension
+    assert set(names) == {f"MUG-1.{ext}", f"MUG-1-2.{ext}", f"mug.{ext}"}
+    contents = []
     for asset in chosen:
-        prefix = "mug-1" if asset.job and asset.job.sku else "bria-product-packshot"
         with asset.file.open("rb") as fh:
-            expected[f"{prefix}-{asset.id.hex[:8]}.{asset.extension}"] = fh.read()
-    assert set(names) == set(expected)
-    for name in names:
-        assert archive.read(name) == expected[name]
+            contents.append(fh.read())
+    assert sorted(archive.read(name) for name in names) == sorted(contents)
     assert not any(theirs.id.hex[:8] in name for name in names)
 
 
@@ -241,8 +241,33 @@ def test_the_zip_is_capped(owner_client, tenant, outputs, settings):
 
 def test_zip_names_stay_unique_when_two_images_would_share_one(tenant, outputs):
     archive = zipfile.ZipFile(services.assets_zip(tenant=tenant, assets=[outputs[0]] * 2))
-    first = f"mug-1-{outputs[0].id.hex[:8]}"
-    assert archive.namelist() == [f"{first}.jpg", f"{first}-2.jpg"] or archive.namelist() == [
-        f"{first}.png",
-        f"{first}-2.png",
+    ext = outputs[0].extension
+    assert archive.namelist() == [f"MUG-1.{ext}", f"MUG-1-2.{ext}"]
+
+
+def _named(asset: Asset, *, sku: str = "", photo: str = "", url: str = "") -> Asset:
+    job = asset.job
+    assert job is not None and job.input_asset is not None
+    Job.objects.filter(pk=job.pk).update(sku=sku, source_url=url)
+    Asset.objects.filter(pk=job.input_asset.pk).update(original_name=photo)
+    return Asset.objects.select_related("job", "job__input_asset").get(pk=asset.pk)
+
+
+def test_zip_entries_are_named_by_sku_else_photo_name_else_model_and_id(tenant, outputs):
+    first, second, third = outputs
+    assets = [
+        _named(first, sku="Mug 1/blue"),  # a SKU that is no safe file name as it is
+        _named(second, photo="../Blue mug (front).JPG"),
+        _named(third, url="https://shop.test/img/red%20mug.png?size=2"),
+        _named(third, url="https://shop.test/"),
+        _named(third, sku="mug-1-BLUE"),  # the first's name, in another case
+    ]
+    archive = zipfile.ZipFile(services.assets_zip(tenant=tenant, assets=assets))
+    ext = first.extension
+    assert archive.namelist() == [
+        f"Mug-1-blue.{ext}",
+        f"Blue-mug-front.{ext}",
+        f"red-mug.{ext}",
+        f"bria-product-packshot-{third.id.hex[:8]}.{ext}",
+        f"mug-1-BLUE-2.{ext}",
     ]

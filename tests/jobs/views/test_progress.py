@@ -160,6 +160,7 @@ def test_a_finished_jobs_status_lists_its_images_and_stops_the_clock(
             "width": output.width,
             "height": output.height,
             "format": output.format,
+            "transparent": False,
         }
     ]
     assert owner_client.get(data["outputs"][0]["url"]).status_code == 200
