@@ -44,6 +44,7 @@ PHONE = 390
 # Routes that are no page: what a browser gets there instead.
 NOT_PAGES = {
     "home": "redirects to the workspace or the log-in page",
+    "favicon": "the site's icon, an image",
     "logout": "POST, then redirects to the log-in page",
     "security_setup": "POST: its page is reached through `account_security` (a case below)",
     "security_confirm": "POST: its page is reached through `security_setup` (a case below)",
