@@ -269,7 +269,7 @@ class Job(models.Model):
             return f"{credits} charged"
         if self.status in (JobStatus.FAILED, JobStatus.CANCELED):
             return f"{credits} given back: not charged"
-        return f"{credits} held until it finishes"
+        return f"{credits} reserved until it finishes"
 
     @property
     def status_label(self) -> str:

@@ -113,7 +113,7 @@ def test_the_job_page_says_what_the_job_costs(
     job = services.job_submit(tenant=tenant, user=owner, model=PACKSHOT, upload=upload)
     job_page = f"/w/{tenant.slug}/jobs/{job.id}/"
 
-    assert "3 credits held until it finishes" in owner_client.get(job_page).content.decode()
+    assert "3 credits reserved until it finishes" in owner_client.get(job_page).content.decode()
     tasks.job_run(str(job.id))
     assert "3 credits charged" in owner_client.get(job_page).content.decode()
 
