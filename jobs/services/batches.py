@@ -332,12 +332,15 @@ SKU_MAX_LENGTH = Job._meta.get_field("sku").max_length or 100
 @dataclass(frozen=True)
 class PhotoSource:
     """One product photo given on the new-job page: a pasted URL or an uploaded file.
-    `label` names it when it is left out ("line 3: https://…", "row 2: …", "mug.jpg")."""
+    `label` names it when it is left out ("line 3: https://…", "row 2, column url: …",
+    "mug.jpg"); `problem`, when set, is why it can't be used, found where it was read
+    (a CSV row without a URL: "is required"), and it is left out with it."""
 
     label: str
     image_url: str = ""
     upload: UploadedFile | None = None
     sku: str = ""
+    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -405,6 +408,9 @@ def batch_submit_portal(
     planned: dict[int, tuple[dict[str, Any], Quote]] = {}
     for index, source in enumerate(sources):
         url = source.image_url.strip()
+        if source.problem:
+            skipped[index] = f"{source.label}: {source.problem}"
+            continue
         if len(source.sku.strip()) > SKU_MAX_LENGTH:
             skipped[index] = f"{source.label}: the sku is longer than {SKU_MAX_LENGTH} characters"
             continue
