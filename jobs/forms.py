@@ -290,7 +290,9 @@ class GalleryFilterForm(forms.Form):
     favourites = forms.BooleanField(label="Favourites only", required=False)
     page = forms.IntegerField(required=False, min_value=1, max_value=100_000)
 
-    def __init__(self, *args: Any, presets: list[tuple[int, str]], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, presets: list[tuple[str, list[tuple[int, str]]]], **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         model = self.fields["model"]
         preset = self.fields["preset"]

@@ -217,7 +217,7 @@ def test_copying_a_system_preset_makes_the_tenants_own_editable_copy(owner_clien
     assert response["Location"] == reverse("preset_edit", args=[tenant.slug, copy.pk])
     assert copy.model == source.model
     assert copy.params == source.params
-    assert copy.name == source.name
+    assert copy.name == f"{source.name} (copy)"
     assert copy.created_by == owner
     assert Preset.objects.system().count() == before
     # The copy is the tenant's to edit; the system preset is untouched.
