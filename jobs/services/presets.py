@@ -100,6 +100,11 @@ def preset_params_validate(*, spec: catalog.ModelSpec, params: Mapping[str, Any]
     """A preset's parameters, checked by the catalog's validator (only those it sets)."""
     if spec.image_param in params:
         raise PresetError({spec.image_param: "the product photo comes with each job"})
+    per_photo = sorted(catalog.PER_PHOTO_PARAMS & set(params) & set(spec.params))
+    if per_photo:
+        raise PresetError(
+            dict.fromkeys(per_photo, "names one product: it comes with each photo, not a preset")
+        )
     try:
         return catalog.resolve_params(spec, params, partial=True)
     except catalog.ParamsError as e:
