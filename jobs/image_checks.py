@@ -58,11 +58,10 @@ def looks_blank(image: Image.Image) -> bool:
     is blank only when no pixel is visible (a white product on transparency is not).
     """
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        alpha = image.convert("RGBA").getchannel("A")
-        low, high = alpha.getextrema()
-        if high <= VISIBLE_ALPHA:
+        alpha = np.asarray(image.convert("RGBA").getchannel("A"))
+        if int(alpha.max()) <= VISIBLE_ALPHA:
             return True
-        if low < 128:
+        if int(alpha.min()) < 128:
             return False
     work = image.convert("RGB") if image.mode != "RGB" else image
     longest = max(work.size)

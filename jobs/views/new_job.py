@@ -99,7 +99,7 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
     engine, own_key = services.job_engine(tenant=tenant)
     presets = _presets_by_model(membership)
     prices = services.job_prices(tenant=tenant)
-    models = [
+    models: list[dict[str, Any]] = [
         {
             "spec": m,
             "price": _price_label(prices[m.slug], own_key=own_key),

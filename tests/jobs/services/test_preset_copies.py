@@ -91,7 +91,7 @@ def test_the_gallerys_preset_filter_lists_each_preset_once_under_its_model(owner
     )
     groups = re.findall(r'<optgroup label="([^"]+)">', select)
     assert groups == [m.title for m in catalog.all_models() if Preset.objects.for_model(m.slug)]
-    packshot = select.split(f'<optgroup label="{catalog.get_model(PACKSHOT).title}">')[1]
+    packshot = select.split(f'<optgroup label="{catalog.model(PACKSHOT).title}">')[1]
     packshot = packshot.split("</optgroup>")[0]
     assert f'value="{source.pk}">{source.name} (system)<' in packshot
     assert f'value="{copy.pk}">{copy.name} (yours)<' in packshot
