@@ -345,9 +345,10 @@
     spinner.setAttribute("aria-hidden", "true");
     submitButton.appendChild(spinner);
     submitButton.appendChild(document.createTextNode(text));
+    // Said to screen readers too (a live region): the button's new text is not.
     progress.textContent = count > 1
-      ? text + " Each one is fetched and checked before the batch is made: this page moves on by itself."
-      : text;
+      ? "The " + count + " photos are fetched and checked before the batch is made; this page moves on by itself."
+      : "Your photo is " + (uploads ? "sent and " : "") + "checked before the job is made.";
   });
 
   // Back from the next page (the browser's cache keeps this one as it was left).
