@@ -180,7 +180,10 @@
       size.hidden = true;
       outputRatio = null;
     }
-    document.getElementById("submit-job").textContent = count > 1 ? "Submit " + count + " jobs" : "Submit job";
+    var label = count > 1 ? "Submit " + count + " jobs" : "Submit job";
+    // A preview answered while the form is being sent must not undo the button's progress.
+    if (form.dataset.submitting === "true") idleLabel = label;
+    else document.getElementById("submit-job").textContent = label;
     drawPlacement();
   }
 

@@ -79,20 +79,28 @@ def test_submitting_ten_photos_shows_its_progress_at_once(
     expect(submit).to_have_text("Submit 10 jobs")
 
     # Clicked from the page's own script, which then reads the button as the shop sees it
-    # once the browser has painted (two frames): Playwright's own locators would wait for
-    # the next page, which comes only once every photo is checked.
-    shown = submit.evaluate(
+    # once the browser has painted (two frames), and again once a preview has answered
+    # meanwhile (the form changed just after): Playwright's own locators and evaluations
+    # would wait for the next page, which comes only once every photo is checked.
+    shown, after_preview = submit.evaluate(
         """button => {
-          button.click();
-          return new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(() => {
+          const look = () => {
             const spinner = button.querySelector(".spinner");
-            resolve({
+            return {
               disabled: button.disabled,
               text: button.textContent,
               busy: button.getAttribute("aria-busy"),
               spinner: !!spinner && spinner.getBoundingClientRect().width > 0,
               status: document.getElementById("submit-progress").textContent,
-            });
+            };
+          };
+          button.click();
+          return new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(() => {
+            const painted = look();
+            new MutationObserver(() => resolve([painted, look().text]))
+              .observe(document.getElementById("preview-params"), { childList: true });
+            const urls = document.querySelector("textarea[name=image_url]");
+            urls.dispatchEvent(new Event("input", { bubbles: true }));
           })));
         }"""
     )
@@ -100,6 +108,7 @@ def test_submitting_ten_photos_shows_its_progress_at_once(
     assert shown["text"] == "Checking 10 photos…"
     assert shown["busy"] == "true" and shown["spinner"]
     assert "The 10 photos are fetched and checked" in shown["status"]
+    assert after_preview == "Checking 10 photos…"
     slow_host.release()
     page.wait_for_url(re.compile(r"/batches/"))
     assert Batch.objects.get().jobs.count() == 10
