@@ -63,14 +63,21 @@ def looks_blank(image: Image.Image) -> bool:
             return True
         if int(alpha.min()) < 128:
             return False
-    work = image.convert("RGB") if image.mode != "RGB" else image
+    high_bit = image.mode.startswith("I") or image.mode == "F"
+    # 16-bit and float greyscale keep their levels: converted to RGB they would clip at 255
+    # and a photo would look flat white.
+    work = image.convert("F" if high_bit else "RGB") if image.mode not in ("RGB", "F") else image
     longest = max(work.size)
     if longest > _BLANK_SIDE:
         factor = -(-longest // _BLANK_SIDE)
         work = work.reduce(factor)
-    pixels = np.asarray(work, dtype=np.int16).reshape(-1, 3)
-    spread = pixels.max(axis=0) - pixels.min(axis=0)
-    return bool(spread.max() <= BLANK_SPREAD)
+    pixels = np.asarray(work, dtype=np.float64).reshape(work.size[0] * work.size[1], -1)
+    spread = float((pixels.max(axis=0) - pixels.min(axis=0)).max())
+    if high_bit:
+        top = float(pixels.max())
+        # On the 8-bit scale: 16-bit levels, or a float image in [0, 1].
+        spread *= 255.0 / (65535.0 if top > 255.0 else 1.0 if top <= 1.0 else 255.0)
+    return spread <= BLANK_SPREAD
 
 
 def problem_of(image: Image.Image) -> Problem | None:

@@ -215,6 +215,14 @@
     var dd = document.createElement("dd");
     dd.textContent = typeof value === "string" ? value
       : typeof value === "boolean" ? (value ? "on" : "off") : JSON.stringify(value);
+    if (!isError && typeof value === "string" && /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.test(value)) {
+      // The colour itself beside its code (set through the CSSOM, which the CSP allows).
+      var swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.setAttribute("aria-hidden", "true");
+      swatch.style.backgroundColor = value;
+      dd.insertBefore(swatch, dd.firstChild);
+    }
     if (isError) dd.className = "error";
     list.appendChild(dt);
     list.appendChild(dd);

@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -77,6 +78,17 @@ def test_a_faint_product_and_a_white_cut_out_do_not_look_blank():
     cut_out = Image.new("RGBA", (300, 300), (0, 0, 0, 0))
     ImageDraw.Draw(cut_out).rectangle((100, 100, 200, 220), fill=(255, 255, 255, 255))
     assert not image_checks.looks_blank(cut_out)
+
+
+def test_a_16_bit_greyscale_product_photo_is_not_taken_for_a_blank_one():
+    # Converted to 8-bit RGB as is, every level over 255 would clip to white.
+    levels = np.full((400, 600), 60_000, np.uint16)
+    levels[100:300, 200:400] = 20_000
+    photo = Image.open(io.BytesIO(_encode(Image.fromarray(levels))))
+    assert photo.mode == "I;16"
+    assert not image_checks.looks_blank(photo)
+    flat = Image.open(io.BytesIO(_encode(Image.fromarray(np.full((400, 600), 60_000, np.uint16)))))
+    assert image_checks.looks_blank(flat)
 
 
 def test_noise_on_a_plain_backdrop_alone_still_looks_blank():

@@ -8,12 +8,14 @@ import html
 import io
 from typing import Any
 
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
 from jobs import samples, services
 from jobs.forms import param_field_name
 from jobs.models import Preset
+from tests.support.api_helpers import assert_problem, key_client
 
 PACKSHOT = "bria-product-packshot"
 SCENE = "ai-product-photography"
@@ -92,8 +94,6 @@ def test_a_scenes_required_description_stands_outside_advanced_settings(owner_cl
 def test_a_missing_description_is_named_in_words_beside_its_field(
     owner_client, tenant, product_jpeg
 ):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
     response = owner_client.post(
         reverse("job_new", args=[tenant.slug]),
         {"image": SimpleUploadedFile("mug.jpg", product_jpeg), "model": SCENE},
@@ -125,3 +125,15 @@ def test_a_sample_thumbnail_is_a_small_jpeg(client):
     image = Image.open(io.BytesIO(response.content))
     assert image.format == "JPEG" and max(image.size) == 200
     assert client.get("/samples/thumbs/nothing.jpg").status_code == 404
+
+
+def test_the_api_refuses_a_preset_with_a_sku_naming_it(tenant):
+    response = key_client(tenant).post(
+        "/api/v1/presets",
+        {"model": PACKSHOT, "name": "Per product", "params": {"sku": "MUG-1"}},
+        content_type="application/json",
+    )
+
+    body = assert_problem(response, 400, "validation_error")
+    assert body["errors"] == {"sku": "names one product: it comes with each photo, not a preset"}
+    assert not Preset.objects.for_tenant(tenant).exists()
