@@ -5,6 +5,7 @@ Schema and checked by the catalog's validator, the same one the API and the work
 """
 
 import csv
+import dataclasses
 import io
 from typing import Any
 
@@ -64,6 +65,13 @@ class NewJobForm(forms.Form):
     model = forms.ChoiceField(label="Model")
     preset = forms.CharField(required=False)
     batch_name = forms.CharField(label="Batch name", required=False, max_length=200)
+    sku = forms.CharField(
+        label="SKU",
+        required=False,
+        max_length=SKU_MAX_LENGTH,
+        help_text="Your product's code, kept with the job. For several photos, give each "
+        "its own in a CSV's sku column.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -103,6 +111,16 @@ class NewJobForm(forms.Form):
         sources += [PhotoSource(label=f.name or "upload", upload=f) for f in data["image"]]
         if not sources:
             raise forms.ValidationError("Paste the URL of a product photo or upload one.")
+        sku = (data.get("sku") or "").strip()
+        if sku:
+            if len(sources) > 1:
+                self.add_error(
+                    "sku",
+                    "SKU: it names one product; for several photos, give each its SKU in a "
+                    "CSV's sku column.",
+                )
+                return data
+            sources = [dataclasses.replace(sources[0], sku=sku)]
         if all(source.problem for source in sources):
             # Nothing left to submit: the CSV's rows are named at the CSV itself.
             shown = [f"{s.label}: {s.problem}" for s in sources]

@@ -29,6 +29,7 @@ from jobs.services.submit import (
     _model_for_job,
     _paused_for,
     _seed_drawn,
+    _with_sku,
     job_rerun,
     job_resolve_params,
 )
@@ -416,9 +417,10 @@ def batch_submit_portal(
             continue
         try:
             # Each photo is resolved on its own: a drawn seed is drawn for each job.
+            own = _with_sku(spec, given, source.sku.strip())
             resolved = catalog.resolve_params(
                 spec,
-                {**given, spec.image_param: url} if source.upload is None else given,
+                {**own, spec.image_param: url} if source.upload is None else own,
                 attached=frozenset({spec.image_param}) if source.upload else frozenset(),
             )
         except catalog.ParamsError as e:

@@ -45,7 +45,11 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
     elif request.GET.get("from"):
         source_job, overrides = _job_prefill(membership, request.GET["from"])
         posted_model = source_job.model
-        initial = {"image_url": source_job.source_url, "model": source_job.model}
+        initial = {
+            "image_url": source_job.source_url,
+            "model": source_job.model,
+            "sku": source_job.sku,
+        }
     form = NewJobForm(request.POST or None, request.FILES or None, initial=initial)
     param_errors: dict[str, str] = {}
     needs_credits = False
@@ -106,7 +110,12 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
             "available": m.runs_on(engine),
             "typical": _typical_time(m, engine),
             "presets": presets.get(m.slug, []),
-            "controls": _param_controls(m, overrides if m.slug == posted_model else {}),
+            # The SKU is each photo's (the field above, a CSV's column), not a setting.
+            "controls": _param_controls(
+                m,
+                overrides if m.slug == posted_model else {},
+                exclude=catalog.PER_PHOTO_PARAMS,
+            ),
             "placement": set(m.params) >= PLACEMENT_PARAMS,
             "errors": param_errors if m.slug == posted_model else {},
         }

@@ -14,7 +14,7 @@ from PIL import Image
 
 from jobs import samples, services
 from jobs.forms import param_field_name
-from jobs.models import Preset
+from jobs.models import Job, Preset
 from tests.support.api_helpers import assert_problem, key_client
 
 PACKSHOT = "bria-product-packshot"
@@ -137,3 +137,71 @@ def test_the_api_refuses_a_preset_with_a_sku_naming_it(tenant):
     body = assert_problem(response, 400, "validation_error")
     assert body["errors"] == {"sku": "names one product: it comes with each photo, not a preset"}
     assert not Preset.objects.for_tenant(tenant).exists()
+
+
+def test_the_new_job_page_takes_a_photos_sku_beside_it_not_among_the_settings(
+    owner_client, tenant, http_server, product_jpeg
+):
+    page = _page(owner_client, reverse("job_new", args=[tenant.slug]))
+    assert param_field_name(PACKSHOT, "sku") not in page
+    assert 'name="sku"' in page
+    url = http_server.route("/mug.jpg", product_jpeg, Content_Type="image/jpeg")
+
+    owner_client.post(
+        reverse("job_new", args=[tenant.slug]),
+        {"image_url": url, "model": PACKSHOT, "sku": " MUG-1 "},
+    )
+
+    job = Job.objects.get()
+    # Kept with the job, and sent as the packshot's own sku parameter.
+    assert (job.sku, job.params["sku"]) == ("MUG-1", "MUG-1")
+
+
+def test_one_sku_for_several_photos_is_refused(owner_client, tenant, http_server, product_jpeg):
+    urls = [
+        http_server.route(f"/mug-{n}.jpg", product_jpeg, Content_Type="image/jpeg")
+        for n in range(2)
+    ]
+
+    response = owner_client.post(
+        reverse("job_new", args=[tenant.slug]),
+        {"image_url": "\n".join(urls), "model": PACKSHOT, "sku": "MUG-1"},
+    )
+
+    assert "give each its SKU in a CSV" in html.unescape(response.content.decode())
+    assert not Job.objects.exists()
+
+
+def test_each_csv_rows_sku_reaches_the_packshots_sku_parameter(
+    owner_client, tenant, http_server, product_jpeg
+):
+    urls = [
+        http_server.route(f"/mug-{n}.jpg", product_jpeg, Content_Type="image/jpeg")
+        for n in range(2)
+    ]
+    text = f"url;sku\n{urls[0]};MUG-1\n{urls[1]};MUG-2\n"
+
+    owner_client.post(
+        reverse("job_new", args=[tenant.slug]),
+        {"csv_file": SimpleUploadedFile("p.csv", text.encode()), "model": PACKSHOT},
+    )
+
+    jobs = Job.objects.order_by("created_at")
+    assert [(j.sku, j.params["sku"]) for j in jobs] == [("MUG-1", "MUG-1"), ("MUG-2", "MUG-2")]
+
+
+def test_a_model_without_a_sku_parameter_keeps_the_sku_on_the_job_only(
+    owner_client, tenant, product_jpeg
+):
+    owner_client.post(
+        reverse("job_new", args=[tenant.slug]),
+        {
+            "image": SimpleUploadedFile("mug.jpg", product_jpeg),
+            "model": SCENE,
+            param_field_name(SCENE, "prompt"): "A mug on oak",
+            "sku": "MUG-7",
+        },
+    )
+
+    job = Job.objects.get()
+    assert job.sku == "MUG-7" and "sku" not in job.params
