@@ -54,7 +54,8 @@ class NewJobForm(forms.Form):
     csv_file = forms.FileField(
         label="or a CSV of URLs",
         required=False,
-        help_text="A header row with a url column and, if you like, a sku column.",
+        help_text="A header row with a url column and, if you like, a sku column; commas, "
+        "semicolons or tabs, as your spreadsheet saves it.",
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
     )
     image = MultipleFileField(
