@@ -53,6 +53,54 @@ _ENGINE_MODELS: dict[str, frozenset[str]] = {
     "segmind": frozenset(_SUMMARIES),
 }
 
+# Each parameter in a shop owner's words, for forms, previews and error messages; the API
+# name stays beside it in small print. Segmind's names (`force_rmbg`) say little.
+_LABELS = {
+    "image": "Product photo",
+    "image_url": "Product photo",
+    "prompt": "Scene description",
+    "negative_prompt": "Keep out of the image",
+    "lighting_prompt": "Lighting description",
+    "product_prompt": "Product description",
+    "aspect_ratio": "Shape",
+    "megapixel": "Size in megapixels",
+    "image_format": "File format",
+    "image_quality": "Image quality",
+    "quality": "Image quality",
+    "background_color": "Background colour",
+    "background": "Background image",
+    "force_rmbg": "Always remove the background",
+    "content_moderation": "Content check",
+    "sku": "SKU",
+    "scale": "Product size",
+    "x_value": "Position across (%)",
+    "y_value": "Position down (%)",
+    "seed": "Variation (seed)",
+    "steps": "Detail steps",
+    "guidance_scale": "Follow the description",
+    "detailtransfer": "Keep the product's detail",
+    "detailer_mode": "Detail blending",
+    "lighting": "Relight the product",
+    "dropshadow": "Drop shadow",
+    "upscale": "Upscale",
+    "base64": "Answer as base64 text",
+    "image_1": "Reference image 1",
+    "image_2": "Reference image 2",
+    "image_3": "Reference image 3",
+    "lora": "Style",
+    "lora_2_url": "Second style (LoRA URL)",
+    "lora_3_url": "Third style (LoRA URL)",
+}
+
+# Parameters that belong to each photo, not to a preset: the SKU names one product.
+PER_PHOTO_PARAMS = frozenset({"sku"})
+
+
+def param_label(name: str) -> str:
+    """A parameter's name in a shop owner's words ("Always remove the background")."""
+    return _LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
 _HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 _INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
@@ -84,6 +132,10 @@ class ParamSpec:
     @property
     def is_seed(self) -> bool:
         return self.name == "seed"
+
+    @property
+    def label(self) -> str:
+        return param_label(self.name)
 
     def rule(self) -> str | None:
         """The constraint in words, as error messages and the form's help state it."""

@@ -5,6 +5,7 @@ Schema and checked by the catalog's validator, the same one the API and the work
 """
 
 import csv
+import dataclasses
 import io
 from typing import Any
 
@@ -14,7 +15,7 @@ from django.http import QueryDict
 
 from jobs import catalog
 from jobs.engines.local import scenes
-from jobs.services import PhotoSource
+from jobs.services import SKU_MAX_LENGTH, PhotoSource
 
 PACKSHOT = "bria-product-packshot"
 
@@ -53,7 +54,8 @@ class NewJobForm(forms.Form):
     csv_file = forms.FileField(
         label="or a CSV of URLs",
         required=False,
-        help_text="A header row with a url column and, if you like, a sku column.",
+        help_text="A header row with a url column and, if you like, a sku column; commas, "
+        "semicolons or tabs, as your spreadsheet saves it.",
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
     )
     image = MultipleFileField(
@@ -64,6 +66,13 @@ class NewJobForm(forms.Form):
     model = forms.ChoiceField(label="Model")
     preset = forms.CharField(required=False)
     batch_name = forms.CharField(label="Batch name", required=False, max_length=200)
+    sku = forms.CharField(
+        label="SKU",
+        required=False,
+        max_length=SKU_MAX_LENGTH,
+        help_text="Your product's code, kept with the job. For several photos, give each "
+        "its own in a CSV's sku column.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -81,15 +90,18 @@ class NewJobForm(forms.Form):
         upload = self.cleaned_data.get("csv_file")
         if not upload:
             return []
+        name = upload.name or "the CSV"
         if upload.size is not None and upload.size > CSV_MAX_BYTES:
             raise forms.ValidationError(
-                f"{upload.name} is larger than {CSV_MAX_BYTES // 1024} KB: split it in batches."
+                f"{name} is larger than {CSV_MAX_BYTES // 1024} KB: split it in batches."
             )
-        try:
-            text = upload.read(CSV_MAX_BYTES + 1).decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            raise forms.ValidationError(f"{upload.name}: save it as UTF-8 text.") from e
-        return csv_sources(text, name=upload.name or "the CSV")
+        data = upload.read(CSV_MAX_BYTES + 1)
+        if data.startswith(b"PK\x03\x04"):
+            raise forms.ValidationError(
+                f"{name} is a spreadsheet workbook, not a CSV: save it as CSV "
+                "(in Excel: File, Save as, CSV UTF-8) and choose that file."
+            )
+        return csv_sources(csv_text(data, name=name), name=name)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -100,6 +112,22 @@ class NewJobForm(forms.Form):
         sources += [PhotoSource(label=f.name or "upload", upload=f) for f in data["image"]]
         if not sources:
             raise forms.ValidationError("Paste the URL of a product photo or upload one.")
+        sku = (data.get("sku") or "").strip()
+        if sku:
+            if len(sources) > 1:
+                self.add_error(
+                    "sku",
+                    "SKU: it names one product; for several photos, give each its SKU in a "
+                    "CSV's sku column.",
+                )
+                return data
+            sources = [dataclasses.replace(sources[0], sku=sku)]
+        if all(source.problem for source in sources):
+            # Nothing left to submit: the CSV's rows are named at the CSV itself.
+            shown = [f"{s.label}: {s.problem}" for s in sources]
+            more = f" (and {len(shown) - 5} more)" if len(shown) > 5 else ""
+            self.add_error("csv_file", "; ".join(shown[:5]) + more)
+            return data
         data["sources"] = sources
         return data
 
@@ -113,18 +141,60 @@ def url_sources(text: str) -> list[PhotoSource]:
     ]
 
 
+def csv_text(data: bytes, *, name: str) -> str:
+    """A CSV's text: UTF-8 (with or without the byte-order mark spreadsheets write), or,
+    failing that, Windows-1252, which Excel's plain "CSV" still writes in Western Europe."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError as e:
+        raise forms.ValidationError(f"{name}: save it as CSV UTF-8 text.") from e
+
+
+# What separates a CSV's cells: a comma, or a semicolon where the comma is the decimal
+# mark (Excel and LibreOffice in most of Europe), or a tab ("Unicode text").
+CSV_DELIMITERS = (",", ";", "\t")
+
+
+def _csv_delimiter(text: str) -> str:
+    """The delimiter of the header row: the one that makes a `url` column, else the one
+    that splits it into the most cells (a comma when none does)."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+
+    def cells(delimiter: str) -> list[str]:
+        row = next(csv.reader([first], delimiter=delimiter), [])
+        return [_header_cell(cell) for cell in row]
+
+    for delimiter in CSV_DELIMITERS:
+        if "url" in cells(delimiter):
+            return delimiter
+    return max(CSV_DELIMITERS, key=lambda d: len(cells(d)))
+
+
+def _header_cell(cell: str) -> str:
+    # "URL", " Url ", and a byte-order mark a second export pass left in front.
+    return cell.replace("\ufeff", "").strip().lower()
+
+
 def csv_sources(text: str, *, name: str) -> list[PhotoSource]:
     """The photos of a CSV with a header row, a `url` column and an optional `sku`
-    column; each is named by its row number as a spreadsheet shows it (the header is
-    row 1). Blank rows are passed over."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    column, separated by commas, semicolons or tabs; each is named by its row number
+    as a spreadsheet shows it (the header is row 1) and the column at fault. Blank rows
+    are passed over; a row without a URL or with too long a SKU is named with why."""
+    delimiter = _csv_delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         rows = list(reader)
     except csv.Error as e:
         raise forms.ValidationError(f"{name}: line {reader.line_num}: {e}") from e
-    if not rows:
+    # Blank lines above the header (some exports start with one) are passed over too.
+    at = next((i for i, row in enumerate(rows) if any(cell.strip() for cell in row)), None)
+    if at is None:
         raise forms.ValidationError(f"{name} is empty: give a header row and one URL a row.")
-    header = [cell.strip().lower() for cell in rows[0]]
+    header = [_header_cell(cell) for cell in rows[at]]
     if "url" not in header:
         raise forms.ValidationError(
             f"{name}: the header row needs a url column (and optionally sku); it has "
@@ -133,13 +203,23 @@ def csv_sources(text: str, *, name: str) -> list[PhotoSource]:
     url_at = header.index("url")
     sku_at = header.index("sku") if "sku" in header else None
     sources = []
-    for number, row in enumerate(rows[1:], start=2):
+    for number, row in enumerate(rows[at + 1 :], start=at + 2):
         if not any(cell.strip() for cell in row):
             continue
         url = row[url_at].strip() if url_at < len(row) else ""
         sku = row[sku_at].strip() if sku_at is not None and sku_at < len(row) else ""
-        label = f"row {number}: {url[:200]}" if url else f"row {number}"
-        sources.append(PhotoSource(label=label, image_url=url, sku=sku))
+        if not url:
+            sources.append(PhotoSource(label=f"row {number}, column url", problem="is required"))
+        elif len(sku) > SKU_MAX_LENGTH:
+            sources.append(
+                PhotoSource(
+                    label=f"row {number}, column sku",
+                    problem=f"is longer than {SKU_MAX_LENGTH} characters ({len(sku)})",
+                )
+            )
+        else:
+            label = f"row {number}, column url: {url[:200]}"
+            sources.append(PhotoSource(label=label, image_url=url, sku=sku))
     return sources
 
 
@@ -229,7 +309,9 @@ class GalleryFilterForm(forms.Form):
     favourites = forms.BooleanField(label="Favourites only", required=False)
     page = forms.IntegerField(required=False, min_value=1, max_value=100_000)
 
-    def __init__(self, *args: Any, presets: list[tuple[int, str]], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, presets: list[tuple[str, list[tuple[int, str]]]], **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         model = self.fields["model"]
         preset = self.fields["preset"]

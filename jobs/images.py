@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from jobs import image_checks
 from productstudio.lib.errors import CodedError
 
 __all__ = [
@@ -113,8 +114,13 @@ def inspect_image(
     decode: bool = True,
     large_pixels: int = LARGE_PIXELS,
     large_decodes: int = LARGE_DECODES,
+    content: bool = False,
 ) -> ImageInfo:
     """Check that ``data`` is a complete image we accept and describe it.
+
+    With ``content``, a photo too small or blank to work on is refused too (see
+    `image_checks`), from the pixels the check decodes anyway: a large JPEG's eighth-scale
+    decode does; a large PNG or WebP, never decoded here, is judged by its size only.
 
     With ``decode=False`` the pixels are not decoded (a 2000 x 2000 PNG costs ~30 ms to
     decode): the headers are checked, and the file's completeness from its structure
@@ -123,11 +129,14 @@ def inspect_image(
     in full up to ``large_pixels``, and above that with a bounded decode (see the module).
 
     Raises :class:`ImageError` with code ``empty``, ``not_an_image``,
-    ``format_not_allowed`` or ``too_many_pixels``.
+    ``format_not_allowed`` or ``too_many_pixels``; with ``content``, also
+    ``image_too_small`` or ``empty_image``.
     """
     with _opened(data, max_pixels, allowed_formats) as image:
         image_format = _format_of(image)
         width, height = image.size
+        if content and (small := image_checks.too_small(width, height)) is not None:
+            raise ImageError(small.code, small.message)
         large = decode and width * height > large_pixels
         if large:
             _check_bounded(
@@ -137,6 +146,9 @@ def inspect_image(
             _decode(image)
         else:
             _check_complete(image_format, data)
+        pixels_at_hand = decode and (not large or image_format == "JPEG")
+        if content and pixels_at_hand and image_checks.looks_blank(image):
+            raise ImageError("empty_image", image_checks.BLANK_MESSAGE)
         if _orientation(image, loaded=decode and not large, data=data) in _SWAPPING_ORIENTATIONS:
             width, height = height, width
     return ImageInfo(

@@ -42,6 +42,17 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "not_an_image": (400, "The product photo is not a picture we can read, or is damaged."),
     "format_not_allowed": (400, "The product photo's format is not JPEG, PNG or WEBP."),
     "too_many_pixels": (400, "The product photo has more pixels than allowed."),
+    "image_too_small": (
+        400,
+        "The product photo is too small to work on (`detail` gives the least size). Refused "
+        "before any job exists, as a job that meets it later fails with it.",
+    ),
+    "empty_image": (
+        400,
+        "The product photo is blank (one flat colour, or fully transparent): no product "
+        "to work on. Refused before any job exists, as a job that meets it later fails "
+        "with it.",
+    ),
     "not_authenticated": (
         401,
         "No API key, or one that is invalid or revoked (`Authorization: Bearer ps_...`).",

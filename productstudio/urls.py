@@ -160,6 +160,7 @@ urlpatterns = [
     ),
     path("stripe/webhook/", billing_views.stripe_webhook, name="stripe_webhook"),
     path("samples/<str:name>.jpg", job_views.sample_image, name="sample_image"),
+    path("samples/thumbs/<str:name>.jpg", job_views.sample_thumbnail, name="sample_thumbnail"),
     # Behind the admin's own check: staff whose session passed the second factor.
     path(
         "admin/assets/<uuid:asset_id>/",

@@ -29,6 +29,7 @@ from jobs.services.submit import (
     _model_for_job,
     _paused_for,
     _seed_drawn,
+    _with_sku,
     job_rerun,
     job_resolve_params,
 )
@@ -332,12 +333,15 @@ SKU_MAX_LENGTH = Job._meta.get_field("sku").max_length or 100
 @dataclass(frozen=True)
 class PhotoSource:
     """One product photo given on the new-job page: a pasted URL or an uploaded file.
-    `label` names it when it is left out ("line 3: https://…", "row 2: …", "mug.jpg")."""
+    `label` names it when it is left out ("line 3: https://…", "row 2, column url: …",
+    "mug.jpg"); `problem`, when set, is why it can't be used, found where it was read
+    (a CSV row without a URL: "is required"), and it is left out with it."""
 
     label: str
     image_url: str = ""
     upload: UploadedFile | None = None
     sku: str = ""
+    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -405,14 +409,18 @@ def batch_submit_portal(
     planned: dict[int, tuple[dict[str, Any], Quote]] = {}
     for index, source in enumerate(sources):
         url = source.image_url.strip()
+        if source.problem:
+            skipped[index] = f"{source.label}: {source.problem}"
+            continue
         if len(source.sku.strip()) > SKU_MAX_LENGTH:
             skipped[index] = f"{source.label}: the sku is longer than {SKU_MAX_LENGTH} characters"
             continue
         try:
             # Each photo is resolved on its own: a drawn seed is drawn for each job.
+            own = _with_sku(spec, given, source.sku.strip())
             resolved = catalog.resolve_params(
                 spec,
-                {**given, spec.image_param: url} if source.upload is None else given,
+                {**own, spec.image_param: url} if source.upload is None else own,
                 attached=frozenset({spec.image_param}) if source.upload else frozenset(),
             )
         except catalog.ParamsError as e:

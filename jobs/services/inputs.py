@@ -71,7 +71,9 @@ def _read_input(*, image_url: str, upload: UploadedFile | None) -> _Input:
             large_pixels=settings.IMAGE_LARGE_PIXELS,
             large_decodes=settings.IMAGE_LARGE_DECODES,
         )
-        info = check(data)
+        # Too small or blank: refused here like an oversized photo, before any job or
+        # hold exists, rather than failing once it runs.
+        info = check(data, content=True)
         upright = images.upright_bytes(data, **_image_limits())
         if upright is not data:
             data, info = upright, check(upright)

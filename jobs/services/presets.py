@@ -4,6 +4,7 @@ shipped in jobs/system_presets.json."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,29 @@ def preset_own_check(*, tenant: Tenant, preset: Preset, action: str) -> None:
     raise PresetError({"preset": f"only your workspace's own presets can be {action}"})
 
 
+def preset_choices(*, tenant: Tenant) -> list[tuple[str, list[tuple[int, str]]]]:
+    """The presets a workspace can pick, for a select: one group per model (in the
+    catalog's order, titled with the model), each preset once, its own marked "(yours)"
+    and the system's "(system)", as names repeat across models and copies."""
+    by_model: dict[str, list[tuple[int, str]]] = {}
+    for pk, model, name, tenant_id in (
+        Preset.objects.visible_to(tenant)
+        .order_by("model", "tenant_id", "name", "pk")
+        .values_list("pk", "model", "name", "tenant_id")
+    ):
+        by_model.setdefault(model, []).append(
+            (pk, f"{name} ({'system' if tenant_id is None else 'yours'})")
+        )
+    groups = [
+        (spec.title, sorted(by_model.pop(spec.slug), key=lambda c: c[1].casefold()))
+        for spec in catalog.all_models()
+        if spec.slug in by_model
+    ]
+    # A preset of a model no longer offered can still be filtered on.
+    groups += [(slug, choices) for slug, choices in sorted(by_model.items())]
+    return groups
+
+
 def preset_visible_get(*, tenant: Tenant, value: Any, slugs: bool = True) -> Preset | None:
     """The preset a job names (None for none): one the workspace may use, its own or a
     system preset, named by id or, if `slugs`, by slug (its own first, when a slug names
@@ -76,6 +100,11 @@ def preset_params_validate(*, spec: catalog.ModelSpec, params: Mapping[str, Any]
     """A preset's parameters, checked by the catalog's validator (only those it sets)."""
     if spec.image_param in params:
         raise PresetError({spec.image_param: "the product photo comes with each job"})
+    per_photo = sorted(catalog.PER_PHOTO_PARAMS & set(params) & set(spec.params))
+    if per_photo:
+        raise PresetError(
+            dict.fromkeys(per_photo, "names one product: it comes with each photo, not a preset")
+        )
     try:
         return catalog.resolve_params(spec, params, partial=True)
     except catalog.ParamsError as e:
@@ -164,16 +193,39 @@ def preset_copy(*, tenant: Tenant, user: User | None, preset: Preset) -> Preset:
     """A tenant's own copy of a system preset (or of one of its own), to edit freely."""
     if preset.tenant_id not in (None, tenant.pk):
         raise PresetError({"preset": "not found"})
-    name = f"{preset.name} (copy)" if preset.tenant_id else preset.name
     return preset_create(
         tenant=tenant,
         user=user,
         model=preset.model,
-        name=name,
+        name=preset_copy_name(tenant=tenant, name=preset.name),
         params=preset.params,
         description=preset.description,
         backdrop=preset.backdrop,
     )
+
+
+_COPY_SUFFIX = re.compile(r" \(copy(?: \d+)?\)$")
+_NAME_MAX = Preset._meta.get_field("name").max_length or 100
+
+
+def preset_copy_name(*, tenant: Tenant, name: str) -> str:
+    """A name for a copy of the preset `name` that no preset of the workspace has:
+    "Dark luxury spotlight (copy)", then "(copy 2)", "(copy 3)"; a copy of a copy is
+    numbered on, never "(copy) (copy)". Told apart from the original in every picker."""
+    base = _COPY_SUFFIX.sub("", name.strip())
+    taken = {
+        taken.casefold()
+        for taken in Preset.objects.for_tenant(tenant)
+        .filter(name__istartswith=base[: _NAME_MAX - 12])
+        .values_list("name", flat=True)
+    }
+    number = 1
+    while True:
+        suffix = " (copy)" if number == 1 else f" (copy {number})"
+        candidate = base[: _NAME_MAX - len(suffix)] + suffix
+        if candidate.casefold() not in taken:
+            return candidate
+        number += 1
 
 
 def preset_delete(*, tenant: Tenant, preset: Preset) -> None:

@@ -95,11 +95,12 @@ def job_submit(
     engine, _ = job_engine(tenant=tenant)
     spec = _model_for_job(model, engine)
     image_url = image_url.strip()
+    sku = sku.strip()
     resolved = job_resolve_params(
         tenant=tenant,
         spec=spec,
         preset=preset,
-        overrides=params,
+        overrides=_with_sku(spec, params, sku),
         image_url=image_url,
         upload_attached=upload is not None,
     )
@@ -152,6 +153,17 @@ def job_submit(
             # The pause is due for a probe and this may be the only job to send as one.
             transaction.on_commit(provider_probes_start)
     return job
+
+
+def _with_sku(
+    spec: catalog.ModelSpec, params: Mapping[str, Any] | None, sku: str
+) -> dict[str, Any]:
+    """`params`, with the photo's SKU as the model's own `sku` parameter when it has one
+    (Bria's packshot) and none is given: one SKU per product, never a preset's."""
+    given = dict(params or {})
+    if sku and "sku" in spec.params and "sku" not in given:
+        given["sku"] = sku
+    return given
 
 
 def _job_hold(*, job: Job, user: User | None) -> None:

@@ -22,6 +22,7 @@ from jobs.views.dashboard import dashboard as dashboard
 from jobs.views.files import asset_file as asset_file
 from jobs.views.files import asset_thumbnail as asset_thumbnail
 from jobs.views.files import sample_image as sample_image
+from jobs.views.files import sample_thumbnail as sample_thumbnail
 from jobs.views.files import staff_asset_file as staff_asset_file
 from jobs.views.gallery import asset_delete as asset_delete
 from jobs.views.gallery import asset_detail as asset_detail

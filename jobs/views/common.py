@@ -13,15 +13,25 @@ from jobs.forms import param_field_name
 from jobs.models import Asset, Job, Preset
 
 
-def _param_controls(spec: catalog.ModelSpec, values: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Form controls for a model's parameters, built from its JSON Schema."""
+def _param_controls(
+    spec: catalog.ModelSpec,
+    values: Mapping[str, Any],
+    *,
+    exclude: frozenset[str] = frozenset(),
+) -> list[dict[str, Any]]:
+    """Form controls for a model's parameters, built from its JSON Schema, each with its
+    name in a shop owner's words (`label`) and the API's name (`name`); the required
+    ones first. `exclude` names parameters the form does not offer."""
     schema = spec.json_schema()
     controls = []
     for name, prop in schema["properties"].items():
-        if name == spec.image_param:
+        if name == spec.image_param or name in exclude:
             continue  # the product photo has its own field
         types = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
-        if "enum" in prop:
+        pattern = str(prop.get("pattern", ""))
+        if "#[0-9a-fA-F]" in pattern:
+            kind = "colour"
+        elif "enum" in prop:
             kind = "select"
         elif "boolean" in types:
             kind = "boolean"
@@ -39,7 +49,7 @@ def _param_controls(spec: catalog.ModelSpec, values: Mapping[str, Any]) -> list[
         controls.append(
             {
                 "name": name,
-                "label": name.replace("_", " ").capitalize(),
+                "label": catalog.param_label(name),
                 "field": param_field_name(spec.slug, name),
                 "kind": kind,
                 "schema": prop,
@@ -49,9 +59,23 @@ def _param_controls(spec: catalog.ModelSpec, values: Mapping[str, Any]) -> list[
                 "slider_value": value if value != "" else prop.get("default", prop.get("minimum")),
                 "required": name in schema["required"],
                 "value": value,
+                # A colour field's picker: its hex colour, and whether "transparent" is one.
+                "colour": _hex_of(value) or _hex_of(prop.get("default")) or "#ffffff",
+                "transparent": "transparent" in pattern,
             }
         )
+    controls.sort(key=lambda c: not c["required"])
     return controls
+
+
+def _hex_of(value: Any) -> str:
+    """`value` as `<input type=color>` takes it (#rrggbb), or "" if it is no hex colour."""
+    text = str(value or "").strip().lower()
+    if len(text) == 4 and text.startswith("#"):
+        text = "#" + "".join(c * 2 for c in text[1:])
+    if len(text) == 7 and text.startswith("#") and all(c in "0123456789abcdef" for c in text[1:]):
+        return text
+    return ""
 
 
 def _slider_step(prop: Mapping[str, Any]) -> str:

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404
 
 from accounts.decorators import workspace_view
 from accounts.models import Membership
-from jobs import samples, services
+from jobs import images, samples, services
 from jobs.models import Asset
 from jobs.views.common import _asset
 
@@ -69,6 +69,26 @@ def sample_image(request: HttpRequest, name: str) -> HttpResponse:
         raise Http404("No such sample.")
     return HttpResponse(
         _sample_jpeg(name),
+        content_type="image/jpeg",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
+# The new-job page shows every sample at once: small, so the eleven cost little to send.
+SAMPLE_THUMBNAIL_SIDE = 200
+
+
+@lru_cache(maxsize=16)
+def _sample_thumbnail(name: str) -> bytes:
+    return images.thumbnail_jpeg(_sample_jpeg(name), longest_side=SAMPLE_THUMBNAIL_SIDE)
+
+
+def sample_thumbnail(request: HttpRequest, name: str) -> HttpResponse:
+    """A sample photo's thumbnail, for the new-job page's picker."""
+    if name not in samples.SAMPLE_NAMES:
+        raise Http404("No such sample.")
+    return HttpResponse(
+        _sample_thumbnail(name),
         content_type="image/jpeg",
         headers={"Cache-Control": "public, max-age=3600"},
     )

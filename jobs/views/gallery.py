@@ -21,7 +21,7 @@ from accounts.decorators import workspace_view
 from accounts.models import Membership
 from jobs import services
 from jobs.forms import GALLERY_STATUSES, GalleryFilterForm
-from jobs.models import Asset, AssetKind, Batch, Job, JobStatus, Preset
+from jobs.models import Asset, AssetKind, Batch, Job, JobStatus
 from jobs.views.common import _asset
 
 # Failed jobs stay listed in the gallery this long (then only on the dashboard).
@@ -64,10 +64,7 @@ def gallery(request: HttpRequest, membership: Membership) -> HttpResponse:
     a page at a time with the same number of queries whatever the workspace's size: one
     page of rows plus one to know whether another page follows, never a count."""
     tenant = membership.tenant
-    presets = list(
-        Preset.objects.visible_to(tenant).order_by("name", "pk").values_list("pk", "name")
-    )
-    form = GalleryFilterForm(request.GET or None, presets=presets)
+    form = GalleryFilterForm(request.GET or None, presets=services.preset_choices(tenant=tenant))
     # Invalid fields are named on the page; the valid ones still filter.
     data: dict[str, Any] = {}
     if form.is_bound:

@@ -45,7 +45,11 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
     elif request.GET.get("from"):
         source_job, overrides = _job_prefill(membership, request.GET["from"])
         posted_model = source_job.model
-        initial = {"image_url": source_job.source_url, "model": source_job.model}
+        initial = {
+            "image_url": source_job.source_url,
+            "model": source_job.model,
+            "sku": source_job.sku,
+        }
     form = NewJobForm(request.POST or None, request.FILES or None, initial=initial)
     param_errors: dict[str, str] = {}
     needs_credits = False
@@ -80,7 +84,10 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
             needs_credits = e.code == "insufficient_credits"
             if e.errors and not set(e.errors) & set(form.fields):
                 param_errors = e.errors
-                form.add_error(None, "Some parameters need fixing: see the model's settings.")
+                named = "; ".join(
+                    f"{catalog.param_label(name)}: {rule}" for name, rule in e.errors.items()
+                )
+                form.add_error(None, f"Some settings need fixing: {named}.")
             else:
                 # The preset has one select per model: its errors go above the form.
                 field = e.field if e.field in form.fields and e.field != "preset" else None
@@ -96,22 +103,37 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
     engine, own_key = services.job_engine(tenant=tenant)
     presets = _presets_by_model(membership)
     prices = services.job_prices(tenant=tenant)
-    models = [
+    models: list[dict[str, Any]] = [
         {
             "spec": m,
             "price": _price_label(prices[m.slug], own_key=own_key),
             "available": m.runs_on(engine),
             "typical": _typical_time(m, engine),
             "presets": presets.get(m.slug, []),
-            "controls": _param_controls(m, overrides if m.slug == posted_model else {}),
+            # The SKU is each photo's (the field above, a CSV's column), not a setting.
+            "controls": _param_controls(
+                m,
+                overrides if m.slug == posted_model else {},
+                exclude=catalog.PER_PHOTO_PARAMS,
+            ),
             "placement": set(m.params) >= PLACEMENT_PARAMS,
             "errors": param_errors if m.slug == posted_model else {},
         }
         for m in catalog.all_models()
     ]
-    sample_urls = [
-        request.build_absolute_uri(reverse("sample_image", args=[name]))
-        for name in samples.SAMPLE_NAMES[:4]
+    for m in models:
+        # Required settings (a scene's description) stand outside "Advanced settings".
+        m["required"] = [c for c in m["controls"] if c["required"]]
+        m["optional"] = [c for c in m["controls"] if not c["required"]]
+        m["advanced_errors"] = any(c["name"] in m["errors"] for c in m["optional"])
+    sample_photos = [
+        {
+            "name": name,
+            "title": SAMPLE_TITLES.get(name) or name.replace("-", " ").capitalize(),
+            "url": request.build_absolute_uri(reverse("sample_image", args=[name])),
+            "thumbnail": reverse("sample_thumbnail", args=[name]),
+        }
+        for name in samples.SAMPLE_NAMES
     ]
     if source_job is not None:
         selected_preset = str(source_job.preset_id or "")
@@ -126,7 +148,7 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
             "engine": engine,
             "own_key": own_key,
             "needs_credits": needs_credits,
-            "sample_urls": sample_urls,
+            "sample_photos": sample_photos,
             "selected_model": posted_model or form.fields["model"].initial,
             "selected_preset": selected_preset,
             "source_job": source_job,
@@ -134,6 +156,16 @@ def job_new(request: HttpRequest, membership: Membership) -> HttpResponse:
         },
     )
 
+
+# The sample photos in a shop's words (their names are the quality set's).
+SAMPLE_TITLES = {
+    "white-on-white": "White vase on white",
+    "dark-on-dark": "Black bag on dark",
+    "plant-pot-gradient": "Plant pot",
+    "jar-noisy-background": "Jar on grain",
+    "speaker-on-grey": "Speaker on grey",
+    "perfume-on-teal": "Perfume on teal",
+}
 
 # Models whose product is placed by these (percent of the width and height, and size):
 # the new-job page sets them by clicking on a preview.
@@ -200,7 +232,9 @@ def job_preview(request: HttpRequest, membership: Membership) -> JsonResponse:
             tenant=membership.tenant, spec=spec, preset=preset, overrides=overrides, count=count
         )
     except services.JobError as e:
-        return JsonResponse({"errors": e.errors or {"preset": e.message}}, status=400)
+        return JsonResponse(
+            {"errors": e.errors or {"preset": e.message}, "labels": _labels(spec)}, status=400
+        )
     size = preview.output_size
     return JsonResponse(
         {
@@ -214,5 +248,11 @@ def job_preview(request: HttpRequest, membership: Membership) -> JsonResponse:
             "enough_credits": preview.enough_credits,
             "buy_url": reverse("credits", args=[membership.tenant.slug]),
             "errors": {},
+            "labels": _labels(spec),
         }
     )
+
+
+def _labels(spec: catalog.ModelSpec) -> dict[str, str]:
+    """Each parameter's name in a shop owner's words, for the preview to show."""
+    return {"preset": "Preset", **{name: catalog.param_label(name) for name in spec.params}}

@@ -79,10 +79,11 @@ def _preset_form_page(
                     if own in errors and own in form.fields:
                         form.add_error(own, errors.pop(own))
                 form.add_error(None, "The preset was not saved: fix the fields marked below.")
-                # The product photo has no control on this page: say so above the form.
+                # The product photo and the SKU have no control on this page: say so
+                # above the form.
                 for field, rule in errors.items():
-                    if field == spec.image_param:
-                        form.add_error(None, f"{field}: {rule}")
+                    if field == spec.image_param or field in catalog.PER_PHOTO_PARAMS:
+                        form.add_error(None, f"{catalog.param_label(field)}: {rule}")
             else:
                 messages.success(request, f"Preset “{preset.name}” saved.")
                 return redirect("preset_list", workspace=membership.tenant.slug)
@@ -93,7 +94,8 @@ def _preset_form_page(
             "form": form,
             "spec": spec,
             "preset": preset,
-            "controls": _param_controls(spec, values),
+            # The SKU names one product: it comes with each photo, never from a preset.
+            "controls": _param_controls(spec, values, exclude=catalog.PER_PHOTO_PARAMS),
             "errors": errors,
         },
     )

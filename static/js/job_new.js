@@ -12,14 +12,25 @@
   var csvRows = 0;
   var firstPhoto = null; // an Image of the first chosen photo, for the placement preview
 
-  document.querySelectorAll("[data-fill-url]").forEach(function (b) {
+  var samples = document.querySelectorAll("[data-fill-url]");
+  samples.forEach(function (b) {
     b.addEventListener("click", function () {
-      var text = urls.value.replace(/\s+$/, "");
-      urls.value = (text ? text + "\n" : "") + b.dataset.fillUrl;
-      urls.focus();
+      // A second click takes the sample out again.
+      var lines = urlLines();
+      var at = lines.indexOf(b.dataset.fillUrl);
+      if (at >= 0) lines.splice(at, 1);
+      else lines.push(b.dataset.fillUrl);
+      urls.value = lines.join("\n");
       urls.dispatchEvent(new Event("input", { bubbles: true }));
     });
   });
+
+  function showSamples() {
+    var lines = urlLines();
+    samples.forEach(function (b) {
+      b.setAttribute("aria-pressed", lines.indexOf(b.dataset.fillUrl) >= 0 ? "true" : "false");
+    });
+  }
 
   // Photos -------------------------------------------------------------------------------
 
@@ -39,6 +50,7 @@
     else if (count === 1) line.textContent = "1 photo: one job.";
     else line.textContent = count + " photos: one job each, grouped as a batch.";
     if (count > max) line.textContent += " That is more than " + max + " photos: split them.";
+    showSamples();
     line.classList.toggle("error", count > max);
     var list = document.getElementById("file-list");
     list.textContent = "";
@@ -138,6 +150,7 @@
     var names = Object.keys(errors);
     var priceLine = document.getElementById("price-line");
     var notEnough = document.getElementById("not-enough");
+    labels = data.labels || {};
     if (names.length) {
       status.textContent = "Fix these before submitting:";
       names.forEach(function (name) { add(list, name, errors[name], true); });
@@ -167,7 +180,10 @@
       size.hidden = true;
       outputRatio = null;
     }
-    document.getElementById("submit-job").textContent = count > 1 ? "Submit " + count + " jobs" : "Submit job";
+    var label = count > 1 ? "Submit " + count + " jobs" : "Submit job";
+    // A preview answered while the form is being sent must not undo the button's progress.
+    if (form.dataset.submitting === "true") idleLabel = label;
+    else document.getElementById("submit-job").textContent = label;
     drawPlacement();
   }
 
@@ -185,11 +201,28 @@
     });
   }
 
+  var labels = {};
+
+  // A parameter in words, its API name in small print under it (what an integrator sends).
   function add(list, name, value, isError) {
     var dt = document.createElement("dt");
-    dt.textContent = name;
+    dt.textContent = labels[name] || name;
+    if (labels[name] && labels[name] !== name) {
+      var code = document.createElement("small");
+      code.textContent = name;
+      dt.appendChild(code);
+    }
     var dd = document.createElement("dd");
-    dd.textContent = typeof value === "string" ? value : JSON.stringify(value);
+    dd.textContent = typeof value === "string" ? value
+      : typeof value === "boolean" ? (value ? "on" : "off") : JSON.stringify(value);
+    if (!isError && typeof value === "string" && /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.test(value)) {
+      // The colour itself beside its code (set through the CSSOM, which the CSP allows).
+      var swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.setAttribute("aria-hidden", "true");
+      swatch.style.backgroundColor = value;
+      dd.insertBefore(swatch, dd.firstChild);
+    }
     if (isError) dd.className = "error";
     list.appendChild(dt);
     list.appendChild(dd);
@@ -301,6 +334,53 @@
     drawPlacement();
     schedule();
   });
+  // Submitting: every photo is fetched and checked before any job is made, which takes
+  // seconds for a batch. Say so at once, and keep a second click from sending it twice.
+  var submitButton = document.getElementById("submit-job");
+  var progress = document.getElementById("submit-progress");
+  var idleLabel = submitButton.textContent;
+
+  form.addEventListener("submit", function (e) {
+    if (form.dataset.submitting === "true") { e.preventDefault(); return; }
+    form.dataset.submitting = "true";
+    var count = photoCount();
+    var uploads = files.files ? files.files.length : 0;
+    var what = count === 1 ? "your photo" : count + " photos";
+    var text = (uploads ? "Uploading and checking " : "Checking ") + what + "…";
+    idleLabel = submitButton.textContent;
+    submitButton.disabled = true;
+    submitButton.setAttribute("aria-busy", "true");
+    submitButton.textContent = "";
+    var spinner = document.createElement("span");
+    spinner.className = "spinner";
+    spinner.setAttribute("aria-hidden", "true");
+    submitButton.appendChild(spinner);
+    submitButton.appendChild(document.createTextNode(text));
+    // Said to screen readers too (a live region): the button's new text is not.
+    progress.textContent = count > 1
+      ? "The " + count + " photos are fetched and checked before the batch is made; this page moves on by itself."
+      : "Your photo is " + (uploads ? "sent and " : "") + "checked before the job is made.";
+  });
+
+  // Back from the next page (the browser's cache keeps this one as it was left).
+  window.addEventListener("pageshow", function () {
+    if (form.dataset.submitting !== "true") return;
+    form.dataset.submitting = "false";
+    submitButton.removeAttribute("aria-busy");
+    submitButton.textContent = idleLabel;
+    progress.textContent = "";
+    showModel();
+  });
+
+  // A setting the server refused: open its section and put the cursor in it.
+  var refused = form.querySelector(".model-settings:not([hidden]) .param.has-error");
+  if (refused) {
+    var section = refused.closest("details");
+    if (section) section.open = true;
+    var control = refused.querySelector("input:not([type=hidden]):not([hidden]), select:not([hidden]), textarea");
+    if (control) control.focus();
+  }
+
   showModel();
   showPhotos();
   preview();

@@ -63,6 +63,52 @@
     show();
   }
 
+  // A colour: the named text field (a hex colour, "transparent", or empty for the preset's
+  // or the default) is what is sent; the picker and the "Transparent" box mirror it.
+  function hexOf(text) {
+    var t = String(text || "").trim().toLowerCase();
+    if (/^#[0-9a-f]{3}$/.test(t)) t = "#" + t[1] + t[1] + t[2] + t[2] + t[3] + t[3];
+    return /^#[0-9a-f]{6}$/.test(t) ? t : null;
+  }
+
+  function enhanceColour(row) {
+    var input = document.getElementById(row.dataset.colourFor);
+    var picker = row.querySelector("input[type=color]");
+    var transparentLabel = row.querySelector(".colour-transparent");
+    var transparent = transparentLabel && transparentLabel.querySelector("input");
+    picker.hidden = false;
+    if (transparentLabel) transparentLabel.hidden = false;
+    var unset = row.querySelector("[data-unset]");
+    if (unset) unset.hidden = false;
+    function applied() {
+      if (input.value.trim() !== "") return input.value.trim();
+      return input.dataset.resolved !== undefined ? input.dataset.resolved : input.placeholder;
+    }
+    function show() {
+      var value = applied();
+      var isTransparent = value.trim().toLowerCase() === "transparent";
+      if (transparent) transparent.checked = isTransparent;
+      picker.disabled = isTransparent || input.disabled;
+      var hex = hexOf(value);
+      if (hex) picker.value = hex;
+    }
+    picker.addEventListener("input", function () {
+      input.value = picker.value.toUpperCase();
+      input.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+    if (transparent) {
+      transparent.addEventListener("change", function () {
+        input.value = transparent.checked ? "transparent" : picker.value.toUpperCase();
+        input.dispatchEvent(new Event("input", { bubbles: true }));
+      });
+    }
+    input.addEventListener("input", show);
+    input.addEventListener("change", show);
+    input.addEventListener("param-refresh", show);
+    show();
+  }
+
+  document.querySelectorAll("[data-colour-for]").forEach(enhanceColour);
   document.querySelectorAll("input[data-range-for]").forEach(enhanceSlider);
   document.querySelectorAll("[data-switch-for]").forEach(enhanceSwitch);
   document.querySelectorAll("[data-unset]").forEach(function (button) {

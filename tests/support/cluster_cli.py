@@ -116,7 +116,9 @@ def main(argv: list[str]) -> Any:
             )
         tenant = Membership.objects.get(user=user).tenant
         buffer = io.BytesIO()
-        Image.new("RGB", (64, 64), (200, 80, 50)).save(buffer, format="JPEG")
+        picture = Image.new("RGB", (64, 64), (200, 80, 50))
+        picture.paste((40, 60, 160), (16, 16, 48, 48))  # a product: a flat colour is refused
+        picture.save(buffer, format="JPEG")
         ids = []
         for sku in [f"{args[0]}-{i}" for i in range(count)] if count else [args[0]]:
             upload = SimpleUploadedFile("mug.jpg", buffer.getvalue(), content_type="image/jpeg")

@@ -88,8 +88,12 @@ def workspace_with_key(setup: Setup, name: str) -> str:
 
 
 def png_bytes(size: int = 64) -> bytes:
+    """A small product photo: a square on a plain backdrop (a flat colour alone would be
+    refused as blank)."""
     buffer = io.BytesIO()
-    Image.new("RGB", (size, size), (200, 80, 50)).save(buffer, format="PNG")
+    image = Image.new("RGB", (size, size), (200, 80, 50))
+    image.paste((40, 60, 160), (size // 4, size // 4, size * 3 // 4, size * 3 // 4))
+    image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 

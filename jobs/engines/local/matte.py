@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from jobs import image_checks
 from jobs.engines.local.arrays import (
     BoolArray,
     FloatArray,
@@ -287,8 +288,10 @@ def remove_background(image: Image.Image) -> Image.Image:
             return normalised.copy()
         normalised = normalised.convert("RGB")
     width, height = normalised.size
-    if width < 4 or height < 4:
-        raise EngineError("image_too_small", "The image is too small to process.")
+    # The submission refuses these already (`images.inspect_image`); a job made before
+    # that check, or a direct call, still meets the same rule here.
+    if (small := image_checks.too_small(width, height)) is not None:
+        raise EngineError(small.code, small.message)
     rgb = np.asarray(normalised, dtype=np.uint8)
 
     pixels = width * height

@@ -25,12 +25,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from jobs import image_checks
 from jobs.engines.local.errors import EngineError
 from jobs.engines.local.matte import remove_background
 from jobs.engines.local.normalise import _normalise
 
 # Alpha above which a pixel counts as product when cropping a packshot.
-BBOX_ALPHA_THRESHOLD: Final = 8
+BBOX_ALPHA_THRESHOLD: Final = image_checks.VISIBLE_ALPHA
 # Enlarged up to 2x, each photo pixel covers at most 2 x 2 output pixels and Lanczos
 # keeps edges and print crisp at full size; beyond that, the interpolated detail
 # shows as softness when a marketplace zooms in. It also gives the shop a simple
@@ -132,7 +133,7 @@ def render_packshot(
     rows = np.flatnonzero((alpha > BBOX_ALPHA_THRESHOLD).any(axis=1))
     cols = np.flatnonzero((alpha > BBOX_ALPHA_THRESHOLD).any(axis=0))
     if rows.size == 0:
-        raise EngineError("empty_image", "No product could be found in the image: it looks blank.")
+        raise EngineError("empty_image", image_checks.BLANK_MESSAGE)
     box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
     product = cutout.crop(box)
     pw, ph = product.size

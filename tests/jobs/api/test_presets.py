@@ -235,7 +235,11 @@ def test_a_system_preset_is_copied_into_the_workspace(api: Client, tenant: Tenan
     assert response.status_code == 201, response.content
     copy = Preset.objects.get(pk=response.json()["id"])
     assert copy.tenant == tenant
-    assert (copy.model, copy.params, copy.name) == (system.model, system.params, system.name)
+    assert (copy.model, copy.params, copy.name) == (
+        system.model,
+        system.params,
+        f"{system.name} (copy)",
+    )
     assert response.json()["system"] is False
 
 

@@ -13,6 +13,7 @@ from accounts import services as account_services
 from accounts.models import CreditEntry, CreditKind, Tenant
 from jobs import services, tasks
 from jobs.models import Asset, Job, JobPrice, JobStatus
+from tests.support.photos import backdrop_only_png
 
 # Every credit below is the test's own: the ledgers start empty.
 pytestmark = pytest.mark.usefixtures("no_trial_credits")
@@ -64,14 +65,8 @@ def test_submitting_holds_the_price_and_success_captures_it(tenant, owner, produ
 
 
 def test_a_failed_job_gives_its_credits_back(tenant, owner, priced):
-    import io
-
-    from PIL import Image
-
     account_services.credits_grant(tenant=tenant, amount=5, user=owner, memo="")
-    blank = io.BytesIO()
-    Image.new("RGB", (300, 300), (240, 240, 240)).save(blank, format="PNG")
-    job = _submit(tenant, owner, blank.getvalue())
+    job = _submit(tenant, owner, backdrop_only_png())
     tasks.job_run(str(job.id))
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED

@@ -127,11 +127,12 @@ def test_a_preset_stores_values_in_the_catalogs_canonical_form(tenant):
 @pytest.mark.parametrize(
     ("model", "name", "value", "message"),
     [
-        (PACKSHOT, "background_color", "pink", "background_color: must be 'transparent' or a hex"),
-        (AIPP, "steps", "25", "steps: must be between 1 and 20"),
-        (AIPP, "steps", "0", "steps: must be between 1 and 20"),
-        (AIPP, "aspect_ratio", "7:3", "aspect_ratio: must be one of 1:1 (Perfect Square)"),
-        (AIPP, "guidance_scale", "2.5", "guidance_scale: must be a whole number"),
+        # Each named in the shop's words (the API's name is beside the field).
+        (PACKSHOT, "background_color", "pink", "Background colour: must be 'transparent' or a"),
+        (AIPP, "steps", "25", "Detail steps: must be between 1 and 20"),
+        (AIPP, "steps", "0", "Detail steps: must be between 1 and 20"),
+        (AIPP, "aspect_ratio", "7:3", "Shape: must be one of 1:1 (Perfect Square)"),
+        (AIPP, "guidance_scale", "2.5", "Follow the description: must be a whole number"),
     ],
 )
 def test_a_preset_with_an_invalid_parameter_cannot_be_saved(
@@ -200,7 +201,7 @@ def test_an_invalid_edit_leaves_the_preset_as_it_was(owner_client, tenant):
         {"name": "Renamed", _field(PACKSHOT, "background_color"): "pink"},
     )
     assert response.status_code == 200
-    assert "background_color: must be" in _text(response)
+    assert "Background colour: must be" in _text(response)
     preset.refresh_from_db()
     assert preset.name == "Navy"
     assert preset.params == {"background_color": "#112233"}
@@ -217,7 +218,7 @@ def test_copying_a_system_preset_makes_the_tenants_own_editable_copy(owner_clien
     assert response["Location"] == reverse("preset_edit", args=[tenant.slug, copy.pk])
     assert copy.model == source.model
     assert copy.params == source.params
-    assert copy.name == source.name
+    assert copy.name == f"{source.name} (copy)"
     assert copy.created_by == owner
     assert Preset.objects.system().count() == before
     # The copy is the tenant's to edit; the system preset is untouched.
@@ -497,8 +498,9 @@ def test_an_invalid_override_through_the_portal_creates_no_job(owner_client, ten
     )
     assert response.status_code == 200
     text = _text(response)
-    assert "background_color: must be 'transparent' or a hex colour" in text
-    assert "Some parameters need fixing" in text
+    # In the shop's words, beside the field and above the form.
+    assert "Background colour: must be 'transparent' or a hex colour" in text
+    assert "Some settings need fixing: Background colour: must be" in text
     _assert_no_job()
 
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from jobs import services, tasks
 from jobs.models import AssetKind, Job, JobStatus
+from tests.support.photos import backdrop_only_png
 
 
 def _queued_job(tenant, owner, data: bytes) -> Job:
@@ -49,13 +50,8 @@ def test_a_canceled_job_is_not_run(tenant, owner, product_jpeg):
 
 
 def test_a_blank_photo_fails_with_a_message_a_shop_understands(tenant, owner):
-    import io
-
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", (300, 300), (240, 240, 240)).save(out, format="PNG")
-    job = _queued_job(tenant, owner, out.getvalue())
+    # A flat colour is refused at submission; a plain backdrop is for the engine to judge.
+    job = _queued_job(tenant, owner, backdrop_only_png())
     tasks.job_run(str(job.id))
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED

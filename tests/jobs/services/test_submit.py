@@ -170,6 +170,7 @@ def test_a_rotated_photo_is_stored_upright(
     owner_client, tenant, django_capture_on_commit_callbacks
 ):
     image = Image.new("RGB", (400, 300), (200, 200, 200))
+    image.paste((40, 60, 160), (150, 100, 250, 220))  # a product, so it is not blank
     exif = image.getexif()
     exif[0x0112] = 6  # "rotate 90° clockwise to view"
     out = io.BytesIO()

@@ -230,7 +230,7 @@ def test_a_wrong_parameter_refuses_the_batch_before_any_fetch(owner_client, tena
         },
     )
 
-    assert "background_color: must be &#x27;transparent&#x27; or a hex colour" in _text(response)
+    assert "Background colour: must be &#x27;transparent&#x27; or a hex colour" in _text(response)
     assert http_server.requests == []
     _assert_nothing_created()
 

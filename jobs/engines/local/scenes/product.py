@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageFilter
 
+from jobs import image_checks
 from jobs.engines.local.errors import EngineError
 from jobs.engines.local.matte import remove_background
 from jobs.engines.local.packshot import BBOX_ALPHA_THRESHOLD
@@ -33,7 +34,7 @@ def _cut_out(image: Image.Image) -> Image.Image:
     rows = np.flatnonzero(solid.any(axis=1))
     cols = np.flatnonzero(solid.any(axis=0))
     if rows.size == 0:
-        raise EngineError("empty_image", "No product could be found in the image: it looks blank.")
+        raise EngineError("empty_image", image_checks.BLANK_MESSAGE)
     cutout.putalpha(Image.fromarray(alpha, "L"))
     return cutout.crop((int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1))
 

@@ -20,6 +20,7 @@ from jobs.engines.local import EngineError, scenes
 from jobs.engines.local.scenes.product import _outline_specks_mend
 from jobs.engines.local.scenes.textures import _surface_texture
 from jobs.models import AssetKind, Job, JobStatus, Preset
+from tests.support.photos import backdrop_only_png
 
 AIPP = "ai-product-photography"
 SCENECRAFT = "segmind-scenecraft-v01"
@@ -446,9 +447,7 @@ def test_the_image_format_and_quality_of_the_job_are_honoured(tenant, owner, pro
 
 
 def test_a_blank_photo_fails_a_scene_job_with_a_clear_message(tenant, owner):
-    out = io.BytesIO()
-    Image.new("RGB", (300, 300), (240, 240, 240)).save(out, format="PNG")
-    job = _submit(tenant, owner, SCENECRAFT, out.getvalue())
+    job = _submit(tenant, owner, SCENECRAFT, backdrop_only_png())
     tasks.job_run(str(job.id))
     job.refresh_from_db()
     assert (job.status, job.error_code) == (JobStatus.FAILED, "empty_image")
