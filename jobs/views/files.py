@@ -80,7 +80,7 @@ SAMPLE_THUMBNAIL_SIDE = 200
 
 @lru_cache(maxsize=16)
 def _sample_thumbnail(name: str) -> bytes:
-    return images.thumbnail_jpeg(_sample_jpeg(name), longest_side=SAMPLE_THUMBNAIL_SIDE)
+    return images.thumbnail(_sample_jpeg(name), longest_side=SAMPLE_THUMBNAIL_SIDE).data
 
 
 def sample_thumbnail(request: HttpRequest, name: str) -> HttpResponse:

@@ -76,6 +76,7 @@ NOT_PAGES = {
     "api_schema": "the OpenAPI schema (YAML or JSON)",
     "stripe_webhook": "Stripe's POSTs",
     "sample_image": "an image",
+    "sample_thumbnail": "an image",
     "staff_asset_file": "an image, for operators in the admin",
 }
 
