@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import workspace_view
 from accounts.models import Membership
-from jobs import services
+from jobs import catalog, services
 from jobs.engines.local import scenes
 from jobs.models import AssetKind, JobStatus
 from jobs.views.common import _job
@@ -55,10 +55,21 @@ def job_detail(request: HttpRequest, membership: Membership, job_id: UUID) -> Ht
             "output_size": size,
             "backdrop": backdrop,
             "refunded": refunded,
+            "params_shown": params_shown(job.params),
             # A batch's job is under Batches in the navigation, as its batch is.
             **({"nav_section": "batch_list", "nav_current": "true"} if job.batch_id else {}),
         },
     )
+
+
+def params_shown(params: dict[str, Any]) -> list[dict[str, str]]:
+    """A job's parameters as the job page lists them: each in a shop owner's words with
+    the API name beside it, switches as On or Off."""
+    shown = []
+    for name, value in params.items():
+        text = ("On" if value else "Off") if isinstance(value, bool) else str(value)
+        shown.append({"label": catalog.param_label(name), "name": name, "value": text})
+    return shown
 
 
 @workspace_view
