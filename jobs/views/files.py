@@ -1,6 +1,7 @@
 """Image bytes: an asset's file and thumbnail for its workspace's members, any asset's
 file for operators, and the demo's sample photos."""
 
+from collections.abc import Callable
 from functools import lru_cache
 from uuid import UUID
 
@@ -63,15 +64,17 @@ def _sample_jpeg(name: str) -> bytes:
     return samples.sample_jpeg_bytes(name)
 
 
-def sample_image(request: HttpRequest, name: str) -> HttpResponse:
-    """Demo product photos drawn by the project, to try the studio without one at hand."""
+def _sample_response(name: str, render: Callable[[str], bytes]) -> HttpResponse:
     if name not in samples.SAMPLE_NAMES:
         raise Http404("No such sample.")
     return HttpResponse(
-        _sample_jpeg(name),
-        content_type="image/jpeg",
-        headers={"Cache-Control": "public, max-age=3600"},
+        render(name), content_type="image/jpeg", headers={"Cache-Control": "public, max-age=3600"}
     )
+
+
+def sample_image(request: HttpRequest, name: str) -> HttpResponse:
+    """Demo product photos drawn by the project, to try the studio without one at hand."""
+    return _sample_response(name, _sample_jpeg)
 
 
 # The new-job page shows every sample at once: small, so the eleven cost little to send.
@@ -85,13 +88,7 @@ def _sample_thumbnail(name: str) -> bytes:
 
 def sample_thumbnail(request: HttpRequest, name: str) -> HttpResponse:
     """A sample photo's thumbnail, for the new-job page's picker."""
-    if name not in samples.SAMPLE_NAMES:
-        raise Http404("No such sample.")
-    return HttpResponse(
-        _sample_thumbnail(name),
-        content_type="image/jpeg",
-        headers={"Cache-Control": "public, max-age=3600"},
-    )
+    return _sample_response(name, _sample_thumbnail)
 
 
 @staff_member_required

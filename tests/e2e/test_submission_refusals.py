@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Any
 
 import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
 from jobs.models import Batch, Job, Preset
+from tests.e2e.test_new_job_form import _new_job_page
 from tests.e2e.test_portal_flow import _log_in, _shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -24,12 +24,6 @@ def _png(size: tuple[int, int]) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, (200, 30, 30)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _new_job_page(page: Any, live_server: Any, owner: Any, tenant: Any) -> None:
-    _log_in(page, live_server, owner.email)
-    page.wait_for_url(re.compile(r"/w/"))
-    page.goto(f"{live_server.url}/w/{tenant.slug}/jobs/new/")
 
 
 def test_a_one_pixel_photo_is_refused_on_the_page_and_no_job_is_made(
