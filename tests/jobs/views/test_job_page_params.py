@@ -26,8 +26,8 @@ def test_the_job_page_names_each_parameter_in_words_beside_its_api_name(
 
     page = owner_client.get(f"/w/{tenant.slug}/jobs/{job.id}/").content.decode()
 
-    assert 'Background colour <small><code>background_color</code></small>' in page
-    assert 'Always remove the background <small><code>force_rmbg</code></small>' in page
+    assert "Background colour <small><code>background_color</code></small>" in page
+    assert "Always remove the background <small><code>force_rmbg</code></small>" in page
     assert "<dd>On</dd>" in page
     assert "<dd>True</dd>" not in page
     assert "<dt>force_rmbg</dt>" not in page
