@@ -1,9 +1,9 @@
 """Whether a decoded photo has anything to work on: big enough, and not blank.
 
-One definition for the two places that ask: the submission (`images.inspect_image` with
-``content=True``), which refuses such a photo before any job exists, and the local
-engine, which refuses it when a job still reaches it (a large PNG is not decoded at
-submission, say). Pure: Pillow and numpy only, no database.
+The submission (`images.inspect_image` with ``content=True``) refuses such a photo before
+any job exists. The local engine shares the size rule (`too_small`) and the blank message,
+for a photo that still reaches it (a large PNG is not decoded at submission, say): it finds
+a blank photo when its cut-out comes back empty. Pure: Pillow and numpy only, no database.
 """
 
 from __future__ import annotations
@@ -78,13 +78,3 @@ def looks_blank(image: Image.Image) -> bool:
         # On the 8-bit scale: 16-bit levels, or a float image in [0, 1].
         spread *= 255.0 / (65535.0 if top > 255.0 else 1.0 if top <= 1.0 else 255.0)
     return spread <= BLANK_SPREAD
-
-
-def problem_of(image: Image.Image) -> Problem | None:
-    """Why a decoded photo can't be worked on (too small, then blank), or None."""
-    small = too_small(*image.size)
-    if small is not None:
-        return small
-    if looks_blank(image):
-        return Problem("empty_image", BLANK_MESSAGE)
-    return None

@@ -531,10 +531,6 @@ class Thumbnail:
     extension: str
     transparent: bool
 
-    @property
-    def mime_type(self) -> str:
-        return "image/webp" if self.extension == "webp" else "image/jpeg"
-
 
 def thumbnail(
     data: bytes,

@@ -135,7 +135,7 @@ class CreditEntry(models.Model):
     @property
     def plain_kind(self) -> str:
         """What happened, in a shop owner's words ("Reserved for a job")."""
-        return PLAIN_KINDS.get(self.kind, self.get_kind_display())
+        return PLAIN_KINDS[self.kind]
 
     @property
     def plain_amount(self) -> str:

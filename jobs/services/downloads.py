@@ -37,7 +37,7 @@ def _zip_member_name(asset: Asset, taken: set[str]) -> str:
     stem = ""
     if job is not None:
         photo = job.source_label
-        stem = _name_stem(job.sku) or _name_stem(photo.rsplit(".", 1)[0] if "." in photo else photo)
+        stem = _name_stem(job.sku) or _name_stem(photo.rsplit(".", 1)[0])
     if not stem:
         stem = f"{slugify(job.model) if job else 'image'}-{asset.pk.hex[:8]}"
     name = f"{stem}.{asset.extension}"

@@ -322,14 +322,15 @@ def remove_background(image: Image.Image) -> Image.Image:
         # product the model does not see.
         if matte.model is not None and alpha.max() > 0.0:
             prob = saliency(work, PLAIN_INPUT_PIXELS)
-            if salient_share(prob) < MIN_SALIENT_SHARE:
+            full_size = salient_share(prob) < MIN_SALIENT_SHARE
+            if full_size:
                 # A small product is a few pixels of the small map: look again at the
                 # full size before trusting the colour matte alone.
                 prob = saliency(work)
             if salient_share(prob) >= MIN_SALIENT_SHARE:
                 shadowy = _shadow_like(work, matte.model)
                 combined, agreement = plain_combine(alpha, upsample(prob, alpha.shape), shadowy)
-                if agreement < PLAIN_AGREEMENT:
+                if agreement < PLAIN_AGREEMENT and not full_size:
                     # The small map may have missed a pale part: look again at full
                     # size before giving up on the colour matte.
                     prob = saliency(work)

@@ -19,10 +19,11 @@ import io
 import math
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
 from jobs import image_checks
@@ -107,6 +108,17 @@ def parse_color(value: str) -> tuple[int, int, int] | None:
     return (int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16))
 
 
+def product_box(alpha: NDArray[np.uint8]) -> tuple[int, int, int, int]:
+    """The (left, top, right, bottom) box of the pixels more than BBOX_ALPHA_THRESHOLD
+    opaque; ``EngineError("empty_image")`` when there are none (nothing was cut out)."""
+    solid = alpha > BBOX_ALPHA_THRESHOLD
+    rows = np.flatnonzero(solid.any(axis=1))
+    cols = np.flatnonzero(solid.any(axis=0))
+    if rows.size == 0:
+        raise EngineError("empty_image", image_checks.BLANK_MESSAGE)
+    return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+
+
 def render_packshot(
     image: Image.Image,
     *,
@@ -129,13 +141,7 @@ def render_packshot(
         normalised = _normalise(image)
         cutout = normalised.convert("RGBA") if normalised.mode != "RGBA" else normalised
 
-    alpha = np.asarray(cutout.getchannel("A"))
-    rows = np.flatnonzero((alpha > BBOX_ALPHA_THRESHOLD).any(axis=1))
-    cols = np.flatnonzero((alpha > BBOX_ALPHA_THRESHOLD).any(axis=0))
-    if rows.size == 0:
-        raise EngineError("empty_image", image_checks.BLANK_MESSAGE)
-    box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-    product = cutout.crop(box)
+    product = cutout.crop(product_box(np.asarray(cutout.getchannel("A"))))
     pw, ph = product.size
 
     target = max(1, round(size * (1.0 - 2.0 * margin)))
@@ -217,15 +223,7 @@ def encode_packshot(image: Image.Image, *, quality: int = 92) -> bytes:
     return out.getvalue()
 
 
-def make_packshot(
-    image: Image.Image,
-    *,
-    background_color: str = "#FFFFFF",
-    size: int = 2000,
-    margin: float = 0.075,
-    remove_bg: bool = True,
-) -> Image.Image:
-    """The image of :func:`render_packshot`, for callers that need only the picture."""
-    return render_packshot(
-        image, background_color=background_color, size=size, margin=margin, remove_bg=remove_bg
-    ).image
+def make_packshot(image: Image.Image, **options: Any) -> Image.Image:
+    """The image of :func:`render_packshot` (same options), for callers that need only
+    the picture."""
+    return render_packshot(image, **options).image

@@ -14,10 +14,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageFilter
 
-from jobs import image_checks
-from jobs.engines.local.errors import EngineError
 from jobs.engines.local.matte import remove_background
-from jobs.engines.local.packshot import BBOX_ALPHA_THRESHOLD
+from jobs.engines.local.packshot import product_box
 from jobs.engines.local.scenes.pixels import FloatArray
 from jobs.engines.local.scenes.request import SceneRequest
 
@@ -30,13 +28,9 @@ def _cut_out(image: Image.Image) -> Image.Image:
     box (RGBA)."""
     cutout = remove_background(image)
     alpha = product_alpha_clean(np.asarray(cutout.getchannel("A")))
-    solid = alpha > BBOX_ALPHA_THRESHOLD
-    rows = np.flatnonzero(solid.any(axis=1))
-    cols = np.flatnonzero(solid.any(axis=0))
-    if rows.size == 0:
-        raise EngineError("empty_image", image_checks.BLANK_MESSAGE)
+    box = product_box(alpha)
     cutout.putalpha(Image.fromarray(alpha, "L"))
-    return cutout.crop((int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1))
+    return cutout.crop(box)
 
 
 def _placement(
