@@ -2,7 +2,7 @@
 
 `Setup` makes a fresh database (an SQLite file in a temp dir, or a new database on a
 PostgreSQL server) and migrates it in a subprocess; `start_cluster` runs
-`manage.py qcluster` against it, in its own session so it can be stopped as a whole.
+`manage.py qcluster` against it (on the ORM broker, or on Redis with `broker="redis"`), in its own session so it can be stopped as a whole.
 `manage` runs a management command (or `python -m tests.support.cluster_cli ...`) with the same
 environment, which is how a test reads and changes that database: the test process
 itself stays on pytest-django's database.
@@ -72,6 +72,7 @@ class Setup:
     pg_admin_url: str = ""
     pg_dbname: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    broker: str = "orm"
 
     def logs_tail(self, chars: int = 6000) -> str:
         """The end of each cluster log in the setup's folder: what a failed wait shows, so
@@ -83,11 +84,16 @@ class Setup:
         return "".join(parts) or "(no cluster log)"
 
     @classmethod
-    def create(cls, postgres_url: str | None, env: dict[str, str]) -> Setup:
-        """A new database: on the PostgreSQL server of `postgres_url`, else SQLite.
+    def create(cls, postgres_url: str | None, env: dict[str, str], broker: str = "orm") -> Setup:
+        """A new database: on the PostgreSQL server of `postgres_url`, else SQLite; its
+        clusters on `broker` ("orm" or "redis", see tests/support/brokers.py).
 
         The PostgreSQL user must be allowed to CREATE DATABASE.
         """
+        from tests.support.brokers import broker_env
+
+        # First: a Redis run without a server skips (or fails) before anything is made.
+        on_broker = broker_env(broker)
         tmp = Path(tempfile.mkdtemp(prefix="ps-cluster-"))
         if postgres_url:
             import psycopg
@@ -115,8 +121,10 @@ class Setup:
             "SECRET_KEY": secrets.token_urlsafe(50),
             "MEDIA_ROOT": str(tmp / "media"),
             "LOG_LEVEL": "WARNING",
+            **on_broker,
             **env,
         }
+        setup.broker = broker
         setup.manage("migrate", "--noinput", "-v", "0")
         return setup
 
@@ -203,13 +211,16 @@ def stop_cluster(proc: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def running_cluster(
-    env: dict[str, str], *, workers: int = 2, webhooks: bool = False
+    env: dict[str, str], *, workers: int = 2, webhooks: bool = False, broker: str = "orm"
 ) -> Iterator[Setup]:
     """A fresh database (on the PostgreSQL server of DATABASE_URL when it names one, else
     SQLite) with `env`, and a real jobs cluster on it (and the webhooks cluster too, with
-    `webhooks`); stopped and dropped at the end. For tests' module-scoped fixtures."""
+    `webhooks`) on `broker`; stopped and dropped at the end. For tests' module-scoped
+    fixtures."""
     database_url = os.environ.get("DATABASE_URL", "")
-    setup = Setup.create(database_url if database_url.startswith("postgres") else None, env)
+    setup = Setup.create(
+        database_url if database_url.startswith("postgres") else None, env, broker=broker
+    )
     procs: list[subprocess.Popen[bytes]] = []
     try:
         procs.append(start_cluster(setup, workers=workers)[0])

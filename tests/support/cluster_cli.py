@@ -85,7 +85,8 @@ def main(argv: list[str]) -> Any:
         started = Job.objects.filter(tenant__name="Alpha", started_at__isnull=False).count()
         return {"a": a, "b": b, "alpha_started_when_b_sent": started}
     if command == "local":
-        return local_submit(args[0], int(args[1]), 64)
+        # `local <workspace> <count> [<photo size>]`: small photos unless told.
+        return local_submit(args[0], int(args[1]), int(args[2]) if len(args) > 2 else 64)
     if command == "hooks":
         user = workspace_user(args[0])
         tenant = Membership.objects.get(user=user).tenant
@@ -181,6 +182,11 @@ def main(argv: list[str]) -> Any:
             "leased_until": until.isoformat() if until else None,
             "held": bool(until and until > timezone.now()),
         }
+    if command == "broker-queue":
+        # Tasks waiting in the jobs cluster's broker queue (not those a cluster fetched).
+        from django_q.brokers import get_broker
+
+        return {"waiting": get_broker().queue_size()}
     if command == "sweep":
         with transaction.atomic():
             return services.jobs_sweep(stale_after=timedelta(microseconds=1))

@@ -1,6 +1,6 @@
 """On real django-q2 clusters: a workspace whose webhook receiver never answers does not
 hold up another workspace's local job, nor its webhooks (deliveries run in the webhooks
-cluster, a share per workspace)."""
+cluster, a share per workspace). On each broker (tests/support/brokers.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.brokers import BROKERS
 from tests.support.cluster import Setup, running_cluster, wait_for
 from tests.support.http_server import HangingServer, LocalServer
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Setup]:
+@pytest.fixture(scope="module", params=BROKERS)
+def cluster(request: pytest.FixtureRequest) -> Iterator[Setup]:
     with running_cluster(
         {
             "SEGMIND_API_KEY": "",
@@ -23,6 +24,7 @@ def cluster() -> Iterator[Setup]:
             "WEBHOOK_TIMEOUT_SECONDS": "20",
         },
         webhooks=True,
+        broker=request.param,
     ) as setup:
         yield setup
 

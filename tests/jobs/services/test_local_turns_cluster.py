@@ -1,5 +1,6 @@
 """On a real django-q2 cluster: a shop's single local job does not wait for another
-shop's whole batch (the workers claim local jobs in turn across workspaces)."""
+shop's whole batch (the workers claim local jobs in turn across workspaces). On each
+broker (tests/support/brokers.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.brokers import BROKERS
 from tests.support.cluster import Setup, running_cluster, wait_for
 
 BATCH = 16
@@ -14,9 +16,9 @@ BATCH = 16
 WORKERS = 2
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Setup]:
-    with running_cluster({"SEGMIND_API_KEY": "", "Q_TIMEOUT": "60"}) as setup:
+@pytest.fixture(scope="module", params=BROKERS)
+def cluster(request: pytest.FixtureRequest) -> Iterator[Setup]:
+    with running_cluster({"SEGMIND_API_KEY": "", "Q_TIMEOUT": "60"}, broker=request.param) as setup:
         yield setup
 
 

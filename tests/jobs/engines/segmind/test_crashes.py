@@ -8,6 +8,10 @@ the schedules (the sweeper, `segmind-watch`) are put off by a day: the cluster r
 through the watch each worker enqueues when it starts (a whole cluster started again, or
 the one worker the sentinel respawns), which starts a successor as soon as the dead
 holder's lease runs out; the successor settles what it left.
+
+Each test runs on both brokers (tests/support/brokers.py): on the ORM broker a killed
+worker's task would come back after `Q_RETRY`, on Redis it is gone for good; neither is
+waited for, and every job still ends exactly once.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.brokers import BROKERS
 from tests.support.cluster import Setup, running_cluster, start_cluster, stop_cluster, wait_for
 from tests.support.fake_segmind import FakeSegmind
 
@@ -34,8 +39,8 @@ def fake() -> Iterator[FakeSegmind]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def cluster(fake: FakeSegmind) -> Iterator[Setup]:
+@pytest.fixture(scope="module", params=BROKERS)
+def cluster(request: pytest.FixtureRequest, fake: FakeSegmind) -> Iterator[Setup]:
     with running_cluster(
         {
             "SEGMIND_API_KEY": KEY,
@@ -44,7 +49,8 @@ def cluster(fake: FakeSegmind) -> Iterator[Setup]:
             "Q_TIMEOUT": "30",
             "SEGMIND_FIRST_POLL_SECONDS": "0.5",
             "SEGMIND_POLL_INTERVAL_SECONDS": "0.5",
-        }
+        },
+        broker=request.param,
     ) as setup:
         # Only the workers' start-up watch may start a successor (see the module's doc).
         setup.cli("schedules-later")
@@ -214,8 +220,8 @@ LONG_Q_TIMEOUT = 600
 ENDED_WITHIN_SECONDS = 300
 
 
-@pytest.fixture
-def setup(fake: FakeSegmind) -> Iterator[Setup]:
+@pytest.fixture(params=BROKERS)
+def setup(request: pytest.FixtureRequest, fake: FakeSegmind) -> Iterator[Setup]:
     database_url = os.environ.get("DATABASE_URL", "")
     setup = Setup.create(
         database_url if database_url.startswith("postgres") else None,
@@ -229,6 +235,7 @@ def setup(fake: FakeSegmind) -> Iterator[Setup]:
             "SEGMIND_FIRST_POLL_SECONDS": "0.5",
             "SEGMIND_POLL_INTERVAL_SECONDS": "0.5",
         },
+        broker=request.param,
     )
     try:
         yield setup
