@@ -2,7 +2,8 @@
 
 `Setup` makes a fresh database (an SQLite file in a temp dir, or a new database on a
 PostgreSQL server) and migrates it in a subprocess; `start_cluster` runs
-`manage.py qcluster` against it (on the ORM broker, or on Redis with `broker="redis"`), in its own session so it can be stopped as a whole.
+`manage.py qcluster` against it (on the ORM broker, or on Redis with `broker="redis"`),
+in its own session so it can be stopped as a whole.
 `manage` runs a management command (or `python -m tests.support.cluster_cli ...`) with the same
 environment, which is how a test reads and changes that database: the test process
 itself stays on pytest-django's database.
