@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -334,9 +335,9 @@ def run(
             ]
             processes += webs
             for worker in workers:
-                wait_for(f"{worker.name} to start", lambda w=worker: _cluster_up(w, WORKERS))
+                wait_for(f"{worker.name} to start", partial(_cluster_up, worker, WORKERS))
             for web in webs:
-                wait_for(f"{web.name} to answer", lambda w=web: _web_up(w, key), every=0.5)
+                wait_for(f"{web.name} to answer", partial(_web_up, web, key), every=0.5)
 
             photo = _photo()
             clients = [
