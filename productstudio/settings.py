@@ -201,7 +201,25 @@ STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media")))
-STORAGES = {
+
+# Media on an S3-compatible object store (AWS S3, MinIO, Garage, Ceph, R2, ...) when
+# S3_BUCKET is set: every web and worker machine then sees the same files. Objects stay
+# private; download links are presigned and expire after ASSET_URL_TTL_SECONDS.
+S3_BUCKET = env("S3_BUCKET")
+S3_ENDPOINT_URL = env("S3_ENDPOINT_URL")
+S3_REGION = env("S3_REGION", "us-east-1")
+S3_ACCESS_KEY_ID = env("S3_ACCESS_KEY_ID")
+S3_SECRET_ACCESS_KEY = env("S3_SECRET_ACCESS_KEY")
+S3_ADDRESSING_STYLE = env("S3_ADDRESSING_STYLE", "auto")
+S3_CUSTOM_DOMAIN = env("S3_CUSTOM_DOMAIN")
+if S3_ADDRESSING_STYLE not in {"auto", "path", "virtual"}:
+    raise ImproperlyConfigured(
+        f"S3_ADDRESSING_STYLE must be auto, path or virtual, not {S3_ADDRESSING_STYLE!r}."
+    )
+# boto3 would otherwise look for credentials and a region on the instance metadata service
+# (169.254.169.254): keys are always explicit here, and nothing probes that address.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+STORAGES: dict[str, dict[str, object]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
@@ -446,7 +464,30 @@ API_RATE_LIMIT_WRITE = env("API_RATE_LIMIT_WRITE", "300/min")
 # the request waits, several at a time.
 BATCH_MAX_ITEMS = env_int("BATCH_MAX_ITEMS", 100)
 # How long the API's signed download URLs of assets stay valid.
-ASSET_URL_TTL_SECONDS = env_int("ASSET_URL_TTL_SECONDS", 3600)
+ASSET_URL_TTL_SECONDS = env_positive_int("ASSET_URL_TTL_SECONDS", 3600)
+# On S3 the links are the store's own presigned URLs, valid as long (S3_* above).
+if S3_BUCKET:
+    _missing = [n for n in ("S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY") if not globals()[n]]
+    if _missing:
+        raise ImproperlyConfigured(
+            f"S3_BUCKET is set, so {' and '.join(_missing)} must be set too: the keys are "
+            "always explicit (no instance metadata, no ~/.aws profile)."
+        )
+    from productstudio.lib.storage import s3_storage_options
+
+    STORAGES["default"] = {
+        "BACKEND": "productstudio.lib.storage.PrivateS3Storage",
+        "OPTIONS": s3_storage_options(
+            bucket=S3_BUCKET,
+            endpoint_url=S3_ENDPOINT_URL,
+            region=S3_REGION,
+            access_key_id=S3_ACCESS_KEY_ID,
+            secret_access_key=S3_SECRET_ACCESS_KEY,
+            addressing_style=S3_ADDRESSING_STYLE,
+            custom_domain=S3_CUSTOM_DOMAIN,
+            url_ttl_seconds=ASSET_URL_TTL_SECONDS,
+        ),
+    }
 # The most images one ZIP of the gallery's selection may hold (full images, built while
 # the request waits).
 GALLERY_ZIP_MAX_ASSETS = env_int("GALLERY_ZIP_MAX_ASSETS", 200)

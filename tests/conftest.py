@@ -41,6 +41,7 @@ pytest_plugins = [
     "tests.support.crash",
     "tests.support.jobs_api",
     "tests.support.jobs_services",
+    "tests.support.s3_media",
 ]
 
 

@@ -25,6 +25,7 @@ from jobs.models import Asset, AssetKind, Job
 from jobs.payloads import AssetSerializer
 from productstudio.lib.errors import PROBLEMS, Problem, ProblemSerializer
 from productstudio.lib.pagination import PAGE_PARAMETERS, page_of, paginate
+from productstudio.lib.storage import stored_file_response
 
 
 def _own_job(tenant: Tenant, value: str) -> Job | None:
@@ -144,12 +145,16 @@ def asset_download(request: Request, asset_id: str) -> FileResponse:
         )
     except services.AssetUrlError as e:
         raise Problem.of(e) from e
-    response = FileResponse(
-        asset.file.open("rb"),
-        content_type=asset.mime_type,
-        as_attachment=True,
-        filename=services.asset_filename(asset),
-    )
+    try:
+        response = stored_file_response(
+            asset.file.storage,
+            asset.file.name,
+            content_type=asset.mime_type,
+            as_attachment=True,
+            filename=services.asset_filename(asset),
+        )
+    except FileNotFoundError:
+        raise Problem("not_found", "This image's file is missing.") from None
     # Cached no longer than the link is valid.
     remaining = int(request.query_params["expires"]) - int(timezone.now().timestamp())
     response["Cache-Control"] = f"private, max-age={max(0, remaining)}"

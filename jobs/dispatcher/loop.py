@@ -50,7 +50,7 @@ from jobs.dispatcher.outputs import _fetch_outputs
 from jobs.dispatcher.submissions import _client, poll_interval, request_store, segmind_payload
 from jobs.engines.segmind import client as segmind
 from jobs.engines.segmind import ratelimit
-from jobs.models import Job, JobStatus, ProviderPause, SegmindKeyBudget
+from jobs.models import Asset, Job, JobStatus, ProviderPause, SegmindKeyBudget
 from jobs.services.dispatch import LEASE
 from productstudio.lib.errors import CodedError
 
@@ -563,14 +563,26 @@ class _Dispatcher:
         for event in batch:
             self.submitting.discard(event.job_id)
         done = [e.job_id for e in batch if isinstance(e, _Completed)]
+        jobs = Job.objects.select_related("tenant").in_bulk(done) if done else {}
+        # The results are written to storage before the transaction (on S3 that is
+        # network I/O, which must not hold the database's locks); a job that moved on
+        # meanwhile has its files deleted again by job_succeed.
+        # On the I/O threads, several at once; no query is made there (tenants loaded).
+        completed = [e for e in batch if isinstance(e, _Completed) and e.job_id in jobs]
+        written = self.io.map(
+            lambda e: services.job_outputs_store(
+                job=jobs[e.job_id], outputs=e.outputs, thumbnails=False
+            ),
+            completed,
+        )
+        stored = {e.job_id: assets for e, assets in zip(completed, written, strict=True)}
         # One transaction per batch: on SQLite every commit is a disk sync.
         with transaction.atomic():
-            jobs = Job.objects.select_related("tenant").in_bulk(done) if done else {}
             listening = account_services.webhook_endpoints_listening(
                 tenant_ids={job.tenant_id for job in jobs.values()}
             )
             for event in batch:
-                self._apply(event, to_track, jobs, listening)
+                self._apply(event, to_track, jobs, listening, stored)
         # Polling starts only once the request ids are committed.
         for event in to_track:
             first_delay = settings.SEGMIND_FIRST_POLL_SECONDS
@@ -594,6 +606,7 @@ class _Dispatcher:
         to_track: list[_Submitted],
         jobs: dict[uuid.UUID, Job],
         listening: dict[int, list[WebhookEndpoint]],
+        stored: dict[uuid.UUID, list[Asset]],
     ) -> None:
         # Whatever became of it, a probe is over once its submit has an answer.
         pause_id = self.probes.pop(event.job_id, None) if self.probes else None
@@ -638,10 +651,7 @@ class _Dispatcher:
             # more than the rest of the job's orchestration), and the dispatcher's CPU
             # bounds its throughput. The gallery makes it on first view, once.
             self.counts["finished"] += services.job_succeed(
-                job=job,
-                outputs=event.outputs,
-                listening=listening[job.tenant_id],
-                thumbnails=False,
+                job=job, stored=stored[job.pk], listening=listening[job.tenant_id]
             )
         self.pending.discard(event.job_id)
 

@@ -86,8 +86,10 @@ def _asset_files_delete(names: Iterable[tuple[Any, str]]) -> None:
     for storage, name in names:
         try:
             storage.delete(name)
-        except OSError:
+        except Exception:
             # A file already gone is what we wanted; others are kept for an operator.
+            # Any storage's error, not only the disk's OSError: S3's are botocore's, and
+            # the rows are gone already, so one unreachable store must not stop the rest.
             logger.warning("could not delete stored file %s", name, exc_info=True)
 
 

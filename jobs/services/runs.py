@@ -20,8 +20,8 @@ from accounts.models import WebhookEndpoint, WebhookEventType
 from jobs import catalog, images
 from jobs.engines import local as local_engine
 from jobs.engines.local import scenes
-from jobs.models import AssetKind, Job, JobStatus
-from jobs.services.assets import asset_create
+from jobs.models import Asset, AssetKind, Job, JobStatus
+from jobs.services.assets import _asset_stored, _assets_discard
 from jobs.services.batch_completion import batch_complete_check
 from jobs.services.errors import INTERNAL_ERROR_MESSAGE
 from jobs.services.events import _job_event_emit
@@ -212,48 +212,83 @@ def _job_execute(job_id: uuid.UUID | str) -> None:
     job_succeed(job=job, outputs=[(data, info)], notice=notice)
 
 
+def job_outputs_store(
+    *, job: Job, outputs: Sequence[tuple[bytes, images.ImageInfo]], thumbnails: bool = True
+) -> list[Asset]:
+    """Write a job's result images (and their thumbnails unless `thumbnails` is False) to
+    storage, before any transaction: on S3 that is network I/O. The rows are saved by
+    `job_succeed`, which deletes the files again if the job has moved on meanwhile."""
+    stored: list[Asset] = []
+    try:
+        for index, (data, info) in enumerate(outputs, start=1):
+            suffix = f"-{index}" if len(outputs) > 1 else ""
+            stored.append(
+                _asset_stored(
+                    tenant=job.tenant,
+                    job=job,
+                    kind=AssetKind.OUTPUT,
+                    data=data,
+                    info=info,
+                    original_name=f"{job.model}-{str(job.pk)[:8]}{suffix}.{info.format.lower()}",
+                    thumbnail=thumbnails,
+                )
+            )
+    except BaseException:
+        _assets_discard(stored)
+        raise
+    return stored
+
+
 def job_succeed(
     *,
     job: Job,
-    outputs: Sequence[tuple[bytes, images.ImageInfo]],
+    outputs: Sequence[tuple[bytes, images.ImageInfo]] = (),
+    stored: Sequence[Asset] | None = None,
     listening: Sequence[WebhookEndpoint] | None = None,
     thumbnails: bool = True,
     notice: str = "",
 ) -> bool:
-    """Move a running job to succeeded and store its outputs, once, with their
-    thumbnails unless `thumbnails` is False (see `asset_create`).
+    """Move a running job to succeeded and record its outputs, once: `stored`, written
+    already by `job_outputs_store` (the Segmind dispatcher's I/O threads do, outside its
+    transaction), else `outputs`, written here first with their thumbnails unless
+    `thumbnails` is False (see `asset_create`).
 
     `listening`: the workspace's enabled webhook endpoints, when the caller loaded them
     for many jobs at once; else they are looked up here. `notice`: what the shop should
     know about the result (stored on the job, shown on its page and in the API).
 
-    Only the run whose conditional update moved the job stores the outputs, so a task
-    delivered twice, or two dispatchers, never store them twice.
+    Only the run whose conditional update moved the job records the outputs, so a task
+    delivered twice, or two dispatchers, never store them twice; a run that lost deletes
+    the files it wrote once its transaction is over.
     """
-    # No savepoint when nested: the Segmind dispatcher stores a batch of results in one
-    # transaction, and an error there undoes the batch anyway.
-    with transaction.atomic(savepoint=False):
-        claimed = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-            status=JobStatus.SUCCEEDED, completed_at=timezone.now(), notice=notice
-        )
-        if not claimed:
-            return False
-        if job.price:
-            account_services.credits_capture(job=job)
-        if job.batch_id is not None:
-            _batch_check_after_commit(job.batch_id)
-        for index, (data, info) in enumerate(outputs, start=1):
-            suffix = f"-{index}" if len(outputs) > 1 else ""
-            asset_create(
-                tenant=job.tenant,
-                job=job,
-                kind=AssetKind.OUTPUT,
-                data=data,
-                info=info,
-                original_name=f"{job.model}-{str(job.pk)[:8]}{suffix}.{info.format.lower()}",
-                thumbnail=thumbnails,
+    assets = (
+        list(stored)
+        if stored is not None
+        else job_outputs_store(job=job, outputs=outputs, thumbnails=thumbnails)
+    )
+    try:
+        # No savepoint when nested: the Segmind dispatcher stores a batch of results in
+        # one transaction, and an error there undoes the batch anyway.
+        with transaction.atomic(savepoint=False):
+            claimed = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+                status=JobStatus.SUCCEEDED, completed_at=timezone.now(), notice=notice
             )
-        _job_event_emit(job=job, type=WebhookEventType.JOB_SUCCEEDED, listening=listening)
+            if not claimed:
+                transaction.on_commit(partial(_assets_discard, assets), robust=True)
+                return False
+            if job.price:
+                account_services.credits_capture(job=job)
+            if job.batch_id is not None:
+                _batch_check_after_commit(job.batch_id)
+            for asset in assets:
+                asset.save()
+            _job_event_emit(job=job, type=WebhookEventType.JOB_SUCCEEDED, listening=listening)
+    except BaseException:
+        # Rolled back: the files have no rows. Inside a caller's transaction, deleting
+        # them would be network I/O there; the caller's batch is redone anyway.
+        if not transaction.get_connection().in_atomic_block:
+            _assets_discard(assets)
+        raise
     return True
 
 

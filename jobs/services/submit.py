@@ -17,7 +17,7 @@ from accounts.models import Tenant, User
 from jobs import catalog
 from jobs.engines.local import scenes
 from jobs.models import AssetKind, Batch, Job, JobStatus, Preset, ProviderPause
-from jobs.services.assets import asset_create
+from jobs.services.assets import _asset_stored, _assets_discard
 from jobs.services.dispatch import dispatcher_ensure, enqueue
 from jobs.services.errors import JobError
 from jobs.services.inputs import _read_input
@@ -118,40 +118,53 @@ def job_submit(
         if quote.engine == "segmind"
         else None
     )
-    with transaction.atomic():
-        job = Job.objects.create(
-            tenant=tenant,
-            created_by=user,
-            model=spec.slug,
-            engine=quote.engine,
-            params=resolved,
-            preset=preset,
-            source_url=image_url,
-            sku=sku,
-            webhook_url=webhook_url,
-            backdrop=_job_backdrop(spec=spec, engine=quote.engine, preset=preset, params=resolved),
-            own_key=quote.own_key,
-            price=quote.price,
-            status=JobStatus.WAITING_FOR_PROVIDER if pause else JobStatus.QUEUED,
-            waiting_since=timezone.now() if pause else None,
-            seed_drawn=_seed_drawn(spec, {**(preset.params if preset else {}), **(params or {})}),
-        )
-        _job_hold(job=job, user=user)
-        job.input_asset = asset_create(
-            tenant=tenant,
-            job=job,
-            kind=AssetKind.INPUT,
-            data=source.data,
-            info=source.info,
-            original_name=source.name,
-            thumbnail=source.thumbnail_now,
-        )
-        job.save(update_fields=["input_asset"])
-        if pause is None:
-            transaction.on_commit(lambda: job_enqueue(job_id=job.id, engine=job.engine))
-        elif pause.paused_until <= timezone.now():
-            # The pause is due for a probe and this may be the only job to send as one.
-            transaction.on_commit(provider_probes_start)
+    # The photo is written before the transaction: on S3 that is network I/O, which must
+    # not hold the database's locks. Refused after all (credits), its files go again.
+    photo = _asset_stored(
+        tenant=tenant,
+        job=None,
+        kind=AssetKind.INPUT,
+        data=source.data,
+        info=source.info,
+        original_name=source.name,
+        thumbnail=source.thumbnail_now,
+    )
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(
+                tenant=tenant,
+                created_by=user,
+                model=spec.slug,
+                engine=quote.engine,
+                params=resolved,
+                preset=preset,
+                source_url=image_url,
+                sku=sku,
+                webhook_url=webhook_url,
+                backdrop=_job_backdrop(
+                    spec=spec, engine=quote.engine, preset=preset, params=resolved
+                ),
+                own_key=quote.own_key,
+                price=quote.price,
+                status=JobStatus.WAITING_FOR_PROVIDER if pause else JobStatus.QUEUED,
+                waiting_since=timezone.now() if pause else None,
+                seed_drawn=_seed_drawn(
+                    spec, {**(preset.params if preset else {}), **(params or {})}
+                ),
+            )
+            _job_hold(job=job, user=user)
+            photo.job = job
+            photo.save()
+            job.input_asset = photo
+            job.save(update_fields=["input_asset"])
+            if pause is None:
+                transaction.on_commit(lambda: job_enqueue(job_id=job.id, engine=job.engine))
+            elif pause.paused_until <= timezone.now():
+                # The pause is due for a probe and this may be the only job to send as one.
+                transaction.on_commit(provider_probes_start)
+    except BaseException:
+        _assets_discard([photo])
+        raise
     return job
 
 

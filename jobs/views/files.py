@@ -15,21 +15,24 @@ from accounts.models import Membership
 from jobs import images, samples, services
 from jobs.models import Asset
 from jobs.views.common import _asset
+from productstudio.lib.storage import stored_file_response
 
 
 @workspace_view
 def asset_file(request: HttpRequest, membership: Membership, asset_id: UUID) -> FileResponse:
     """An asset's bytes, served only to members of its workspace."""
     asset = _asset(membership, asset_id)
-    download = request.GET.get("download") == "1"
-    response = FileResponse(
-        asset.file.open("rb"),
-        content_type=asset.mime_type,
-        as_attachment=download,
-        filename=services.asset_filename(asset),
-    )
-    response["Cache-Control"] = "private, max-age=86400"
-    return response
+    try:
+        return stored_file_response(
+            asset.file.storage,
+            asset.file.name,
+            content_type=asset.mime_type,
+            as_attachment=request.GET.get("download") == "1",
+            filename=services.asset_filename(asset),
+            headers={"Cache-Control": "private, max-age=86400"},
+        )
+    except FileNotFoundError:
+        raise Http404("This image's file is missing.") from None
 
 
 @workspace_view
@@ -53,10 +56,14 @@ def asset_thumbnail(
         if not asset.thumbnail:
             raise Http404("This image has no thumbnail.")
     try:
-        thumbnail = asset.thumbnail.open("rb")
+        return stored_file_response(
+            asset.thumbnail.storage,
+            asset.thumbnail.name,
+            content_type=asset.thumbnail_mime_type,
+            headers=caching,
+        )
     except FileNotFoundError:
         raise Http404("This image's thumbnail is missing.") from None
-    return FileResponse(thumbnail, content_type=asset.thumbnail_mime_type, headers=caching)
 
 
 @lru_cache(maxsize=16)
@@ -95,4 +102,9 @@ def sample_thumbnail(request: HttpRequest, name: str) -> HttpResponse:
 def staff_asset_file(request: HttpRequest, asset_id: UUID) -> FileResponse:
     """Any asset, for operators in the admin."""
     asset = get_object_or_404(Asset, pk=asset_id)
-    return FileResponse(asset.file.open("rb"), content_type=asset.mime_type)
+    try:
+        return stored_file_response(
+            asset.file.storage, asset.file.name, content_type=asset.mime_type
+        )
+    except FileNotFoundError:
+        raise Http404("This image's file is missing.") from None

@@ -18,7 +18,8 @@ from jobs.models import Asset, AssetKind, Job, JobStatus
 from tests.jobs.engines.segmind.test_dispatcher import _submit as _segmind_submit
 from tests.jobs.engines.segmind.test_dispatcher import fake  # noqa: F401 (a fixture)
 
-pytestmark = pytest.mark.django_db
+# Every test runs on the local disk and on S3 (moto): no local path is assumed.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_storage")]
 
 
 def _jpeg(width: int, height: int, *, orientation: int = 1) -> bytes:

@@ -17,7 +17,8 @@ from accounts.models import Tenant, User
 from jobs import services
 from jobs.models import Asset, AssetKind, Job
 
-pytestmark = pytest.mark.django_db
+# Every test runs on the local disk and on S3 (moto): no local path is assumed.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_storage")]
 
 
 def _done(tenant: Tenant, user: User, photo: bytes, *, sku: str = "", capture: Any) -> Asset:
