@@ -663,12 +663,27 @@ class Preset(models.Model):
 
 class JobPriceQuerySet(models.QuerySet["JobPrice"]):
     def for_job(self, model: str, engine: str) -> JobPrice | None:
-        return self.filter(model=model, engine=engine).first()
+        """The row operators set, else the engine's default (None: free)."""
+        return self.filter(model=model, engine=engine).first() or JobPrice.default_for(
+            model, engine
+        )
+
+    def for_engine(self, engine: str) -> dict[str, JobPrice | None]:
+        """Each catalog model's price on `engine` (rows, else the engine's default), in one
+        query."""
+        from jobs.catalog import all_models
+
+        rows = {p.model: p for p in self.filter(engine=engine)}
+        return {
+            spec.slug: rows.get(spec.slug) or JobPrice.default_for(spec.slug, engine)
+            for spec in all_models()
+        }
 
 
 class JobPrice(models.Model):
     """What a job of ``model`` on ``engine`` costs in credits; operators set it in the
-    admin. No row means free (the local engine's default)."""
+    admin. With no row, a local job is free and a Segmind job costs SEGMIND_DEFAULT_PRICE
+    (`default_for`): a new deployment never gives paid Segmind calls away by accident."""
 
     model = models.CharField(max_length=100)
     engine = models.CharField(
@@ -689,6 +704,19 @@ class JobPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} on {self.engine}: {self.credits} credits"
+
+    @classmethod
+    def default_for(cls, model: str, engine: str) -> JobPrice | None:
+        """The unsaved price of a model with no row: SEGMIND_DEFAULT_PRICE on Segmind,
+        since each such job costs the platform money; None (free) on the local engine."""
+        if engine != "segmind":
+            return None
+        return cls(model=model, engine=engine, credits=settings.SEGMIND_DEFAULT_PRICE)
+
+    @property
+    def is_default(self) -> bool:
+        """No operator set this price: it is the engine's default."""
+        return self._state.adding
 
     def clean(self) -> None:
         """A price is for a model the catalog has, on an engine that runs it: a price under

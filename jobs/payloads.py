@@ -31,7 +31,11 @@ class AssetSerializer(serializers.ModelSerializer[Asset]):
     download it that needs no API key and expires."""
 
     url = serializers.SerializerMethodField(
-        help_text="Download link, no API key needed; valid until `expires_at`."
+        help_text=(
+            "Download link, no API key needed; valid until `expires_at`. A path on this "
+            "site, or, where the studio keeps its images on S3, the store's own presigned "
+            "URL (the store answers 403 once it has expired)."
+        )
     )
     expires_at = serializers.SerializerMethodField(help_text="When `url` stops working.")
 

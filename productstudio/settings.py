@@ -285,6 +285,11 @@ SEGMIND_RATE_LIMIT = env_rate("SEGMIND_RATE_LIMIT", "50/min")
 SEGMIND_RATE_LIMIT_COUNTS_POLLS = env_bool("SEGMIND_RATE_LIMIT_COUNTS_POLLS", False)
 SEGMIND_RETRY_AFTER_MAX_SECONDS = env_int("SEGMIND_RETRY_AFTER_MAX_SECONDS", 300)
 SEGMIND_RATE_WAIT_LIMIT_SECONDS = env_int("SEGMIND_RATE_WAIT_LIMIT_SECONDS", 6 * 60 * 60)
+# What a Segmind job on the platform's key costs, in credits, for a model no operator has
+# priced in the admin (which warns while any is unpriced): every Segmind call costs the
+# platform money, so a new deployment must not give them away. At least 1; a model is made
+# free on purpose with a price row of 0.
+SEGMIND_DEFAULT_PRICE = env_positive_int("SEGMIND_DEFAULT_PRICE", 5)
 # What a job run with the workspace's own Segmind key costs in platform credits.
 SEGMIND_OWN_KEY_FEE = env_int("SEGMIND_OWN_KEY_FEE", 0)
 # Encrypts the workspaces' own Segmind keys (a Fernet key); derived from SECRET_KEY

@@ -61,10 +61,9 @@ def _catalog(request: Request, specs: list[catalog.ModelSpec]) -> list[dict[str,
     tenant = request_workspace(request)
     if tenant is None:
         engine, own_key = catalog.current_engine(), False
-        prices = {p.model: p for p in JobPrice.objects.filter(engine=engine)}
     else:
         engine, own_key = services.job_engine(tenant=tenant)
-        prices = {k: v for k, v in services.job_prices(tenant=tenant).items() if v}
+    prices = services.job_prices(tenant=tenant)
     return [
         _model_data(spec, engine=engine, own_key=own_key, price=prices.get(spec.slug))
         for spec in specs

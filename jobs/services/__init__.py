@@ -98,7 +98,15 @@ from jobs.services.presets import (
     presets_sync_system,
 )
 from jobs.services.preview import SEED_DRAWN_LABEL, PreviewQuote, job_preview_quote
-from jobs.services.pricing import Quote, job_engine, job_price, job_prices, job_quote, own_key_fee
+from jobs.services.pricing import (
+    Quote,
+    job_engine,
+    job_price,
+    job_prices,
+    job_quote,
+    own_key_fee,
+    prices_missing,
+)
 from jobs.services.refunds import job_operator_refund
 from jobs.services.runs import (
     CLAIM_CANDIDATES,
@@ -218,6 +226,7 @@ __all__ = [
     "preset_update",
     "preset_visible_get",
     "presets_sync_system",
+    "prices_missing",
     "provider_pause_clear",
     "provider_pause_for",
     "provider_pause_notify",

@@ -39,12 +39,23 @@ def job_quote(*, tenant: Tenant, spec: catalog.ModelSpec, params: Mapping[str, A
     return Quote(engine=engine, own_key=own_key, price=price)
 
 
-def job_prices(*, tenant: Tenant) -> dict[str, JobPrice | None]:
-    """Each model's price row for `tenant`'s engine (None: free, or the own key's fee
-    applies), in one query: for the model cards and the API's catalog."""
-    engine, own_key = job_engine(tenant=tenant)
-    rows = {} if own_key else {p.model: p for p in JobPrice.objects.filter(engine=engine)}
-    return {spec.slug: rows.get(spec.slug) for spec in catalog.all_models()}
+def job_prices(*, tenant: Tenant | None) -> dict[str, JobPrice | None]:
+    """Each model's price for `tenant`'s engine (the platform's engine when None): the
+    operators' row, else the engine's default (None: free, or the own key's fee applies),
+    in one query: for the model cards and the API's catalog."""
+    engine, own_key = job_engine(tenant=tenant) if tenant else (catalog.current_engine(), False)
+    if own_key:
+        return {spec.slug: None for spec in catalog.all_models()}
+    return JobPrice.objects.for_engine(engine)
+
+
+def prices_missing() -> list[catalog.ModelSpec]:
+    """The platform's Segmind models that no operator has priced (they cost
+    SEGMIND_DEFAULT_PRICE): what the admin warns about. Empty without a Segmind key."""
+    if catalog.current_engine() != "segmind":
+        return []
+    priced = set(JobPrice.objects.filter(engine="segmind").values_list("model", flat=True))
+    return [m for m in catalog.all_models() if m.runs_on("segmind") and m.slug not in priced]
 
 
 def own_key_fee() -> int:
@@ -54,8 +65,9 @@ def own_key_fee() -> int:
 
 
 def job_price(*, model: str, engine: str, params: Mapping[str, Any], own_key: bool = False) -> int:
-    """A job's price in credits, as operators set it (free when they set none). A job on
-    the workspace's own Segmind key pays Segmind itself: only the platform fee here."""
+    """A job's price in credits, as operators set it (with no row: free on the local
+    engine, SEGMIND_DEFAULT_PRICE on Segmind). A job on the workspace's own Segmind key
+    pays Segmind itself: only the platform fee here."""
     if own_key:
         return own_key_fee()
     price = JobPrice.objects.for_job(model, engine)

@@ -211,3 +211,44 @@ def test_a_file_missing_from_the_bucket_is_a_404_not_an_error(
     assert owner_client.get(reverse("asset_file", args=[tenant.slug, photo.id])).status_code == 404
     thumb = owner_client.get(reverse("asset_thumbnail", args=[tenant.slug, photo.id]))
     assert thumb.status_code == 404
+
+
+def test_an_unreachable_store_on_one_delete_does_not_keep_the_other_files(
+    s3_media: S3Server,
+    tenant,
+    product_jpeg,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    django_capture_on_commit_callbacks,
+):
+    from botocore.exceptions import EndpointConnectionError
+
+    from productstudio.lib.storage import PrivateS3Storage
+
+    first = services.asset_create(
+        tenant=tenant,
+        job=None,
+        kind=AssetKind.OUTPUT,
+        data=product_jpeg,
+        info=images.inspect_image(product_jpeg),
+    )
+    second = services.asset_create(
+        tenant=tenant,
+        job=None,
+        kind=AssetKind.OUTPUT,
+        data=product_jpeg,
+        info=images.inspect_image(product_jpeg),
+    )
+    real_delete = PrivateS3Storage.delete
+
+    def flaky_delete(self: PrivateS3Storage, name: str) -> None:
+        if name == first.file.name:
+            raise EndpointConnectionError(endpoint_url=s3_media.endpoint_url)
+        real_delete(self, name)
+
+    monkeypatch.setattr(PrivateS3Storage, "delete", flaky_delete)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.assets_delete(tenant=tenant, assets=[first, second]) == 2
+
+    assert s3_media.keys() == [first.file.name]
+    assert f"could not delete stored file {first.file.name}" in caplog.text

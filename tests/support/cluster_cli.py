@@ -8,7 +8,7 @@ The test process stays on pytest-django's database; this runs with the environme
     times ID...       each job's status, when it was made and when it was submitted
     job ID            the job's state, its outputs and its Segmind request id
     jobs ID...        the same for each job (one process for all)
-    price CREDITS     what a Segmind packshot costs (a JobPrice row)
+    price CREDITS     what a Segmind packshot costs (a JobPrice row; `submit` makes it 0)
     credits EMAIL     EMAIL's workspace's balance, held credits and ledger entries by kind
     lease             who holds the Segmind dispatcher's lease, and until when
     sweep             the sweeper, with jobs counted stale at once
@@ -120,6 +120,11 @@ def main(argv: list[str]) -> Any:
         picture = Image.new("RGB", (64, 64), (200, 80, 50))
         picture.paste((40, 60, 160), (16, 16, 48, 48))  # a product: a flat colour is refused
         picture.save(buffer, format="JPEG")
+        # Free unless the test priced it (`price`): these runs are about delivery; with no
+        # row a Segmind job would cost SEGMIND_DEFAULT_PRICE.
+        JobPrice.objects.get_or_create(
+            model="bria-product-packshot", engine="segmind", defaults={"credits": 0}
+        )
         ids = []
         for sku in [f"{args[0]}-{i}" for i in range(count)] if count else [args[0]]:
             upload = SimpleUploadedFile("mug.jpg", buffer.getvalue(), content_type="image/jpeg")

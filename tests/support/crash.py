@@ -23,6 +23,8 @@ def fake(settings: Any) -> Iterator[FakeSegmind]:
     a dispatcher budget that outlasts the tests' few jobs."""
     with FakeSegmind(port=0, latency=0.3, api_key=KEY) as server:
         settings.SEGMIND_API_KEY = KEY
+        # Delivery, not price, is tested here: a model no operator priced is free.
+        settings.SEGMIND_DEFAULT_PRICE = 0
         settings.SEGMIND_API_BASE = server.base_url
         settings.FETCH_ALLOW_PRIVATE_HOSTS = ["127.0.0.1"]
         settings.SEGMIND_FIRST_POLL_SECONDS = 0.1

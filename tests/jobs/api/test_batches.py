@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.files.storage import default_storage
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
@@ -20,8 +20,9 @@ from jobs.models import Asset, Batch, Job, JobPrice, JobStatus
 from tests.conftest import login_client
 from tests.support.api_helpers import assert_problem, key_client
 
-# Every credit below is the test's own: the ledgers start empty.
-pytestmark = pytest.mark.usefixtures("no_trial_credits")
+# Every credit below is the test's own: the ledgers start empty. On the local disk and on
+# S3 (moto): the photos are stored before the batch's transaction, and removed if refused.
+pytestmark = pytest.mark.usefixtures("no_trial_credits", "media_storage")
 
 PACKSHOT = "bria-product-packshot"
 SCENE = "ai-product-photography"
@@ -44,8 +45,15 @@ def _post(api: Client, payload: dict[str, Any]) -> Any:
     return api.post("/api/v1/batches", payload, content_type="application/json")
 
 
-def _stored_files(settings: Any) -> list[Path]:
-    return [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]
+def _stored_files(settings: Any) -> list[str]:
+    """Every file of the media storage: the local disk's or the bucket's."""
+
+    def walk(path: str) -> list[str]:
+        dirs, files = default_storage.listdir(path)
+        found = [f"{path}/{name}".lstrip("/") for name in files]
+        return found + [f for d in dirs for f in walk(f"{path}/{d}".lstrip("/"))]
+
+    return walk("")
 
 
 def _nothing_made(tenant: Tenant, settings: Any) -> None:

@@ -43,6 +43,8 @@ def fake(settings: Any) -> Iterator[FakeSegmind]:
         port=0, latency=0.2, api_key=PLATFORM_KEY, api_keys=[OWN_KEY, NEW_OWN_KEY]
     ) as server:
         settings.SEGMIND_API_KEY = PLATFORM_KEY
+        # Delivery, not price, is tested here: a model no operator priced is free.
+        settings.SEGMIND_DEFAULT_PRICE = 0
         settings.SEGMIND_API_BASE = server.base_url
         settings.FETCH_ALLOW_PRIVATE_HOSTS = ["127.0.0.1"]
         settings.SEGMIND_FIRST_POLL_SECONDS = 0.1
@@ -60,7 +62,9 @@ def staff(db: None) -> User:
 @pytest.fixture
 def priced(tenant: Tenant, owner: User) -> JobPrice:
     account_services.credits_grant(tenant=tenant, amount=30, user=owner, memo="to spend")
-    return JobPrice.objects.create(model=PACKSHOT, engine="segmind", credits=PRICE)
+    return JobPrice.objects.update_or_create(
+        model=PACKSHOT, engine="segmind", defaults={"credits": PRICE}
+    )[0]
 
 
 @pytest.fixture

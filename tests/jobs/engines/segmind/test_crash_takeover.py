@@ -25,7 +25,9 @@ from tests.jobs.engines.segmind.test_dispatcher import _submitted_job
 
 @pytest.fixture(autouse=True)
 def priced(db: None) -> JobPrice:
-    return JobPrice.objects.create(model="bria-product-packshot", engine="segmind", credits=2)
+    return JobPrice.objects.update_or_create(
+        model="bria-product-packshot", engine="segmind", defaults={"credits": 2}
+    )[0]
 
 
 def _unsent_job(tenant: Tenant, owner: User, product_jpeg: bytes, attempts: int = 1) -> Job:
