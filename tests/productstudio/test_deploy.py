@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -124,7 +125,7 @@ def test_a_procfile_line_with_other_shell_syntax_is_refused():
         parse_shell_line("python manage.py migrate; python manage.py collectstatic")
 
 
-def _gunicorn_config() -> dict[str, object]:
+def _gunicorn_config() -> dict[str, Any]:
     import runpy
 
     return runpy.run_path(str(ROOT / "productstudio" / "gunicorn.conf.py"))

@@ -106,11 +106,10 @@ def test_gunicorn_reads_every_setting_of_the_file(tmp_path):
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    resolved = dict(
-        re.match(r"^(\w+)\s+= (.*)$", line).groups()  # type: ignore[union-attr]
-        for line in result.stdout.splitlines()
-        if re.match(r"^\w+\s+= ", line)
-    )
+    resolved: dict[str, str] = {}
+    for line in result.stdout.splitlines():
+        if found := re.match(r"^(\w+)\s+= (.*)$", line):
+            resolved[found[1]] = found[2]
 
     assert resolved["bind"] == "['127.0.0.1:8123']"
     assert resolved["worker_class"] == "gthread"
