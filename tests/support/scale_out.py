@@ -414,7 +414,10 @@ def run(
             def download(job_id: str) -> None:
                 other = clients[1 - outcome.submitted[job_id]]  # not the web that took it
                 try:
-                    job = other.get(f"/api/v1/jobs/{job_id}").json()
+                    job = other.get(f"/api/v1/jobs/{job_id}").raise_for_status().json()
+                    if len(job["outputs"]) != 1:
+                        outcome.downloads[job_id] = f"impossible: {len(job['outputs'])} outputs"
+                        return
                     [output] = job["outputs"]
                     data = httpx.get(output["url"], timeout=60).raise_for_status().content
                 except Exception as e:  # what failed is the finding
