@@ -1,0 +1,54 @@
+"""Which broker a cluster test runs on, and what happens without Redis (tests/support/brokers.py):
+skipped on a developer's machine, a failure in CI, where the Redis runs are the point."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.brokers import broker_env
+
+
+def test_the_orm_broker_clears_any_redis_url_of_the_caller(monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+
+    assert broker_env("orm") == {"REDIS_URL": ""}
+
+
+def test_a_redis_run_without_a_server_is_skipped_outside_ci(monkeypatch):
+    monkeypatch.delenv("TEST_REDIS_URL", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+
+    with pytest.raises(pytest.skip.Exception, match="TEST_REDIS_URL is not set"):
+        broker_env("redis")
+
+
+def test_a_redis_run_without_a_server_fails_in_ci(monkeypatch):
+    monkeypatch.delenv("TEST_REDIS_URL", raising=False)
+    monkeypatch.setenv("CI", "true")
+
+    with pytest.raises(pytest.fail.Exception, match=r"CI=true: \.ci/run must start one"):
+        broker_env("redis")
+
+
+def test_a_redis_server_that_does_not_answer_fails_even_outside_ci(monkeypatch):
+    # Port 1 on loopback: nothing listens there.
+    monkeypatch.setenv("TEST_REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.delenv("CI", raising=False)
+
+    with pytest.raises(pytest.fail.Exception, match="does not answer"):
+        broker_env("redis")
+
+
+def test_each_redis_run_gets_a_queue_of_its_own(monkeypatch):
+    url = "redis://127.0.0.1:6379/3"
+    monkeypatch.setattr("tests.support.brokers.redis_url_for_tests", lambda: url)
+
+    first, second = broker_env("redis"), broker_env("redis")
+
+    assert first["REDIS_URL"] == second["REDIS_URL"] == url
+    assert first["Q_NAME"] != second["Q_NAME"]
+
+
+def test_an_unknown_broker_is_refused_by_name():
+    with pytest.raises(ValueError, match="unknown broker 'rabbit'"):
+        broker_env("rabbit")
