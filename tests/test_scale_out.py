@@ -1,9 +1,10 @@
 """The scale-out smoke test: the studio as if on four machines, one qcluster killed.
 
-Two web processes and two qclusters from `docs/deploy/Procfile` (and the webhooks cluster),
-each with a local media folder of its own that stays empty, on PostgreSQL, Redis, S3
-(moto) and the fake Segmind: 200 jobs submitted alternately through both web processes,
-the qcluster holding the dispatcher's lease SIGKILLed half-way. See
+Two web processes (each after the `release:` line, with static files of its own, its
+sign-in page and stylesheet served) and two qclusters from `docs/deploy/Procfile` (and the
+webhooks cluster), each with a local media folder of its own that stays empty, on
+PostgreSQL, Redis, S3 (moto) and the fake Segmind: 200 jobs submitted alternately through
+both web processes, the qcluster holding the dispatcher's lease SIGKILLed half-way. See
 tests/support/scale_out.py; `python -m bench.scale_out` runs the same and prints the report.
 
 PostgreSQL only: SQLite is one machine's file, and its suite skips this. In CI (.ci/run,

@@ -4,9 +4,10 @@ Shared by the smoke test (tests/test_scale_out.py) and its benchmark (bench/scal
 Everything is a real process talking over 127.0.0.1: a fresh PostgreSQL database, Redis
 (the broker and the shared cache), moto's S3 server (tests/support/s3_server.py), the fake
 Segmind (tests/support/fake_segmind.py), and the lines of `docs/deploy/Procfile` run as an
-operator runs them: two `web:` processes on two ports, two `worker:` qclusters and the
-`webhooks:` cluster, each with a MEDIA_ROOT of its own that must stay empty (media only on
-S3, as with no disk shared between machines).
+operator runs them: `release:` (migrations, static files) then `web:` on each of two web
+"machines" (two ports, a STATIC_ROOT each), two `worker:` qclusters and the `webhooks:`
+cluster, each with a MEDIA_ROOT of its own that must stay empty (media only on S3, as with
+no disk shared between machines).
 
 The run: `jobs` Segmind jobs submitted through the API, alternately through both web
 processes; once half are in, the qcluster whose worker holds the Segmind dispatcher's lease
@@ -22,6 +23,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -124,10 +126,11 @@ class Outcome:
     first_completion_after_kill_at: float | None = None
     ended_at: float = 0.0
     submit_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
 
     def problems(self) -> list[str]:
         """Every broken guarantee, one line each ([] when the run held them all)."""
-        found = list(self.submit_errors)
+        found = list(self.submit_errors) + list(self.page_errors)
         if len(self.submitted) != self.jobs:
             found.append(f"{len(self.submitted)} of {self.jobs} jobs were accepted")
         for job_id, state in self.states.items():
@@ -207,9 +210,25 @@ def _child_env(setup: Setup, media: Path, **extra: str) -> dict[str, str]:
     return {**env, **setup.env, "MEDIA_ROOT": str(media), **extra}
 
 
+def _release(setup: Setup, line: str, name: str, **extra: str) -> None:
+    """The Procfile's `release:` line, as a deploy runs it on machine `name`."""
+    media = setup.tmp / f"media-{name}"
+    media.mkdir(exist_ok=True)
+    result = subprocess.run(
+        ["bash", "-c", line],
+        cwd=ROOT,
+        env=_child_env(setup, media, **extra),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"release on {name} failed:\n{result.stderr[-3000:]}")
+
+
 def _start(setup: Setup, line: str, name: str, **extra: str) -> Process:
     media = setup.tmp / f"media-{name}"
-    media.mkdir()
+    media.mkdir(exist_ok=True)
     log = setup.tmp / f"qcluster-{name}.log"  # Setup.logs_tail shows qcluster*.log
     popen = subprocess.Popen(
         ["bash", "-c", f"exec {line}" if "&&" not in line else line],
@@ -239,6 +258,22 @@ def _web_up(process: Process, key: str) -> bool:
     except httpx.TransportError:
         return False
     return answer.status_code == 200
+
+
+def _page_problems(web: Process) -> list[str]:
+    """The sign-in page and its stylesheet, from this web process (its own static files)."""
+    page = httpx.get(f"{web.url}/login/", timeout=30)
+    if page.status_code != 200:
+        return [f"{web.name}: /login/ answered {page.status_code}"]
+    sheets = re.findall(r'href="(/static/[^"]+\.css)"', page.text)
+    if not sheets:
+        return [f"{web.name}: /login/ links no stylesheet"]
+    problems = []
+    for sheet in sheets:
+        answer = httpx.get(f"{web.url}{sheet}", timeout=30)
+        if answer.status_code != 200 or not answer.content:
+            problems.append(f"{web.name}: {sheet} answered {answer.status_code}")
+    return problems
 
 
 class _Database:
@@ -329,15 +364,27 @@ def run(
             workers = [_start(setup, lines["worker"], f"worker-{n}") for n in (1, 2)]
             processes += workers
             processes.append(_start(setup, lines["webhooks"], "webhooks"))
-            webs = [
-                _start(setup, lines["web"], f"web-{n}", PORT=str(_free_port()), ADDR="127.0.0.1")
-                for n in (1, 2)
-            ]
-            processes += webs
+            webs = []
+            for n in (1, 2):
+                # Each web machine has its own static files, collected by its release.
+                machine = {"STATIC_ROOT": str(setup.tmp / f"static-web-{n}")}
+                _release(setup, lines["release"], f"web-{n}", **machine)
+                webs.append(
+                    _start(
+                        setup,
+                        lines["web"],
+                        f"web-{n}",
+                        PORT=str(_free_port()),
+                        ADDR="127.0.0.1",
+                        **machine,
+                    )
+                )
+                processes.append(webs[-1])
             for worker in workers:
                 wait_for(f"{worker.name} to start", partial(_cluster_up, worker, WORKERS))
             for web in webs:
                 wait_for(f"{web.name} to answer", partial(_web_up, web, key), every=0.5)
+                outcome.page_errors += _page_problems(web)
 
             photo = _photo()
             clients = [
