@@ -51,7 +51,11 @@ def longest_request_seconds() -> int:
     """The worst case of the slowest synchronous request: a full batch whose every photo
     host takes the whole `FETCH_TIMEOUT`, `BATCH_FETCH_THREADS` at a time. (The gallery's
     ZIP reads at most `GALLERY_ZIP_MAX_ASSETS` stored images: far less.)"""
-    fetch_timeout = float(os.environ.get("FETCH_TIMEOUT", "") or 20)
+    raw = os.environ.get("FETCH_TIMEOUT", "").strip() or "20"
+    try:
+        fetch_timeout = float(raw)
+    except ValueError:
+        raise SystemExit(f"FETCH_TIMEOUT must be a number of seconds, not {raw!r}.") from None
     batch_items = _positive_int("BATCH_MAX_ITEMS", 100)
     rounds = math.ceil(batch_items / BATCH_FETCH_THREADS)
     return math.ceil(rounds * fetch_timeout) + REQUEST_MARGIN_SECONDS
