@@ -1,4 +1,4 @@
-# The two commands of the README: `make run` and `make test`.
+# The commands of the README: `make run` (or `make dev` for coding) and `make test`.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -22,18 +22,27 @@ $(VENV)/.stamp-dev: pyproject.toml
 install: $(VENV)/.stamp-run
 install-dev: $(VENV)/.stamp-dev
 
-# A local studio on SQLite with the local engine: web server and django-q2 cluster together,
+# A local studio on SQLite with the local engine: web server and django-q2 clusters together,
 # on http://$(ADDR):$(PORT) (`make run PORT=8001`), which is also SITE_URL, the address the
 # emails' links and the demo login point to (unless SITE_URL is set in the environment).
 # Fetching from 127.0.0.1 is allowed here so the demo's sample photos can be pasted.
+# `make run` serves through gunicorn (productstudio/gunicorn.conf.py), as production does;
+# `make dev` through Django's development server, which reloads when the code changes.
 ADDR ?= 127.0.0.1
 PORT ?= 8000
 SITE_URL ?= http://$(ADDR):$(PORT)
-run: install .env
+STUDIO_ENV = DEBUG=1 SITE_URL=$(SITE_URL) FETCH_ALLOW_PRIVATE_HOSTS=$${FETCH_ALLOW_PRIVATE_HOSTS:-127.0.0.1,localhost}
+
+.PHONY: prepare dev
+prepare: install .env
 	DEBUG=1 $(PY) manage.py migrate --no-input
 	DEBUG=1 SITE_URL=$(SITE_URL) $(PY) manage.py demo_workspace
-	DEBUG=1 SITE_URL=$(SITE_URL) FETCH_ALLOW_PRIVATE_HOSTS=$${FETCH_ALLOW_PRIVATE_HOSTS:-127.0.0.1,localhost} \
-		$(PY) manage.py runstudio $(ADDR):$(PORT)
+
+run: prepare
+	$(STUDIO_ENV) $(PY) manage.py runstudio $(ADDR):$(PORT)
+
+dev: prepare
+	$(STUDIO_ENV) $(PY) manage.py runstudio --dev $(ADDR):$(PORT)
 
 # This checkout's local settings (git-ignored), written once and never replaced: DEBUG on
 # and a development secret of its own, read by every manage.py command from any shell.

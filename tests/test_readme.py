@@ -15,6 +15,7 @@ reads DATABASE_URL, so the PostgreSQL run of the suite would run the very same t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -248,6 +249,47 @@ def test_make_run_serves_on_the_port_it_is_given_and_says_so(studio):
     assert f"Log in at {studio.base}/ with" in output
     assert f"running on {studio.base}/ (links in emails point to {studio.base}/)" in output
     assert "127.0.0.1:8000" not in output
+
+
+def test_make_run_answers_200_connections_opened_at_once_and_loses_no_request(studio):
+    key = studio.bash(
+        ".venv/bin/python manage.py api_key_create demo-shop --name burst", timeout=120
+    ).stdout.strip()
+    assert key.startswith("ps_"), key
+    headers = {"Authorization": f"Bearer {key}"}
+    names = [f"Burst {n:03d}" for n in range(200)]
+
+    async def burst() -> list[httpx.Response | BaseException]:
+        # One connection per request (no pool to queue them in), all opened together: what
+        # 200 shoppers' browsers at once, or a burst of a shop's script, bring.
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+        async with httpx.AsyncClient(
+            base_url=studio.base, headers=headers, limits=limits, timeout=180
+        ) as client:
+            start = asyncio.Event()
+
+            async def one(name: str) -> httpx.Response:
+                await start.wait()
+                return await client.post(
+                    "/api/v1/presets", json={"model": "bria-product-packshot", "name": name}
+                )
+
+            tasks = [asyncio.ensure_future(one(name)) for name in names]
+            await asyncio.sleep(0)  # every task waiting at the start line
+            start.set()
+            return await asyncio.gather(*tasks, return_exceptions=True)
+
+    answers = asyncio.run(burst())
+
+    outcomes = [a.status_code if isinstance(a, httpx.Response) else repr(a) for a in answers]
+    failed = [o for o in outcomes if o != 201]
+    assert failed == [], f"{len(failed)} of 200 not created: {sorted(set(map(str, failed)))}"
+    # Nothing lost: each request made its preset, once.
+    saved = studio.python(
+        "from jobs.models import Preset; "
+        "print(Preset.objects.filter(name__startswith='Burst ').count())"
+    )
+    assert saved == "200"
 
 
 def test_the_emails_of_make_runs_studio_link_to_the_port_it_serves_on(studio):

@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -127,7 +126,9 @@ def _wait_for(url: str, seconds: float = 30) -> None:
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
-        except (urllib.error.URLError, ConnectionError):
+        # OSError: refused, reset, or a timeout while gunicorn's workers still load Django
+        # (it listens before they do).
+        except OSError:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the studio did not answer at {url}") from None
             time.sleep(0.3)

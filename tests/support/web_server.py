@@ -1,5 +1,6 @@
-"""A real threaded web server (`manage.py runserver`) on a database of its own, and a slow
-image host, for tests and benchmarks of what one request does to another's.
+"""A real web server (`manage.py runserver`, threaded, or gunicorn with the project's config,
+as `make run` and production serve) on a database of its own, and a slow image host, for
+tests and benchmarks of what one request does to another's.
 
 pytest-django's `live_server` shares the test's database connection rules (and, on SQLite,
 cannot show what a second process's lock does), so this runs the studio in a subprocess on
@@ -33,15 +34,24 @@ def free_port() -> int:
 
 
 @contextmanager
-def web_server(setup: Setup) -> Iterator[str]:
-    """`manage.py runserver` (threaded, no reloader) on `setup`'s database; its base URL."""
+def web_server(setup: Setup, server: str = "runserver", **env_extra: str) -> Iterator[str]:
+    """A web server on `setup`'s database, its base URL: `manage.py runserver` (threaded, no
+    reloader) or "gunicorn" (`productstudio/gunicorn.conf.py`; `env_extra` such as
+    WEB_CONCURRENCY and WEB_THREADS tune it)."""
     port = free_port()
-    log = setup.tmp / f"runserver-{port}.log"
+    log = setup.tmp / f"{server}-{port}.log"
+    if server == "gunicorn":
+        config = ROOT / "productstudio" / "gunicorn.conf.py"
+        command = [PYTHON, "-m", "gunicorn", "-c", str(config), "--bind", f"127.0.0.1:{port}"]
+    elif server == "runserver":
+        command = [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
+    else:
+        raise ValueError(f"server: runserver or gunicorn, not {server!r}")
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
     proc = subprocess.Popen(
-        [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        command,
         cwd=ROOT,
-        env={**env, **setup.env},
+        env={**env, **setup.env, **env_extra},
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -51,14 +61,14 @@ def web_server(setup: Setup) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise RuntimeError("runserver exited:\n" + log.read_text()[-3000:])
+                raise RuntimeError(f"{server} exited:\n" + log.read_text()[-3000:])
             try:
                 httpx.get(base + "/api/v1/models", timeout=5)
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline:
                     raise RuntimeError(
-                        "runserver did not answer:\n" + log.read_text()[-3000:]
+                        f"{server} did not answer:\n" + log.read_text()[-3000:]
                     ) from None
                 time.sleep(0.2)
         yield base
