@@ -31,9 +31,7 @@ def _segmind_job(tenant: Tenant, *, touched_ago: float) -> Job:
     job = Job.objects.create(
         tenant=tenant, model="bria-product-packshot", engine="segmind", status=JobStatus.QUEUED
     )
-    Job.objects.filter(pk=job.pk).update(
-        updated_at=timezone.now() - timedelta(seconds=touched_ago)
-    )
+    Job.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(seconds=touched_ago))
     return job
 
 
