@@ -165,17 +165,22 @@ def _timed(check: Callable[[], str], into: dict[str, Any]) -> None:
         into["ms"] = round((time.monotonic() - began) * 1000, 1)
 
 
-def _threaded(check: Callable[[], str], into: dict[str, Any]) -> threading.Thread:
-    def run() -> None:
-        try:
-            _timed(check, into)
-        finally:
-            # Its own database connection (the ORM broker's check), if it opened one.
-            from django.db import connections
+# The thread of each threaded check still running: a probe does not start another while a
+# hung one waits for its client's own timeout, so probes every few seconds pile up nothing.
+_running: dict[str, threading.Thread] = {}
+_running_lock = threading.Lock()
 
-            connections.close_all()
 
-    thread = threading.Thread(target=run, name="readyz", daemon=True)
+def _threaded(name: str, check: Callable[[], str], into: dict[str, Any]) -> threading.Thread | None:
+    with _running_lock:
+        previous = _running.get(name)
+        if previous is not None and previous.is_alive():
+            into.update(ok=False, detail="the previous check has not answered yet", ms=0.0)
+            return None
+
+    thread = threading.Thread(target=_timed, args=(check, into), name=f"readyz-{name}", daemon=True)
+    with _running_lock:
+        _running[name] = thread
     thread.start()
     return thread
 
@@ -183,20 +188,22 @@ def _threaded(check: Callable[[], str], into: dict[str, Any]) -> threading.Threa
 def readiness() -> tuple[int, dict[str, Any]]:
     """Run every check: the HTTP status and the body of /readyz."""
     timeout = settings.READYZ_TIMEOUT_SECONDS
+    deadline = time.monotonic() + timeout
     results: dict[str, dict[str, Any]] = {name: {} for name, *_ in CHECKS}
-    threads = {
-        name: _threaded(check, results[name])
-        for name, check, threaded, _ in CHECKS
-        if threaded and not (name == "broker" and not settings.REDIS_URL)
-    }
+    threads: dict[str, threading.Thread] = {}
+    for name, check, threaded, _ in CHECKS:
+        # The ORM broker is the database: asked in line, on the request's connection.
+        if threaded and not (name == "broker" and not settings.REDIS_URL):
+            thread = _threaded(name, check, results[name])
+            if thread is not None:
+                threads[name] = thread
     for name, check, _, _ in CHECKS:
-        if name in threads:
+        if name in threads or results[name]:
             continue
         if name in _ON_DATABASE and not results["database"].get("ok"):
             results[name] = {"ok": False, "detail": "not checked: the database is not answering"}
             continue
         _timed(check, results[name])
-    deadline = time.monotonic() + timeout
     for name, thread in threads.items():
         thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():

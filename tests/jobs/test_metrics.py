@@ -3,6 +3,7 @@ machine shows after real rows exist, a 429 received by a dispatcher included."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,6 +21,7 @@ from jobs import dispatcher as provider
 from jobs import services
 from jobs.engines.segmind import ratelimit
 from jobs.models import Job, JobPrice, JobStatus, SegmindKeyBudget
+from productstudio.lib.context import LogContextFilter
 from tests.support.fake_segmind import FakeSegmind
 
 TOKEN = "metrics-token-for-tests"
@@ -199,7 +201,15 @@ def test_a_429_the_dispatcher_received_shows_on_any_machines_metrics(
     account_services.credits_grant(tenant=tenant, amount=100, user=owner, memo="to spend")
     JobPrice.objects.create(model=PACKSHOT, engine="segmind", credits=2)
     fake.faults.rate_limit(1, retry_after=1, scope="submit")
-    _dispatch(tenant, owner, product_jpeg, n=2)
+    lines: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = lines.append  # type: ignore[method-assign]
+    handler.addFilter(LogContextFilter())
+    logging.getLogger("jobs.dispatcher").addHandler(handler)
+    try:
+        _dispatch(tenant, owner, product_jpeg, n=2)
+    finally:
+        logging.getLogger("jobs.dispatcher").removeHandler(handler)
     # A later dispatcher run starts from the saved gate and keeps its count.
     _dispatch(tenant, owner, product_jpeg, n=1)
 
@@ -210,3 +220,6 @@ def test_a_429_the_dispatcher_received_shows_on_any_machines_metrics(
     assert samples[("productstudio_segmind_429_total", platform)] == 1
     assert samples[("productstudio_segmind_jobs_queued", platform)] == 0
     assert samples[("productstudio_metrics_errors", ())] == 0
+    # The dispatcher's line about the 429 names the job it was sending.
+    [throttled] = [r for r in lines if "rate-limited" in r.getMessage()]
+    assert throttled.job_id in {str(pk) for pk in Job.objects.values_list("pk", flat=True)}

@@ -140,14 +140,24 @@ def test_readyz_gives_up_on_a_storage_that_hangs_within_its_timeout(
     began = time.monotonic()
     try:
         response = client.get("/readyz")
+        took = time.monotonic() - began
+        # The next probe does not start a second check while the first still hangs.
+        again = client.get("/readyz")
+        hung = [t for t in threading.enumerate() if t.name == "readyz-storage"]
     finally:
         released.set()
+        for thread in threading.enumerate():
+            if thread.name == "readyz-storage":
+                thread.join(10)
 
-    assert time.monotonic() - began < 10
+    assert took < 10
     body = response.json()
     assert response.status_code == 503
     assert body["failing"] == ["storage"]
     assert body["checks"]["storage"]["detail"] == "no answer within 0.5 s"
+    assert again.status_code == 503
+    assert again.json()["checks"]["storage"]["detail"] == "the previous check has not answered yet"
+    assert len(hung) == 1
 
 
 def test_a_stale_dispatcher_lease_while_segmind_work_waits_is_a_warning_not_unready(
