@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, Q, Sum
 from django.utils import timezone
 from prometheus_client.core import (
@@ -31,6 +32,8 @@ from jobs.models import DISPATCHER_LEASE, Job, JobStatus, ProviderPause, Segmind
 
 logger = logging.getLogger(__name__)
 
+# How long a scrape waits for Redis (the queue depths) before it reports them missing.
+SCRAPE_REDIS_TIMEOUT_SECONDS = 2.0
 # Upper bounds (seconds) of the submit-to-stored histogram: a local job takes about a
 # second, a Segmind one from seconds to minutes, and a job held by a pause or the rate
 # gate up to hours.
@@ -78,14 +81,37 @@ def latency_histograms() -> dict[str, tuple[list[tuple[str, float]], float]]:
     return histograms
 
 
+def redis_client(url: str, timeout: float) -> Any:
+    """A Redis client that gives up after `timeout` and does not retry: a probe or a
+    scrape must answer within its own time limit (Prometheus' default is 10 s), where
+    redis-py's default retries with backoff take longer when Redis is down."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    )
+
+
 def queue_depths() -> dict[str, int]:
-    """Tasks waiting in each django-q2 cluster's queue (the broker's own count)."""
+    """Tasks waiting in each django-q2 cluster's queue: the broker's own count, on Redis
+    through a client that gives up after SCRAPE_REDIS_TIMEOUT_SECONDS."""
     from django_q.brokers import get_broker
 
-    depths = {}
-    for cluster in (settings.Q_NAME, settings.WEBHOOK_Q_CLUSTER):
-        depths[cluster] = int(get_broker(list_key=cluster).queue_size() or 0)
-    return depths
+    clusters = (settings.Q_NAME, settings.WEBHOOK_Q_CLUSTER)
+    if not settings.REDIS_URL:
+        return {
+            cluster: int(get_broker(list_key=cluster).queue_size() or 0) for cluster in clusters
+        }
+    client = redis_client(settings.REDIS_URL, SCRAPE_REDIS_TIMEOUT_SECONDS)
+    try:
+        # The broker's list key (django-q2's naming); making the broker connects nothing.
+        return {
+            cluster: int(client.llen(get_broker(list_key=cluster).list_key)) for cluster in clusters
+        }
+    finally:
+        client.close()
 
 
 class StudioCollector:
@@ -109,6 +135,10 @@ class StudioCollector:
         ):
             try:
                 yield from list(part(now))
+            except DatabaseError as e:
+                # The database is down: /readyz says so; one line a part, no traceback.
+                errors += 1
+                logger.warning("Metrics: %s could not be read: %r", part.__name__.strip("_"), e)
             except Exception:
                 errors += 1
                 logger.exception("Metrics: %s could not be read", part.__name__.strip("_"))

@@ -42,6 +42,7 @@ from django.utils import timezone
 
 from accounts.models import Lease
 from accounts.throttling import client_address
+from jobs.metrics import redis_client
 from jobs.models import DISPATCHER_LEASE, Job, JobStatus, ProviderPause
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def _failure(e: BaseException) -> str:
     if isinstance(e, CheckFailed):
         return str(e)
     # The class only: a message may hold a host name, a path or a bucket.
-    return f"{type(e).__name__}"
+    return type(e).__name__
 
 
 # --- the checks ----------------------------------------------------------------------
@@ -77,12 +78,7 @@ def check_database() -> str:
 
 def check_broker() -> str:
     if settings.REDIS_URL:
-        import redis
-
-        timeout = settings.READYZ_TIMEOUT_SECONDS
-        client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
+        client = redis_client(settings.REDIS_URL, settings.READYZ_TIMEOUT_SECONDS)
         try:
             client.ping()
         finally:

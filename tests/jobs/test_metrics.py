@@ -4,6 +4,7 @@ machine shows after real rows exist, a 429 received by a dispatcher included."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -235,3 +236,51 @@ def test_a_429_the_dispatcher_received_shows_on_any_machines_metrics(
     assert getattr(throttled, "job_id", "") in {
         str(pk) for pk in Job.objects.values_list("pk", flat=True)
     }
+
+
+def test_a_broker_that_is_down_costs_the_scrape_only_the_queue_depth(
+    client, settings, tenant, monkeypatch
+):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port}/0"
+    monkeypatch.setattr("django_q.conf.Conf.REDIS", settings.REDIS_URL)
+    monkeypatch.setattr("django_q.conf.Conf.ORM", None)
+    _job(tenant, engine="local", status=JobStatus.QUEUED)
+
+    began = time.monotonic()
+    samples = _scrape(client, settings)
+
+    assert time.monotonic() - began < 5  # within a scrape's time, no retries with backoff
+
+    assert samples[("productstudio_metrics_errors", ())] == 1
+    assert not [key for key in samples if key[0] == "productstudio_queue_depth"]
+    assert samples[("productstudio_jobs", (("engine", "local"), ("state", "queued")))] == 1
+
+
+def test_queue_depth_on_redis_is_the_length_of_each_clusters_list(
+    client, settings, db, monkeypatch
+):
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI runs with TEST_REDIS_URL (.ci/run starts redis-server)")
+        pytest.skip("no TEST_REDIS_URL: no Redis server to count")
+    settings.REDIS_URL = url
+    settings.Q_NAME = f"metrics-test-{os.getpid()}"
+    monkeypatch.setattr("django_q.conf.Conf.REDIS", url)
+    monkeypatch.setattr("django_q.conf.Conf.ORM", None)
+    broker = get_broker(list_key=settings.Q_NAME)
+    broker.delete_queue()
+    try:
+        for n in range(3):
+            broker.enqueue(f"task {n}")
+
+        samples = _scrape(client, settings)
+    finally:
+        broker.delete_queue()
+
+    assert samples[("productstudio_queue_depth", (("cluster", settings.Q_NAME),))] == 3
