@@ -151,12 +151,10 @@ _ON_DATABASE = {"dispatcher", "segmind_pauses"}
 def _timed(check: Callable[[], str], into: dict[str, Any]) -> None:
     began = time.monotonic()
     try:
-        into["detail"] = check()
-        into["ok"] = True
+        detail = check()
+        into.update(ok=True, detail=detail)
     except Exception as e:
-        into["ok"] = False
-        into["detail"] = _failure(e)
-        into["error"] = e
+        into.update(ok=False, detail=_failure(e), error=e)
     finally:
         into["ms"] = round((time.monotonic() - began) * 1000, 1)
 
