@@ -18,14 +18,19 @@ machine and many:
   same long grace on a restart lets such a request finish instead of cutting it.
 
 This file is plain Python read by gunicorn's master before the application is imported, so
-it imports nothing from Django.
+it imports nothing from Django (productstudio.lib.metrics does not either).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
+
+from productstudio.lib import metrics
 
 # How many of a batch's photos are fetched at once (jobs.services.batches.BATCH_FETCH_THREADS;
 # tests/productstudio/test_gunicorn_conf.py holds the two equal).
@@ -112,3 +117,20 @@ access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"
 control_socket_disable = True
 
 proc_name = "productstudio-web"
+
+# /metrics adds up every worker's request figures through files in PROMETHEUS_MULTIPROC_DIR
+# (productstudio/lib/metrics.py). Unset, each gunicorn gets a directory of its own, made
+# here so the workers inherit it and removed when gunicorn stops: two web processes on one
+# machine must not add up each other's figures.
+_own_metrics_dir = ""
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _own_metrics_dir = tempfile.mkdtemp(prefix="productstudio-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
+
+on_starting = metrics.on_starting
+child_exit = metrics.child_exit
+
+
+def on_exit(server: Any) -> None:
+    if _own_metrics_dir:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
