@@ -119,15 +119,20 @@ control_socket_disable = True
 proc_name = "productstudio-web"
 
 # /metrics adds up every worker's request figures through files in PROMETHEUS_MULTIPROC_DIR
-# (productstudio/lib/metrics.py). Unset, each gunicorn gets a directory of its own, made
-# here so the workers inherit it and removed when gunicorn stops: two web processes on one
-# machine must not add up each other's figures.
+# (productstudio/lib/metrics.py). Unset, each gunicorn makes a directory of its own when it
+# starts (the workers, forked after, inherit it) and removes it when it stops: two web
+# processes on one machine must not add up each other's figures.
 _own_metrics_dir = ""
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    _own_metrics_dir = tempfile.mkdtemp(prefix="productstudio-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
 
-on_starting = metrics.on_starting
+
+def on_starting(server: Any) -> None:
+    global _own_metrics_dir
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        _own_metrics_dir = tempfile.mkdtemp(prefix="productstudio-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
+    metrics.on_starting(server)
+
+
 child_exit = metrics.child_exit
 
 
