@@ -130,6 +130,7 @@ def on_starting(server: Any) -> None:
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         _own_metrics_dir = tempfile.mkdtemp(prefix="productstudio-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
+        server.log.info("Metrics of the workers in %s", _own_metrics_dir)
     metrics.on_starting(server)
 
 
