@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from accounts import services
 from accounts.models import ApiKey, Tenant, ThrottleScope
 from accounts.throttling import client_address
+from productstudio.lib.context import workspace_bind
 
 
 def request_api_key(request: HttpRequest) -> ApiKey | None:
@@ -50,6 +51,8 @@ def request_workspace(request: HttpRequest | Request) -> Tenant | None:
         if slug:
             tenant = Tenant.objects.for_user(user).filter(slug=slug).first()  # type: ignore[arg-type]
     http.__dict__["_workspace"] = tenant
+    if tenant is not None:
+        workspace_bind(tenant.pk)
     return tenant
 
 
@@ -88,6 +91,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
                 lock_seconds=cool_off,
             )
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        workspace_bind(key.tenant_id)
         return (ApiKeyUser(key), key)
 
     def authenticate_header(self, request: Request) -> str:

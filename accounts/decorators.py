@@ -10,6 +10,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 
 from accounts.models import Membership
+from productstudio.lib.context import workspace_bind
 
 WorkspaceView = Callable[..., HttpResponseBase]
 
@@ -38,6 +39,7 @@ def workspace_view(view: WorkspaceView) -> WorkspaceView:
         membership = get_membership(request, workspace)
         # Templates (the navigation, the workspace switcher) read it from the request.
         setattr(request, "membership", membership)  # noqa: B010
+        workspace_bind(membership.tenant_id)
         if request.session.get("workspace") != membership.tenant.slug:
             # Set only when it changes: setting marks the session modified, and saving it
             # is a write (the database's one write lock on SQLite) on every page view.

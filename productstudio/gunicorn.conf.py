@@ -18,14 +18,19 @@ machine and many:
   same long grace on a restart lets such a request finish instead of cutting it.
 
 This file is plain Python read by gunicorn's master before the application is imported, so
-it imports nothing from Django.
+it imports nothing from Django (productstudio.lib.metrics does not either).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
+
+from productstudio.lib import metrics
 
 # How many of a batch's photos are fetched at once (jobs.services.batches.BATCH_FETCH_THREADS;
 # tests/productstudio/test_gunicorn_conf.py holds the two equal).
@@ -51,7 +56,11 @@ def longest_request_seconds() -> int:
     """The worst case of the slowest synchronous request: a full batch whose every photo
     host takes the whole `FETCH_TIMEOUT`, `BATCH_FETCH_THREADS` at a time. (The gallery's
     ZIP reads at most `GALLERY_ZIP_MAX_ASSETS` stored images: far less.)"""
-    fetch_timeout = float(os.environ.get("FETCH_TIMEOUT", "") or 20)
+    raw = os.environ.get("FETCH_TIMEOUT", "").strip() or "20"
+    try:
+        fetch_timeout = float(raw)
+    except ValueError:
+        raise SystemExit(f"FETCH_TIMEOUT must be a number of seconds, not {raw!r}.") from None
     batch_items = _positive_int("BATCH_MAX_ITEMS", 100)
     rounds = math.ceil(batch_items / BATCH_FETCH_THREADS)
     return math.ceil(rounds * fetch_timeout) + REQUEST_MARGIN_SECONDS
@@ -108,3 +117,26 @@ access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"
 control_socket_disable = True
 
 proc_name = "productstudio-web"
+
+# /metrics adds up every worker's request figures through files in PROMETHEUS_MULTIPROC_DIR
+# (productstudio/lib/metrics.py). Unset, each gunicorn makes a directory of its own when it
+# starts (the workers, forked after, inherit it) and removes it when it stops: two web
+# processes on one machine must not add up each other's figures.
+_own_metrics_dir = ""
+
+
+def on_starting(server: Any) -> None:
+    global _own_metrics_dir
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        _own_metrics_dir = tempfile.mkdtemp(prefix="productstudio-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
+        server.log.info("Metrics of the workers in %s", _own_metrics_dir)
+    metrics.on_starting(server)
+
+
+child_exit = metrics.child_exit
+
+
+def on_exit(server: Any) -> None:
+    if _own_metrics_dir:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)

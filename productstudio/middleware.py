@@ -22,7 +22,6 @@ The portal's pages are left as they are.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 
 from django.conf import settings
@@ -30,6 +29,13 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig, Suspicio
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
+from productstudio.lib.context import (
+    current_request_id,
+    job_id_var,
+    request_id_from,
+    request_id_var,
+    workspace_id_var,
+)
 from productstudio.lib.errors import (
     PROBLEM_CONTENT_TYPE,
     Problem,
@@ -76,6 +82,34 @@ def _server_error(request_id: str, status: int = 500) -> HttpResponse:
             extra={"request_id": request_id},
         )
     )
+
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+class RequestIdMiddleware:
+    """Gives each request an id: a sane incoming `X-Request-ID` (a proxy's, a client's)
+    or a new one. Every log line written while it is answered carries it (with
+    LOG_FORMAT=json), a server error quotes it, and the answer echoes it in
+    `X-Request-ID`, so a client's report, the proxy's log and ours meet."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        # A server thread answers one request after another: nothing of the last one's.
+        request_token = request_id_var.set(request_id)
+        workspace_token = workspace_id_var.set("")
+        job_token = job_id_var.set("")
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(request_token)
+            workspace_id_var.reset(workspace_token)
+            job_id_var.reset(job_token)
+        response[REQUEST_ID_HEADER] = request_id
+        return response
 
 
 class ApiProblemMiddleware:
@@ -126,7 +160,7 @@ class ApiProblemMiddleware:
         if database_busy(exception):
             logger.warning("Answered 503: the database stayed locked (%s)", exception)
             return busy_response()
-        request_id = uuid.uuid4().hex
+        request_id = current_request_id()
         logger.error(
             "Unhandled exception on %s %s (request id %s)",
             request.method,
@@ -142,7 +176,7 @@ class ApiProblemMiddleware:
             return response
         if status >= 500:
             # Raised outside a view (a middleware): Django has logged its traceback.
-            request_id = uuid.uuid4().hex
+            request_id = current_request_id()
             logger.error(
                 "API answered %s for %s %s (request id %s)",
                 status,

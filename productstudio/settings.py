@@ -110,6 +110,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "axes",
+    # Request counts and latencies by view, for /metrics (productstudio/health.py).
+    "django_prometheus",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
@@ -118,6 +120,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every answer (a probe's too) carries the request's id, and log lines it.
+    "productstudio.middleware.RequestIdMiddleware",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Before the HTTPS redirect and the host check: a load balancer probes each machine
+    # over plain HTTP at its own address (productstudio/health.py).
+    "productstudio.health.HealthMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before anything reads the body or the database: refuses hostile bodies under /api/,
@@ -135,6 +143,7 @@ MIDDLEWARE = [
     "productstudio.lib.csp.ContentSecurityPolicyMiddleware",
     # Last, so it turns django-axes' lockout flag into the lockout page.
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "productstudio.urls"
@@ -547,10 +556,50 @@ CSP_DIRECTIVES: dict[str, list[str]] = {
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
+# Health and metrics (productstudio/health.py) ---------------------------------------------
+# /readyz gives each check this long before it counts as failed.
+READYZ_TIMEOUT_SECONDS = float(env("READYZ_TIMEOUT_SECONDS", "2"))
+# Segmind work waiting while no dispatcher has held the lease for this long is reported.
+DISPATCHER_STALE_SECONDS = env_positive_int("DISPATCHER_STALE_SECONDS", 90)
+# /metrics is off (404) unless one of these is set; with both, a scrape needs both.
+METRICS_TOKEN = env("METRICS_TOKEN")
+METRICS_ALLOW = env_list("METRICS_ALLOW")
+
+
+def _networks(name: str, items: list[str]) -> list[str]:
+    import ipaddress
+
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is neither an IP address nor a CIDR range."
+            ) from None
+    return items
+
+
+METRICS_ALLOW = _networks("METRICS_ALLOW", METRICS_ALLOW)
+# django-prometheus's migration gauges query the database at start-up: not wanted.
+PROMETHEUS_EXPORT_MIGRATIONS = False
+
+# `text` (the default) or `json`: one JSON object a line with the request, workspace and
+# job ids (productstudio/lib/logs.py).
+LOG_FORMAT = env("LOG_FORMAT", "text").strip().lower()
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"context": {"()": "productstudio.lib.context.LogContextFilter"}},
+    "formatters": {"json": {"()": "productstudio.lib.logs.JsonFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["context"],
+            **({"formatter": "json"} if LOG_FORMAT == "json" else {}),
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 import uuid
@@ -52,6 +53,7 @@ from jobs.engines.segmind import client as segmind
 from jobs.engines.segmind import ratelimit
 from jobs.models import Asset, Job, JobStatus, ProviderPause, SegmindKeyBudget
 from jobs.services.dispatch import LEASE
+from productstudio.lib.context import job_id_var
 from productstudio.lib.errors import CodedError
 
 logger = logging.getLogger(__name__)
@@ -198,8 +200,11 @@ class _Dispatcher:
             self.loop.close()
         return self.counts
 
-    def _start(self, coro: Coroutine[Any, Any, None]) -> None:
-        self.loop.create_task(coro)
+    def _start(self, coro: Coroutine[Any, Any, None], *, job_id: object) -> None:
+        # Each job's coroutine is a task with its own context: its log lines carry its id.
+        context = contextvars.copy_context()
+        context.run(job_id_var.set, str(job_id))
+        self.loop.create_task(coro, context=context)
 
     def _emit(self, event: _Event) -> None:
         self.events.append(event)
@@ -498,7 +503,7 @@ class _Dispatcher:
             self.reserved[key.key_id] += 1
             self.pending.add(job.pk)
             self.submitting.add(job.pk)
-            self._start(self._submit(job, spec, key))
+            self._start(self._submit(job, spec, key), job_id=job.pk)
         return len(claimed)
 
     def _load_tenant_keys(self, tenant_ids: set[int]) -> None:
@@ -552,7 +557,10 @@ class _Dispatcher:
                 continue
             waited = (now - submitted_at).total_seconds() if submitted_at else 0.0
             self.pending.add(job_id)
-            self._start(self._track(job_id, model, submission, key, waited=waited, first_delay=0.0))
+            self._start(
+                self._track(job_id, model, submission, key, waited=waited, first_delay=0.0),
+                job_id=job_id,
+            )
 
     def _drain(self, timeout: float) -> None:
         self.loop.run_until_complete(self._wait_for_news(timeout))
@@ -597,7 +605,8 @@ class _Dispatcher:
                     event.key,
                     waited=0.0,
                     first_delay=first_delay,
-                )
+                ),
+                job_id=event.job_id,
             )
 
     def _apply(

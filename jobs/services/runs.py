@@ -27,6 +27,7 @@ from jobs.services.errors import INTERNAL_ERROR_MESSAGE
 from jobs.services.events import _job_event_emit
 from jobs.services.inputs import _image_limits
 from jobs.services.thumbnails import _input_thumbnail_from
+from productstudio.lib.context import job_context
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +194,12 @@ def job_run(*, job_id: uuid.UUID | str) -> bool:
 def _job_execute(job_id: uuid.UUID | str) -> None:
     """Render a claimed (running) local job and record its outcome."""
     job = Job.objects.select_related("input_asset", "tenant").get(pk=job_id)
+    # Log lines of the run carry the job's and its workspace's ids.
+    with job_context(job.pk, job.tenant_id):
+        _job_render(job)
+
+
+def _job_render(job: Job) -> None:
     try:
         job_params_check(job=job)
     except catalog.ParamsError as e:

@@ -71,6 +71,8 @@ class BudgetView:
     adaptive_limit: int
     used: int
     throttled_last_hour: int
+    # Every 429 the key received, as of the dispatcher's last save.
+    throttled_total: int
     closed_until: datetime | None
     jobs_waiting: int
 
@@ -93,6 +95,7 @@ def segmind_budget_view(*, budget: SegmindKeyBudget, now: datetime | None = None
         adaptive_limit=gate.limit if budget.limit else 0,
         used=gate.used(at),
         throttled_last_hour=gate.throttled_within(at, 3600),
+        throttled_total=gate.throttled_total,
         closed_until=datetime.fromtimestamp(closed, UTC) if closed else None,
         jobs_waiting=queued.count(),
     )

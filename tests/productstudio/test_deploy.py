@@ -203,3 +203,56 @@ def test_the_procfiles_release_and_web_lines_serve_the_studio_with_its_static_fi
         code = web.wait(timeout=60)
     # SIGTERM (systemd's stop, a Procfile runner's Ctrl-C) is a clean stop.
     assert code == 0, log.read_text()[-3000:]
+
+
+def test_the_web_lines_metrics_add_up_every_worker_process(deployment):
+    """Two worker processes, each answering some of the requests: one scrape, whichever
+    worker answers it, counts them all (the config's multiprocess directory), and the
+    directory it made is gone once gunicorn stops."""
+    setup, env = deployment
+    env = {**env, "WEB_CONCURRENCY": "2", "METRICS_TOKEN": "scrape-token"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    assert _run_line("release", env, stdout=subprocess.DEVNULL).wait(timeout=300) == 0
+    log = setup.tmp / "web-metrics.log"
+    with log.open("wb") as sink:
+        web = _run_line("web", env, stdout=sink, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{env['PORT']}"
+    requests = 40
+    try:
+
+        def alive() -> bool:
+            if web.poll() is not None:
+                raise AssertionError("the web line stopped:\n" + log.read_text()[-3000:])
+            try:
+                return httpx.get(base + "/healthz", timeout=10).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for("the web line to serve", alive, timeout=120)
+        # Fresh connections, so the kernel spreads them over both workers' accepts.
+        for _ in range(requests):
+            assert httpx.get(base + "/login/", timeout=30).status_code == 200
+        pids = {int(p) for p in re.findall(r"Booting worker with pid: (\d+)", log.read_text())}
+        assert len(pids) >= 2, log.read_text()[-3000:]
+
+        def counted() -> float:
+            text = httpx.get(
+                base + "/metrics", headers={"Authorization": "Bearer scrape-token"}, timeout=30
+            ).text
+            found = re.findall(
+                r'^django_http_requests_total_by_view_transport_method_total\{method="GET",'
+                r'transport="http",view="login"\} ([0-9.e+]+)$',
+                text,
+                re.M,
+            )
+            return float(found[0]) if found else 0.0
+
+        for _ in range(6):  # scrapes land on either worker: each sees the sum
+            assert counted() >= requests
+        made = re.findall(r"Metrics of the workers in (\S+)", log.read_text())
+        assert made and Path(made[0]).is_dir()
+    finally:
+        if web.poll() is None:
+            os.killpg(web.pid, signal.SIGTERM)
+        web.wait(timeout=60)
+    assert not Path(made[0]).exists(), "the metrics directory is left behind"

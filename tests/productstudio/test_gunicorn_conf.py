@@ -71,7 +71,10 @@ def test_a_small_shop_gets_two_processes_of_eight_threads_and_the_environment_ch
     assert (read["workers"], read["threads"]) == (4, 16)
 
 
-@pytest.mark.parametrize(("name", "value"), [("WEB_THREADS", "many"), ("WEB_CONCURRENCY", "0")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("WEB_THREADS", "many"), ("WEB_CONCURRENCY", "0"), ("FETCH_TIMEOUT", "soon")],
+)
 def test_a_bad_number_stops_start_up_naming_the_variable(config, name, value):
     with pytest.raises(SystemExit, match=rf"^{name} must be"):
         config(**{name: value})
@@ -119,3 +122,12 @@ def test_gunicorn_reads_every_setting_of_the_file(tmp_path):
     assert resolved["control_socket_disable"] == "True"
     if Path("/dev/shm").is_dir():
         assert resolved["worker_tmp_dir"] == "/dev/shm"
+
+
+def test_every_variable_the_config_reads_is_in_the_readmes_settings_table():
+    names = set(re.findall(r'(?:_positive_int|os\.environ\.get)\("([A-Z_]+)"', CONFIG.read_text()))
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Settings") :]
+
+    assert {"GUNICORN_BIND", "WEB_CONCURRENCY", "WEB_THREADS", "WEB_TIMEOUT"} <= names
+    assert sorted(n for n in names if not re.search(rf"^\| [^|]*`{n}`", table, re.M)) == []

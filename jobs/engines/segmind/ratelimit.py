@@ -121,6 +121,9 @@ class KeyGate:
         # Requests that want a slot now, by kind: polls go before submissions.
         self.polls_waiting = 0
         self.dirty = False
+        # Every 429 the key ever received (carried across runs): /metrics' counter, which
+        # any web machine reads from the key's saved state.
+        self.throttled_total = 0
 
     # --- the budget ------------------------------------------------------------------
 
@@ -315,6 +318,7 @@ class KeyGate:
         # that the wait was too short: the limit drops once, for a paced request refused.
         lower = now >= self.closed_until and not self.probing
         self.throttles.append(now)
+        self.throttled_total += 1
         self.dirty = True
         self.probe_out = False
         self.probing = True
@@ -355,6 +359,7 @@ class KeyGate:
             # would send a burst that the window repeats a window later.
             "tokens": round(self.tokens, 3),
             "refilled_at": round(self.refilled_at, 3) if self.refilled_at is not None else None,
+            "throttled_total": self.throttled_total,
         }
 
     @classmethod
@@ -379,6 +384,7 @@ class KeyGate:
             gate.consecutive = int(state.get("consecutive") or 0)
             gate.probing = bool(state.get("probing"))
             gate.recovered_at = float(state.get("recovered_at") or 0.0)
+            gate.throttled_total = max(0, int(state.get("throttled_total") or 0))
             if state.get("refilled_at") is not None and "tokens" in state:
                 gate.tokens = min(float(gate.burst), float(state["tokens"]))
                 gate.refilled_at = float(state["refilled_at"])

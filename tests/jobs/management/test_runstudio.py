@@ -144,3 +144,44 @@ def test_a_web_server_that_stops_before_serving_is_an_error_not_a_running_studio
     with pytest.raises(CommandError, match=r"could not serve on 127.0.0.1:8129"):
         call_command("runstudio", "127.0.0.1:8129", stdout=out)
     assert "running on" not in out.getvalue()
+
+
+class _Running:
+    """A process that runs until it gets a signal; the stop it got is recorded."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self.signals: list[int] = []
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        self.signals.append(signum)
+        self.returncode = 0
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.returncode or 0
+
+
+@pytest.mark.parametrize("dev", [False, True])
+def test_on_stop_the_development_servers_whole_session_gets_sigterm_and_gunicorn_alone(
+    monkeypatch, dev
+):
+    processes = [_Running(pid) for pid in (101, 102, 103)]
+    groups: list[tuple[int, int]] = []
+
+    def killpg(pgid: int, signum: int) -> None:
+        groups.append((pgid, signum))
+        next(p for p in processes if p.pid == pgid).returncode = 0
+
+    monkeypatch.setattr(runstudio.os, "killpg", killpg)
+    web = processes[-1]
+
+    runstudio.Command()._stop(processes, web_group=web if dev else None)  # type: ignore[arg-type]
+
+    # The reloader does not pass SIGTERM on to the server it runs: its session gets it.
+    assert groups == ([(103, signal.SIGTERM)] if dev else [])
+    assert web.signals == ([] if dev else [signal.SIGTERM])
+    assert [p.signals for p in processes[:2]] == [[signal.SIGTERM], [signal.SIGTERM]]

@@ -1,0 +1,277 @@
+"""The studio's own figures for /metrics, in Prometheus' shapes.
+
+Every figure is read from the database (or the broker) at each scrape, never kept in one
+process's memory: with several web and worker machines, any web machine's /metrics shows
+the same numbers, a 429 received by a worker's dispatcher included (the dispatcher saves
+each key's count of 429s on the key's `SegmindKeyBudget` row at its lease renewals, every
+few seconds). productstudio/health.py serves it; the names are listed in the README
+("Health and metrics").
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, Q, Sum
+from django.utils import timezone
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from accounts.models import Lease, WebhookDelivery
+from jobs import services
+from jobs.models import DISPATCHER_LEASE, Job, JobStatus, ProviderPause, SegmindKeyBudget
+
+logger = logging.getLogger(__name__)
+
+# How long a scrape waits for Redis (the queue depths) before it reports them missing.
+SCRAPE_REDIS_TIMEOUT_SECONDS = 2.0
+# Upper bounds (seconds) of the submit-to-stored histogram: a local job takes about a
+# second, a Segmind one from seconds to minutes, and a job held by a pause or the rate
+# gate up to hours.
+LATENCY_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 6 * 3600)
+
+
+def _key_labels(budget: SegmindKeyBudget) -> list[str]:
+    # The key's digest, never the key; `owner` says whose it is.
+    owner = f"workspace:{budget.tenant_id}" if budget.tenant_id else "platform"
+    return [budget.key_id, owner]
+
+
+def job_state_counts() -> Iterator[tuple[str, str, int]]:
+    """(state, engine, jobs) for every state and engine that has jobs."""
+    rows = Job.objects.order_by().values("status", "engine").annotate(n=Count("pk"))
+    for row in rows:
+        yield row["status"], row["engine"], row["n"]
+
+
+def latency_histograms() -> dict[str, tuple[list[tuple[str, float]], float]]:
+    """Per engine: the cumulative buckets and the sum (seconds) of the time from a job's
+    submission (its creation) to its outputs stored (its success)."""
+    took = ExpressionWrapper(F("completed_at") - F("created_at"), output_field=DurationField())
+    buckets = {
+        f"le_{i}": Count("pk", filter=Q(completed_at__lte=F("created_at") + timedelta(seconds=b)))
+        for i, b in enumerate(LATENCY_BUCKETS)
+    }
+    rows = (
+        Job.objects.filter(status=JobStatus.SUCCEEDED, completed_at__isnull=False)
+        .order_by()
+        .values("engine")
+        .annotate(n=Count("pk"), took=Sum(took), **buckets)
+    )
+    histograms = {}
+    for row in rows:
+        points: list[tuple[str, float]] = [
+            (str(float(b)), row[f"le_{i}"]) for i, b in enumerate(LATENCY_BUCKETS)
+        ]
+        points.append(("+Inf", row["n"]))
+        total = row["took"]
+        histograms[row["engine"]] = (
+            points,
+            total.total_seconds() if isinstance(total, timedelta) else float(total or 0),
+        )
+    return histograms
+
+
+def redis_client(url: str, timeout: float) -> Any:
+    """A Redis client that gives up after `timeout` and does not retry: a probe or a
+    scrape must answer within its own time limit (Prometheus' default is 10 s), where
+    redis-py's default retries with backoff take longer when Redis is down."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    )
+
+
+def queue_depths() -> dict[str, int]:
+    """Tasks waiting in each django-q2 cluster's queue: the broker's own count, on Redis
+    through a client that gives up after SCRAPE_REDIS_TIMEOUT_SECONDS."""
+    from django_q.brokers import get_broker
+
+    clusters = (settings.Q_NAME, settings.WEBHOOK_Q_CLUSTER)
+    if not settings.REDIS_URL:
+        return {
+            cluster: int(get_broker(list_key=cluster).queue_size() or 0) for cluster in clusters
+        }
+    client = redis_client(settings.REDIS_URL, SCRAPE_REDIS_TIMEOUT_SECONDS)
+    try:
+        # The broker's list key (django-q2's naming); making the broker connects nothing.
+        return {
+            cluster: int(client.llen(get_broker(list_key=cluster).list_key)) for cluster in clusters
+        }
+    finally:
+        client.close()
+
+
+class StudioCollector:
+    """A prometheus_client collector of the studio's figures (one scrape, a handful of
+    aggregate queries). A failed read is logged and reported as
+    `productstudio_metrics_errors`, so the other figures are still scraped."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now
+
+    def collect(self) -> Iterator[Metric]:
+        now = self.now or timezone.now()
+        errors = 0
+        for part in (
+            self._jobs,
+            self._latency,
+            self._queues,
+            self._segmind_keys,
+            self._dispatcher,
+            self._webhooks,
+        ):
+            try:
+                yield from list(part(now))
+            except DatabaseError as e:
+                # The database is down: /readyz says so; one line a part, no traceback.
+                errors += 1
+                logger.warning("Metrics: %s could not be read: %r", part.__name__.strip("_"), e)
+            except Exception:
+                errors += 1
+                logger.exception("Metrics: %s could not be read", part.__name__.strip("_"))
+        yield GaugeMetricFamily(
+            "productstudio_metrics_errors",
+            "Parts of the studio's figures that could not be read in this scrape.",
+            value=errors,
+        )
+
+    def _jobs(self, now: datetime) -> Iterable[Metric]:
+        family = GaugeMetricFamily(
+            "productstudio_jobs", "Jobs by state and engine.", labels=["state", "engine"]
+        )
+        for state, engine, n in job_state_counts():
+            family.add_metric([state, engine], n)
+        return [family]
+
+    def _latency(self, now: datetime) -> Iterable[Metric]:
+        family = HistogramMetricFamily(
+            "productstudio_job_submit_to_stored_seconds",
+            "Time from a job's submission to its outputs stored, of jobs that succeeded.",
+            labels=["engine"],
+        )
+        for engine, (points, total) in latency_histograms().items():
+            family.add_metric([engine], points, total)
+        return [family]
+
+    def _queues(self, now: datetime) -> Iterable[Metric]:
+        family = GaugeMetricFamily(
+            "productstudio_queue_depth",
+            "Tasks waiting in the django-q2 queue, per cluster.",
+            labels=["cluster"],
+        )
+        for cluster, depth in queue_depths().items():
+            family.add_metric([cluster], depth)
+        return [family]
+
+    def _segmind_keys(self, now: datetime) -> Iterable[Metric]:
+        labels = ["key_id", "owner"]
+        used = GaugeMetricFamily(
+            "productstudio_segmind_budget_used",
+            "Requests sent with the key in its current rate window.",
+            labels=labels,
+        )
+        limit = GaugeMetricFamily(
+            "productstudio_segmind_budget_limit",
+            "Requests the key's budget allows per window (0: unlimited).",
+            labels=labels,
+        )
+        allowed = GaugeMetricFamily(
+            "productstudio_segmind_budget_allowed",
+            "Requests per window the dispatcher allows itself now (lowered after 429s).",
+            labels=labels,
+        )
+        window = GaugeMetricFamily(
+            "productstudio_segmind_budget_window_seconds",
+            "The key's rate window.",
+            labels=labels,
+        )
+        closed = GaugeMetricFamily(
+            "productstudio_segmind_gate_closed",
+            "1 while a 429 keeps the key's gate closed.",
+            labels=labels,
+        )
+        waiting = GaugeMetricFamily(
+            "productstudio_segmind_jobs_queued",
+            "Segmind jobs queued for the key (not sent yet).",
+            labels=labels,
+        )
+        throttled = CounterMetricFamily(
+            "productstudio_segmind_429",
+            "429 answers Segmind gave the key, as of the dispatcher's last save.",
+            labels=labels,
+        )
+        for budget in SegmindKeyBudget.objects.all():
+            view = services.segmind_budget_view(budget=budget, now=now)
+            key = _key_labels(budget)
+            used.add_metric(key, view.used)
+            limit.add_metric(key, view.limit)
+            allowed.add_metric(key, view.adaptive_limit)
+            window.add_metric(key, view.window_seconds)
+            closed.add_metric(key, 1 if view.closed_until else 0)
+            waiting.add_metric(key, view.jobs_waiting)
+            throttled.add_metric(key, view.throttled_total)
+        pauses = GaugeMetricFamily(
+            "productstudio_segmind_pauses_open",
+            "Segmind keys paused because their account is out of credit (406).",
+            labels=["owner"],
+        )
+        counts: dict[str, int] = {"platform": 0, "workspace": 0}
+        for tenant_id in ProviderPause.objects.open().values_list("tenant_id", flat=True):
+            counts["workspace" if tenant_id else "platform"] += 1
+        for owner, n in counts.items():
+            pauses.add_metric([owner], n)
+        return [used, limit, allowed, window, closed, waiting, throttled, pauses]
+
+    def _dispatcher(self, now: datetime) -> Iterable[Metric]:
+        leased_until = (
+            Lease.objects.filter(name=DISPATCHER_LEASE)
+            .values_list("leased_until", flat=True)
+            .first()
+        )
+        held = leased_until is not None and leased_until > now
+        return [
+            GaugeMetricFamily(
+                "productstudio_dispatcher_lease_held",
+                "1 while a Segmind dispatcher holds its lease.",
+                value=1 if held else 0,
+            )
+        ]
+
+    def _webhooks(self, now: datetime) -> Iterable[Metric]:
+        figures: dict[str, Any] = WebhookDelivery.objects.pending().aggregate(
+            waiting=Count("pk"),
+            due=Count("pk", filter=Q(next_attempt_at__lte=now)),
+            oldest=Min("created_at"),
+            latest=Max("created_at"),
+        )
+        oldest = figures["oldest"]
+        return [
+            GaugeMetricFamily(
+                "productstudio_webhook_deliveries_waiting",
+                "Webhook deliveries not delivered or given up yet (the backlog).",
+                value=figures["waiting"],
+            ),
+            GaugeMetricFamily(
+                "productstudio_webhook_deliveries_due",
+                "Waiting webhook deliveries whose next attempt is due now.",
+                value=figures["due"],
+            ),
+            GaugeMetricFamily(
+                "productstudio_webhook_oldest_waiting_seconds",
+                "Age of the oldest waiting webhook delivery (0 when none waits).",
+                value=(now - oldest).total_seconds() if oldest else 0.0,
+            ),
+        ]

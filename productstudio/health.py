@@ -1,0 +1,320 @@
+"""What a load balancer and a monitoring system ask each machine: /healthz, /readyz and
+/metrics, answered by `HealthMiddleware` before the HTTPS redirect, the host check, the
+session and the log-in.
+
+- /healthz: the process answers (200, no database), for a process supervisor's liveness.
+- /readyz: this machine can serve: the database, the task broker and the media storage
+  answer within READYZ_TIMEOUT_SECONDS each. 200 `ready` (or `degraded`, with warnings)
+  when they do, 503 `unready` naming the failing checks when one does not. Two checks only
+  warn (200 `degraded`): a Segmind dispatcher lease gone stale while Segmind work waits,
+  and open Segmind pauses (406). Both are the whole site's state, not this machine's:
+  taking every web machine out of the load balancer for them would turn jobs that wait
+  into a site that is down, and the shop's pages already say why their jobs wait.
+- /metrics: Prometheus' text format, django-prometheus' request figures and the studio's
+  own (jobs.metrics), behind METRICS_TOKEN and/or METRICS_ALLOW; 404 with neither.
+
+Why before the HTTPS redirect and the host check: a load balancer probes each machine at
+its own address over plain HTTP, with that address as the Host; a redirect or a 400 for
+an unknown host would count as a failed probe. Nothing here reads a session, a tenant's
+data or a secret, and the answers say which check failed, never why in a way that leaks
+configuration (an exception's class and message, no URL or key).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+from django.db.models import Max
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
+from django.utils import timezone
+
+from accounts.models import Lease
+from accounts.throttling import client_address
+from jobs.metrics import redis_client
+from jobs.models import DISPATCHER_LEASE, Job, JobStatus, ProviderPause
+
+logger = logging.getLogger(__name__)
+
+# The key /readyz asks the storage about: whether it exists does not matter, only that the
+# storage answers (on S3, one HEAD request).
+STORAGE_PROBE_NAME = "readyz/probe"
+
+
+class CheckFailed(Exception):
+    """A check's own verdict, in words safe to show to whoever probes."""
+
+
+def _failure(e: BaseException) -> str:
+    if isinstance(e, CheckFailed):
+        return str(e)
+    # The class only: a message may hold a host name, a path or a bucket.
+    return type(e).__name__
+
+
+# --- the checks ----------------------------------------------------------------------
+
+
+def check_database() -> str:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            ms = max(1, int(settings.READYZ_TIMEOUT_SECONDS * 1000))
+            cursor.execute(f"SET LOCAL statement_timeout = {ms}")
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return "answers"
+
+
+def check_broker() -> str:
+    if settings.REDIS_URL:
+        client = redis_client(settings.REDIS_URL, settings.READYZ_TIMEOUT_SECONDS)
+        try:
+            client.ping()
+        finally:
+            client.close()
+        return "redis answers"
+    from django_q.models import OrmQ
+
+    OrmQ.objects.using(str(settings.Q_CLUSTER.get("orm") or "default")).exists()
+    return "orm queue table answers"
+
+
+def check_storage() -> str:
+    default_storage.exists(STORAGE_PROBE_NAME)
+    return "answers"
+
+
+def check_dispatcher() -> str:
+    """Warns when Segmind work (queued or running jobs) waits and no dispatcher has held
+    the lease nor touched that work for DISPATCHER_STALE_SECONDS: no worker is dispatching
+    (all workers down, or the jobs cluster not running)."""
+    work = Job.objects.filter(engine="segmind", status__in=(JobStatus.QUEUED, JobStatus.RUNNING))
+    touched = work.aggregate(at=Max("updated_at"))["at"]
+    if touched is None:
+        return "no Segmind work" if settings.SEGMIND_API_KEY else "no Segmind key set"
+    now = timezone.now()
+    leased_until = (
+        Lease.objects.filter(name=DISPATCHER_LEASE).values_list("leased_until", flat=True).first()
+    )
+    if leased_until is not None and leased_until > now:
+        return "lease held"
+    since = max(filter(None, (leased_until, touched)))
+    stale_for = now - since
+    if stale_for > timedelta(seconds=settings.DISPATCHER_STALE_SECONDS):
+        raise CheckFailed(
+            f"Segmind work waits and no dispatcher has held the lease for "
+            f"{stale_for.total_seconds():.0f} s: is the jobs cluster (qcluster) running?"
+        )
+    return "lease free; a dispatcher is due"
+
+
+def check_segmind_pauses() -> str:
+    """Warns while a Segmind key is paused (its account answered 406, out of credit)."""
+    owners = list(ProviderPause.objects.open().values_list("tenant_id", flat=True))
+    if not owners:
+        return "none open"
+    platform = sum(1 for tenant_id in owners if tenant_id is None)
+    own = len(owners) - platform
+    parts = []
+    if platform:
+        parts.append("the platform's key (top up its Segmind account)")
+    if own:
+        parts.append(f"{own} workspace key{'s' if own != 1 else ''}")
+    raise CheckFailed(f"Segmind paused for want of credit: {' and '.join(parts)}.")
+
+
+# (name, check, in a thread of its own, only a warning)
+CHECKS: list[tuple[str, Callable[[], str], bool, bool]] = [
+    ("database", check_database, False, False),
+    # The broker and the storage may be other machines with long client timeouts (S3's
+    # are a minute): each runs in a thread the probe stops waiting for.
+    ("broker", check_broker, True, False),
+    ("storage", check_storage, True, False),
+    ("dispatcher", check_dispatcher, False, True),
+    ("segmind_pauses", check_segmind_pauses, False, True),
+]
+# Checks that read the database: not run (and failed) when the database is not answering.
+_ON_DATABASE = {"dispatcher", "segmind_pauses"}
+
+
+def _timed(check: Callable[[], str], into: dict[str, Any]) -> None:
+    began = time.monotonic()
+    try:
+        detail = check()
+        into.update(ok=True, detail=detail)
+    except Exception as e:
+        into.update(ok=False, detail=_failure(e), error=e)
+    finally:
+        into["ms"] = round((time.monotonic() - began) * 1000, 1)
+
+
+# The thread of each threaded check still running: a probe does not start another while a
+# hung one waits for its client's own timeout, so probes every few seconds pile up nothing.
+_running: dict[str, threading.Thread] = {}
+_running_lock = threading.Lock()
+
+
+def _threaded(name: str, check: Callable[[], str], into: dict[str, Any]) -> threading.Thread | None:
+    with _running_lock:
+        previous = _running.get(name)
+        if previous is not None and previous.is_alive():
+            into.update(ok=False, detail="the previous check has not answered yet", ms=0.0)
+            return None
+
+    thread = threading.Thread(target=_timed, args=(check, into), name=f"readyz-{name}", daemon=True)
+    with _running_lock:
+        _running[name] = thread
+    thread.start()
+    return thread
+
+
+def readiness() -> tuple[int, dict[str, Any]]:
+    """Run every check: the HTTP status and the body of /readyz."""
+    timeout = settings.READYZ_TIMEOUT_SECONDS
+    deadline = time.monotonic() + timeout
+    results: dict[str, dict[str, Any]] = {name: {} for name, *_ in CHECKS}
+    threads: dict[str, threading.Thread] = {}
+    for name, check, threaded, _ in CHECKS:
+        # The ORM broker is the database: asked in line, on the request's connection.
+        if threaded and not (name == "broker" and not settings.REDIS_URL):
+            thread = _threaded(name, check, results[name])
+            if thread is not None:
+                threads[name] = thread
+    for name, check, _, _ in CHECKS:
+        if name in threads or results[name]:
+            continue
+        if name in _ON_DATABASE and not results["database"].get("ok"):
+            results[name] = {"ok": False, "detail": "not checked: the database is not answering"}
+            continue
+        _timed(check, results[name])
+    for name, thread in threads.items():
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            results[name] = {"ok": False, "detail": f"no answer within {timeout:g} s"}
+    failing: list[str] = []
+    warnings: list[str] = []
+    for name, _, _, warn_only in CHECKS:
+        result = results[name]
+        error = result.pop("error", None)
+        if result.get("ok"):
+            continue
+        if error is not None and not isinstance(error, CheckFailed):
+            logger.warning("readyz: %s failed: %r", name, error)
+        (warnings if warn_only else failing).append(name)
+        if warn_only:
+            result["warning"] = True
+    status = "unready" if failing else ("degraded" if warnings else "ready")
+    body = {"status": status, "failing": failing, "warnings": warnings, "checks": results}
+    return (503 if failing else 200), body
+
+
+# --- the views -----------------------------------------------------------------------
+
+
+def _no_store(response: HttpResponseBase) -> HttpResponseBase:
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def healthz(request: HttpRequest) -> HttpResponseBase:
+    return _no_store(JsonResponse({"status": "alive"}))
+
+
+def readyz(request: HttpRequest) -> HttpResponseBase:
+    status, body = readiness()
+    return _no_store(JsonResponse(body, status=status))
+
+
+def _address_allowed(address: str, allowed: list[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(item, strict=False) for item in allowed)
+
+
+def _bearer(request: HttpRequest) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def metrics(request: HttpRequest) -> HttpResponseBase:
+    token, allowed = settings.METRICS_TOKEN, settings.METRICS_ALLOW
+    if not token and not allowed:
+        # Off: nothing says it exists.
+        return HttpResponse("Not found.", status=404, content_type="text/plain")
+    if allowed and not _address_allowed(client_address(request), allowed):
+        return HttpResponse(
+            "Forbidden: not from an address in METRICS_ALLOW.",
+            status=403,
+            content_type="text/plain",
+        )
+    if token and not hmac.compare_digest(_bearer(request).encode(), token.encode()):
+        response = HttpResponse(
+            "A scrape needs METRICS_TOKEN as `Authorization: Bearer <token>`.",
+            status=401,
+            content_type="text/plain",
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return _no_store(HttpResponse(metrics_text(), content_type=_content_type()))
+
+
+def _content_type() -> str:
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    return CONTENT_TYPE_LATEST
+
+
+def metrics_text() -> bytes:
+    """The exposition: this process's (or, under gunicorn with PROMETHEUS_MULTIPROC_DIR,
+    every worker process's) request figures, then the studio's, read from the database."""
+    from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
+
+    from jobs.metrics import StudioCollector
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        processes = CollectorRegistry()
+        multiprocess.MultiProcessCollector(processes)
+        base = generate_latest(processes)
+    else:
+        base = generate_latest(REGISTRY)
+    studio = CollectorRegistry(auto_describe=False)
+    studio.register(StudioCollector())
+    return base + generate_latest(studio)
+
+
+ROUTES: dict[str, Callable[[HttpRequest], HttpResponseBase]] = {
+    "/healthz": healthz,
+    "/readyz": readyz,
+    "/metrics": metrics,
+}
+
+
+class HealthMiddleware:
+    """Answers /healthz, /readyz and /metrics (a trailing slash too) before the rest of
+    the middleware runs (see the module's docstring for why)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        view = ROUTES.get(request.path.rstrip("/") or "/")
+        if view is None:
+            return self.get_response(request)
+        if request.method not in ("GET", "HEAD"):
+            response = HttpResponse("Method not allowed.", status=405, content_type="text/plain")
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request)

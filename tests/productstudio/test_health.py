@@ -1,0 +1,245 @@
+"""/healthz and /readyz: what a load balancer probes. Ready is 200, unready 503 naming the
+failing check; a stale dispatcher and open Segmind pauses only warn; no login, no tenant
+data, an answer within the checks' timeout."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core.files.storage import storages
+from django.db import OperationalError, connection
+from django.test import Client
+from django.utils import timezone
+
+from accounts.models import Lease, Tenant
+from jobs.models import DISPATCHER_LEASE, Job, JobStatus, ProviderPause
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _segmind_job(tenant: Tenant, *, touched_ago: float) -> Job:
+    job = Job.objects.create(
+        tenant=tenant, model="bria-product-packshot", engine="segmind", status=JobStatus.QUEUED
+    )
+    Job.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(seconds=touched_ago))
+    return job
+
+
+def test_healthz_says_alive_without_a_database_query(client, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "alive"}
+    assert response["Cache-Control"] == "no-store"
+
+
+def test_readyz_is_ready_when_the_database_the_broker_and_the_storage_answer(client, db):
+    response = client.get("/readyz")
+
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["status"] == "ready"
+    assert body["failing"] == body["warnings"] == []
+    assert set(body["checks"]) == {
+        "database",
+        "broker",
+        "storage",
+        "dispatcher",
+        "segmind_pauses",
+    }
+    assert all(check["ok"] for check in body["checks"].values())
+
+
+def test_readyz_is_503_naming_the_database_when_it_cannot_be_reached(client, db):
+    def unreachable(*args: Any) -> None:
+        raise OperationalError("connection to server at 10.9.9.9 failed: timeout")
+
+    original = connection.ensure_connection
+    connection.ensure_connection = unreachable  # type: ignore[method-assign]
+    try:
+        response = client.get("/readyz")
+    finally:
+        connection.ensure_connection = original  # type: ignore[method-assign]
+
+    body = response.json()
+    assert response.status_code == 503
+    assert body["status"] == "unready"
+    assert "database" in body["failing"]
+    assert body["checks"]["database"] == {
+        "ok": False,
+        "detail": "OperationalError",
+        "ms": body["checks"]["database"]["ms"],
+    }
+    # The error's message (a host name) is logged, not shown to whoever probes.
+    assert "10.9.9.9" not in response.content.decode()
+
+
+def test_readyz_is_503_naming_the_broker_when_redis_does_not_answer(client, db, settings):
+    settings.REDIS_URL = f"redis://127.0.0.1:{_closed_port()}/0"
+
+    response = client.get("/readyz")
+
+    body = response.json()
+    assert response.status_code == 503
+    assert body["failing"] == ["broker"]
+    assert body["checks"]["broker"]["ok"] is False
+    assert body["checks"]["storage"]["ok"] is True
+
+
+def test_readyz_pings_a_real_redis_broker(client, db, settings):
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI runs with TEST_REDIS_URL (.ci/run starts redis-server)")
+        pytest.skip("no TEST_REDIS_URL: no Redis server to ping")
+    settings.REDIS_URL = url
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["checks"]["broker"]["detail"] == "redis answers"
+
+
+def test_readyz_is_503_naming_the_storage_when_it_raises(client, db, monkeypatch):
+    def broken(storage: Any, name: str) -> bool:
+        raise PermissionError("Access Denied for bucket media-prod")
+
+    monkeypatch.setattr(type(storages["default"]), "exists", broken)
+
+    response = client.get("/readyz")
+
+    body = response.json()
+    assert response.status_code == 503
+    assert body["failing"] == ["storage"]
+    assert body["checks"]["storage"]["detail"] == "PermissionError"
+    assert "media-prod" not in response.content.decode()
+
+
+def test_readyz_gives_up_on_a_storage_that_hangs_within_its_timeout(
+    client, db, settings, monkeypatch
+):
+    settings.READYZ_TIMEOUT_SECONDS = 0.5
+    released = threading.Event()
+
+    def hanging(storage: Any, name: str) -> bool:
+        released.wait(30)
+        return False
+
+    monkeypatch.setattr(type(storages["default"]), "exists", hanging)
+    began = time.monotonic()
+    try:
+        response = client.get("/readyz")
+        took = time.monotonic() - began
+        # The next probe does not start a second check while the first still hangs.
+        again = client.get("/readyz")
+        hung = [t for t in threading.enumerate() if t.name == "readyz-storage"]
+    finally:
+        released.set()
+        for thread in threading.enumerate():
+            if thread.name == "readyz-storage":
+                thread.join(10)
+
+    assert took < 10
+    body = response.json()
+    assert response.status_code == 503
+    assert body["failing"] == ["storage"]
+    assert body["checks"]["storage"]["detail"] == "no answer within 0.5 s"
+    assert again.status_code == 503
+    assert again.json()["checks"]["storage"]["detail"] == "the previous check has not answered yet"
+    assert len(hung) == 1
+
+
+def test_a_stale_dispatcher_lease_while_segmind_work_waits_is_a_warning_not_unready(
+    client, tenant, settings
+):
+    settings.SEGMIND_API_KEY = "platform-key"
+    settings.DISPATCHER_STALE_SECONDS = 60
+    _segmind_job(tenant, touched_ago=600)
+    Lease.objects.create(
+        name=DISPATCHER_LEASE,
+        holder="worker-that-died",
+        leased_until=timezone.now() - timedelta(seconds=500),
+    )
+
+    response = client.get("/readyz")
+
+    body = response.json()
+    assert response.status_code == 200
+    assert body["status"] == "degraded"
+    assert body["warnings"] == ["dispatcher"]
+    assert body["checks"]["dispatcher"]["warning"] is True
+    assert "qcluster" in body["checks"]["dispatcher"]["detail"]
+
+
+def test_a_held_dispatcher_lease_is_fresh_however_old_the_work(client, tenant, settings):
+    settings.SEGMIND_API_KEY = "platform-key"
+    _segmind_job(tenant, touched_ago=600)
+    Lease.objects.create(
+        name=DISPATCHER_LEASE,
+        holder="live-worker",
+        leased_until=timezone.now() + timedelta(seconds=10),
+    )
+
+    body = client.get("/readyz").json()
+
+    assert body["status"] == "ready"
+    assert body["checks"]["dispatcher"]["detail"] == "lease held"
+
+
+def test_an_open_segmind_pause_is_a_warning_that_names_no_workspace(client, tenant):
+    ProviderPause.objects.create(
+        key_id="platform", tenant=None, paused_until=timezone.now() + timedelta(minutes=5)
+    )
+    ProviderPause.objects.create(
+        key_id="own", tenant=tenant, paused_until=timezone.now() + timedelta(minutes=5)
+    )
+
+    response = client.get("/readyz")
+
+    body = response.json()
+    assert response.status_code == 200
+    assert body["status"] == "degraded"
+    assert body["warnings"] == ["segmind_pauses"]
+    detail = body["checks"]["segmind_pauses"]["detail"]
+    assert "the platform's key" in detail and "1 workspace key" in detail
+    text = response.content.decode()
+    assert tenant.name not in text and tenant.slug not in text
+
+
+def test_probes_skip_the_https_redirect_and_the_host_check(db, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    settings.ALLOWED_HOSTS = ["studio.example.com"]
+    # A load balancer probes each machine over plain HTTP at its own address.
+    probe = Client(HTTP_HOST="10.0.3.17:8000")
+
+    assert probe.get("/healthz").status_code == 200
+    assert probe.get("/readyz").status_code == 200
+    assert probe.get("/login/").status_code == 400  # everything else keeps both
+
+
+def test_probes_answer_only_get_and_head(client, db):
+    assert client.head("/healthz").status_code == 200
+    response = client.post("/readyz")
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD"
+
+
+def test_every_answer_echoes_a_sane_request_id_or_makes_one(client, db):
+    given = client.get("/healthz", HTTP_X_REQUEST_ID="lb-7f3a9c-0001")
+    hostile = client.get("/healthz", HTTP_X_REQUEST_ID="x\r\nSet-Cookie: a=b" + "y" * 300)
+    page = client.get("/login/")
+
+    assert given["X-Request-ID"] == "lb-7f3a9c-0001"
+    assert len(hostile["X-Request-ID"]) == 32 and "Set-Cookie" not in hostile["X-Request-ID"]
+    assert len(page["X-Request-ID"]) == 32
