@@ -150,6 +150,8 @@ class Setup:
         return json.loads(self.manage(*args, module="tests.support.cluster_cli"))
 
     def drop(self) -> None:
+        if self.broker == "redis":
+            self._redis_clear()
         if self.pg_dbname:
             import psycopg
 
@@ -164,6 +166,18 @@ class Setup:
             except Exception as e:
                 print(f"warning: could not drop {self.pg_dbname}: {e}", file=sys.stderr)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _redis_clear(self) -> None:
+        """The setup's queues on the Redis server: what a killed cluster left in them would
+        otherwise wait there for a later setup's webhook sender (whose queue has one name)."""
+        import redis
+
+        try:
+            client = redis.Redis.from_url(self.env["REDIS_URL"], socket_connect_timeout=5)
+            keys = list(client.scan_iter(match=f"django_q:{self.env['Q_NAME']}:*"))
+            client.delete("django_q:webhooks:q", *keys)
+        except redis.RedisError as e:
+            print(f"warning: could not clear the setup's Redis queues: {e}", file=sys.stderr)
 
 
 def start_cluster(
