@@ -215,12 +215,12 @@ def test_the_hourly_sweep_deletes_keys_older_than_a_day(api: Client, photo_url: 
 
 
 def test_a_server_error_rolls_back_its_work_and_frees_the_key(
-    tenant: Tenant, photo_url: str, job_input_store_broken: Callable[[], Any]
+    tenant: Tenant, photo_url: str, job_submit_broken_inside: Callable[[], Any]
 ):
     api = key_client(tenant, raise_request_exception=False)
     body = {"model": PACKSHOT, "image_url": photo_url}
 
-    with job_input_store_broken():
+    with job_submit_broken_inside():
         crashed = _post(api, body, "crash-1")
     retried = _post(api, body, "crash-1")
 

@@ -127,9 +127,9 @@ def batch_check_scheduled_after(
 
 
 @pytest.fixture
-def job_input_store_broken() -> Callable[[], AbstractContextManager[None]]:
-    """`with job_input_store_broken():` `job_submit` fails with a RuntimeError after it made
-    the job's row, inside its transaction (storing the job's photo raises): a bug there."""
+def job_submit_broken_inside() -> Callable[[], AbstractContextManager[None]]:
+    """`with job_submit_broken_inside():` `job_submit` fails with a RuntimeError after it made
+    the job's row, inside its transaction (holding the job's credits raises): a bug there."""
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug after the job row was made, inside the service's transaction")
@@ -137,7 +137,7 @@ def job_input_store_broken() -> Callable[[], AbstractContextManager[None]]:
     @contextmanager
     def breaking() -> Iterator[None]:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(submit, "asset_create", broken)
+            patch.setattr(submit, "_job_hold", broken)
             yield
 
     return breaking
