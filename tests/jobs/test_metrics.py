@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from django.apps import apps as django_apps
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_q.brokers import get_broker
@@ -175,6 +175,18 @@ def test_a_job_ended_twice_by_racing_runs_is_counted_once(tenant):
 
     tally = JobTally.objects.get(engine="local")
     assert (tally.succeeded, tally.failed, tally.canceled, tally.latency_count) == (1, 1, 0, 1)
+
+
+def test_an_end_that_is_rolled_back_is_not_counted(tenant):
+    _succeeded(tenant, engine="local", took=3)
+    job = _job(tenant, engine="local", status=JobStatus.RUNNING)
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert services.job_succeed(job=job)
+        raise RuntimeError("the caller's batch failed")
+
+    tally = JobTally.objects.get(engine="local")
+    assert (tally.succeeded, tally.latency_count) == (1, 1)
 
 
 def test_a_scrape_reads_only_unfinished_jobs_from_the_jobs_table(client, settings, tenant):
