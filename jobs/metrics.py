@@ -1,23 +1,28 @@
 """The studio's own figures for /metrics, in Prometheus' shapes.
 
 Every figure is read from the database (or the broker) at each scrape, never kept in one
-process's memory: with several web and worker machines, any web machine's /metrics shows
+process's memory, so with several web and worker machines any web machine's /metrics shows
 the same numbers, a 429 received by a worker's dispatcher included (the dispatcher saves
 each key's count of 429s on the key's `SegmindKeyBudget` row at its lease renewals, every
-few seconds). productstudio/health.py serves it; the names are listed in the README
-("Health and metrics").
+few seconds). Each read stays small however many jobs ever ran: the unfinished jobs are
+counted live (a partial index holds only them), the ended ones and the submit-to-stored
+histogram come from the running totals the services keep per engine (`JobTally`), and on
+PostgreSQL each part's statements stop after SCRAPE_STATEMENT_TIMEOUT_MS.
+productstudio/health.py serves it; the names are listed in the README ("Health and
+metrics").
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, Q, Sum
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -28,16 +33,22 @@ from prometheus_client.core import (
 
 from accounts.models import Lease, WebhookDelivery
 from jobs import services
-from jobs.models import DISPATCHER_LEASE, Job, JobStatus, ProviderPause, SegmindKeyBudget
+from jobs.models import (
+    DISPATCHER_LEASE,
+    LIVE_STATUSES,
+    Job,
+    JobTally,
+    ProviderPause,
+    SegmindKeyBudget,
+)
 
 logger = logging.getLogger(__name__)
 
 # How long a scrape waits for Redis (the queue depths) before it reports them missing.
 SCRAPE_REDIS_TIMEOUT_SECONDS = 2.0
-# Upper bounds (seconds) of the submit-to-stored histogram: a local job takes about a
-# second, a Segmind one from seconds to minutes, and a job held by a pause or the rate
-# gate up to hours.
-LATENCY_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 6 * 3600)
+# How long each of a scrape's database statements may take on PostgreSQL before it is
+# stopped (Prometheus' default scrape timeout is 10 s).
+SCRAPE_STATEMENT_TIMEOUT_MS = 5000
 
 
 def _key_labels(budget: SegmindKeyBudget) -> list[str]:
@@ -47,38 +58,48 @@ def _key_labels(budget: SegmindKeyBudget) -> list[str]:
 
 
 def job_state_counts() -> Iterator[tuple[str, str, int]]:
-    """(state, engine, jobs) for every state and engine that has jobs."""
-    rows = Job.objects.order_by().values("status", "engine").annotate(n=Count("pk"))
+    """(state, engine, jobs) of the unfinished jobs (queued, running, waiting for
+    Segmind), counted live: few, and read through the partial index that holds only them."""
+    rows = (
+        Job.objects.filter(status__in=LIVE_STATUSES)
+        .order_by()
+        .values("status", "engine")
+        .annotate(n=Count("pk"))
+    )
     for row in rows:
         yield row["status"], row["engine"], row["n"]
+
+
+def job_tallies() -> list[JobTally]:
+    """Per engine, the running totals of ended jobs and the submit-to-stored histogram
+    (kept by the services that end a job): one row an engine."""
+    return list(JobTally.objects.order_by("engine"))
 
 
 def latency_histograms() -> dict[str, tuple[list[tuple[str, float]], float]]:
     """Per engine: the cumulative buckets and the sum (seconds) of the time from a job's
     submission (its creation) to its outputs stored (its success)."""
-    took = ExpressionWrapper(F("completed_at") - F("created_at"), output_field=DurationField())
-    buckets = {
-        f"le_{i}": Count("pk", filter=Q(completed_at__lte=F("created_at") + timedelta(seconds=b)))
-        for i, b in enumerate(LATENCY_BUCKETS)
-    }
-    rows = (
-        Job.objects.filter(status=JobStatus.SUCCEEDED, completed_at__isnull=False)
-        .order_by()
-        .values("engine")
-        .annotate(n=Count("pk"), took=Sum(took), **buckets)
-    )
     histograms = {}
-    for row in rows:
-        points: list[tuple[str, float]] = [
-            (str(float(b)), row[f"le_{i}"]) for i, b in enumerate(LATENCY_BUCKETS)
-        ]
-        points.append(("+Inf", row["n"]))
-        total = row["took"]
-        histograms[row["engine"]] = (
-            points,
-            total.total_seconds() if isinstance(total, timedelta) else float(total or 0),
-        )
+    for tally in job_tallies():
+        points: list[tuple[str, float]] = [(str(bound), n) for bound, n in tally.latency_buckets()]
+        points.append(("+Inf", tally.latency_count))
+        histograms[tally.engine] = (points, tally.latency_sum)
     return histograms
+
+
+@contextmanager
+def _bounded_reads() -> Iterator[None]:
+    """A transaction whose statements PostgreSQL stops after SCRAPE_STATEMENT_TIMEOUT_MS:
+    a slow database fails one part of a scrape instead of piling up scrapes (every
+    machine's, every 15 s) on it."""
+    if connection.vendor != "postgresql":
+        # No such limit elsewhere; and SQLite's IMMEDIATE transactions (the settings) would
+        # make each scrape take the write lock the workers need.
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL statement_timeout = {int(SCRAPE_STATEMENT_TIMEOUT_MS)}")
+        yield
 
 
 def redis_client(url: str, timeout: float) -> Any:
@@ -134,7 +155,9 @@ class StudioCollector:
             self._webhooks,
         ):
             try:
-                yield from list(part(now))
+                with _bounded_reads():
+                    figures = list(part(now))
+                yield from figures
             except DatabaseError as e:
                 # The database is down: /readyz says so; one line a part, no traceback.
                 errors += 1
@@ -150,11 +173,21 @@ class StudioCollector:
 
     def _jobs(self, now: datetime) -> Iterable[Metric]:
         family = GaugeMetricFamily(
-            "productstudio_jobs", "Jobs by state and engine.", labels=["state", "engine"]
+            "productstudio_jobs",
+            "Unfinished jobs by state (queued, running, waiting_for_provider) and engine.",
+            labels=["state", "engine"],
         )
         for state, engine, n in job_state_counts():
             family.add_metric([state, engine], n)
-        return [family]
+        ended = CounterMetricFamily(
+            "productstudio_jobs_finished",
+            "Jobs that ended, by state (succeeded, failed, canceled) and engine, ever.",
+            labels=["state", "engine"],
+        )
+        for tally in job_tallies():
+            for state in ("succeeded", "failed", "canceled"):
+                ended.add_metric([state, tally.engine], getattr(tally, state))
+        return [family, ended]
 
     def _latency(self, now: datetime) -> Iterable[Metric]:
         family = HistogramMetricFamily(
@@ -213,9 +246,8 @@ class StudioCollector:
             "429 answers Segmind gave the key, as of the dispatcher's last save.",
             labels=labels,
         )
-        for budget in SegmindKeyBudget.objects.all():
-            view = services.segmind_budget_view(budget=budget, now=now)
-            key = _key_labels(budget)
+        for view in services.segmind_budgets_in_use_view(now=now):
+            key = _key_labels(view.budget)
             used.add_metric(key, view.used)
             limit.add_metric(key, view.limit)
             allowed.add_metric(key, view.adaptive_limit)

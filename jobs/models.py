@@ -34,6 +34,14 @@ class JobStatus(models.TextChoices):
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
+# The states a job passes through before it ends: few jobs are in them at any time, so
+# counting them live is cheap (with `Job`'s partial index on them).
+LIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.WAITING_FOR_PROVIDER)
+
+# Upper bounds (seconds) of the submit-to-stored histogram (`JobTally`): a local job takes
+# about a second, a Segmind one from seconds to minutes, and a job held by a pause or the
+# rate gate up to hours. A bound changed here needs `JobTally`'s `le_*` fields changed too.
+LATENCY_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 6 * 3600)
 
 # How long a job on the local engine usually takes (it composes; nothing is generated).
 LOCAL_TYPICAL_SECONDS = 1.0
@@ -224,6 +232,14 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["tenant", "-created_at"]),
             models.Index(fields=["tenant", "sku"]),
+            # /metrics counts the unfinished jobs by state and engine at every scrape: the
+            # index holds only them, so the count reads a few entries, however many jobs
+            # ever ended.
+            models.Index(
+                fields=["status", "engine"],
+                name="job_live_status_engine_idx",
+                condition=models.Q(status__in=LIVE_STATUSES),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -460,6 +476,50 @@ class SegmindKeyBudget(models.Model):
     @property
     def owner(self) -> str:
         return f"{self.tenant}'s own key" if self.tenant_id else "the platform's key"
+
+
+def latency_bucket_field(bound: int) -> str:
+    """The `JobTally` field counting the jobs stored within `bound` seconds."""
+    return f"le_{bound}"
+
+
+class JobTally(models.Model):
+    """Running totals of the jobs of one engine that ended, for /metrics: kept by the
+    services that end a job (one `F()` update in the job's own transaction), so a scrape
+    reads a row per engine instead of every job ever, and the totals only grow (deleting a
+    workspace and its jobs takes nothing off them), as Prometheus' counters must."""
+
+    engine = models.CharField(max_length=20, unique=True)
+    succeeded = models.PositiveBigIntegerField(default=0)
+    failed = models.PositiveBigIntegerField(default=0)
+    canceled = models.PositiveBigIntegerField(default=0)
+    # The submit-to-stored histogram of the jobs that succeeded: how many, their seconds
+    # added up, and per bound of LATENCY_BUCKETS how many took at most that (cumulative).
+    latency_count = models.PositiveBigIntegerField(default=0)
+    latency_sum = models.FloatField(default=0.0)
+    le_1 = models.PositiveBigIntegerField(default=0)
+    le_2 = models.PositiveBigIntegerField(default=0)
+    le_5 = models.PositiveBigIntegerField(default=0)
+    le_10 = models.PositiveBigIntegerField(default=0)
+    le_20 = models.PositiveBigIntegerField(default=0)
+    le_30 = models.PositiveBigIntegerField(default=0)
+    le_60 = models.PositiveBigIntegerField(default=0)
+    le_120 = models.PositiveBigIntegerField(default=0)
+    le_300 = models.PositiveBigIntegerField(default=0)
+    le_600 = models.PositiveBigIntegerField(default=0)
+    le_1800 = models.PositiveBigIntegerField(default=0)
+    le_3600 = models.PositiveBigIntegerField(default=0)
+    le_21600 = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["engine"]
+
+    def __str__(self) -> str:
+        return f"Totals of the {self.engine} engine's jobs"
+
+    def latency_buckets(self) -> list[tuple[float, int]]:
+        """(bound in seconds, jobs stored within it), cumulative, as Prometheus wants."""
+        return [(float(b), getattr(self, latency_bucket_field(b))) for b in LATENCY_BUCKETS]
 
 
 class AssetKind(models.TextChoices):

@@ -39,7 +39,7 @@ BATCH_FETCH_THREADS = 8
 REQUEST_MARGIN_SECONDS = 60
 
 
-def _positive_int(name: str, default: int) -> int:
+def _positive_int(name: str, default: int, *, least: int = 1) -> int:
     value = os.environ.get(name, "").strip()
     if not value:
         return default
@@ -47,8 +47,8 @@ def _positive_int(name: str, default: int) -> int:
         number = int(value)
     except ValueError:
         raise SystemExit(f"{name} must be a whole number, not {value!r}.") from None
-    if number < 1:
-        raise SystemExit(f"{name} must be at least 1, not {number}.")
+    if number < least:
+        raise SystemExit(f"{name} must be at least {least}, not {number}.")
     return number
 
 
@@ -95,11 +95,14 @@ keepalive = 5
 timeout = _positive_int("WEB_TIMEOUT", longest_request_seconds())
 graceful_timeout = timeout
 
-# A worker is replaced after about this many requests, so memory a long life gathers
-# (image decoding for first-view thumbnails) is given back; the jitter keeps the workers
-# from restarting together.
-max_requests = _positive_int("WEB_MAX_REQUESTS", 2000)
-max_requests_jitter = max(1, max_requests // 10)
+# Off (0) by default: a replaced worker leaves its counter and histogram files in
+# PROMETHEUS_MULTIPROC_DIR (prometheus_client drops only a dead process's live gauges and
+# offers no clean way to fold the rest into one file), and every scrape reads them all
+# until gunicorn restarts, so recycling every N requests would make scrapes slower without
+# end. `WEB_MAX_REQUESTS=N` replaces a worker after about N requests (with 10 % jitter, so
+# the workers do not restart together) where memory a long life gathers matters more.
+max_requests = _positive_int("WEB_MAX_REQUESTS", 0, least=0)
+max_requests_jitter = max(1, max_requests // 10) if max_requests else 0
 
 # The heartbeat file in memory, not on a disk that can stall (Docker-like hosts have no
 # tmpfs /tmp).

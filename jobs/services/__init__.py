@@ -15,7 +15,9 @@ jobs.selectors and re-exported here):
 - downloads:        a gallery's ZIP (download names and links: jobs.selectors.downloads)
 - pricing:          where a job runs (job_engine) and what it costs (job_quote, job_price);
                     own_key_fee
-- segmind_keys:     Segmind keys (SegmindKey, segmind_key_for) and their budgets' view
+- segmind_keys:     Segmind keys (SegmindKey, segmind_key_for) and their budgets' view (of
+                    the keys in use: segmind_budgets_in_use_view)
+- tallies:          the running totals of ended jobs that /metrics reads (job_tally_add)
 - dispatch:         enqueue (a task to django-q2); the Segmind dispatcher started, its lease watched
 - events:           the webhook events of jobs and batches (their data from jobs.payloads)
 - batch_completion: a batch completed once its last job finishes (batch_complete_check)
@@ -123,9 +125,11 @@ from jobs.services.segmind_keys import (
     BudgetView,
     SegmindKey,
     segmind_budget_view,
+    segmind_budgets_in_use_view,
     segmind_key_for,
     segmind_key_id,
     segmind_key_verify,
+    segmind_keys_in_use,
 )
 from jobs.services.submit import (
     job_enqueue,
@@ -236,7 +240,9 @@ __all__ = [
     "provider_pauses_stale_clear",
     "provider_probes_start",
     "segmind_budget_view",
+    "segmind_budgets_in_use_view",
     "segmind_key_for",
     "segmind_key_id",
     "segmind_key_verify",
+    "segmind_keys_in_use",
 ]

@@ -26,6 +26,7 @@ from jobs.services.batch_completion import batch_complete_check
 from jobs.services.errors import INTERNAL_ERROR_MESSAGE
 from jobs.services.events import _job_event_emit
 from jobs.services.inputs import _image_limits
+from jobs.services.tallies import job_tally_add
 from jobs.services.thumbnails import _input_thumbnail_from
 from productstudio.lib.context import job_context
 
@@ -112,7 +113,10 @@ def job_fail(
             completed_at=timezone.now(),
         )
         if failed:
-            price, batch_id = Job.objects.values_list("price", "batch_id").get(pk=job_id)
+            price, batch_id, engine = Job.objects.values_list("price", "batch_id", "engine").get(
+                pk=job_id
+            )
+            job_tally_add(engine=engine, status=JobStatus.FAILED)
             # Free jobs hold nothing: skip the ledger on the dispatcher's hot path.
             if price:
                 account_services.credits_release(job=Job(pk=job_id))
@@ -277,12 +281,18 @@ def job_succeed(
         # No savepoint when nested: the Segmind dispatcher stores a batch of results in
         # one transaction, and an error there undoes the batch anyway.
         with transaction.atomic(savepoint=False):
+            completed_at = timezone.now()
             claimed = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-                status=JobStatus.SUCCEEDED, completed_at=timezone.now(), notice=notice
+                status=JobStatus.SUCCEEDED, completed_at=completed_at, notice=notice
             )
             if not claimed:
                 transaction.on_commit(partial(_assets_discard, assets), robust=True)
                 return False
+            job_tally_add(
+                engine=job.engine,
+                status=JobStatus.SUCCEEDED,
+                took=completed_at - job.created_at,
+            )
             if job.price:
                 account_services.credits_capture(job=job)
             if job.batch_id is not None:
@@ -306,6 +316,8 @@ def job_cancel(*, job: Job) -> bool:
         canceled = Job.objects.filter(
             pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.WAITING_FOR_PROVIDER]
         ).update(status=JobStatus.CANCELED, completed_at=timezone.now())
+        if canceled:
+            job_tally_add(engine=job.engine, status=JobStatus.CANCELED)
         if canceled and job.price:
             account_services.credits_release(job=job)
         if canceled and job.batch_id is not None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.db.models import Case, Count, F, IntegerField, When
 from django.utils import timezone
 
 from accounts import services as account_services
@@ -77,16 +78,21 @@ class BudgetView:
     jobs_waiting: int
 
 
-def segmind_budget_view(*, budget: SegmindKeyBudget, now: datetime | None = None) -> BudgetView:
+def segmind_budget_view(
+    *, budget: SegmindKeyBudget, now: datetime | None = None, jobs_waiting: int | None = None
+) -> BudgetView:
     """A key's budget, its use in the current window, its 429s in the last hour and the
-    jobs waiting for it, as of the dispatcher's last save (every few seconds)."""
+    jobs waiting for it, as of the dispatcher's last save (every few seconds).
+    `jobs_waiting`: when the caller counted them for many keys at once; else counted here."""
     at = (now or timezone.now()).timestamp()
     gate = _budget_gate(budget)
-    queued = Job.objects.segmind_queued()
-    if budget.tenant_id is None:
-        queued = queued.filter(own_key=False)
-    else:
-        queued = queued.filter(own_key=True, tenant_id=budget.tenant_id)
+    if jobs_waiting is None:
+        queued = Job.objects.segmind_queued()
+        if budget.tenant_id is None:
+            queued = queued.filter(own_key=False)
+        else:
+            queued = queued.filter(own_key=True, tenant_id=budget.tenant_id)
+        jobs_waiting = queued.count()
     closed = gate.closed_until if gate.closed_until > at else None
     return BudgetView(
         budget=budget,
@@ -97,8 +103,55 @@ def segmind_budget_view(*, budget: SegmindKeyBudget, now: datetime | None = None
         throttled_last_hour=gate.throttled_within(at, 3600),
         throttled_total=gate.throttled_total,
         closed_until=datetime.fromtimestamp(closed, UTC) if closed else None,
-        jobs_waiting=queued.count(),
+        jobs_waiting=jobs_waiting,
     )
+
+
+def segmind_keys_in_use() -> dict[str, int | None]:
+    """The Segmind keys jobs are sent with now, by `key_id`: the platform's (None) and each
+    workspace's own current key (its workspace's id). A key a workspace replaced or
+    cleared is not among them, though its `SegmindKeyBudget` row stays."""
+    in_use: dict[str, int | None] = {}
+    platform = segmind_key_for(tenant=None)
+    if platform is not None:
+        in_use[platform.key_id] = None
+    owners = Tenant.objects.exclude(segmind_key_encrypted="").only(
+        "pk", "segmind_key_encrypted", "segmind_key_last4"
+    )
+    for tenant in owners:
+        own = segmind_key_for(tenant=tenant)
+        if own is not None:
+            in_use[own.key_id] = tenant.pk
+    return in_use
+
+
+def segmind_budgets_in_use_view(*, now: datetime | None = None) -> list[BudgetView]:
+    """The budget views of the keys in use (`segmind_keys_in_use`) that have a saved
+    budget, with their queued jobs counted in one grouped query: a replaced key's row,
+    which would report its workspace's queued jobs a second time, is left out."""
+    in_use = segmind_keys_in_use()
+    budgets = [
+        budget
+        for budget in SegmindKeyBudget.objects.filter(key_id__in=list(in_use))
+        if in_use[budget.key_id] == budget.tenant_id
+    ]
+    if not budgets:
+        return []
+    # Whose key a queued job waits for: its workspace's own (the workspace's id), or the
+    # platform's (None).
+    owner = Case(When(own_key=True, then=F("tenant_id")), default=None, output_field=IntegerField())
+    waiting = {
+        row["owner"]: row["n"]
+        for row in Job.objects.segmind_queued()
+        .order_by()
+        .annotate(owner=owner)
+        .values("owner")
+        .annotate(n=Count("pk"))
+    }
+    return [
+        segmind_budget_view(budget=budget, now=now, jobs_waiting=waiting.get(budget.tenant_id, 0))
+        for budget in budgets
+    ]
 
 
 def segmind_key_verify(key: str) -> bool:

@@ -80,6 +80,19 @@ def test_a_bad_number_stops_start_up_naming_the_variable(config, name, value):
         config(**{name: value})
 
 
+def test_workers_are_not_recycled_by_default_so_metric_files_do_not_pile_up(config):
+    # A replaced worker's counter and histogram files stay in PROMETHEUS_MULTIPROC_DIR
+    # and every scrape reads them: recycling is the operator's choice, not the default.
+    default = config()
+    assert (default["max_requests"], default["max_requests_jitter"]) == (0, 0)
+
+    read = config(WEB_MAX_REQUESTS="2000")
+    assert (read["max_requests"], read["max_requests_jitter"]) == (2000, 200)
+    assert config(WEB_MAX_REQUESTS="0")["max_requests"] == 0
+    with pytest.raises(SystemExit, match=r"^WEB_MAX_REQUESTS must be at least 0"):
+        config(WEB_MAX_REQUESTS="-1")
+
+
 def test_a_request_may_last_as_long_as_a_full_batch_whose_every_host_is_slow(config):
     read = config()
     # The settings' own values (pytest reads no .env), and the batch service's own fetchers.
@@ -120,6 +133,7 @@ def test_gunicorn_reads_every_setting_of_the_file(tmp_path):
     assert resolved["wsgi_app"] == "productstudio.wsgi:application"
     # Two web processes of one user on one machine must not share a control socket.
     assert resolved["control_socket_disable"] == "True"
+    assert resolved["max_requests"] == "0"  # workers are not recycled (metric files)
     if Path("/dev/shm").is_dir():
         assert resolved["worker_tmp_dir"] == "/dev/shm"
 
