@@ -5,6 +5,7 @@ checkout runs on SQLite with no configuration and a production deployment is con
 entirely from its environment. The README has a table of every variable.
 """
 
+import logging
 import math
 import os
 import tempfile
@@ -603,3 +604,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+if LOG_FORMAT == "json":
+    # Python's warnings go to stderr as plain text otherwise: through logging, they are
+    # JSON lines like the rest.
+    logging.captureWarnings(True)
