@@ -315,9 +315,13 @@ def readyz(request: HttpRequest) -> HttpResponseBase:
 
 def _address_allowed(address: str, allowed: list[str]) -> bool:
     try:
-        ip = ipaddress.ip_address(address)
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address)
     except ValueError:
         return False
+    # A dual-stack listener (`[::]`) sees an IPv4 client as `::ffff:a.b.c.d`: matched as
+    # the IPv4 address it is, so `127.0.0.1` or `10.0.0.0/8` in the list means it.
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
     return any(ip in ipaddress.ip_network(item, strict=False) for item in allowed)
 
 

@@ -50,6 +50,21 @@ def env_positive_int(name: str, default: int) -> int:
     return number
 
 
+def env_positive_float(name: str, default: float) -> float:
+    """A number of seconds (or the like) above zero: a typo stops start-up naming the
+    setting, instead of a bare ValueError or a check that can never pass."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}.") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ImproperlyConfigured(f"{name} must be more than 0, not {value!r}.")
+    return number
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
@@ -559,7 +574,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 
 # Health and metrics (productstudio/health.py) ---------------------------------------------
 # /readyz gives each check this long before it counts as failed.
-READYZ_TIMEOUT_SECONDS = float(env("READYZ_TIMEOUT_SECONDS", "2"))
+READYZ_TIMEOUT_SECONDS = env_positive_float("READYZ_TIMEOUT_SECONDS", 2.0)
 # Segmind work waiting while no dispatcher has held the lease for this long is reported.
 DISPATCHER_STALE_SECONDS = env_positive_int("DISPATCHER_STALE_SECONDS", 90)
 # /metrics is off (404) unless one of these is set; with both, a scrape needs both.

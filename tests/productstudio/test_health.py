@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -363,3 +366,42 @@ def test_every_answer_echoes_a_sane_request_id_or_makes_one(client, db):
     assert given["X-Request-ID"] == "lb-7f3a9c-0001"
     assert len(hostile["X-Request-ID"]) == 32 and "Set-Cookie" not in hostile["X-Request-ID"]
     assert len(page["X-Request-ID"]) == 32
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("2s", "READYZ_TIMEOUT_SECONDS must be a number, not '2s'."),
+        ("0", "READYZ_TIMEOUT_SECONDS must be more than 0, not '0'."),
+        ("-1", "READYZ_TIMEOUT_SECONDS must be more than 0, not '-1'."),
+        ("nan", "READYZ_TIMEOUT_SECONDS must be more than 0, not 'nan'."),
+    ],
+)
+def test_a_readyz_timeout_that_is_not_a_positive_number_stops_start_up_naming_it(value, error):
+    clean = {k: v for k, v in os.environ.items() if k not in {"PYTEST_VERSION", "DATABASE_URL"}}
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={
+            **clean,
+            "ENV_FILE": "",
+            "DEBUG": "1",
+            "DJANGO_SETTINGS_MODULE": "productstudio.settings",
+            "READYZ_TIMEOUT_SECONDS": value,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {error}" in result.stderr
+
+
+def test_a_readyz_timeout_in_fractions_of_a_second_is_taken(monkeypatch):
+    from productstudio.settings import env_positive_float
+
+    monkeypatch.setenv("READYZ_TIMEOUT_SECONDS", " 0.5 ")
+    assert env_positive_float("READYZ_TIMEOUT_SECONDS", 2.0) == 0.5
+    monkeypatch.setenv("READYZ_TIMEOUT_SECONDS", "")
+    assert env_positive_float("READYZ_TIMEOUT_SECONDS", 2.0) == 2.0
