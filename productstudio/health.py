@@ -141,7 +141,7 @@ def check_segmind_pauses() -> str:
 CHECKS: list[tuple[str, Callable[[], str], bool, bool]] = [
     ("database", check_database, False, False),
     # The broker and the storage may be other machines with long client timeouts (S3's
-    # are a minute): each runs in a thread the probe stops waiting for.
+    # are a minute): each runs on a thread of its own the probe stops waiting for (_Flight).
     ("broker", check_broker, True, False),
     ("storage", check_storage, True, False),
     ("dispatcher", check_dispatcher, False, True),
@@ -225,6 +225,10 @@ class _Flight:
             except BaseException as e:  # a check's SystemExit must not leave probes waiting
                 into.update(ok=False, detail=_failure(e))
             finally:
+                # Logged here, once a run, not by each probe the result answers.
+                error = into.pop("error", None)
+                if error is not None and not isinstance(error, CheckFailed):
+                    logger.warning("readyz: %s failed: %r", self.name, error)
                 with self._lock:
                     self._finished_at = time.monotonic()
                 future.set_result(into)

@@ -139,6 +139,25 @@ def test_readyz_is_503_naming_the_storage_when_it_raises(client, db, monkeypatch
     assert "media-prod" not in response.content.decode()
 
 
+def test_a_failing_storage_shared_by_several_probes_is_logged_once_with_its_message(
+    client, db, monkeypatch, caplog
+):
+    def broken(storage: Any, name: str) -> bool:
+        raise PermissionError("Access Denied for bucket media-prod")
+
+    monkeypatch.setattr(type(storages["default"]), "exists", broken)
+    # However slow the machine, the three probes fall within one result's life.
+    monkeypatch.setattr(health, "READYZ_CACHE_SECONDS", 60.0)
+
+    with caplog.at_level("WARNING", logger="productstudio.health"):
+        statuses = [client.get("/readyz").status_code for _ in range(3)]
+
+    assert statuses == [503, 503, 503]
+    logged = [r.getMessage() for r in caplog.records if r.name == "productstudio.health"]
+    assert len(logged) == 1
+    assert "media-prod" in logged[0]
+
+
 def test_readyz_gives_up_on_a_storage_that_hangs_within_its_timeout(
     client, db, settings, monkeypatch
 ):
