@@ -23,6 +23,7 @@ it imports nothing from Django (productstudio.lib.metrics does not either).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -108,12 +109,56 @@ max_requests_jitter = max(1, max_requests // 10) if max_requests else 0
 # tmpfs /tmp).
 worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None
 
-# Requests to stdout, with their duration in milliseconds; errors to stderr. The journal
-# or the process manager keeps both.
+# Requests to stdout, with their duration in milliseconds and the request id (the
+# `X-Request-ID` the studio answers with, which its own log lines carry); errors to stderr.
+# The journal or the process manager keeps both.
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
-access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms'
+access_log_format = (
+    '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms %({x-request-id}o)s'
+)
+
+
+def _log_format() -> str:
+    value = os.environ.get("LOG_FORMAT", "").strip().lower() or "text"
+    if value not in ("text", "json"):
+        raise SystemExit(f"LOG_FORMAT must be text or json, not {value!r}.")
+    return value
+
+
+# LOG_FORMAT=json: gunicorn's own lines are JSON too, by the studio's formatter (standard
+# library only, so the master can load it), the access lines with the request's fields
+# (productstudio/lib/logs.py). Neither logger propagates: the studio's root handler in each
+# worker would write every line a second time.
+if _log_format() == "json":
+    logging.captureWarnings(True)  # the master's Python warnings: JSON lines too
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "productstudio.lib.logs.JsonFormatter"}},
+        "handlers": {
+            "access": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stdout",
+            },
+            "error": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            },
+        },
+        "root": {"level": "INFO", "handlers": ["error"]},
+        "loggers": {
+            "gunicorn.error": {
+                "level": loglevel.upper(),
+                "handlers": ["error"],
+                "propagate": False,
+            },
+            "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+        },
+    }
 
 # gunicorn 25's control socket is one path per user ($HOME/.gunicorn/gunicorn.ctl): two web
 # processes of one user (two ports on one machine) would take it from each other.

@@ -26,9 +26,12 @@ import hmac
 import ipaddress
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import timedelta
 from typing import Any
 
@@ -138,7 +141,7 @@ def check_segmind_pauses() -> str:
 CHECKS: list[tuple[str, Callable[[], str], bool, bool]] = [
     ("database", check_database, False, False),
     # The broker and the storage may be other machines with long client timeouts (S3's
-    # are a minute): each runs in a thread the probe stops waiting for.
+    # are a minute): each runs on a thread of its own the probe stops waiting for (_Flight).
     ("broker", check_broker, True, False),
     ("storage", check_storage, True, False),
     ("dispatcher", check_dispatcher, False, True),
@@ -159,24 +162,102 @@ def _timed(check: Callable[[], str], into: dict[str, Any]) -> None:
         into["ms"] = round((time.monotonic() - began) * 1000, 1)
 
 
-# The thread of each threaded check still running: a probe does not start another while a
-# hung one waits for its client's own timeout, so probes every few seconds pile up nothing.
-_running: dict[str, threading.Thread] = {}
-_running_lock = threading.Lock()
+# A finished threaded check's result serves the probes of the next second: several load
+# balancer nodes (or anyone: /readyz needs no token) probing at once then cost one storage
+# request and one Redis ping a second, not one each; a second is short beside any probe
+# interval, so an outage still shows on the next probe.
+READYZ_CACHE_SECONDS = 1.0
 
 
-def _threaded(name: str, check: Callable[[], str], into: dict[str, Any]) -> threading.Thread | None:
-    with _running_lock:
-        previous = _running.get(name)
-        if previous is not None and previous.is_alive():
-            into.update(ok=False, detail="the previous check has not answered yet", ms=0.0)
-            return None
+class _Flight:
+    """One threaded check, single-flight: a probe that finds it running waits for that run
+    (until its own deadline) instead of starting another or failing, and a result younger
+    than READYZ_CACHE_SECONDS is reused. Every run happens on one long-lived thread, so the
+    clients that keep a connection per thread (django-storages' boto3 session, for one)
+    reuse it from probe to probe.
 
-    thread = threading.Thread(target=_timed, args=(check, into), name=f"readyz-{name}", daemon=True)
-    with _running_lock:
-        _running[name] = thread
-    thread.start()
-    return thread
+    Not a ThreadPoolExecutor: its threads are joined when the interpreter exits, and a
+    check hung on its client's own timeout (S3's is a minute) would hold up a worker's
+    shutdown; this thread is a daemon."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], str], Future[dict[str, Any]]]] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._future: Future[dict[str, Any]] | None = None
+        self._finished_at = 0.0
+        self.started = 0  # runs begun, for tests and curiosity
+
+    def result(self, check: Callable[[], str]) -> Future[dict[str, Any]]:
+        """The running or fresh run of `check`, or a new one."""
+        with self._lock:
+            future = self._future
+            if future is not None and (
+                not future.done() or time.monotonic() - self._finished_at < READYZ_CACHE_SECONDS
+            ):
+                return future
+            # A thread started before a fork (a preloading server) is not in this process.
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._jobs = queue.SimpleQueue()
+                self._thread = threading.Thread(
+                    target=self._serve, args=(self._jobs,), name=f"readyz-{self.name}", daemon=True
+                )
+                self._pid = os.getpid()
+                self._thread.start()
+            future = Future()
+            self._future = future
+            self.started += 1
+            self._jobs.put((check, future))
+            return future
+
+    def _serve(
+        self, jobs: queue.SimpleQueue[tuple[Callable[[], str], Future[dict[str, Any]]]]
+    ) -> None:
+        while True:
+            check, future = jobs.get()
+            into: dict[str, Any] = {}
+            try:
+                _timed(check, into)
+            except BaseException as e:  # a check's SystemExit must not leave probes waiting
+                into.update(ok=False, detail=_failure(e))
+            finally:
+                # Logged here, once a run, not by each probe the result answers.
+                error = into.pop("error", None)
+                if error is not None and not isinstance(error, CheckFailed):
+                    logger.warning("readyz: %s failed: %r", self.name, error)
+                with self._lock:
+                    self._finished_at = time.monotonic()
+                future.set_result(into)
+
+    def forget(self) -> None:
+        """Drop the cached result (tests, and settings changed at run time)."""
+        with self._lock:
+            if self._future is not None and self._future.done():
+                self._future = None
+
+
+_flights: dict[str, _Flight] = {}
+_flights_lock = threading.Lock()
+
+
+def _flight(name: str) -> _Flight:
+    with _flights_lock:
+        flight = _flights.get(name)
+        if flight is None:
+            flight = _flights[name] = _Flight(name)
+        return flight
+
+
+def forget_results() -> None:
+    """Forget every cached check result: the next probe asks again."""
+    with _flights_lock:
+        flights = list(_flights.values())
+    for flight in flights:
+        flight.forget()
 
 
 def readiness() -> tuple[int, dict[str, Any]]:
@@ -184,23 +265,23 @@ def readiness() -> tuple[int, dict[str, Any]]:
     timeout = settings.READYZ_TIMEOUT_SECONDS
     deadline = time.monotonic() + timeout
     results: dict[str, dict[str, Any]] = {name: {} for name, *_ in CHECKS}
-    threads: dict[str, threading.Thread] = {}
+    futures: dict[str, Future[dict[str, Any]]] = {}
     for name, check, threaded, _ in CHECKS:
         # The ORM broker is the database: asked in line, on the request's connection.
         if threaded and not (name == "broker" and not settings.REDIS_URL):
-            thread = _threaded(name, check, results[name])
-            if thread is not None:
-                threads[name] = thread
+            futures[name] = _flight(name).result(check)
     for name, check, _, _ in CHECKS:
-        if name in threads or results[name]:
+        if name in futures:
             continue
         if name in _ON_DATABASE and not results["database"].get("ok"):
             results[name] = {"ok": False, "detail": "not checked: the database is not answering"}
             continue
         _timed(check, results[name])
-    for name, thread in threads.items():
-        thread.join(max(0.0, deadline - time.monotonic()))
-        if thread.is_alive():
+    for name, future in futures.items():
+        try:
+            # A copy: the same result answers every probe that shares the run.
+            results[name] = dict(future.result(max(0.0, deadline - time.monotonic())))
+        except FutureTimeout:
             results[name] = {"ok": False, "detail": f"no answer within {timeout:g} s"}
     failing: list[str] = []
     warnings: list[str] = []
@@ -238,9 +319,13 @@ def readyz(request: HttpRequest) -> HttpResponseBase:
 
 def _address_allowed(address: str, allowed: list[str]) -> bool:
     try:
-        ip = ipaddress.ip_address(address)
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address)
     except ValueError:
         return False
+    # A dual-stack listener (`[::]`) sees an IPv4 client as `::ffff:a.b.c.d`: matched as
+    # the IPv4 address it is, so `127.0.0.1` or `10.0.0.0/8` in the list means it.
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
     return any(ip in ipaddress.ip_network(item, strict=False) for item in allowed)
 
 

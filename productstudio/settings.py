@@ -5,6 +5,7 @@ checkout runs on SQLite with no configuration and a production deployment is con
 entirely from its environment. The README has a table of every variable.
 """
 
+import logging
 import math
 import os
 import tempfile
@@ -46,6 +47,21 @@ def env_positive_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
     if number < 1:
         raise ImproperlyConfigured(f"{name} must be at least 1, not {number}.")
+    return number
+
+
+def env_positive_float(name: str, default: float) -> float:
+    """A number of seconds (or the like) above zero: a typo stops start-up naming the
+    setting, instead of a bare ValueError or a check that can never pass."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}.") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ImproperlyConfigured(f"{name} must be more than 0, not {value!r}.")
     return number
 
 
@@ -558,7 +574,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 
 # Health and metrics (productstudio/health.py) ---------------------------------------------
 # /readyz gives each check this long before it counts as failed.
-READYZ_TIMEOUT_SECONDS = float(env("READYZ_TIMEOUT_SECONDS", "2"))
+READYZ_TIMEOUT_SECONDS = env_positive_float("READYZ_TIMEOUT_SECONDS", 2.0)
 # Segmind work waiting while no dispatcher has held the lease for this long is reported.
 DISPATCHER_STALE_SECONDS = env_positive_int("DISPATCHER_STALE_SECONDS", 90)
 # /metrics is off (404) unless one of these is set; with both, a scrape needs both.
@@ -603,3 +619,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+if LOG_FORMAT == "json":
+    # Python's warnings go to stderr as plain text otherwise: through logging, they are
+    # JSON lines like the rest.
+    logging.captureWarnings(True)

@@ -4,6 +4,7 @@ collect the static files and serve the studio (through gunicorn, as production d
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -184,7 +185,7 @@ def test_the_procfiles_release_and_web_lines_serve_the_studio_with_its_static_fi
             if web.poll() is not None:
                 raise AssertionError("the web line stopped:\n" + log.read_text()[-3000:])
             try:
-                return httpx.get(base + "/login/", timeout=10)
+                return httpx.get(base + "/login/", headers={"X-Request-ID": "edge-7"}, timeout=10)
             except httpx.TransportError:
                 return None
 
@@ -198,6 +199,8 @@ def test_the_procfiles_release_and_web_lines_serve_the_studio_with_its_static_fi
         assert len(css.content) > 1000
         # The access log goes to the process's output (the journal, the Procfile runner).
         wait_for("the access log line", lambda: '"GET /login/ HTTP/1.1" 200' in log.read_text())
+        # With the request's id, as the studio's answer and its own log lines carry it.
+        assert re.search(r'"GET /login/ HTTP/1\.1" 200 .*ms edge-7$', log.read_text(), re.M)
         assert "Using worker: gthread" in log.read_text()
     finally:
         if web.poll() is None:
@@ -258,3 +261,71 @@ def test_the_web_lines_metrics_add_up_every_worker_process(deployment):
             os.killpg(web.pid, signal.SIGTERM)
         web.wait(timeout=60)
     assert not Path(made[0]).exists(), "the metrics directory is left behind"
+
+
+def test_with_json_logs_the_web_lines_output_is_json_and_its_access_lines_carry_the_request_id(
+    deployment,
+):
+    setup, env = deployment
+    env = {**env, "LOG_FORMAT": "json"}
+    out_log, err_log = setup.tmp / "web.out", setup.tmp / "web.err"
+    with out_log.open("wb") as out, err_log.open("wb") as err:
+        web = _run_line("web", env, stdout=out, stderr=err)
+    base = f"http://127.0.0.1:{env['PORT']}"
+
+    def lines(path: Path) -> list[dict[str, Any]]:
+        text = path.read_text(errors="replace")
+        found = []
+        for line in text.splitlines():
+            if line.strip():
+                try:
+                    found.append(json.loads(line))
+                except ValueError:
+                    raise AssertionError(f"not a JSON line in {path.name}: {line!r}") from None
+        return found
+
+    try:
+
+        def probed() -> bool:
+            if web.poll() is not None:
+                raise AssertionError("the web line stopped:\n" + err_log.read_text()[-3000:])
+            try:
+                return (
+                    httpx.get(
+                        base + "/healthz", headers={"X-Request-ID": "edge-42"}, timeout=10
+                    ).status_code
+                    == 200
+                )
+            except httpx.TransportError:
+                return False
+
+        wait_for("the web line to serve", probed, timeout=120)
+        # A quote in the path, which gunicorn's text format escapes.
+        httpx.get(base + '/healthz?q="x"', headers={"X-Request-ID": "edge-43"}, timeout=10)
+
+        def access_lines() -> list[dict[str, Any]]:
+            return [
+                line
+                for line in lines(out_log)
+                if line["logger"] == "gunicorn.access" and line["request_id"] == "edge-43"
+            ]
+
+        wait_for("the access log line", access_lines)
+    finally:
+        if web.poll() is None:
+            os.killpg(web.pid, signal.SIGTERM)
+        web.wait(timeout=60)
+
+    out, err = lines(out_log), lines(err_log)
+    probe = next(line for line in out if line["request_id"] == "edge-42")
+    assert probe["logger"] == "gunicorn.access"
+    assert probe["level"] == "INFO"
+    assert (probe["method"], probe["path"], probe["status"]) == ("GET", "/healthz", 200)
+    assert isinstance(probe["duration_ms"], int)
+    assert "GET /healthz HTTP/1.1" in probe["message"]
+    quoted = next(line for line in out if line["request_id"] == "edge-43")
+    assert quoted["query"] == 'q="x"' or quoted["query"] == "q=%22x%22"
+    # gunicorn's own lines (starting, booting a worker, stopping) are JSON on stderr.
+    assert any(
+        line["logger"] == "gunicorn.error" and "Booting worker" in line["message"] for line in err
+    )

@@ -147,3 +147,68 @@ def test_an_unknown_log_format_stops_start_up_naming_it():
 
     assert result.returncode != 0
     assert "LOG_FORMAT must be text or json, not 'xml'" in result.stderr
+
+
+def test_a_lone_surrogate_in_a_message_does_not_lose_the_line():
+    # What a path with an undecodable byte becomes through `surrogateescape`.
+    message = "Not Found: /caf\udce9/"
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", write_through=True)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("tests.surrogates")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning(message)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+
+    [line] = raw.getvalue().decode("ascii").splitlines()
+    assert json.loads(line)["message"] == message
+
+
+def test_a_gunicorn_access_line_carries_the_request_id_and_the_requests_fields():
+    # The atoms gunicorn passes with its access format (quotes escaped for its text).
+    atoms = {
+        "h": "10.0.0.5",
+        "m": "GET",
+        "U": '/api/v1/jobs/"7"',
+        "q": "page=2",
+        "s": "200",
+        "B": 512,
+        "M": 37,
+        "f": "-",
+        "a": 'curl/8 \\"x\\"',
+        "{x-request-id}o": "edge-42",
+    }
+    record = logging.LogRecord(
+        "gunicorn.access", logging.INFO, __file__, 1, '%(h)s "%(m)s %(U)s"', (atoms,), None
+    )
+
+    line = json.loads(JsonFormatter().format(record))
+
+    assert line["request_id"] == "edge-42"
+    assert line["message"] == '10.0.0.5 "GET /api/v1/jobs/"7""'
+    assert {k: line[k] for k in ("method", "path", "query", "status", "bytes")} == {
+        "method": "GET",
+        "path": '/api/v1/jobs/"7"',
+        "query": "page=2",
+        "status": 200,
+        "bytes": 512,
+    }
+    assert line["duration_ms"] == 37
+    assert line["referer"] == ""
+    assert line["user_agent"] == 'curl/8 "x"'
+
+
+def test_an_access_line_without_a_request_id_header_has_an_empty_one():
+    record = logging.LogRecord(
+        "gunicorn.access", logging.INFO, __file__, 1, "%(m)s", ({"m": "GET", "s": "404"},), None
+    )
+
+    line = json.loads(JsonFormatter().format(record))
+
+    assert line["request_id"] == ""
+    assert line["status"] == 404

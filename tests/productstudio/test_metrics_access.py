@@ -86,3 +86,22 @@ def test_an_allow_list_entry_that_is_not_an_address_stops_start_up_naming_it():
 
     with pytest.raises(ImproperlyConfigured, match="METRICS_ALLOW: 'intranet'"):
         _networks("METRICS_ALLOW", ["10.0.0.0/8", "intranet"])
+
+
+def test_an_ipv4_client_seen_by_a_dual_stack_listener_matches_its_ipv4_entry(client, db, settings):
+    # gunicorn bound to `[::]` reports an IPv4 peer as an IPv4-mapped IPv6 address.
+    settings.METRICS_ALLOW = ["10.0.0.0/8", "127.0.0.1"]
+
+    mapped = client.get("/metrics", REMOTE_ADDR="::ffff:10.1.2.3")
+    loopback = client.get("/metrics", REMOTE_ADDR="::ffff:127.0.0.1")
+    outside = client.get("/metrics", REMOTE_ADDR="::ffff:203.0.113.9")
+
+    assert (mapped.status_code, loopback.status_code) == (200, 200)
+    assert outside.status_code == 403
+
+
+def test_an_ipv6_allow_list_entry_still_matches_ipv6_clients(client, db, settings):
+    settings.METRICS_ALLOW = ["2001:db8::/32"]
+
+    assert client.get("/metrics", REMOTE_ADDR="2001:db8::7").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="2001:db9::7").status_code == 403
