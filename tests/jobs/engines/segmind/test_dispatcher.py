@@ -598,3 +598,43 @@ def test_results_stored_for_a_batch_that_rolls_back_are_deleted(
     for job in jobs:
         job.refresh_from_db()
         assert job.status == JobStatus.RUNNING and job.provider_request_id
+
+
+def test_a_slow_storage_write_holds_up_its_own_job_only(
+    fake, tenant, owner, product_jpeg, monkeypatch
+):
+    from django.core.files.storage import FileSystemStorage
+
+    jobs = _queued_jobs(tenant, owner, product_jpeg, 3)
+    succeeded: list[object] = []
+    others_done = threading.Event()
+    job_succeed = services.job_succeed
+
+    def counting_succeed(**kwargs):
+        moved = job_succeed(**kwargs)
+        succeeded.append(kwargs["job"].pk)
+        if len(succeeded) == 2:
+            others_done.set()
+        return moved
+
+    monkeypatch.setattr(services, "job_succeed", counting_succeed)
+    save = FileSystemStorage.save
+    first = threading.Lock()
+    waited: list[bool] = []
+
+    def slow_first_save(self, name, content, max_length=None):
+        if first.acquire(blocking=False):
+            # The first result's write hangs (a slow S3) until the other two jobs are
+            # recorded: only a database thread that never waits for it records them.
+            waited.append(others_done.wait(timeout=30))
+        return save(self, name, content, max_length=max_length)
+
+    monkeypatch.setattr(FileSystemStorage, "save", slow_first_save)
+
+    counts = provider.segmind_dispatch(budget_seconds=60)
+
+    assert waited == [True]
+    assert counts["finished"] == 3
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.status == JobStatus.SUCCEEDED
