@@ -116,8 +116,9 @@ class _Dispatcher:
     """One run. A single thread takes turns: it runs the event loop until news arrives
     (or a tick passes), then applies the news to the database with the loop paused.
     One thread, so no lock and no contention for the interpreter: what the dispatcher
-    costs is what it does. Only the downloads and input reads run on other threads,
-    because a slow image host must not hold the loop up."""
+    costs is what it does. Only the input reads, the downloads and the writes of results
+    to storage run on other threads, because a slow image host or store must hold up
+    neither the loop nor the database thread (which renews the lease)."""
 
     def __init__(self, holder: str, budget: float) -> None:
         self.holder = holder
