@@ -235,7 +235,7 @@ S3_ENDPOINT_URL = env("S3_ENDPOINT_URL")
 S3_REGION = env("S3_REGION", "us-east-1")
 S3_ACCESS_KEY_ID = env("S3_ACCESS_KEY_ID")
 S3_SECRET_ACCESS_KEY = env("S3_SECRET_ACCESS_KEY")
-S3_ADDRESSING_STYLE = env("S3_ADDRESSING_STYLE", "auto")
+S3_ADDRESSING_STYLE = env("S3_ADDRESSING_STYLE", "auto").strip().lower()
 S3_CUSTOM_DOMAIN = env("S3_CUSTOM_DOMAIN")
 if S3_ADDRESSING_STYLE not in {"auto", "path", "virtual"}:
     raise ImproperlyConfigured(

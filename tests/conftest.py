@@ -6,7 +6,9 @@ lookups: a test that tries any other address fails before a packet leaves.
 The same wrappers hold the house rule "no network I/O inside a database transaction": a
 connect or name lookup while the code under test is inside `transaction.atomic` (the test's
 own outer blocks aside) fails the test, unless it is marked
-`network_in_transaction_allowed`. Connections to the database and Redis are exempt.
+`network_in_transaction_allowed`. Connections to the database and Redis are exempt. A
+request on a kept-alive connection opens no socket: clients that keep them (the S3
+storage's, see tests/support/s3_media.py) call `transaction_network_check` per request.
 """
 
 from __future__ import annotations
@@ -100,6 +102,12 @@ class _TransactionGuard:
 
 
 _transaction_guard = _TransactionGuard()
+
+
+def transaction_network_check(what: str, port: Any = None) -> None:
+    """Fail the test if the code under test is inside a transaction: for clients that
+    reuse kept-alive connections (boto3's), which the socket wrappers never see again."""
+    _transaction_guard.check(what, port=port)
 
 
 def _infrastructure_ports() -> set[str]:

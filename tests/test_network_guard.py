@@ -86,3 +86,17 @@ def test_a_fetch_thread_working_for_a_transaction_of_the_test_thread_is_caught()
 @pytest.mark.django_db
 def test_the_network_outside_a_transaction_is_allowed():
     assert socket.getaddrinfo("127.0.0.1", 80)
+
+
+@pytest.mark.django_db
+def test_a_storage_write_to_s3_inside_a_transaction_is_caught_before_it_is_sent(s3_media):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    # The socket wrappers alone miss a request on a kept-alive connection (real S3 keeps
+    # them; moto's server closes each), and see a new one only through botocore, which
+    # wraps their error in its own. The storage's client checks each request itself.
+    default_storage.save("guard/before.txt", ContentFile(b"before"))
+    with transaction.atomic(), pytest.raises(NetworkInTransactionError, match="PUT"):
+        default_storage.save("guard/inside.txt", ContentFile(b"inside"))
+    assert s3_media.keys() == ["guard/before.txt"]

@@ -57,7 +57,7 @@ directly):
                order of turns (`served`) handed on with it
 - submissions: a request's client, payload, polling schedule and committed request id
 - outcomes:    what the event loop reports to the database thread
-- outputs:     a completed request's images downloaded and checked (`_fetch_outputs`)
+- outputs:     a completed request's images downloaded, checked and stored (`_fetch_outputs`)
 - loop:        one run (`_Dispatcher`): claiming in turn, each key's budget, submit, poll
 """
 

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -103,12 +103,22 @@ PLATFORM_KEY_MISSING = (
 )
 
 
+def _stored_assets(events: list[_Event]) -> list[Asset]:
+    return [asset for e in events if isinstance(e, _Completed) for asset in e.stored]
+
+
+def _discard_unclaimed(fetched: Future[_Completed | _Failed]) -> None:
+    if not fetched.cancelled() and fetched.exception() is None:
+        services.asset_files_discard(assets=_stored_assets([fetched.result()]))
+
+
 class _Dispatcher:
     """One run. A single thread takes turns: it runs the event loop until news arrives
     (or a tick passes), then applies the news to the database with the loop paused.
     One thread, so no lock and no contention for the interpreter: what the dispatcher
-    costs is what it does. Only the downloads and input reads run on other threads,
-    because a slow image host must not hold the loop up."""
+    costs is what it does. Only the input reads, the downloads and the writes of results
+    to storage run on other threads, because a slow image host or store must hold up
+    neither the loop nor the database thread (which renews the lease)."""
 
     def __init__(self, holder: str, budget: float) -> None:
         self.holder = holder
@@ -198,6 +208,10 @@ class _Dispatcher:
             self.loop.run_until_complete(self._close())
             self.io.shutdown(wait=True)
             self.loop.close()
+            # Results stored for events that were never applied (after an error): the
+            # jobs stay in flight, and their next poll stores them again.
+            if self.events:
+                services.asset_files_discard(assets=_stored_assets(self.events))
         return self.counts
 
     def _start(self, coro: Coroutine[Any, Any, None], *, job_id: object) -> None:
@@ -558,7 +572,15 @@ class _Dispatcher:
             waited = (now - submitted_at).total_seconds() if submitted_at else 0.0
             self.pending.add(job_id)
             self._start(
-                self._track(job_id, model, submission, key, waited=waited, first_delay=0.0),
+                self._track(
+                    job_id,
+                    model,
+                    submission,
+                    key,
+                    tenant_id=tenant_id,
+                    waited=waited,
+                    first_delay=0.0,
+                ),
                 job_id=job_id,
             )
 
@@ -570,27 +592,28 @@ class _Dispatcher:
         to_track: list[_Submitted] = []
         for event in batch:
             self.submitting.discard(event.job_id)
-        done = [e.job_id for e in batch if isinstance(e, _Completed)]
-        jobs = Job.objects.select_related("tenant").in_bulk(done) if done else {}
-        # The results are written to storage before the transaction (on S3 that is
-        # network I/O, which must not hold the database's locks); a job that moved on
-        # meanwhile has its files deleted again by job_succeed.
-        # On the I/O threads, several at once; no query is made there (tenants loaded).
-        completed = [e for e in batch if isinstance(e, _Completed) and e.job_id in jobs]
-        written = self.io.map(
-            lambda e: services.job_outputs_store(
-                job=jobs[e.job_id], outputs=e.outputs, thumbnails=False
-            ),
-            completed,
-        )
-        stored = {e.job_id: assets for e, assets in zip(completed, written, strict=True)}
-        # One transaction per batch: on SQLite every commit is a disk sync.
-        with transaction.atomic():
-            listening = account_services.webhook_endpoints_listening(
-                tenant_ids={job.tenant_id for job in jobs.values()}
-            )
-            for event in batch:
-                self._apply(event, to_track, jobs, listening, stored)
+        # The results were written to storage on the I/O threads that fetched them (on
+        # S3 that is network I/O, which must not hold the database's locks, nor this
+        # thread while it holds the lease); a job that moved on meanwhile has its files
+        # deleted again by job_succeed.
+        stored = {e.job_id: e.stored for e in batch if isinstance(e, _Completed)}
+        try:
+            jobs = Job.objects.select_related("tenant").in_bulk(list(stored)) if stored else {}
+            # One transaction per batch: on SQLite every commit is a disk sync.
+            with transaction.atomic():
+                listening = account_services.webhook_endpoints_listening(
+                    tenant_ids={job.tenant_id for job in jobs.values()}
+                )
+                for event in batch:
+                    self._apply(event, to_track, jobs, listening, stored)
+        except BaseException:
+            # Rolled back: no row names the files stored for the batch. Deleted here,
+            # outside the transaction; the jobs stay in flight and are polled again.
+            services.asset_files_discard(assets=_stored_assets(batch))
+            raise
+        # A job deleted while its request ran: its results have no row to go to.
+        if gone := [a for job_id, assets in stored.items() if job_id not in jobs for a in assets]:
+            services.asset_files_discard(assets=gone)
         # Polling starts only once the request ids are committed.
         for event in to_track:
             first_delay = settings.SEGMIND_FIRST_POLL_SECONDS
@@ -603,6 +626,7 @@ class _Dispatcher:
                     event.model,
                     event.submission,
                     event.key,
+                    tenant_id=event.tenant_id,
                     waited=0.0,
                     first_delay=first_delay,
                 ),
@@ -656,9 +680,6 @@ class _Dispatcher:
                 job_id=event.job_id, code=event.code, message=event.message
             )
         elif isinstance(event, _Completed) and (job := jobs.get(event.job_id)) is not None:
-            # No thumbnail here: it needs the pixels decoded (a 2000 x 2000 PNG costs
-            # more than the rest of the job's orchestration), and the dispatcher's CPU
-            # bounds its throughput. The gallery makes it on first view, once.
             self.counts["finished"] += services.job_succeed(
                 job=job, stored=stored[job.pk], listening=listening[job.tenant_id]
             )
@@ -714,7 +735,7 @@ class _Dispatcher:
             logger.exception("submitting job %s to Segmind failed", job.pk)
             self._emit(_Failed(job.pk, "internal_error", services.INTERNAL_ERROR_MESSAGE))
         else:
-            self._emit(_Submitted(job.pk, job.model, submission, key))
+            self._emit(_Submitted(job.pk, job.model, submission, key, job.tenant_id))
         finally:
             if reserved:
                 self.reserved[key.key_id] -= 1
@@ -726,6 +747,7 @@ class _Dispatcher:
         submission: segmind.Submission,
         key: services.SegmindKey,
         *,
+        tenant_id: int,
         waited: float,
         first_delay: float,
     ) -> None:
@@ -744,7 +766,18 @@ class _Dispatcher:
             if (failure := poll.failure()) is not None:
                 self._emit(_Failed(job_id, failure.code, failure.message))
                 return
-            event = await self.loop.run_in_executor(self.io, _fetch_outputs, job_id, poll)
+            # Fetched and stored on an I/O thread: a storage error fails this job's
+            # tracking alone (below), and it stays in flight to be polled again.
+            fetched = self.io.submit(
+                contextvars.copy_context().run, _fetch_outputs, job_id, tenant_id, model, poll
+            )
+            try:
+                event = await asyncio.wrap_future(fetched, loop=self.loop)
+            except asyncio.CancelledError:
+                # The thread goes on storing (a thread cannot be stopped); no event will
+                # name what it stores, so its files are deleted once it is done.
+                fetched.add_done_callback(_discard_unclaimed)
+                raise
             self._emit(event)
         except asyncio.CancelledError:
             self._emit(_Released(job_id))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from jobs import images, services
+from jobs import services
 from jobs.engines.segmind import client as segmind
+from jobs.models import Asset
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,8 @@ class _Submitted:
     model: str
     submission: segmind.Submission
     key: services.SegmindKey
+    # Its results are stored under the workspace's id, without a query on the I/O thread.
+    tenant_id: int
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,12 @@ class _Failed:
 
 @dataclass(frozen=True)
 class _Completed:
+    """The request's images are stored already (on the I/O thread that fetched them):
+    `stored` are their rows, not saved yet (`job_succeed` saves them or deletes the
+    files)."""
+
     job_id: uuid.UUID
-    outputs: list[tuple[bytes, images.ImageInfo]]
+    stored: list[Asset]
 
 
 @dataclass(frozen=True)

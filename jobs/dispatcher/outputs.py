@@ -1,4 +1,4 @@
-"""A completed request's images, downloaded (or decoded) and checked."""
+"""A completed request's images, downloaded (or decoded), checked and stored."""
 
 from __future__ import annotations
 
@@ -6,14 +6,21 @@ import uuid
 
 from django.conf import settings
 
-from jobs import images
+from jobs import images, services
 from jobs.dispatcher.outcomes import _Completed, _Failed
 from jobs.engines.segmind import client as segmind
 from productstudio.lib import fetcher
 
 
-def _fetch_outputs(job_id: uuid.UUID, poll: segmind.Poll) -> _Completed | _Failed:
-    """Download (or decode) a completed request's images and check them (an I/O thread)."""
+def _fetch_outputs(
+    job_id: uuid.UUID, tenant_id: int, model: str, poll: segmind.Poll
+) -> _Completed | _Failed:
+    """Download (or decode) a completed request's images, check them and write them to
+    storage (an I/O thread, no query).
+
+    Stored here, not by the database thread: a storage that fails then fails this job
+    alone (the error is raised; the files written so far are deleted), and the database
+    thread never waits for downloads or S3 while it holds the dispatcher's lease."""
     if not poll.outputs:
         return _Failed(job_id, "provider_bad_response", "Segmind finished but sent no image.")
     stored: list[tuple[bytes, images.ImageInfo]] = []
@@ -28,4 +35,10 @@ def _fetch_outputs(job_id: uuid.UUID, poll: segmind.Poll) -> _Completed | _Faile
             stored.append((data, info))
     except (fetcher.FetchError, images.ImageError) as e:
         return _Failed(job_id, "output_unavailable", f"The result could not be saved: {e.message}")
-    return _Completed(job_id, stored)
+    # No thumbnail here: it needs the pixels decoded (a 2000 x 2000 PNG costs more than
+    # the rest of the job's orchestration), and the dispatcher's CPU bounds its
+    # throughput. The gallery makes it on first view, once.
+    assets = services.job_outputs_store(
+        job_id=job_id, tenant_id=tenant_id, model=model, outputs=stored, thumbnails=False
+    )
+    return _Completed(job_id, assets)

@@ -14,6 +14,7 @@ from django.core import signing
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
+from django.utils.http import content_disposition_header
 
 from jobs.models import Asset
 from productstudio.lib.errors import CodedError
@@ -75,7 +76,9 @@ def _storage_presigned_url(asset: Asset, ttl: int) -> str | None:
     storage = asset.file.storage
     if not isinstance(storage, S3Storage) or not getattr(storage, "querystring_auth", True):
         return None
-    disposition = f'attachment; filename="{asset_filename(asset)}"'
+    # Escaped as a header: a quote or a backslash in the name, and a non-ASCII name
+    # (sent as RFC 5987's filename*), would otherwise break it or be refused by S3.
+    disposition = content_disposition_header(True, asset_filename(asset))
     url: str = storage.url(
         asset.file.name,
         parameters={

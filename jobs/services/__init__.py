@@ -51,7 +51,13 @@ from jobs.selectors.queue import (
     local_typical_seconds,
     model_typical_seconds,
 )
-from jobs.services.assets import asset_create, asset_delete, asset_favourite_set, assets_delete
+from jobs.services.assets import (
+    asset_create,
+    asset_delete,
+    asset_favourite_set,
+    asset_files_discard,
+    assets_delete,
+)
 from jobs.services.batch_completion import batch_complete_check, batches_complete_pending
 from jobs.services.batches import (
     BATCH_FETCH_THREADS,
@@ -178,6 +184,7 @@ __all__ = [
     "asset_download_url",
     "asset_favourite_set",
     "asset_filename",
+    "asset_files_discard",
     "asset_thumbnail_ensure",
     "assets_delete",
     "assets_thumbnails_backfill",

@@ -48,19 +48,19 @@ def asset_create(
 
 def _asset_stored(
     *,
-    tenant: Tenant,
-    job: Job | None,
+    tenant: Tenant | int,
+    job: Job | uuid.UUID | None,
     kind: str,
     data: bytes,
     info: images.ImageInfo,
     original_name: str = "",
     thumbnail: bool = True,
 ) -> Asset:
-    # The files are written, the row is left to the caller to save.
+    # The files are written, the row is left to the caller to save. `tenant` and `job`
+    # may be ids alone: the Segmind dispatcher's I/O threads store results without a
+    # query (the file names need only the tenant's id).
     asset = Asset(
         id=uuid.uuid4(),
-        tenant=tenant,
-        job=job,
         kind=kind,
         original_name=original_name,
         width=info.width,
@@ -70,6 +70,14 @@ def _asset_stored(
         sha256=info.sha256,
         created_at=timezone.now(),
     )
+    if isinstance(tenant, Tenant):
+        asset.tenant = tenant
+    else:
+        asset.tenant_id = tenant
+    if isinstance(job, Job):
+        asset.job = job
+    else:
+        asset.job_id = job
     asset.file.save(f"{asset.id}.{asset.extension}", ContentFile(data), save=False)
     if thumbnail:
         _asset_thumbnail_write(asset=asset, data=data)
@@ -125,9 +133,22 @@ def asset_delete(*, tenant: Tenant, asset: Asset) -> bool:
     return bool(assets_delete(tenant=tenant, assets=[asset]))
 
 
+def asset_files_discard(*, assets: Iterable[Asset]) -> None:
+    """Delete the files (and thumbnails) of assets whose rows were never saved: results
+    stored for a transaction that rolled back, or for a job that is gone. A storage
+    error is logged and the other files are still deleted."""
+    _assets_discard(assets)
+
+
 def _assets_discard(assets: Iterable[Asset]) -> None:
-    """Delete the files of assets that will not be saved (a refused batch)."""
-    for asset in assets:
-        asset.file.delete(save=False)
-        if asset.thumbnail:
-            asset.thumbnail.delete(save=False)
+    """Delete the files of assets that will not be saved (a refused batch).
+
+    Called while another error or refusal is on its way to the caller: a storage error
+    here is logged, never raised, so it neither replaces that error nor stops the other
+    deletes."""
+    _asset_files_delete(
+        (field.storage, field.name)
+        for asset in assets
+        for field in (asset.file, asset.thumbnail)
+        if field
+    )

@@ -224,23 +224,30 @@ def _job_render(job: Job) -> None:
 
 
 def job_outputs_store(
-    *, job: Job, outputs: Sequence[tuple[bytes, images.ImageInfo]], thumbnails: bool = True
+    *,
+    job_id: uuid.UUID,
+    tenant_id: int,
+    model: str,
+    outputs: Sequence[tuple[bytes, images.ImageInfo]],
+    thumbnails: bool = True,
 ) -> list[Asset]:
-    """Write a job's result images (and their thumbnails unless `thumbnails` is False) to
-    storage, before any transaction: on S3 that is network I/O. The rows are saved by
-    `job_succeed`, which deletes the files again if the job has moved on meanwhile."""
+    """Write job `job_id`'s result images (and their thumbnails unless `thumbnails` is
+    False) to storage, before any transaction: on S3 that is network I/O. No query is
+    made (the Segmind dispatcher calls it on its I/O threads). The rows, unsaved, are
+    returned for `job_succeed`, which deletes the files again if the job has moved on
+    meanwhile; on an error, the files written so far are deleted before it is raised."""
     stored: list[Asset] = []
     try:
         for index, (data, info) in enumerate(outputs, start=1):
             suffix = f"-{index}" if len(outputs) > 1 else ""
             stored.append(
                 _asset_stored(
-                    tenant=job.tenant,
-                    job=job,
+                    tenant=tenant_id,
+                    job=job_id,
                     kind=AssetKind.OUTPUT,
                     data=data,
                     info=info,
-                    original_name=f"{job.model}-{str(job.pk)[:8]}{suffix}.{info.format.lower()}",
+                    original_name=f"{model}-{str(job_id)[:8]}{suffix}.{info.format.lower()}",
                     thumbnail=thumbnails,
                 )
             )
@@ -275,7 +282,13 @@ def job_succeed(
     assets = (
         list(stored)
         if stored is not None
-        else job_outputs_store(job=job, outputs=outputs, thumbnails=thumbnails)
+        else job_outputs_store(
+            job_id=job.pk,
+            tenant_id=job.tenant_id,
+            model=job.model,
+            outputs=outputs,
+            thumbnails=thumbnails,
+        )
     )
     try:
         # No savepoint when nested: the Segmind dispatcher stores a batch of results in

@@ -18,6 +18,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from PIL import Image
 
 from accounts.models import Tenant
@@ -127,6 +128,21 @@ def test_the_apis_link_is_presigned_by_the_store_for_the_ttl_and_serves_the_same
     )
 
 
+@pytest.mark.parametrize(
+    "name", ['the "best" mug.jpg', "tasse café — bleue.jpg", "back\\slash; x=1.jpg"]
+)
+def test_the_presigned_link_names_the_file_in_a_well_formed_header(
+    name, s3_media: S3Server, api, tenant, product_jpeg
+):
+    photo = _stored_photo(tenant, product_jpeg, name=name)
+    url = api.get(f"/api/v1/assets/{photo.pk}").json()["url"]
+
+    fetched = httpx.get(url)
+
+    assert fetched.status_code == 200
+    assert fetched.headers["content-disposition"] == content_disposition_header(True, name)
+
+
 def test_the_link_lives_as_long_as_the_setting_says(
     s3_media: S3Server, api, tenant, product_jpeg, settings
 ):
@@ -146,14 +162,14 @@ def test_without_its_signature_the_store_refuses_the_object(
     assert httpx.get(bare).status_code == 403
 
 
-def _stored_photo(tenant: Tenant, data: bytes) -> Asset:
+def _stored_photo(tenant: Tenant, data: bytes, name: str = "mug.jpg") -> Asset:
     return services.asset_create(
         tenant=tenant,
         job=None,
         kind=AssetKind.INPUT,
         data=data,
         info=images.inspect_image(data),
-        original_name="mug.jpg",
+        original_name=name,
     )
 
 

@@ -42,6 +42,19 @@ def test_a_bucket_selects_private_s3_storage_whose_links_live_as_long_as_the_api
     )
 
 
+def test_the_addressing_style_is_read_whatever_its_case_and_spaces():
+    style = _settings_value(
+        "s.STORAGES['default']['OPTIONS']['client_config'].s3",
+        S3_ADDRESSING_STYLE=" Path ",
+        **S3_ENV,
+    )
+    assert style == "{'addressing_style': 'path'}"
+    # Without a bucket it is unused, and an upper-case value must not stop start-up.
+    assert _settings_value("s.S3_ADDRESSING_STYLE", DEBUG="1", S3_ADDRESSING_STYLE="AUTO") == (
+        "auto"
+    )
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [

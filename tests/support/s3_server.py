@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -44,7 +44,10 @@ class S3Server:
         self.start_timeout = start_timeout
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
-        self._log = Path(tempfile.mkstemp(prefix="moto-", suffix=".log")[1])
+        fd, log = tempfile.mkstemp(prefix="moto-", suffix=".log")
+        os.close(fd)
+        self._log = Path(log)
+        self._log_file: IO[bytes] | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -64,6 +67,7 @@ class S3Server:
 
     def start(self) -> S3Server:
         self.port = _free_port()
+        self._log_file = self._log.open("wb")
         env = {
             **os.environ,
             # moto's own process never reaches for real AWS either.
@@ -75,7 +79,7 @@ class S3Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             env=env,
-            stdout=self._log.open("wb"),
+            stdout=self._log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -136,6 +140,9 @@ class S3Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
         self._log.unlink(missing_ok=True)
 
     def __enter__(self) -> S3Server:

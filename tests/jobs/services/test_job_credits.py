@@ -93,6 +93,33 @@ def test_a_job_beyond_the_balance_is_refused_and_leaves_nothing(
     assert _totals(tenant) == (1, 0)
 
 
+def test_a_refusal_stays_a_refusal_when_the_storage_cannot_delete_the_photo(
+    tenant, owner, product_jpeg, priced, monkeypatch, settings
+):
+    from pathlib import Path
+
+    from django.core.files.storage import FileSystemStorage
+
+    tried: list[str] = []
+    delete = FileSystemStorage.delete
+
+    def unreachable_for_the_photo(self, name):
+        tried.append(name)
+        if not name.endswith((".thumb.jpg", ".thumb.webp")):
+            raise OSError("storage unreachable")
+        delete(self, name)
+
+    monkeypatch.setattr(FileSystemStorage, "delete", unreachable_for_the_photo)
+    account_services.credits_grant(tenant=tenant, amount=1, user=owner, memo="")
+    with pytest.raises(services.JobError) as raised:
+        _submit(tenant, owner, product_jpeg)
+    assert raised.value.code == "insufficient_credits"
+    # The photo's delete failed (logged, left for an operator); its thumbnail's went on.
+    assert len(tried) == 2
+    left = [p.name for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]
+    assert left == [Path(tried[0]).name]
+
+
 def test_a_task_delivered_twice_captures_once(tenant, owner, product_jpeg, priced):
     account_services.credits_grant(tenant=tenant, amount=5, user=owner, memo="")
     job = _submit(tenant, owner, product_jpeg)

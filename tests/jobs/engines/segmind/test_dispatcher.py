@@ -19,7 +19,7 @@ from accounts.models import Lease
 from jobs import catalog, services, tasks
 from jobs import dispatcher as provider
 from jobs.engines.segmind import client as segmind
-from jobs.models import AssetKind, Job, JobStatus
+from jobs.models import Asset, AssetKind, Job, JobStatus
 from tests.support.fake_segmind import FakeSegmind
 
 KEY = "test-key"
@@ -482,3 +482,159 @@ def test_a_job_given_its_workspaces_endpoints_does_not_look_them_up_again(
 
     assert endpoint_queries(given_queries) == []
     assert len(endpoint_queries(looked_up_queries)) == 1
+
+
+# Results are stored on the I/O thread that fetched them, one job at a time --------------
+
+
+class _StorageDown(OSError):
+    pass
+
+
+class _FlakyStorage:
+    """The (local) storage refuses the next `failures` writes, then works again."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.lock = threading.Lock()
+
+    def refuse(self) -> bool:
+        with self.lock:
+            if self.failures <= 0:
+                return False
+            self.failures -= 1
+            return True
+
+
+@pytest.fixture
+def flaky_storage(monkeypatch) -> _FlakyStorage:
+    from django.core.files.storage import FileSystemStorage
+
+    flaky = _FlakyStorage()
+    save = FileSystemStorage.save
+
+    def flaky_save(self, name, content, max_length=None):
+        if flaky.refuse():
+            raise _StorageDown(f"storage unreachable for {name}")
+        return save(self, name, content, max_length=max_length)
+
+    monkeypatch.setattr(FileSystemStorage, "save", flaky_save)
+    return flaky
+
+
+def _queued_jobs(tenant, owner, product_jpeg, count: int) -> list[Job]:
+    jobs = []
+    for _ in range(count):
+        upload = SimpleUploadedFile("mug.jpg", product_jpeg, content_type="image/jpeg")
+        # Not run: the on-commit enqueue of the dispatcher is dropped with the test's
+        # transaction, so the dispatcher below takes all of them at once.
+        jobs.append(
+            services.job_submit(
+                tenant=tenant, user=owner, model="bria-product-packshot", upload=upload
+            )
+        )
+    return jobs
+
+
+def _output_files(settings) -> set[str]:
+    from pathlib import Path
+
+    root = Path(settings.MEDIA_ROOT)
+    inputs = {str(a.pk) for a in Asset.objects.filter(kind=AssetKind.INPUT)}
+    return {
+        str(path.relative_to(root))
+        for path in root.rglob("*")
+        if path.is_file() and path.name.split(".")[0] not in inputs
+    }
+
+
+def test_a_storage_failure_for_one_result_leaves_the_rest_of_the_batch_done(
+    fake, tenant, owner, product_jpeg, flaky_storage, settings
+):
+    jobs = _queued_jobs(tenant, owner, product_jpeg, 3)
+    flaky_storage.failures = 1  # the first result written, whichever job's it is
+
+    counts = provider.segmind_dispatch(budget_seconds=10)
+
+    assert (counts["submitted"], counts["finished"]) == (3, 2)
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.provider_request_id  # every request id saved: none is sent twice
+    (unlucky,) = [job for job in jobs if job.status != JobStatus.SUCCEEDED]
+    assert unlucky.status == JobStatus.RUNNING  # still in flight, to be polled again
+    assert not unlucky.assets.filter(kind=AssetKind.OUTPUT).exists()
+    assert len(_output_files(settings)) == 2
+
+    again = provider.segmind_dispatch(budget_seconds=10)
+
+    assert (again["submitted"], again["finished"]) == (0, 1)
+    unlucky.refresh_from_db()
+    assert unlucky.status == JobStatus.SUCCEEDED
+    assert unlucky.assets.filter(kind=AssetKind.OUTPUT).count() == 1
+    assert fake.stats()["submissions"] == 3
+    assert len(_output_files(settings)) == 3
+
+
+def test_results_stored_for_a_batch_that_rolls_back_are_deleted(
+    fake, tenant, owner, product_jpeg, monkeypatch, settings
+):
+    from accounts import services as account_services
+
+    jobs = _queued_jobs(tenant, owner, product_jpeg, 2)
+    listening = account_services.webhook_endpoints_listening
+
+    def fails_once_results_are_in(*, tenant_ids):
+        if tenant_ids:  # only a batch with results loads the endpoints of their workspaces
+            raise RuntimeError("the database went away")
+        return listening(tenant_ids=tenant_ids)
+
+    monkeypatch.setattr(account_services, "webhook_endpoints_listening", fails_once_results_are_in)
+
+    with pytest.raises(RuntimeError, match="went away"):
+        provider.segmind_dispatch(budget_seconds=10)
+
+    assert _output_files(settings) == set()
+    assert not Asset.objects.filter(kind=AssetKind.OUTPUT).exists()
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.status == JobStatus.RUNNING and job.provider_request_id
+
+
+def test_a_slow_storage_write_holds_up_its_own_job_only(
+    fake, tenant, owner, product_jpeg, monkeypatch
+):
+    from django.core.files.storage import FileSystemStorage
+
+    jobs = _queued_jobs(tenant, owner, product_jpeg, 3)
+    succeeded: list[object] = []
+    others_done = threading.Event()
+    job_succeed = services.job_succeed
+
+    def counting_succeed(**kwargs):
+        moved = job_succeed(**kwargs)
+        succeeded.append(kwargs["job"].pk)
+        if len(succeeded) == 2:
+            others_done.set()
+        return moved
+
+    monkeypatch.setattr(services, "job_succeed", counting_succeed)
+    save = FileSystemStorage.save
+    first = threading.Lock()
+    waited: list[bool] = []
+
+    def slow_first_save(self, name, content, max_length=None):
+        if first.acquire(blocking=False):
+            # The first result's write hangs (a slow S3) until the other two jobs are
+            # recorded: only a database thread that never waits for it records them.
+            waited.append(others_done.wait(timeout=30))
+        return save(self, name, content, max_length=max_length)
+
+    monkeypatch.setattr(FileSystemStorage, "save", slow_first_save)
+
+    counts = provider.segmind_dispatch(budget_seconds=60)
+
+    assert waited == [True]
+    assert counts["finished"] == 3
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.status == JobStatus.SUCCEEDED
