@@ -30,6 +30,10 @@ from jobs.models import Job, JobPrice, JobStatus, JobTally, SegmindKeyBudget
 from productstudio.lib.context import LogContextFilter
 from tests.support.fake_segmind import FakeSegmind
 
+# Ended jobs are counted when their end commits (jobs/services/tallies.py): these tests
+# commit for real rather than inside one test transaction that never does.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 TOKEN = "metrics-token-for-tests"
 PLATFORM_KEY = "platform-key-0001"
 PACKSHOT = "bria-product-packshot"

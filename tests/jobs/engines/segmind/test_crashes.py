@@ -41,6 +41,9 @@ def fake() -> Iterator[FakeSegmind]:
 
 @pytest.fixture(scope="module", params=BROKERS)
 def cluster(request: pytest.FixtureRequest, fake: FakeSegmind) -> Iterator[Setup]:
+    # Each broker's run gets a fake that knows no request: the tests find their requests by
+    # SKU, and the other broker's run used the same ones.
+    fake.reset()
     with running_cluster(
         {
             "SEGMIND_API_KEY": KEY,
@@ -222,6 +225,7 @@ ENDED_WITHIN_SECONDS = 300
 
 @pytest.fixture(params=BROKERS)
 def setup(request: pytest.FixtureRequest, fake: FakeSegmind) -> Iterator[Setup]:
+    fake.reset()  # as for `cluster`: the other broker's run made requests with these SKUs
     database_url = os.environ.get("DATABASE_URL", "")
     setup = Setup.create(
         database_url if database_url.startswith("postgres") else None,
