@@ -68,3 +68,25 @@ def test_each_redis_run_gets_a_queue_of_its_own(monkeypatch):
 def test_an_unknown_broker_is_refused_by_name():
     with pytest.raises(ValueError, match="unknown broker 'rabbit'"):
         broker_env("rabbit")
+
+
+def test_the_cluster_tests_brokers_are_both_unless_ci_names_one(monkeypatch):
+    from tests.support import brokers
+
+    monkeypatch.delenv("TEST_CLUSTER_BROKERS", raising=False)
+    assert brokers._brokers_asked() == ("orm", "redis")
+    monkeypatch.setenv("TEST_CLUSTER_BROKERS", "orm")
+    assert brokers._brokers_asked() == ("orm",)
+    monkeypatch.setenv("TEST_CLUSTER_BROKERS", "orm,rabbit")
+    with pytest.raises(ValueError, match="rabbit"):
+        brokers._brokers_asked()
+
+
+def test_ci_runs_the_redis_cluster_tests_in_one_suite_and_the_scale_out_in_the_other():
+    from pathlib import Path
+
+    ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
+    suites = [line for line in ci.splitlines() if line.startswith("run_suite ")]
+    sqlite = next(line for line in suites if line.startswith("run_suite sqlite"))
+    assert "TEST_REDIS_URL" in sqlite and "TEST_CLUSTER_BROKERS" not in sqlite
+    assert "TEST_CLUSTER_BROKERS=orm" in ci.split("run_suite postgresql", 1)[1].split("&", 1)[0]
