@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from jobs import images
-from jobs.models import Asset, Job
+from jobs.models import Asset, AssetKind, Job
+from jobs.services.inputs import _Input
 from jobs.services.thumbnails import _asset_thumbnail_write
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,20 @@ def _asset_stored(
     if thumbnail:
         _asset_thumbnail_write(asset=asset, data=data)
     return asset
+
+
+def _input_stored(*, tenant: Tenant, source: _Input) -> Asset:
+    """Write a checked photo to storage as `tenant`'s input asset (the row is left unsaved):
+    before any transaction, since on S3 that is network I/O."""
+    return _asset_stored(
+        tenant=tenant,
+        job=None,
+        kind=AssetKind.INPUT,
+        data=source.data,
+        info=source.info,
+        original_name=source.name,
+        thumbnail=source.thumbnail_now,
+    )
 
 
 def asset_favourite_set(*, asset: Asset, favourite: bool) -> None:

@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from accounts.models import Tenant, User
 from jobs import catalog
-from jobs.models import Asset, AssetKind, Batch, Job, JobStatus, Preset
-from jobs.services.assets import _asset_stored, _assets_discard
+from jobs.models import Asset, Batch, Job, JobStatus, Preset
+from jobs.services.assets import _assets_discard, _input_stored
 from jobs.services.errors import JobError
 from jobs.services.inputs import _read_input
 from jobs.services.pricing import Quote, job_engine, job_quote
@@ -163,16 +163,7 @@ def _batch_inputs_fetch(
     unsaved assets by URL, and what is wrong with each URL that was refused."""
 
     def fetch(url: str) -> Asset:
-        source = _read_input(image_url=url, upload=None)
-        return _asset_stored(
-            tenant=tenant,
-            job=None,
-            kind=AssetKind.INPUT,
-            data=source.data,
-            info=source.info,
-            original_name=source.name,
-            thumbnail=source.thumbnail_now,
-        )
+        return _input_stored(tenant=tenant, source=_read_input(image_url=url, upload=None))
 
     with ThreadPoolExecutor(max_workers=max(1, min(BATCH_FETCH_THREADS, len(urls)))) as pool:
         futures = {url: pool.submit(fetch, url) for url in urls}
@@ -354,16 +345,7 @@ class PortalBatch:
 
 
 def _portal_upload_store(*, tenant: Tenant, upload: UploadedFile) -> Asset:
-    source = _read_input(image_url="", upload=upload)
-    return _asset_stored(
-        tenant=tenant,
-        job=None,
-        kind=AssetKind.INPUT,
-        data=source.data,
-        info=source.info,
-        original_name=source.name,
-        thumbnail=source.thumbnail_now,
-    )
+    return _input_stored(tenant=tenant, source=_read_input(image_url="", upload=upload))
 
 
 def batch_submit_portal(

@@ -16,8 +16,8 @@ from accounts import services as account_services
 from accounts.models import Tenant, User
 from jobs import catalog
 from jobs.engines.local import scenes
-from jobs.models import AssetKind, Batch, Job, JobStatus, Preset, ProviderPause
-from jobs.services.assets import _asset_stored, _assets_discard
+from jobs.models import Batch, Job, JobStatus, Preset, ProviderPause
+from jobs.services.assets import _assets_discard, _input_stored
 from jobs.services.dispatch import dispatcher_ensure, enqueue
 from jobs.services.errors import JobError
 from jobs.services.inputs import _read_input
@@ -120,15 +120,7 @@ def job_submit(
     )
     # The photo is written before the transaction: on S3 that is network I/O, which must
     # not hold the database's locks. Refused after all (credits), its files go again.
-    photo = _asset_stored(
-        tenant=tenant,
-        job=None,
-        kind=AssetKind.INPUT,
-        data=source.data,
-        info=source.info,
-        original_name=source.name,
-        thumbnail=source.thumbnail_now,
-    )
+    photo = _input_stored(tenant=tenant, source=source)
     try:
         with transaction.atomic():
             job = Job.objects.create(
