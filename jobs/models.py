@@ -38,6 +38,11 @@ TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.
 # counting them live is cheap (with `Job`'s partial index on them).
 LIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.WAITING_FOR_PROVIDER)
 
+# Local-engine jobs a worker has started (whatever became of them since), and those
+# running now.
+LOCAL_STARTED = models.Q(started_at__isnull=False) & ~models.Q(engine="segmind")
+LOCAL_RUNNING = models.Q(status=JobStatus.RUNNING) & ~models.Q(engine="segmind")
+
 # Upper bounds (seconds) of the submit-to-stored histogram (`JobTally`): a local job takes
 # about a second, a Segmind one from seconds to minutes, and a job held by a pause or the
 # rate gate up to hours. A bound changed here needs `JobTally`'s `le_*` fields changed too.
@@ -138,15 +143,24 @@ class JobQuerySet(models.QuerySet["Job"]):
     def local_in_turn(self) -> JobQuerySet:
         """Queued local jobs, the one whose turn it is first: the workspace with the fewest
         local jobs running now, then each workspace's oldest job before its next ones
-        (its rank among its own queued jobs), then the oldest. So workspaces take turns
-        on the shared workers, and within one workspace jobs go oldest first."""
+        (its rank among its own queued jobs), then the workspace served longest ago
+        (`tenant_served`: its last local start, none first), then the oldest. So
+        workspaces take turns on the shared workers, and within one workspace jobs go
+        oldest first."""
         running = (
-            Job.objects.filter(tenant_id=OuterRef("tenant_id"), status=JobStatus.RUNNING)
-            .exclude(engine="segmind")
+            Job.objects.filter(LOCAL_RUNNING, tenant_id=OuterRef("tenant_id"))
             .order_by()
             .values("tenant_id")
             .annotate(n=Count("pk"))
             .values("n")
+        )
+        # When the workers free up together, every workspace has nothing running: without
+        # this, the oldest job would win again and a batch would take a third turn ahead
+        # of a shop still waiting for its first. Read through job_local_started_idx.
+        served = (
+            Job.objects.filter(LOCAL_STARTED, tenant_id=OuterRef("tenant_id"))
+            .order_by("-started_at")
+            .values("started_at")[:1]
         )
         return (
             self.local_queued()
@@ -157,8 +171,15 @@ class JobQuerySet(models.QuerySet["Job"]):
                     partition_by=[F("tenant_id")],
                     order_by=[F("created_at").asc(), F("id").asc()],
                 ),
+                tenant_served=Subquery(served),
             )
-            .order_by("tenant_running", "tenant_rank", "created_at", "id")
+            .order_by(
+                "tenant_running",
+                "tenant_rank",
+                F("tenant_served").asc(nulls_first=True),
+                "created_at",
+                "id",
+            )
         )
 
 
@@ -239,6 +260,15 @@ class Job(models.Model):
                 fields=["status", "engine"],
                 name="job_live_status_engine_idx",
                 condition=models.Q(status__in=LIVE_STATUSES),
+            ),
+            # Each claim of a local job reads every queued workspace's running local jobs
+            # and last local start (`JobQuerySet.local_in_turn`): a few entries each,
+            # however many jobs it ran.
+            models.Index(fields=["tenant"], name="job_local_running_idx", condition=LOCAL_RUNNING),
+            models.Index(
+                fields=["tenant", "-started_at"],
+                name="job_local_started_idx",
+                condition=LOCAL_STARTED,
             ),
         ]
 

@@ -31,6 +31,8 @@ from accounts.models import Lease, Tenant
 from jobs.engines.segmind import ratelimit
 from jobs.models import (
     DISPATCHER_LEASE,
+    LOCAL_RUNNING,
+    LOCAL_STARTED,
     LOCAL_TYPICAL_SECONDS,
     Batch,
     Job,
@@ -127,20 +129,31 @@ def local_typical_seconds() -> float:
 
 
 def _local_place(job: Job, now: datetime) -> QueuePlace:
-    running = (
-        Job.objects.filter(tenant_id=job.tenant_id, status=JobStatus.RUNNING)
-        .exclude(engine="segmind")
-        .count()
-    )
+    running = Job.objects.filter(LOCAL_RUNNING, tenant_id=job.tenant_id).count()
     rank = (
         1 + Job.objects.local_queued().filter(tenant_id=job.tenant_id).filter(_before(job)).count()
     )
+    served = (
+        Job.objects.filter(LOCAL_STARTED, tenant_id=job.tenant_id)
+        .order_by("-started_at")
+        .values_list("started_at", flat=True)
+        .first()
+    )
+    # Served longest ago first, never served before all (as `local_in_turn` orders).
+    if served is None:
+        served_before = Q(tenant_served__isnull=True) & _before(job)
+    else:
+        served_before = (
+            Q(tenant_served__isnull=True)
+            | Q(tenant_served__lt=served)
+            | (Q(tenant_served=served) & _before(job))
+        )
     ahead = (
         Job.objects.local_in_turn()
         .filter(
             Q(tenant_running__lt=running)
             | Q(tenant_running=running, tenant_rank__lt=rank)
-            | (Q(tenant_running=running, tenant_rank=rank) & _before(job))
+            | (Q(tenant_running=running, tenant_rank=rank) & served_before)
         )
         .count()
     )

@@ -49,6 +49,24 @@ def test_workspaces_with_as_many_jobs_running_take_turns_oldest_head_first(
     assert services.local_job_claim_next() is None
 
 
+def test_when_the_workers_free_up_together_a_shop_still_waiting_goes_before_a_third_batch_job(
+    tenant, owner, outsider, product_jpeg
+):
+    other = Tenant.objects.get(memberships__user=outsider)
+    batch = [_queued(tenant, owner, product_jpeg, age_seconds=100 - i) for i in range(4)]
+    single = _queued(other, outsider, product_jpeg, age_seconds=1)
+    # Two workers took the batch's first two jobs at once, and both just finished: no
+    # workspace has anything running, and the batch's third job is older than the shop's.
+    Job.objects.filter(pk__in=[batch[0].pk, batch[1].pk]).update(
+        status=JobStatus.SUCCEEDED, started_at=timezone.now(), completed_at=timezone.now()
+    )
+
+    assert [job.pk for job in Job.objects.local_in_turn()[:2]] == [single.pk, batch[2].pk]
+    # Even when the free worker's task was queued for the batch's job.
+    assert services.local_job_claim_next(named=batch[2].pk) == single.pk
+    assert services.local_job_claim_next(named=batch[2].pk) == batch[2].pk
+
+
 def test_the_task_runs_the_job_whose_turn_it_is_and_each_job_runs_once(
     tenant, owner, outsider, product_jpeg
 ):

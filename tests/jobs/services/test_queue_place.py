@@ -107,7 +107,21 @@ def test_every_place_is_the_jobs_rank_in_the_order_its_line_is_served(
     for i in range(36):
         shop = shops[(i * 7) % 5 % 3]
         _job(shop, i, engine="local" if i % 4 == 0 else "segmind", own_key=i % 6 == 1)
-    _job(tenant, 100, engine="local", status=JobStatus.RUNNING)
+    # Served at different times (a workspace never served goes first on a tie).
+    _job(
+        tenant,
+        100,
+        engine="local",
+        status=JobStatus.RUNNING,
+        started_at=T0 + timedelta(seconds=200),
+    )
+    _job(
+        other_shop,
+        101,
+        engine="local",
+        status=JobStatus.SUCCEEDED,
+        started_at=T0 + timedelta(seconds=150),
+    )
     platform = list(Job.objects.filter(own_key=False).segmind_in_turn())
     assert [_place(job).position for job in platform] == list(range(1, len(platform) + 1))
     own = list(Job.objects.filter(own_key=True, tenant=tenant).segmind_in_turn())
