@@ -599,8 +599,9 @@ class _Dispatcher:
         stored = {e.job_id: e.stored for e in batch if isinstance(e, _Completed)}
         try:
             jobs = Job.objects.select_related("tenant").in_bulk(list(stored)) if stored else {}
-            # One transaction per batch: on SQLite every commit is a disk sync.
-            with transaction.atomic():
+            # One transaction per batch: on SQLite every commit is a disk sync. Its ended
+            # jobs are counted in one UPDATE per engine once it commits.
+            with transaction.atomic(), services.job_tallies_gathered():
                 listening = account_services.webhook_endpoints_listening(
                     tenant_ids={job.tenant_id for job in jobs.values()}
                 )

@@ -17,7 +17,8 @@ jobs.selectors and re-exported here):
                     own_key_fee
 - segmind_keys:     Segmind keys (SegmindKey, segmind_key_for) and their budgets' view (of
                     the keys in use: segmind_budgets_in_use_view)
-- tallies:          the running totals of ended jobs that /metrics reads (job_tally_add)
+- tallies:          the running totals of ended jobs that /metrics reads (job_tally_add;
+                    job_tallies_gathered for a transaction that ends many)
 - dispatch:         enqueue (a task to django-q2); the Segmind dispatcher started, its lease watched
 - events:           the webhook events of jobs and batches (their data from jobs.payloads)
 - batch_completion: a batch completed once its last job finishes (batch_complete_check)
@@ -150,6 +151,7 @@ from jobs.services.sweeper import (
     jobs_unsent_settle,
     jobs_wait_expire,
 )
+from jobs.services.tallies import job_tallies_gathered
 from jobs.services.thumbnails import asset_thumbnail_ensure, assets_thumbnails_backfill
 
 __all__ = [
@@ -218,6 +220,7 @@ __all__ = [
     "job_run_next",
     "job_submit",
     "job_succeed",
+    "job_tallies_gathered",
     "jobs_queue_wait_expire",
     "jobs_sweep",
     "jobs_unsent_settle",

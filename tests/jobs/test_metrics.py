@@ -193,6 +193,48 @@ def test_an_end_that_is_rolled_back_is_not_counted(tenant):
     assert (tally.succeeded, tally.latency_count) == (1, 1)
 
 
+def test_a_transaction_that_ends_many_jobs_counts_them_in_one_update_per_engine(tenant):
+    # The rows exist already (an engine's first ended job makes its row).
+    _succeeded(tenant, engine="local", took=3)
+    _succeeded(tenant, engine="segmind", took=3)
+    running = [_job(tenant, engine=e, status=JobStatus.RUNNING) for e in ["segmind"] * 5]
+    local = _job(tenant, engine="local", status=JobStatus.RUNNING)
+
+    with (
+        CaptureQueriesContext(connection) as queries,
+        transaction.atomic(),
+        services.job_tallies_gathered(),
+    ):
+        for job in running[:3]:
+            assert services.job_succeed(job=job)
+        for job in running[3:]:
+            assert services.job_fail(job_id=job.pk, code="engine_error", message="Broke.")
+        assert services.job_fail(job_id=local.pk, code="engine_error", message="Broke.")
+
+    tally_updates = [
+        q["sql"] for q in queries.captured_queries if re.match(r'UPDATE "jobs_jobtally"', q["sql"])
+    ]
+    assert len(tally_updates) == 2
+    segmind = JobTally.objects.get(engine="segmind")
+    assert (segmind.succeeded, segmind.failed, segmind.latency_count) == (4, 2, 4)
+    local_tally = JobTally.objects.get(engine="local")
+    assert (local_tally.succeeded, local_tally.failed, local_tally.latency_count) == (1, 1, 1)
+
+
+def test_a_gathered_end_rolled_back_to_its_savepoint_is_not_counted(tenant):
+    undone, kept = (_job(tenant, engine="segmind", status=JobStatus.RUNNING) for _ in range(2))
+
+    with transaction.atomic(), services.job_tallies_gathered():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            assert services.job_succeed(job=undone)
+            raise RuntimeError("this job's part of the batch failed")
+        assert services.job_succeed(job=kept)
+
+    tally = JobTally.objects.get(engine="segmind")
+    assert (tally.succeeded, tally.latency_count) == (1, 1)
+    assert Job.objects.get(pk=undone.pk).status == JobStatus.RUNNING
+
+
 def test_a_scrape_reads_only_unfinished_jobs_from_the_jobs_table(client, settings, tenant):
     for took in (1, 2, 3):
         _succeeded(tenant, engine="local", took=took)
