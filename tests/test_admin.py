@@ -419,17 +419,18 @@ def test_a_batch_page_shows_its_progress(operator_client, tenant):
 
 
 def test_operators_see_each_segmind_keys_budget_use_429s_and_waiting_jobs(
-    operator_client, owner_client, tenant, a_job
+    operator_client, owner_client, tenant, a_job, settings
 ):
     from jobs.engines.segmind.ratelimit import KeyGate, Rate
 
+    settings.SEGMIND_API_KEY = "platform-key-0001"
     now = time.time()
     gate = KeyGate(Rate(50, 60))
     for offset in (30, 20, 10):
         gate.take(now - offset)
     gate.on_429(now - 5, 600)
     SegmindKeyBudget.objects.create(
-        key_id="platformkeyid",
+        key_id=services.segmind_key_id("platform-key-0001"),
         limit=50,
         window_seconds=60,
         adaptive_limit=40,
@@ -447,3 +448,22 @@ def test_operators_see_each_segmind_keys_budget_use_429s_and_waiting_jobs(
     assert '<td class="field-jobs_waiting">1</td>' in page
     assert "closed until" in page
     assert owner_client.get(url).status_code == 302
+
+
+def test_a_replaced_segmind_keys_budget_shows_no_jobs_waiting_for_it(
+    operator_client, tenant, owner, a_job, monkeypatch
+):
+    monkeypatch.setattr("accounts.services.segmind_key._verifier", lambda key: False)
+    account_services.segmind_key_set(tenant=tenant, by=owner, key="own-key-of-the-shop-0001")
+    old_id = services.segmind_key_id("own-key-of-the-shop-0001")
+    account_services.segmind_key_set(tenant=tenant, by=owner, key="own-key-of-the-shop-0002")
+    new_id = services.segmind_key_id("own-key-of-the-shop-0002")
+    for key_id in (old_id, new_id):
+        SegmindKeyBudget.objects.create(key_id=key_id, tenant=tenant, limit=5, window_seconds=60)
+    Job.objects.filter(pk=a_job.pk).update(engine="segmind", status="queued", own_key=True)
+
+    page = operator_client.get(reverse("admin:jobs_segmindkeybudget_changelist")).content.decode()
+
+    # The shop's queued job waits for its current key only: counted once.
+    assert page.count('<td class="field-jobs_waiting">1</td>') == 1
+    assert '<td class="field-jobs_waiting">none (key replaced)</td>' in page

@@ -223,8 +223,10 @@ class SegmindKeyBudgetAdmin(admin.ModelAdmin):
         return f"closed until {closed:%H:%M:%S} UTC" if closed else "open"
 
     @admin.display(description="Jobs waiting")
-    def jobs_waiting(self, obj: SegmindKeyBudget) -> int:
-        return self._view(obj).jobs_waiting
+    def jobs_waiting(self, obj: SegmindKeyBudget) -> int | str:
+        view = self._view(obj)
+        # Its owner's jobs wait for the owner's current key, counted on that key's row.
+        return view.jobs_waiting if view.in_use else "none (key replaced)"
 
 
 @admin.register(ProviderIncident)

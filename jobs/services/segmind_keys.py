@@ -76,6 +76,9 @@ class BudgetView:
     throttled_total: int
     closed_until: datetime | None
     jobs_waiting: int
+    # False for a key its workspace replaced or cleared (or the platform's, changed): no
+    # job waits for it any more, whatever waits for its owner's current key.
+    in_use: bool = True
 
 
 def segmind_budget_view(
@@ -83,10 +86,17 @@ def segmind_budget_view(
 ) -> BudgetView:
     """A key's budget, its use in the current window, its 429s in the last hour and the
     jobs waiting for it, as of the dispatcher's last save (every few seconds).
-    `jobs_waiting`: when the caller counted them for many keys at once; else counted here."""
+    `jobs_waiting`: when the caller counted them for many keys at once (for keys in use
+    only); else counted here, 0 for a key no longer in use."""
     at = (now or timezone.now()).timestamp()
     gate = _budget_gate(budget)
+    in_use = True
     if jobs_waiting is None:
+        current = segmind_key_for(tenant=budget.tenant)
+        in_use = current is not None and current.key_id == budget.key_id
+    if not in_use:
+        jobs_waiting = 0
+    elif jobs_waiting is None:
         queued = Job.objects.segmind_queued()
         if budget.tenant_id is None:
             queued = queued.filter(own_key=False)
@@ -104,6 +114,7 @@ def segmind_budget_view(
         throttled_total=gate.throttled_total,
         closed_until=datetime.fromtimestamp(closed, UTC) if closed else None,
         jobs_waiting=jobs_waiting,
+        in_use=in_use,
     )
 
 
