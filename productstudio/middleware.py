@@ -30,6 +30,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
 from productstudio.lib.context import (
+    REQUEST_ID_ENVIRON,
     current_request_id,
     job_id_var,
     request_id_from,
@@ -98,6 +99,7 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        request.META[REQUEST_ID_ENVIRON] = request_id
         # A server thread answers one request after another: nothing of the last one's.
         request_token = request_id_var.set(request_id)
         workspace_token = workspace_id_var.set("")

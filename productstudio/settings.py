@@ -184,7 +184,12 @@ TEMPLATES = [
 # Database ------------------------------------------------------------------------------
 DATABASE_URL = env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'productstudio.sqlite3'}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # An unreachable server (a failover, a dropped route) would hold a web thread, and
+    # /readyz's check, for the TCP timeout (minutes): fail in seconds instead. The URL's
+    # own `?connect_timeout=` wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # django-q2's ORM broker and the web server write to the same file: without WAL and
     # IMMEDIATE transactions SQLite answers "database is locked" and task results are lost
     # (measured: docs/django-q2.md).

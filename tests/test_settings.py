@@ -89,6 +89,13 @@ def test_a_postgres_url_uses_psycopg():
     assert engine == "django.db.backends.postgresql studio"
 
 
+def test_a_postgres_connection_gives_up_after_a_few_seconds_unless_the_url_says_otherwise():
+    expr = "s.DATABASES['default']['OPTIONS']['connect_timeout']"
+    url = "postgres://u:p@127.0.0.1:5432/studio"
+    assert _settings_value(expr, DEBUG="1", DATABASE_URL=url) == "5"
+    assert _settings_value(expr, DEBUG="1", DATABASE_URL=f"{url}?connect_timeout=30") == "30"
+
+
 def test_redis_url_switches_django_q2_to_redis():
     value = _settings_value(
         "s.Q_CLUSTER.get('redis'), 'orm' in s.Q_CLUSTER",

@@ -17,6 +17,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
+# The request's id is also kept in its WSGI environ (`request.META`): Django writes its
+# "Not Found" and other 4xx lines after the middleware has returned, with the request.
+REQUEST_ID_ENVIRON = "productstudio.request_id"
 workspace_id_var: ContextVar[str] = ContextVar("workspace_id", default="")
 job_id_var: ContextVar[str] = ContextVar("job_id", default="")
 
@@ -60,7 +63,15 @@ class LogContextFilter(logging.Filter):
     """Puts the request, workspace and job ids on every record passing a handler."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        record.request_id = request_id_var.get() or _request_id_of(record)
         record.workspace_id = workspace_id_var.get()
         record.job_id = job_id_var.get()
         return True
+
+
+def _request_id_of(record: logging.LogRecord) -> str:
+    """The id of the request a record was logged with (`extra={"request": ...}`, as
+    Django's django.request lines are), or ""."""
+    meta = getattr(getattr(record, "request", None), "META", None)
+    value = meta.get(REQUEST_ID_ENVIRON, "") if isinstance(meta, dict) else ""
+    return value if isinstance(value, str) else ""

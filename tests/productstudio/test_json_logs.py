@@ -75,6 +75,19 @@ def test_a_server_errors_log_line_carries_the_request_id_the_answer_quotes(
     assert line["time"].endswith("+00:00")
 
 
+def test_djangos_not_found_line_carries_the_request_id_the_answer_echoes(client, json_lines):
+    response = client.get("/no/such/page/", HTTP_X_REQUEST_ID="edge-404-abc")
+
+    assert response.status_code == 404
+    assert response["X-Request-ID"] == "edge-404-abc"
+    [line] = [line for line in _lines(json_lines) if line["logger"] == "django.request"]
+    assert line["message"] == "Not Found: /no/such/page/"
+    assert line["request_id"] == "edge-404-abc"
+    # Logged after the middleware returned: nothing of the request is left for the next.
+    logging.getLogger("after").warning("later")
+    assert _lines(json_lines)[-1]["request_id"] == ""
+
+
 def test_a_job_runs_log_lines_carry_its_id_and_its_workspaces(
     tenant, owner, product_jpeg, monkeypatch, json_lines
 ):
