@@ -140,6 +140,21 @@ class JobQuerySet(models.QuerySet["Job"]):
         """Local-engine jobs waiting for a worker."""
         return self.filter(status=JobStatus.QUEUED).exclude(engine="segmind")
 
+    def local_running_of(self, tenant_id: int | OuterRef) -> JobQuerySet:
+        """A workspace's local jobs running now (read through job_local_running_idx)."""
+        return self.filter(LOCAL_RUNNING, models.Q(tenant_id=tenant_id))
+
+    def local_last_start_of(
+        self, tenant_id: int | OuterRef
+    ) -> models.QuerySet[Job, datetime | None]:
+        """When a workspace's last local job started, as a one-value query (read through
+        job_local_started_idx): when it was last served by the shared workers."""
+        return (
+            self.filter(LOCAL_STARTED, models.Q(tenant_id=tenant_id))
+            .order_by("-started_at")
+            .values_list("started_at", flat=True)[:1]
+        )
+
     def local_in_turn(self) -> JobQuerySet:
         """Queued local jobs, the one whose turn it is first: the workspace with the fewest
         local jobs running now, then each workspace's oldest job before its next ones
@@ -148,20 +163,16 @@ class JobQuerySet(models.QuerySet["Job"]):
         workspaces take turns on the shared workers, and within one workspace jobs go
         oldest first."""
         running = (
-            Job.objects.filter(LOCAL_RUNNING, tenant_id=OuterRef("tenant_id"))
+            Job.objects.local_running_of(OuterRef("tenant_id"))
             .order_by()
             .values("tenant_id")
             .annotate(n=Count("pk"))
             .values("n")
         )
         # When the workers free up together, every workspace has nothing running: without
-        # this, the oldest job would win again and a batch would take a third turn ahead
-        # of a shop still waiting for its first. Read through job_local_started_idx.
-        served = (
-            Job.objects.filter(LOCAL_STARTED, tenant_id=OuterRef("tenant_id"))
-            .order_by("-started_at")
-            .values("started_at")[:1]
-        )
+        # the last start, the oldest job would win again and a batch would take a third
+        # turn ahead of a shop still waiting for its first.
+        served = Job.objects.local_last_start_of(OuterRef("tenant_id"))
         return (
             self.local_queued()
             .annotate(

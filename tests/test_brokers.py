@@ -3,8 +3,11 @@ skipped on a developer's machine, a failure in CI, where the Redis runs are the 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from tests.support import brokers
 from tests.support.brokers import broker_env
 
 
@@ -71,8 +74,6 @@ def test_an_unknown_broker_is_refused_by_name():
 
 
 def test_the_cluster_tests_brokers_are_both_unless_ci_names_one(monkeypatch):
-    from tests.support import brokers
-
     monkeypatch.delenv("TEST_CLUSTER_BROKERS", raising=False)
     assert brokers._brokers_asked() == ("orm", "redis")
     monkeypatch.setenv("TEST_CLUSTER_BROKERS", "orm")
@@ -82,9 +83,7 @@ def test_the_cluster_tests_brokers_are_both_unless_ci_names_one(monkeypatch):
         brokers._brokers_asked()
 
 
-def test_ci_runs_the_redis_cluster_tests_in_one_suite_and_the_scale_out_in_the_other():
-    from pathlib import Path
-
+def test_ci_runs_the_redis_cluster_tests_in_the_sqlite_suite_and_the_orm_ones_in_both():
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
     suites = [line for line in ci.splitlines() if line.startswith("run_suite ")]
     sqlite = next(line for line in suites if line.startswith("run_suite sqlite"))

@@ -31,8 +31,6 @@ from accounts.models import Lease, Tenant
 from jobs.engines.segmind import ratelimit
 from jobs.models import (
     DISPATCHER_LEASE,
-    LOCAL_RUNNING,
-    LOCAL_STARTED,
     LOCAL_TYPICAL_SECONDS,
     Batch,
     Job,
@@ -129,16 +127,11 @@ def local_typical_seconds() -> float:
 
 
 def _local_place(job: Job, now: datetime) -> QueuePlace:
-    running = Job.objects.filter(LOCAL_RUNNING, tenant_id=job.tenant_id).count()
+    running = Job.objects.local_running_of(job.tenant_id).count()
     rank = (
         1 + Job.objects.local_queued().filter(tenant_id=job.tenant_id).filter(_before(job)).count()
     )
-    served = (
-        Job.objects.filter(LOCAL_STARTED, tenant_id=job.tenant_id)
-        .order_by("-started_at")
-        .values_list("started_at", flat=True)
-        .first()
-    )
+    served = Job.objects.local_last_start_of(job.tenant_id).first()
     # Served longest ago first, never served before all (as `local_in_turn` orders).
     if served is None:
         served_before = Q(tenant_served__isnull=True) & _before(job)

@@ -39,8 +39,7 @@ class _Gathered:
             totals[field] += value
 
     def flush(self) -> None:
-        engines, self.engines = self.engines, defaultdict(lambda: defaultdict(int))
-        for engine, deltas in engines.items():
+        for engine, deltas in self.engines.items():
             _tally_update(engine, deltas)
 
 

@@ -24,9 +24,8 @@ KNOWN_BROKERS = ("orm", "redis")
 
 
 def _brokers_asked() -> tuple[str, ...]:
-    asked = tuple(
-        b.strip() for b in os.environ.get("TEST_CLUSTER_BROKERS", "orm,redis").split(",") if b
-    )
+    names = os.environ.get("TEST_CLUSTER_BROKERS", "orm,redis").split(",")
+    asked = tuple(b.strip() for b in names if b.strip())
     unknown = [b for b in asked if b not in KNOWN_BROKERS]
     if unknown or not asked:
         raise ValueError(f"TEST_CLUSTER_BROKERS: {unknown or asked}: name some of {KNOWN_BROKERS}")
