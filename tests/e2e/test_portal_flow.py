@@ -68,6 +68,8 @@ def test_a_shop_turns_a_pasted_url_into_a_packshot_in_the_gallery(
     job = Job.objects.get()
     assert job.status == JobStatus.SUCCEEDED
     result = page.get_by_alt_text("The result of this job")
+    # The page adds the image and its Download link together; the image loads after.
+    page.wait_for_function("() => Array.from(document.images).every(img => img.complete)")
     assert result.evaluate("img => img.naturalWidth") == job.assets.get(kind=AssetKind.OUTPUT).width
     _shot(page, "job-done")
 
