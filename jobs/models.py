@@ -95,10 +95,13 @@ class JobQuerySet(models.QuerySet["Job"]):
         """The jobs held back by `pause`: those of the key's owner, the platform's or one
         workspace's own. Their key is looked at again when they are claimed, so a job that
         another pause holds back just waits again."""
-        jobs = self.filter(status=JobStatus.WAITING_FOR_PROVIDER)
-        if pause.tenant_id is None:
-            return jobs.filter(own_key=False)
-        return jobs.filter(own_key=True, tenant_id=pause.tenant_id)
+        return self.filter(status=JobStatus.WAITING_FOR_PROVIDER).sent_with_key_of(pause.tenant_id)
+
+    def sent_with_key_of(self, owner_id: int | None) -> JobQuerySet:
+        """Segmind jobs sent with one key: the platform's (None) or workspace `owner_id`'s own."""
+        if owner_id is None:
+            return self.filter(own_key=False)
+        return self.filter(own_key=True, tenant_id=owner_id)
 
     def segmind_queued(self) -> JobQuerySet:
         """Segmind jobs waiting for the dispatcher to claim and submit them."""

@@ -63,9 +63,7 @@ def _before(job: Job) -> Q:
 
 def _same_key(jobs: JobQuerySet, job: Job) -> JobQuerySet:
     """Jobs sent with the same Segmind key as `job`'s."""
-    if job.own_key:
-        return jobs.filter(own_key=True, tenant_id=job.tenant_id)
-    return jobs.filter(own_key=False)
+    return jobs.sent_with_key_of(job.tenant_id if job.own_key else None)
 
 
 def _key_gate(job: Job) -> ratelimit.KeyGate:

@@ -94,15 +94,9 @@ def segmind_budget_view(
     if jobs_waiting is None:
         current = segmind_key_for(tenant=budget.tenant)
         in_use = current is not None and current.key_id == budget.key_id
-    if not in_use:
-        jobs_waiting = 0
-    elif jobs_waiting is None:
-        queued = Job.objects.segmind_queued()
-        if budget.tenant_id is None:
-            queued = queued.filter(own_key=False)
-        else:
-            queued = queued.filter(own_key=True, tenant_id=budget.tenant_id)
-        jobs_waiting = queued.count()
+        jobs_waiting = (
+            Job.objects.segmind_queued().sent_with_key_of(budget.tenant_id).count() if in_use else 0
+        )
     closed = gate.closed_until if gate.closed_until > at else None
     return BudgetView(
         budget=budget,

@@ -73,6 +73,13 @@ def fake(settings: Any) -> Iterator[FakeSegmind]:
         yield server
 
 
+def images_loaded(page: Any) -> None:
+    """Wait until every image of the page has loaded (or failed: read its naturalWidth)."""
+    # A function, not an expression: Playwright would eval() an expression, which the CSP
+    # refuses.
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
+
+
 def finish_signup(page: Any, live_server: Any) -> None:
     """After the sign-up form: open the link the sign-up emailed and create the workspace
     (the live server runs in this process, so its emails are in `mail.outbox`)."""

@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from jobs import services
 from jobs.models import Asset, AssetKind
+from tests.e2e.conftest import images_loaded
 from tests.e2e.test_portal_flow import _log_in, _shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -36,7 +37,7 @@ def test_a_shop_zips_two_results_and_compares_one_with_its_photo(
     page.get_by_role("link", name="Gallery", exact=True).click()
     tiles = page.locator(".gallery .tile")
     expect(tiles).to_have_count(3, timeout=15_000)
-    page.wait_for_function("() => Array.from(document.images).every(img => img.complete)")
+    images_loaded(page)
     assert all(
         "/thumb/" in src
         for src in page.locator(".gallery img").evaluate_all("l => l.map(i => i.src)")

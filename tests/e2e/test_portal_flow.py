@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from accounts.models import Tenant, User
 from jobs.models import AssetKind, Job, JobStatus
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import finish_signup
+from tests.e2e.conftest import finish_signup, images_loaded
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -25,8 +25,7 @@ def _shot(page, name: str) -> None:
 
 def _assert_job_page_and_gallery_show_it(page, shot: str) -> None:
     """On a finished job's page: both images load; then the gallery shows its one tile."""
-    # Functions, not expressions: Playwright would eval() an expression, which the CSP refuses.
-    page.wait_for_function("() => Array.from(document.images).every(img => img.complete)")
+    images_loaded(page)
     for alt in ("The product photo you submitted", "The result of this job"):
         assert page.get_by_alt_text(alt).evaluate("img => img.naturalWidth") > 0
     _shot(page, shot)
@@ -38,7 +37,7 @@ def _assert_job_page_and_gallery_show_it(page, shot: str) -> None:
     expect(tiles).to_have_count(1, timeout=15_000)
     # A thumbnail, not the job page's image: a Segmind result's is made on this first view.
     assert "/thumb/" in tiles.first.evaluate("img => img.src")
-    page.wait_for_function("() => Array.from(document.images).every(img => img.complete)")
+    images_loaded(page)
     assert tiles.first.evaluate("img => img.complete && img.naturalWidth > 0")
 
 
@@ -67,21 +66,11 @@ def test_a_shop_turns_a_pasted_url_into_a_packshot_in_the_gallery(
     page.get_by_role("link", name="Download").wait_for(timeout=20_000)
     job = Job.objects.get()
     assert job.status == JobStatus.SUCCEEDED
-    result = page.get_by_alt_text("The result of this job")
     # The page adds the image and its Download link together; the image loads after.
-    page.wait_for_function("() => Array.from(document.images).every(img => img.complete)")
+    images_loaded(page)
+    result = page.get_by_alt_text("The result of this job")
     assert result.evaluate("img => img.naturalWidth") == job.assets.get(kind=AssetKind.OUTPUT).width
-    _shot(page, "job-done")
-
-    page.get_by_role("link", name="Gallery").click()
-    page.wait_for_url(re.compile(r"/gallery/$"))
-    tiles = page.locator(".gallery .tile img")
-    # Waits: the click only starts the navigation, and count() does not wait for the new page.
-    expect(tiles).to_have_count(1, timeout=15_000)
-    # A thumbnail, not the job page's image: a Segmind result's is made on this first view.
-    assert "/thumb/" in tiles.first.evaluate("img => img.src")
-    page.wait_for_function("() => Array.from(document.images).every(img => img.complete)")
-    assert tiles.first.evaluate("img => img.complete && img.naturalWidth > 0")
+    _assert_job_page_and_gallery_show_it(page, "job-done")
     _shot(page, "gallery")
 
 

@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 from jobs import images
 from jobs import services as job_services
 from jobs.models import AssetKind, Batch, Job, JobStatus, Preset
+from tests.e2e.conftest import images_loaded
 from tests.e2e.test_accessibility import _logged_in_context
 from tests.e2e.test_portal_flow import _shot
 
@@ -128,7 +129,7 @@ def test_the_batch_page_shows_thumbnails_of_finished_jobs_as_they_finish(
         assert thumb.get_attribute("src") == reverse(
             "asset_thumbnail", args=[tenant.slug, output.id]
         )
-        page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
+        images_loaded(page)
         assert thumb.evaluate("i => i.naturalWidth") > 0
         expect(done_row.locator(".job-result a")).to_have_attribute(
             "href", reverse("asset_detail", args=[tenant.slug, output.id])

@@ -10,12 +10,12 @@ from django.urls import reverse
 
 from jobs import services
 from jobs.models import JobStatus
+from tests.e2e.conftest import images_loaded
 from tests.e2e.test_accessibility import _logged_in_context
 from tests.e2e.test_portal_flow import _shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-EVERY_IMAGE_LOADED = "() => Array.from(document.images).every(i => i.complete)"
 BROKEN_IMAGES = "() => Array.from(document.images).filter(i => !i.naturalWidth).map(i => i.src)"
 
 
@@ -53,13 +53,13 @@ def test_on_s3_the_gallery_and_a_job_page_show_every_image(
     page.on("console", lambda m: refused.append(m.text) if "Content Security" in m.text else None)
     try:
         page.goto(live_server.url + reverse("gallery", args=[tenant.slug]))
-        page.wait_for_function(EVERY_IMAGE_LOADED)
+        images_loaded(page)
         assert page.locator(".gallery .tile img").count() == 2
         assert page.evaluate(BROKEN_IMAGES) == []
         _shot(page, f"s3-gallery-{width}")
 
         page.goto(live_server.url + reverse("job_detail", args=[tenant.slug, jobs[0].pk]))
-        page.wait_for_function(EVERY_IMAGE_LOADED)
+        images_loaded(page)
         for alt in ("The product photo you submitted", "The result of this job"):
             assert page.get_by_alt_text(alt).evaluate("img => img.naturalWidth") > 0
         assert page.evaluate(BROKEN_IMAGES) == []

@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from jobs import services
 from jobs.models import AssetKind, Job, JobStatus
+from tests.e2e.conftest import images_loaded
 from tests.e2e.test_accessibility import _logged_in_context
 from tests.e2e.test_portal_flow import _shot
 
@@ -53,7 +54,7 @@ def test_only_a_transparent_result_is_shown_on_a_checkerboard(
         tiles = page.locator(".gallery .tile")
         cutout_tile = tiles.filter(has_text="CUTOUT-1").locator("img")
         white_tile = tiles.filter(has_text="WHITE-1").locator("img")
-        page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
+        images_loaded(page)
         assert cutout_tile.evaluate(CHECKER_JS)
         assert not white_tile.evaluate(CHECKER_JS)
         # The transparent result's thumbnail keeps its transparency for the pattern to show
