@@ -145,6 +145,24 @@ class Setup:
             raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
         return result.stdout
 
+    def sql_value(self, sql: str) -> Any:
+        """The first value `sql` reads from the setup's database, read by the test process
+        itself: for a wait that must see a passing state at once (`cli` starts a Python
+        process, seconds on a loaded machine)."""
+        if self.pg_dbname:
+            import psycopg
+
+            with psycopg.connect(self.database_url, autocommit=True) as conn:
+                row = conn.execute(sql.encode()).fetchone()
+        else:
+            import sqlite3
+            from contextlib import closing
+
+            path = self.database_url.removeprefix("sqlite:///")
+            with closing(sqlite3.connect(path, timeout=30)) as conn:
+                row = conn.execute(sql).fetchone()
+        return row[0] if row else None
+
     def cli(self, *args: str) -> Any:
         """`python -m tests.support.cluster_cli args...`, its JSON answer."""
         return json.loads(self.manage(*args, module="tests.support.cluster_cli"))

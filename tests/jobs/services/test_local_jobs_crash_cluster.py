@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from jobs.models import Job, JobStatus
 from tests.support.brokers import BROKERS
 from tests.support.cluster import Setup, start_cluster, stop_cluster, wait_for
 
@@ -55,11 +56,13 @@ def test_a_cluster_killed_mid_run_ends_every_local_job_once_after_the_sweep(
     procs = [proc]
     try:
         ids: list[str] = setup.cli("local", "Alpha", str(JOBS), str(PHOTO_SIZE))
+        # Read here, not through `cli`: a process started per look takes seconds on a
+        # loaded machine, long enough for the worker to finish every job before the kill.
+        running_jobs = (
+            f"SELECT COUNT(*) FROM {Job._meta.db_table} WHERE status = '{JobStatus.RUNNING}'"
+        )
         wait_for(
-            "a job to be running",
-            lambda: any(s["status"] == "running" for s in _states(setup, ids).values()),
-            every=0.05,
-            setup=setup,
+            "a job to be running", lambda: setup.sql_value(running_jobs), every=0.02, setup=setup
         )
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
